@@ -1,0 +1,27 @@
+# The two commands a new user needs (see README.md):
+#   make demo   set everything up and run a simulated gate on this machine
+#   make test   set everything up (test tools, mosquitto) and run all tests
+VENV ?= .venv
+
+.PHONY: demo test setup setup-test lint bench clean
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+demo: setup
+	$(VENV)/bin/edged demo --fresh
+
+test: setup-test
+	$(VENV)/bin/python -m pytest -q
+
+lint: setup-test
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(VENV)/bin/python bench/run_all.py
+
+clean:
+	rm -rf var/demo .pytest_cache

@@ -1,0 +1,85 @@
+"""Structured logging for the journal.
+
+One line per event, ``key=value`` (logfmt) by default because that is what a
+technician reads in ``journalctl -u edged``; JSON for log shippers. Every
+component logs under its own name (``component=rfid``) and can have its own
+level, so a noisy serial line can be turned up without drowning the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import structlog
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+_state: dict[str, Any] = {"default": logging.INFO, "per_component": {}}
+
+
+def _level_filter(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    comp = event.get("component")
+    threshold = _state["per_component"].get(comp, _state["default"])
+    if logging.getLevelName(method.upper()) < threshold:
+        raise structlog.DropEvent
+    return event
+
+
+def _logfmt_value(value: Any) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' ="\\\n\t'):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text
+
+
+def _logfmt(_logger: Any, _method: str, event: dict[str, Any]) -> str:
+    """Render ``level= component= event= key=value ...`` in a stable order."""
+    head = []
+    for key in ("timestamp", "level", "component", "event"):
+        if key in event:
+            head.append(f"{key}={_logfmt_value(event.pop(key))}")
+    tail = [f"{k}={_logfmt_value(v)}" for k, v in event.items()]
+    return " ".join(head + tail)
+
+
+def configure(
+    level: str = "info",
+    components: Mapping[str, str] | None = None,
+    fmt: str = "logfmt",
+    timestamps: bool = True,
+    stream: TextIO | None = None,
+) -> None:
+    """Set up structlog once for the whole process.
+
+    Under systemd the journal stamps each line itself, so ``timestamps`` can be
+    turned off there; the demo and the CLI keep them.
+    """
+    _state["default"] = logging.getLevelName(level.upper())
+    _state["per_component"] = {
+        name: logging.getLevelName(lvl.upper()) for name, lvl in (components or {}).items()
+    }
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _level_filter,
+    ]
+    if timestamps:
+        processors.append(structlog.processors.TimeStamper(fmt="iso", utc=False))
+    processors.append(structlog.processors.format_exc_info)
+    if fmt == "json":
+        processors.append(structlog.processors.JSONRenderer(ensure_ascii=False))
+    else:
+        processors.append(_logfmt)
+    structlog.configure(
+        processors=processors,
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(component: str) -> Any:
+    """Logger bound to one component; the name shows in every line it writes."""
+    return structlog.get_logger().bind(component=component)

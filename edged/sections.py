@@ -1,0 +1,68 @@
+"""The root config schema: one section per area of the daemon.
+
+Each area keeps its section class next to its code; this module only puts
+them together, in the order the example config documents them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edged.config import DaemonConfig, LoggingConfig, SiteConfig, doc
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """The plate camera; gate cameras are fixed, so the plate appears in a known band."""
+
+    source: Literal["synthetic", "folder", "opencv", "picamera2"] = field(default="opencv", metadata=doc("Frame source: picamera2 (Pi camera), opencv (V4L2 device or RTSP URL), folder (replay images/video), synthetic (demo scenes)"))
+    device: str = field(default="/dev/video0", metadata=doc("For opencv: V4L2 device path, device index, or rtsp:// URL of an IP camera (抓拍机)"))
+    folder: str = field(default="", metadata=doc("For folder: directory of images (or a video file) replayed in name order"))
+    fps: float = field(default=10.0, metadata=doc("Frames per second to read"))
+    width: int = field(default=1920, metadata=doc("Requested frame width (opencv/picamera2)"))
+    height: int = field(default=1080, metadata=doc("Requested frame height (opencv/picamera2)"))
+    read_timeout_seconds: float = field(default=2.0, metadata=doc("A frame not delivered within this time counts as the camera lost"))
+    reconnect_max_seconds: float = field(default=30.0, metadata=doc("Longest wait between reconnect attempts while the camera is lost"))
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0 or self.fps > 60:
+            raise ValueError(f"fps: expected 0 < fps <= 60, found {self.fps}")
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """When a passage starts: the ground loop, or the camera itself."""
+
+    mode: Literal["loop", "continuous"] = field(default="loop", metadata=doc("loop: a burst of frames when the ground loop (地感) rises; continuous: detect on every frame with a hold-off"))
+    burst_frames: int = field(default=5, metadata=doc("Frames read per vehicle and voted over, character by character"))
+    burst_interval_ms: int = field(default=80, metadata=doc("Time between frames of a burst"))
+    holdoff_seconds: float = field(default=8.0, metadata=doc("continuous mode: the same plate within this time is the same vehicle (one passage)"))
+    rfid_window_seconds: float = field(default=2.0, metadata=doc("RFID tag reads within this many seconds of the trigger belong to the vehicle"))
+    min_plate_confidence: float = field(default=0.80, metadata=doc("Below this voted confidence a plate is treated as unread (falls back to RFID or the guard)"))
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.burst_frames <= 30:
+            raise ValueError(f"burst_frames: expected 1..30, found {self.burst_frames}")
+        if not 0.0 <= self.min_plate_confidence <= 1.0:
+            raise ValueError(f"min_plate_confidence: expected 0..1, found {self.min_plate_confidence}")
+
+
+@dataclass(frozen=True)
+class EdgedConfig:
+    """The whole file."""
+
+    site: SiteConfig = field(default_factory=SiteConfig, metadata=doc("Plant and gate identity"))
+    daemon: DaemonConfig = field(default_factory=DaemonConfig, metadata=doc("Process, data directory, systemd"))
+    logging: LoggingConfig = field(default_factory=LoggingConfig, metadata=doc("Journal output"))
+    camera: CameraConfig = field(default_factory=CameraConfig, metadata=doc("Plate camera (车牌识别摄像机)"))
+    trigger: TriggerConfig = field(default_factory=TriggerConfig, metadata=doc("Vehicle trigger and frame burst"))
+    lpr: dict[str, Any] = field(default_factory=dict, metadata=doc("Plate recognition"))
+    rfid: dict[str, Any] = field(default_factory=dict, metadata=doc("UHF RFID reader"))
+    scale: dict[str, Any] = field(default_factory=dict, metadata=doc("Weighbridge indicator"))
+    gpio: dict[str, Any] = field(default_factory=dict, metadata=doc("Barrier, alarm and sensors"))
+    policy: dict[str, Any] = field(default_factory=dict, metadata=doc("Admission policy"))
+    ledger: dict[str, Any] = field(default_factory=dict, metadata=doc("Electronic ledger"))
+    mqtt: dict[str, Any] = field(default_factory=dict, metadata=doc("MQTT uplink"))
+    hj212: dict[str, Any] = field(default_factory=dict, metadata=doc("HJ 212 platforms"))
+    modbus: dict[str, Any] = field(default_factory=dict, metadata=doc("Modbus meters"))

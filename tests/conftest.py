@@ -1,0 +1,33 @@
+"""Shared fixtures: real brokers, the shared real-data folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.broker import Mosquitto, find_mosquitto
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("EDGED_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A fresh broker per test on a free loopback port."""
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is not installed: run ./scripts/setup.sh")
+    broker = Mosquitto(workdir=tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def shared_data(name: str) -> Path:
+    """Path of a folder of real data from other teams, or skip the test clearly."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real data folder {name!r} not present beside the checkout (shared/data/{name})")
+    return path
