@@ -82,4 +82,4 @@ def configure(
 
 def get_logger(component: str) -> Any:
     """Logger bound to one component; the name shows in every line it writes."""
-    return structlog.get_logger().bind(component=component)
+    return structlog.get_logger(component=component)
