@@ -1,0 +1,236 @@
+"""Plate recognition benchmark: accuracy on the dev set, latency, overhead, peak RSS.
+
+    python bench/lpr_bench.py [--data DIR] [--model-dir DIR] [--quick]
+
+Accuracy: exact plate (the labelled plate among the image's reads), character
+accuracy (best read, same length), colour, detection recall, by kind, by file
+prefix and by colour; wrong reads that pass the syntax check with confidence
+>= --high-conf are counted separately (the worst error at a gate).
+Latency: full pipeline on dev scenes resized to 1280x720 and 1920x1080, one
+intra-op thread, p50/p95, against the bare ``session.run`` time of the two
+models on the very same inputs (the overhead ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import resource
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edged.logs import configure
+
+configure(level="warning")  # before the lpr modules bind their loggers
+
+from edged.lpr.config import LprConfig  # noqa: E402
+from edged.lpr.pipeline import PlateRecognizer  # noqa: E402
+from edged.lpr.rectify import split_rows  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def accuracy(rec: PlateRecognizer, data: Path, limit: int | None, high_conf: float) -> None:
+    rows = list(csv.DictReader((data / "labels.csv").open(encoding="utf-8")))
+    if limit:
+        rows = rows[:: max(1, len(rows) // limit)][:limit]
+    groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    wrong_valid: list[str] = []
+    for row in rows:
+        img = cv2.imread(str(data / row["file"]), cv2.IMREAD_COLOR)
+        if img is None:
+            print(f"  unreadable: {row['file']}")
+            continue
+        reads = rec.read(img)
+        truth = row["plate"]
+        exact = any(r.text == truth for r in reads)
+        best = max(
+            reads,
+            key=lambda r: sum(a == b for a, b in zip(r.text, truth, strict=False)),
+            default=None,
+        )
+        chars = (
+            sum(a == b for a, b in zip(best.text, truth, strict=False))
+            if best and len(best.text) == len(truth)
+            else 0
+        )
+        colour = row.get("plate_color_if_known") or ""
+        keys = [
+            "all",
+            f"kind={row['kind']}",
+            "prefix=" + row["file"].split("/")[-1].split("_")[0],
+            f"colour={colour or 'unknown'}",
+        ]
+        for k in keys:
+            g = groups[k]
+            g["n"] += 1
+            g["exact"] += exact
+            g["chars"] += chars
+            g["chars_n"] += len(truth)
+            g["detected"] += bool(reads)
+            if colour:
+                g["colour_n"] += 1
+                g["colour_ok"] += bool(best) and best.colour == colour
+        if not exact and row["kind"] == "scene" and not row.get("other_plates_in_image"):
+            for r in reads:
+                if r.valid_syntax and r.confidence >= high_conf:
+                    wrong_valid.append(
+                        f"{row['file']}: read {r.text} ({r.confidence:.2f}) truth {truth}"
+                    )
+        elif not exact:
+            for r in reads:
+                if r.valid_syntax and r.confidence >= high_conf and len(reads) == 1:
+                    wrong_valid.append(
+                        f"{row['file']}: read {r.text} ({r.confidence:.2f}) truth {truth}"
+                    )
+    print("accuracy (exact = labelled plate among the reads)")
+    print(f"  {'group':22s} {'n':>4s} {'exact':>7s} {'chars':>7s} {'colour':>7s} {'recall':>7s}")
+    for k in sorted(groups, key=lambda s: (s != "all", s)):
+        g = groups[k]
+        col = f"{g['colour_ok'] / g['colour_n']:.1%}" if g["colour_n"] else "-"
+        print(
+            f"  {k:22s} {int(g['n']):4d} {g['exact'] / g['n']:7.1%} "
+            f"{g['chars'] / g['chars_n']:7.1%} {col:>7s} {g['detected'] / g['n']:7.1%}"
+        )
+    n = groups["all"]["n"]
+    print(
+        f"wrong reads with valid syntax and confidence >= {high_conf}: {len(wrong_valid)} "
+        f"({len(wrong_valid) / max(n, 1):.1%} of {int(n)} images)"
+    )
+    for line in wrong_valid:
+        print(f"  {line}")
+
+
+def latency(
+    rec: PlateRecognizer, frames: list[np.ndarray], size: tuple[int, int], repeats: int
+) -> None:
+    full, bare = [], []
+    cfg = rec.config
+    for frame in frames:
+        img = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        rec.read(img)  # warm-up (priors for this size, allocator)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            rec.read(img)
+            full.append(time.perf_counter() - t0)
+        # the same model calls, bare: detector pass(es) and recogniser batch, inputs prepared
+        blob, _ = rec.detector.prepare(img, cfg.det_max_side)
+        dets = rec.detect(img)
+        second: np.ndarray | None = None
+        first = rec.detector.detect(img, cfg.det_max_side, cfg.det_score, cfg.nms_iou)
+        if not first and cfg.second_pass_max_side and max(img.shape[:2]) > cfg.det_max_side:
+            second, _ = rec.detector.prepare(img, cfg.second_pass_max_side)
+        pieces = []
+        for d in dets:
+            crop, double = rec.rectify(img, d)
+            pieces += [crop] if not double else list(split_rows(crop))
+        batch = rec.recognizer.prepare(pieces) if pieces else None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            rec.detector.run(blob)
+            if second is not None:
+                rec.detector.run(second)
+            if batch is not None:
+                rec.recognizer.run(batch)
+            bare.append(time.perf_counter() - t0)
+    f, b = np.array(full) * 1e3, np.array(bare) * 1e3
+    print(
+        f"latency {size[0]}x{size[1]}, {cfg.threads} thread(s), {len(f)} runs: "
+        f"full p50 {np.percentile(f, 50):.1f} ms p95 {np.percentile(f, 95):.1f} ms | "
+        f"bare session.run p50 {np.percentile(b, 50):.1f} ms p95 {np.percentile(b, 95):.1f} ms"
+        f" | ratio full/bare (mean) {f.mean() / b.mean():.3f}"
+    )
+
+
+def rss_probe(model_dir: str, threads: int, image: Path | None) -> int:
+    """Peak RSS of the pipeline alone (no dev set in memory): run in a child process."""
+    rec = PlateRecognizer(LprConfig(model_dir=model_dir, threads=threads))
+    loaded = rss_mb()
+    frame = cv2.imread(str(image)) if image else None
+    if frame is None:
+        frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame = cv2.resize(frame, (1920, 1080))
+    for _ in range(5):
+        rec.read(frame)
+    rec.read(np.full((1080, 1920, 3), 100, np.uint8))  # nothing found: second pass too
+    print(f"{loaded:.0f} {rss_mb():.0f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "plates-dev")
+    ap.add_argument("--model-dir", default=str(REPO / "models" / "onnx"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--high-conf", type=float, default=0.8)
+    ap.add_argument("--quick", action="store_true", help="small subset, smoke test (< 20 s)")
+    ap.add_argument(
+        "--rss-probe", type=Path, nargs="?", const=Path(), default=None, help=argparse.SUPPRESS
+    )
+    args = ap.parse_args(argv)
+    if args.rss_probe is not None:
+        return rss_probe(
+            args.model_dir, args.threads, args.rss_probe if args.rss_probe.is_file() else None
+        )
+    import subprocess
+
+    first = sorted((args.data / "scene").glob("*.jpg"))[:1]
+    probe = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--model-dir",
+            args.model_dir,
+            "--threads",
+            str(args.threads),
+            "--rss-probe",
+            *(str(p) for p in first),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    try:
+        loaded, peak = probe.stdout.split()[-2:]
+        print(
+            f"peak RSS (pipeline alone, child process): {loaded} MB with both models loaded, "
+            f"{peak} MB after 1080p reads incl. a second detector pass"
+        )
+    except ValueError:
+        print(f"RSS probe failed: {probe.stderr.strip()[-300:]}")
+    rec = PlateRecognizer(LprConfig(model_dir=args.model_dir, threads=args.threads))
+    if not (args.data / "labels.csv").is_file():
+        print(f"dev set not found at {args.data}: accuracy skipped; latency on synthetic scenes")
+        from edged.lpr.synth import render_scene
+
+        scenes = [render_scene("京A12345", "blue", seed=i) for i in range(3)]
+    else:
+        accuracy(rec, args.data, 30 if args.quick else None, args.high_conf)
+        rows = [
+            r
+            for r in csv.DictReader((args.data / "labels.csv").open(encoding="utf-8"))
+            if r["kind"] == "scene"
+        ]
+        rows = rows[:: max(1, len(rows) // (4 if args.quick else 40))]
+        scenes = [
+            im for im in (cv2.imread(str(args.data / r["file"])) for r in rows) if im is not None
+        ]
+    reps = 1 if args.quick else 3
+    for size in ((1280, 720), (1920, 1080)):
+        latency(rec, scenes, size, reps)
+    print(f"peak RSS of this benchmark process (dev set in memory): {rss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

