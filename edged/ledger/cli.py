@@ -1,0 +1,360 @@
+"""``edged ledger verify|query|report|head``, ``edged export``, ``edged backup``, ``edged restore``.
+
+Every command takes ``--db FILE`` so it works on a copy (an inspector's
+laptop, a backup) without a config file; without it, the paths come from
+the ``[ledger]`` section of the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+from edged.ledger.query import FORMATS, parse_time, zone
+from edged.ledger.retention import LedgerConfig
+
+
+@dataclass
+class Settings:
+    db: Path
+    images: Path | None
+    tz: tzinfo
+    site: str
+    gate: str
+    ledger: LedgerConfig
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """--db/--images win; otherwise the config file; a bare --db needs no config at all."""
+    tz_name = getattr(args, "tz", None)
+    if getattr(args, "db", None):
+        images = getattr(args, "images_dir", None)
+        return Settings(
+            Path(args.db),
+            Path(images) if images else None,
+            zone(tz_name or "Asia/Shanghai"),
+            getattr(args, "site", None) or "site",
+            "gate",
+            LedgerConfig(),
+        )
+    from edged.config import load_config
+
+    cfg = load_config(getattr(args, "config", None))
+    lc = cfg.ledger if isinstance(cfg.ledger, LedgerConfig) else LedgerConfig(**(cfg.ledger or {}))
+    images = getattr(args, "images_dir", None) or lc.images_dir
+    return Settings(
+        Path(lc.db_path),
+        Path(images),
+        zone(tz_name or cfg.site.timezone),
+        cfg.site.id,
+        cfg.site.gate_id,
+        lc,
+    )
+
+
+def _need_db(s: Settings) -> int | None:
+    if not s.db.is_file():
+        print(
+            f"edged: ledger database {s.db} not found (pass --db FILE or set ledger.db_path)",
+            file=sys.stderr,
+        )
+        return 2
+    return None
+
+
+def _db_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db", metavar="FILE", help="ledger database (default: ledger.db_path from the config)"
+    )
+    p.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="time zone for dates and reports (default: site.timezone, Asia/Shanghai)",
+    )
+
+
+# -- ledger verify ----------------------------------------------------------
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from edged.ledger.verify import verify_db
+
+    s = _settings(args)
+    if (rc := _need_db(s)) is not None:
+        return rc
+    expect: dict[str, tuple[int, str]] = {}
+    for item in args.expect_head or []:
+        try:
+            chain, seq, digest = item.split(":")
+            expect[chain] = (int(seq), digest)
+        except ValueError:
+            print(f"edged: --expect-head: expected CHAIN:SEQ:HASH, found {item!r}", file=sys.stderr)
+            return 2
+    images = s.images if s.images is not None and s.images.is_dir() else None
+    res = verify_db(s.db, images, expect or None)
+    for chain, c in res.chains.items():
+        print(
+            f"{chain}: {c.rows} rows verified"
+            + (f", head {c.head[0]}:{c.head[1]}" if c.problem is None else "")
+        )
+    if images is None:
+        print("snapshots: not checked (pass --images DIR)")
+    elif res.ok:
+        print(f"snapshots: {res.images_checked} verified, {res.images_purged} removed by retention")
+    if res.ok:
+        print("OK: ledger unaltered")
+        return 0
+    print(f"FAIL: {res.problem}")
+    return 1
+
+
+# -- ledger query -----------------------------------------------------------
+
+
+def _query(args: argparse.Namespace) -> int:
+    from edged.ledger.store import LedgerStore
+
+    s = _settings(args)
+    if (rc := _need_db(s)) is not None:
+        return rc
+    try:
+        start = parse_time(args.since, s.tz) if args.since else None
+        end = parse_time(args.until, s.tz) if args.until else None
+    except ValueError as exc:
+        print(f"edged: {exc}", file=sys.stderr)
+        return 2
+    with LedgerStore(s.db) as store:
+        rows = store.passages(
+            start=start,
+            end=end,
+            plate=args.plate,
+            direction=args.direction,
+            decision=args.decision,
+            emission_stage=args.stage,
+            fuel=args.fuel,
+            gate=args.gate,
+            limit=args.limit,
+        )
+        FORMATS[args.format](rows, sys.stdout)
+    return 0
+
+
+# -- ledger report ----------------------------------------------------------
+
+
+def _report(args: argparse.Namespace) -> int:
+    from edged.ledger.reports import build_report, write_report_csv, write_report_xlsx
+    from edged.ledger.store import LedgerStore
+
+    s = _settings(args)
+    if (rc := _need_db(s)) is not None:
+        return rc
+    threshold = args.frequent or s.ledger.frequent_per_day
+    with LedgerStore(s.db) as store:
+        try:
+            rep = build_report(store, args.kind, args.date, s.tz, threshold)
+        except ValueError as exc:
+            print(f"edged: {exc}", file=sys.stderr)
+            return 2
+        out = Path(args.out)
+        if args.format == "xlsx":
+            n = write_report_xlsx(rep, out, store)
+        else:
+            write_report_csv(rep, out)
+            n = 0
+    print(f"{args.kind} report {rep.label} written to {out}" + (f" ({n} detail rows)" if n else ""))
+    return 0
+
+
+def _head(args: argparse.Namespace) -> int:
+    from edged.ledger.store import LedgerStore
+
+    s = _settings(args)
+    if (rc := _need_db(s)) is not None:
+        return rc
+    with LedgerStore(s.db) as store:
+        heads = store.heads()
+    print(json.dumps({k: {"seq": q, "hash": h} for k, (q, h) in heads.items()}))
+    return 0
+
+
+# -- export / backup / restore ----------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    from edged.ledger.export import ExportError, export
+    from edged.ledger.store import LedgerStore
+
+    s = _settings(args)
+    if (rc := _need_db(s)) is not None:
+        return rc
+    dest = args.usb or args.to
+    include = args.images or (bool(args.usb) and s.ledger.export_images)
+    with LedgerStore(s.db) as store:
+        try:
+            res = export(
+                store,
+                dest,
+                tz=s.tz,
+                site=s.site,
+                gate=s.gate,
+                images_dir=s.images,
+                include_images=include,
+                report_days=s.ledger.export_report_days,
+                frequent_per_day=s.ledger.frequent_per_day,
+                actor="usb" if args.usb else "operator",
+            )
+        except ExportError as exc:
+            print(f"edged: {exc}", file=sys.stderr)
+            return 1
+    if args.usb:
+        os.sync()
+    first, last = res.passages
+    print(
+        f"exported passages {first}..{last} ({max(0, last - first + 1)} "
+        f"rows), {res.images} images to {res.folder}"
+    )
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from edged.ledger.backup import backup
+
+    s = _settings(args)
+    if (rc := _need_db(s)) is not None:
+        return rc
+    res = backup(s.db, args.file)
+    if not res.ok:
+        print(f"backup written but the ledger does not verify: {res.problem}")
+        return 1
+    print(
+        f"backup written to {args.file}; "
+        + ", ".join(f"{k} head {c.head[0]}" for k, c in res.chains.items())
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from edged.ledger.backup import RestoreError, restore
+
+    s = _settings(args)
+    if not Path(args.file).is_file():
+        print(f"edged: backup file {args.file} not found", file=sys.stderr)
+        return 2
+    try:
+        kept = restore(s.db, args.file, force=args.force)
+    except RestoreError as exc:
+        print(f"edged: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"restored {s.db} from {args.file}" + (f"; previous ledger kept as {kept}" if kept else "")
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``ledger``, ``export``, ``backup`` and ``restore`` to the root parser."""
+    led = sub.add_parser("ledger", help="electronic ledger (电子台账): verify, query, reports")
+    lsub = led.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+
+    p = lsub.add_parser(
+        "verify",
+        help="check both hash chains and every snapshot file; exit 1 names the first bad row",
+    )
+    _db_opt(p)
+    p.add_argument(
+        "--images",
+        dest="images_dir",
+        metavar="DIR",
+        help="snapshot images folder (default: ledger.images_dir)",
+    )
+    p.add_argument(
+        "--expect-head",
+        action="append",
+        metavar="CHAIN:SEQ:HASH",
+        help="a head published earlier (catches rows cut off the end)",
+    )
+    p.set_defaults(func=_verify)
+
+    p = lsub.add_parser("query", help="find passages")
+    _db_opt(p)
+    p.add_argument(
+        "--from",
+        dest="since",
+        metavar="TIME",
+        help="from this time (YYYY-MM-DD[ HH:MM], site time)",
+    )
+    p.add_argument("--to", dest="until", metavar="TIME", help="up to (excluding) this time")
+    p.add_argument("--plate")
+    p.add_argument("--direction", choices=("in", "out"))
+    p.add_argument("--decision", choices=("allow", "deny", "hold"))
+    p.add_argument("--stage", help="emission stage, e.g. 国五")
+    p.add_argument("--fuel", help="diesel, petrol, gas, electric, hybrid, hydrogen")
+    p.add_argument("--gate")
+    p.add_argument("--limit", type=int)
+    p.add_argument(
+        "--format", choices=tuple(FORMATS), default="table", help="table, csv, or json (JSON Lines)"
+    )
+    p.set_defaults(func=_query)
+
+    p = lsub.add_parser("report", help="daily or monthly report (日报/月报), CSV or XLSX")
+    p.add_argument("kind", choices=("daily", "monthly"))
+    _db_opt(p)
+    p.add_argument("--date", required=True, help="YYYY-MM-DD (daily) or YYYY-MM (monthly)")
+    p.add_argument("--format", choices=("csv", "xlsx"), default="xlsx")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument(
+        "--frequent", type=int, metavar="N", help="flag vehicles passing more than N times a day"
+    )
+    p.set_defaults(func=_report)
+
+    p = lsub.add_parser("head", help="print the head (seq + hash) of each chain as JSON")
+    _db_opt(p)
+    p.set_defaults(func=_head)
+
+    p = sub.add_parser(
+        "export", help="export ledger rows since the last export, reports and a manifest"
+    )
+    _db_opt(p)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", metavar="DIR", help="target folder")
+    where.add_argument(
+        "--usb",
+        metavar="MOUNTPOINT",
+        help="freshly mounted USB stick (used by the udev/systemd unit)",
+    )
+    p.add_argument(
+        "--images", action="store_true", help="also copy snapshot images of the exported rows"
+    )
+    p.add_argument(
+        "--images-dir",
+        dest="images_dir",
+        metavar="DIR",
+        help="snapshot images folder (default: ledger.images_dir)",
+    )
+    p.add_argument("--site", help="site id for the export folder name (with --db)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("backup", help="online, consistent copy of the ledger")
+    p.add_argument("file", metavar="FILE")
+    _db_opt(p)
+    p.set_defaults(func=_backup)
+
+    p = sub.add_parser(
+        "restore",
+        help="replace the ledger with a backup, after verifying it (stop the daemon first)",
+    )
+    p.add_argument("file", metavar="FILE")
+    _db_opt(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even if the backup is older than the live ledger",
+    )
+    p.set_defaults(func=_restore)

@@ -1,0 +1,227 @@
+"""One passage as the ledger stores it: every field an inspector compares against video.
+
+The record is a frozen value so that what was hashed is what was decided:
+nothing downstream can change a field after the row is chained. Field names
+are the keys of the canonical JSON (see ``docs/LEDGER.md``), so renaming one
+is a format change that old rows' hashes would no longer match.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Direction = Literal["in", "out"]
+Decision = Literal["allow", "deny", "hold"]
+IdSource = Literal["plate", "rfid", "manual", "plate+rfid", "none"]
+
+DIRECTIONS = ("in", "out")
+DECISIONS = ("allow", "deny", "hold")
+ID_SOURCES = ("plate", "rfid", "manual", "plate+rfid", "none")
+#: Fuels that count as new-energy (新能源) in the inspectors' ratio.
+NEW_ENERGY_FUELS = frozenset({"electric", "hybrid", "hydrogen"})
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RecordError(ValueError):
+    """A record that cannot go into the ledger; the message names the field."""
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise RecordError(message)
+
+
+def safe_relative_path(path: str) -> bool:
+    """Snapshot paths are relative to the images folder and never climb out of it."""
+    if not path or path.startswith(("/", "\\")) or "\x00" in path or ":" in path:
+        return False
+    parts = path.replace("\\", "/").split("/")
+    return all(p not in ("", ".", "..") for p in parts)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot image (抓拍图片): path relative to the images folder, and its SHA-256."""
+
+    path: str
+    sha256: str
+
+    def __post_init__(self) -> None:
+        _check(
+            safe_relative_path(self.path),
+            "snapshots.path: expected a relative path "
+            f"inside the images folder, found {self.path!r}",
+        )
+        _check(
+            bool(_SHA256.match(self.sha256)),
+            f"snapshots.sha256: expected 64 lowercase hex digits, found {self.sha256!r}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Special approval (特批放行): one-time pass with who asked, who approved and why."""
+
+    id: str
+    applicant: str
+    approver: str
+    reason: str
+    valid_until: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "applicant": self.applicant,
+            "approver": self.approver,
+            "reason": self.reason,
+            "valid_until": self.valid_until,
+        }
+
+
+@dataclass(frozen=True)
+class PassageRecord:
+    """One passage, allowed or refused. ``time`` is ISO 8601 with a UTC offset.
+
+    ``plate`` is None when no plate was read (inspectors ask for those
+    passages separately). ``correction_of`` is the seq of the row this one
+    corrects; corrections keep the original passage time.
+    """
+
+    time: str
+    site: str
+    gate: str
+    direction: Direction
+    decision: Decision
+    reason_code: str
+    plate: str | None = None
+    plate_colour: str | None = None
+    vehicle_type: str | None = None
+    vin: str | None = None
+    fuel: str | None = None
+    emission_stage: str | None = None
+    reason_zh: str = ""
+    reason_en: str = ""
+    snapshots: tuple[Snapshot, ...] = ()
+    rfid_tag: str | None = None
+    weight_kg: int | None = None
+    cargo: str | None = None
+    approval: Approval | None = None
+    id_source: IdSource = "plate"
+    id_confidence: float | None = None
+    flags: tuple[str, ...] = ()
+    correction_of: int | None = None
+    operator: str | None = None
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        try:
+            ts = datetime.fromisoformat(self.time)
+        except (TypeError, ValueError):
+            raise RecordError(
+                f"time: expected ISO 8601 with UTC offset, found {self.time!r}"
+            ) from None
+        _check(
+            ts.utcoffset() is not None,
+            f"time: expected a UTC offset (e.g. +08:00), found {self.time!r}",
+        )
+        _check(
+            self.direction in DIRECTIONS, f"direction: expected in or out, found {self.direction!r}"
+        )
+        _check(
+            self.decision in DECISIONS,
+            f"decision: expected allow, deny or hold, found {self.decision!r}",
+        )
+        _check(
+            self.id_source in ID_SOURCES,
+            f"id_source: expected one of {ID_SOURCES}, found {self.id_source!r}",
+        )
+        _check(
+            bool(self.site) and bool(self.gate),
+            f"site/gate: expected non-empty ids, found {self.site!r}/{self.gate!r}",
+        )
+        _check(bool(self.reason_code), "reason_code: expected a code, found an empty string")
+        if self.weight_kg is not None:
+            _check(
+                isinstance(self.weight_kg, int)
+                and not isinstance(self.weight_kg, bool)
+                and self.weight_kg >= 0,
+                f"weight_kg: expected a whole number of kg >= 0, found {self.weight_kg!r}",
+            )
+        if self.id_confidence is not None:
+            _check(
+                isinstance(self.id_confidence, int | float) and 0.0 <= self.id_confidence <= 1.0,
+                f"id_confidence: expected 0..1, found {self.id_confidence!r}",
+            )
+        if self.correction_of is not None:
+            _check(
+                isinstance(self.correction_of, int) and self.correction_of > 0,
+                f"correction_of: expected a positive seq, found {self.correction_of!r}",
+            )
+        _check(
+            all(isinstance(s, Snapshot) for s in self.snapshots),
+            "snapshots: expected Snapshot values",
+        )
+        _check(
+            all(isinstance(f, str) and f for f in self.flags),
+            f"flags: expected non-empty strings, found {self.flags!r}",
+        )
+
+    @property
+    def new_energy(self) -> bool:
+        return (self.fuel or "") in NEW_ENERGY_FUELS
+
+    @property
+    def plate_read(self) -> bool:
+        return self.plate is not None and "plate" in self.id_source
+
+    def to_fields(self) -> dict[str, Any]:
+        """The JSON object that is hashed and stored; every key present, nulls explicit."""
+        return {
+            "time": self.time,
+            "site": self.site,
+            "gate": self.gate,
+            "direction": self.direction,
+            "plate": self.plate,
+            "plate_colour": self.plate_colour,
+            "vehicle_type": self.vehicle_type,
+            "vin": self.vin,
+            "fuel": self.fuel,
+            "emission_stage": self.emission_stage,
+            "decision": self.decision,
+            "reason_code": self.reason_code,
+            "reason_zh": self.reason_zh,
+            "reason_en": self.reason_en,
+            "snapshots": [s.to_dict() for s in self.snapshots],
+            "rfid_tag": self.rfid_tag,
+            "weight_kg": self.weight_kg,
+            "cargo": self.cargo,
+            "approval": self.approval.to_dict() if self.approval else None,
+            "id_source": self.id_source,
+            "id_confidence": self.id_confidence,
+            "flags": sorted(self.flags),
+            "correction_of": self.correction_of,
+            "operator": self.operator,
+            "event_id": self.event_id,
+        }
+
+    @classmethod
+    def from_fields(cls, data: dict[str, Any]) -> PassageRecord:
+        """Rebuild a record from stored JSON; unknown keys are an error, not ignored."""
+        known = set(cls.__dataclass_fields__)
+        extra = set(data) - known
+        if extra:
+            raise RecordError(f"fields: unknown keys {sorted(extra)}")
+        kw = dict(data)
+        kw["snapshots"] = tuple(Snapshot(**s) for s in kw.get("snapshots") or ())
+        kw["flags"] = tuple(kw.get("flags") or ())
+        if kw.get("approval") is not None:
+            kw["approval"] = Approval(**kw["approval"])
+        return cls(**kw)
