@@ -1,0 +1,588 @@
+"""``MqttLink``: the gate's store-and-forward connection to its backend.
+
+Three threads, each with one job, so no slow part can stall another:
+
+* paho's network thread: socket, keepalive, reconnect backoff, PUBACKs.
+  Its callbacks only set flags and queue things (paho holds its own locks
+  while calling them).
+* the sender: moves messages from the SQLite outbox into a bounded QoS 1
+  window, deletes them after PUBACK (batched), prunes the outbox.
+* the command worker: verifies and dispatches ``cmd/<name>`` messages, so a
+  slow handler (a registry replace) never delays keepalives.
+
+Ordering: live messages (enqueued while connected) go first, in order; the
+backlog left from an outage or a previous run drains in order beside them at
+``drain_rate`` so a long backlog never holds up today's passages. Consumers
+that need one total order sort by ``seq``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edged.logs import get_logger
+from edged.mqtt.commands import CommandVerifier, Verdict
+from edged.mqtt.config import MqttConfig
+from edged.mqtt.outbox import Outbox, Row
+from edged.mqtt.topics import Topics, build_envelope, encode, new_id, now_iso
+
+log = get_logger("mqtt")
+
+EventCallback = Callable[[str, dict[str, Any]], None]
+AuditCallback = Callable[[str, str, dict[str, Any]], None]
+CommandHandler = Callable[[dict[str, Any], str], dict[str, Any] | None]
+
+_ACK_BATCH = 256
+_ACK_FLUSH_S = 0.1
+_MAINTAIN_S = 10.0
+_REFUSED_PAUSE_S = 5.0
+_DROP_REPORT_S = 60.0
+
+
+def fallback_needed(setting: str, using_v5: bool, reason: int) -> bool:
+    """Should ``auto`` retry with MQTT 3.1.1 after this CONNACK reason?
+
+    A 3.1.1-only broker answers a v5 CONNECT with return code 1 ("unacceptable
+    protocol version"); a v5 broker that refuses the version says 0x84.
+    """
+    return setting == "auto" and using_v5 and reason in (1, 0x84)
+
+
+class MqttLink:
+    """Publish with no loss through outages; receive signed commands."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        identity: tuple[str, str],
+        outbox_path: str | Path,
+        on_event: EventCallback | None = None,
+        audit: AuditCallback | None = None,
+    ) -> None:
+        self.config = config
+        self.site, self.gate = identity
+        self.topics = Topics(config.prefix, self.site, self.gate)
+        self.client_id = config.client_id or f"edged-{self.site}-{self.gate}"
+        self.outbox = Outbox(
+            outbox_path,
+            max_messages=config.outbox_max_messages,
+            max_bytes=int(config.outbox_max_mb * 1024 * 1024),
+            max_age_s=config.outbox_max_age_h * 3600,
+            synchronous=config.outbox_sync,
+        )
+        self._on_event = on_event
+        self._audit = audit
+        keys = [config.hmac_key, config.hmac_key_previous]
+        self.verifier = CommandVerifier(
+            self.site,
+            self.gate,
+            keys,
+            self.outbox,
+            max_skew_s=config.cmd_max_skew_s,
+            allowed=list(config.commands_allowed),
+        )
+        self._handlers: dict[str, CommandHandler] = {"ping": self._ping}
+        self._use_v5 = config.protocol != "3.1.1"
+        self._client: mqtt.Client | None = None
+        self._connected = False
+        self._window = config.max_inflight
+        self._live_from = self.outbox.next_seq
+        self._inflight: dict[int, int] = {}  # paho mid -> seq (sender thread only)
+        self._busy: set[int] = set()  # seqs in flight or acked-not-yet-deleted
+        self._acks: deque[tuple[int, bool]] = deque()  # from paho's thread
+        self._pending_acks: list[int] = []
+        self._pending_since = 0.0
+        self._tokens = float(config.max_inflight)
+        self._token_time = time.monotonic()
+        self._pause_until = 0.0
+        self._last_drop_report = -_DROP_REPORT_S
+        self._fallback_requested = False
+        self._wake = threading.Event()
+        self._stopping = False
+        self._stop_deadline = 0.0
+        self._sender: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
+        self._commands: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=1000)
+        self._counters = {
+            "sent": 0,
+            "possible_duplicates": 0,
+            "commands_accepted": 0,
+            "commands_refused": 0,
+            "connects": 0,
+        }
+        self._restored = len(self.outbox)
+
+    # -- public API -------------------------------------------------------------
+    def publish(
+        self,
+        kind: str,
+        payload: Any,
+        *,
+        retain: bool = False,
+        durable: bool = True,
+        subtopic: str | None = None,
+    ) -> str:
+        """Queue one message durably; returns its envelope id.
+
+        ``durable=True`` for ledger-derived messages (never dropped);
+        ``False`` for telemetry the outbox may drop when full or old.
+        """
+        topic = self.topics.for_kind(kind, subtopic)
+        msg_id = new_id()
+
+        def build(seq: int) -> bytes:
+            return encode(
+                build_envelope(
+                    msg_id=msg_id,
+                    seq=seq,
+                    ts=now_iso(),
+                    site=self.site,
+                    gate=self.gate,
+                    type=kind,
+                    payload=payload,
+                )
+            )
+
+        self.outbox.enqueue(topic, build, retain=retain, durable=durable)
+        self._wake.set()
+        return msg_id
+
+    def on_command(self, name: str, handler: CommandHandler) -> None:
+        """Register the daemon's handler: ``handler(params, actor) -> result dict``."""
+        if name not in self.verifier.allowed and name not in self._handlers:
+            log.warning("mqtt_handler_for_disabled_command", command=name)
+        self._handlers[name] = handler
+
+    def start(self) -> None:
+        self._stopping = False
+        self._client = self._make_client()
+        self._connect(self._client)
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        self._worker = threading.Thread(target=self._command_loop, name="mqtt-cmd", daemon=True)
+        self._sender.start()
+        self._worker.start()
+        if self._restored:
+            log.info("mqtt_backlog_restored", messages=self._restored)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """Send what can be sent within ``timeout``; the rest stays in the outbox.
+
+        Returns how many messages are left for the next start.
+        """
+        self._stop_deadline = time.monotonic() + max(timeout, 0.0)
+        self._stopping = True
+        self._wake.set()
+        if self._sender:
+            self._sender.join(timeout + 5)
+        if self._worker:
+            self._commands.put(None)
+            self._worker.join(5)
+        client = self._client
+        if client is not None:
+            if self._connected:
+                info = client.publish(
+                    self.topics.availability, self._availability("offline"), qos=1, retain=True
+                )
+                info.wait_for_publish(timeout=1.0)
+            client.disconnect()
+            client.loop_stop()
+        left = len(self.outbox)
+        self.outbox.close()
+        self._connected = False
+        log.info("mqtt_stopped", left_in_outbox=left)
+        return left
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the status page and the ``status`` topic."""
+        out: dict[str, Any] = {
+            "connected": self._connected,
+            "protocol": "5" if self._use_v5 else "3.1.1",
+            "inflight": len(self._inflight),
+        }
+        out.update(self.outbox.stats())
+        out["backlog"] = max(out["backlog"] - len(self._pending_acks), 0)
+        out.update(self._counters)
+        return out
+
+    # -- paho client --------------------------------------------------------------
+    def _availability(self, state: str) -> bytes:
+        """Availability does not consume a seq: it is a presence flag the broker sets."""
+        return encode(
+            build_envelope(
+                msg_id=new_id(),
+                seq=self.outbox.next_seq - 1,
+                ts=now_iso(),
+                site=self.site,
+                gate=self.gate,
+                type="availability",
+                payload={"state": state},
+            )
+        )
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config
+        proto = mqtt.MQTTv5 if self._use_v5 else mqtt.MQTTv311
+        kwargs: dict[str, Any] = {"client_id": self.client_id, "protocol": proto}
+        if not self._use_v5:
+            kwargs["clean_session"] = True
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.password or None)
+        if cfg.tls:
+            client.tls_set(
+                ca_certs=cfg.ca_file or None,
+                certfile=cfg.cert_file or None,
+                keyfile=cfg.key_file or None,
+            )
+        client.will_set(self.topics.availability, self._availability("offline"), 1, True)
+        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        client.max_inflight_messages_set(cfg.max_inflight + 2)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _connect(self, client: mqtt.Client) -> None:
+        kw: dict[str, Any] = {}
+        if self._use_v5:
+            kw["clean_start"] = True
+        client.connect_async(self.config.host, self.config.port, self.config.keepalive_s, **kw)
+        client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            if fallback_needed(self.config.protocol, self._use_v5, rc.value):
+                self._fallback_requested = True
+                self._wake.set()
+                return
+            log.warning(
+                "mqtt_connect_refused",
+                host=self.config.host,
+                port=self.config.port,
+                reason=str(rc),
+                hint="check username/password, client id, TLS files and broker ACLs",
+            )
+            return
+        window = self.config.max_inflight
+        rmax = getattr(props, "ReceiveMaximum", None) if props is not None else None
+        if isinstance(rmax, int) and rmax > 0:
+            window = min(window, rmax)
+        self._window = window
+        self._live_from = self.outbox.next_seq
+        self._counters["connects"] += 1
+        self._connected = True
+        client.publish(self.topics.availability, self._availability("online"), qos=1, retain=True)
+        client.subscribe(self.topics.cmd_subscription, qos=1)
+        log.info(
+            "mqtt_connected",
+            host=self.config.host,
+            port=self.config.port,
+            protocol="5" if self._use_v5 else "3.1.1",
+            backlog=len(self.outbox),
+            window=window,
+        )
+        self._event("connected", {"backlog": len(self.outbox)})
+        self._wake.set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _props: Any) -> None:
+        was = self._connected
+        self._connected = False
+        if was and not self._stopping:
+            n = len(self._inflight)
+            self._counters["possible_duplicates"] += n
+            log.warning(
+                "mqtt_disconnected",
+                reason=str(rc),
+                inflight=n,
+                backlog=len(self.outbox),
+                hint="messages stay in the outbox; the link reconnects by itself."
+                " If this repeats, check the network / broker",
+            )
+            self._event("disconnected", {"reason": str(rc), "backlog": len(self.outbox)})
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: Any, _props: Any) -> None:
+        # Called under paho's lock: only queue, never touch the outbox here.
+        self._acks.append((mid, bool(getattr(rc, "is_failure", False))))
+        self._wake.set()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        name = self.topics.command_name(msg.topic)
+        if name is None:
+            return
+        if msg.retain:
+            log.warning(
+                "mqtt_command_retained_ignored",
+                topic=msg.topic,
+                hint="a backend published a command with retain=true; clear it"
+                f" (publish an empty retained message to {msg.topic})",
+            )
+            return
+        try:
+            self._commands.put_nowait((name, bytes(msg.payload)))
+        except queue.Full:
+            log.error(
+                "mqtt_command_queue_full", command=name, hint="commands arrive faster than handled"
+            )
+
+    def _event(self, name: str, details: dict[str, Any]) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(name, details)
+        except Exception as exc:
+            log.error("mqtt_event_callback_failed", event_name=name, error=repr(exc))
+
+    # -- sender thread ------------------------------------------------------------
+    def _send_loop(self) -> None:
+        last_maintain = 0.0
+        while True:
+            self._wake.wait(self._timeout())
+            self._wake.clear()
+            try:
+                now = time.monotonic()
+                self._collect_acks(now)
+                if self._fallback_requested:
+                    self._fall_back()
+                if self._pending_acks and (
+                    len(self._pending_acks) >= _ACK_BATCH
+                    or now - self._pending_since >= _ACK_FLUSH_S
+                ):
+                    self._flush_acks()
+                if now - last_maintain >= _MAINTAIN_S:
+                    last_maintain = now
+                    self._maintain()
+                self._report_drops(now)
+                if self._stopping:
+                    drained = len(self.outbox) - len(self._pending_acks) <= 0
+                    if drained or now >= self._stop_deadline or not self._connected:
+                        break
+                if self._connected and now >= self._pause_until:
+                    self._fill_window(now)
+            except Exception as exc:  # the link must never die of one bad row
+                log.error("mqtt_sender_error", error=repr(exc), hint="retrying in 1 s")
+                time.sleep(1.0)
+        self._collect_acks(time.monotonic())
+        self._flush_acks()
+
+    def _timeout(self) -> float:
+        if self._stopping:
+            return 0.05
+        if self._pending_acks:
+            return _ACK_FLUSH_S
+        if self.config.drain_rate > 0 and self._live_from > 1:
+            return max(0.005, min(1.0, 1.0 / self.config.drain_rate))
+        return 1.0
+
+    def _collect_acks(self, now: float) -> None:
+        while self._acks:
+            mid, failed = self._acks.popleft()
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue
+            if failed:
+                self._busy.discard(seq)
+                self._pause_until = now + _REFUSED_PAUSE_S
+                log.error(
+                    "mqtt_publish_refused",
+                    seq=seq,
+                    hint="the broker refused the message (ACL or quota): check broker ACLs"
+                    " for this client id; retrying in 5 s",
+                )
+                continue
+            if not self._pending_acks:
+                self._pending_since = now
+            self._pending_acks.append(seq)
+            self._counters["sent"] += 1
+
+    def _flush_acks(self) -> None:
+        if not self._pending_acks:
+            return
+        done, self._pending_acks = self._pending_acks, []
+        self.outbox.ack(done)
+        self._busy.difference_update(done)
+
+    def _fill_window(self, now: float) -> None:
+        free = self._window - len(self._inflight)
+        if free <= 0:
+            return
+        rows = self.outbox.fetch(self._live_from, None, free, self._busy)
+        self._send(rows)
+        free -= len(rows)
+        if free <= 0 or self._live_from <= 1:
+            return
+        rate = self.config.drain_rate
+        if rate > 0:
+            self._tokens = min(
+                float(max(self._window, 1)), self._tokens + (now - self._token_time) * rate
+            )
+            self._token_time = now
+            free = min(free, int(self._tokens))
+        if free <= 0:
+            return
+        rows = self.outbox.fetch(0, self._live_from, free, self._busy)
+        if rate > 0:
+            self._tokens -= len(rows)
+        self._send(rows)
+
+    def _send(self, rows: list[Row]) -> None:
+        client = self._client
+        if client is None:
+            return
+        for row in rows:
+            info = client.publish(row.topic, row.payload, qos=1, retain=row.retain)
+            if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                self._inflight[info.mid] = row.seq
+                self._busy.add(row.seq)
+            else:
+                log.error("mqtt_publish_failed", seq=row.seq, rc=int(info.rc))
+                break
+
+    def _fall_back(self) -> None:
+        self._fallback_requested = False
+        old = self._client
+        log.warning(
+            "mqtt_protocol_fallback",
+            host=self.config.host,
+            hint='broker refused MQTT 5; using 3.1.1 (set protocol = "3.1.1" to skip the try)',
+        )
+        self._use_v5 = False
+        if old is not None:
+            old.loop_stop()
+            old.disconnect()
+        self._inflight.clear()
+        self._busy = set(self._pending_acks)
+        self._client = self._make_client()
+        self._connect(self._client)
+        self._event("protocol_fallback", {"protocol": "3.1.1"})
+
+    def _maintain(self) -> None:
+        self.outbox.prune_age()
+        self.outbox.prune_nonces(time.time() - 2 * self.config.cmd_max_skew_s - 60)
+
+    def _report_drops(self, now: float) -> None:
+        # At most one event a minute: the event is itself a message, and at a
+        # full outbox each new message drops one more telemetry row.
+        if now - self._last_drop_report < _DROP_REPORT_S:
+            return
+        report = self.outbox.take_drop_report()
+        if report is None:
+            return
+        details = {
+            "event": "telemetry_dropped",
+            "count": report.count,
+            "first_seq": report.first_seq,
+            "last_seq": report.last_seq,
+            "reason": report.reason,
+            "dropped_total": self.outbox.dropped_total,
+        }
+        log.warning(
+            "mqtt_telemetry_dropped",
+            count=report.count,
+            first_seq=report.first_seq,
+            last_seq=report.last_seq,
+            reason=report.reason,
+            hint="the outbox hit its size/age limit during a long outage; ledger messages are kept",
+        )
+        self._last_drop_report = now
+        self.publish("events", details, durable=True)
+        self._event("telemetry_dropped", details)
+
+    # -- command worker -------------------------------------------------------------
+    def _command_loop(self) -> None:
+        while True:
+            item = self._commands.get()
+            if item is None:
+                return
+            name, raw = item
+            try:
+                self._handle_command(name, raw)
+            except Exception as exc:  # never let a command kill the worker
+                log.error("mqtt_command_crashed", command=name, error=repr(exc))
+
+    def handle_command(self, name: str, raw: bytes) -> dict[str, Any]:
+        """Verify, dispatch and reply to one command; returns the reply payload."""
+        return self._handle_command(name, raw)
+
+    def _handle_command(self, name: str, raw: bytes) -> dict[str, Any]:
+        if len(raw) > self.config.cmd_max_bytes:
+            verdict = Verdict(
+                name=name,
+                ok=False,
+                error="too_large",
+                detail=f"payload: expected at most {self.config.cmd_max_bytes} bytes,"
+                f" found {len(raw)}",
+            )
+        else:
+            verdict = self.verifier.check(name, raw)
+        result: dict[str, Any] | None = None
+        error, detail = verdict.error, verdict.detail
+        if verdict.ok:
+            handler = self._handlers.get(name)
+            if handler is None:
+                error = "not_supported"
+                detail = f"this gate has no handler for {name!r}"
+            else:
+                try:
+                    out = handler(verdict.params, verdict.actor)
+                    result = dict(out) if out is not None else {}
+                    json.dumps(result)
+                except Exception as exc:
+                    result = None
+                    error = "handler_error"
+                    detail = f"{type(exc).__name__}: {exc}"
+                    log.error("mqtt_command_handler_failed", command=name, error=repr(exc))
+        ok = error is None
+        reply = {
+            "cmd_id": verdict.cmd_id,
+            "nonce": verdict.nonce,
+            "command": name,
+            "ok": ok,
+            "error": error,
+            "detail": detail,
+            "result": result,
+        }
+        self._counters["commands_accepted" if ok else "commands_refused"] += 1
+        audit_details = {
+            "command": name,
+            "cmd_id": verdict.cmd_id,
+            "nonce": verdict.nonce,
+            "ok": ok,
+            "error": error,
+            "detail": detail,
+            "signature_verified": verdict.ok,
+        }
+        if verdict.ok:
+            audit_details["params"] = verdict.params
+        action = "mqtt_command_accepted" if ok else "mqtt_command_refused"
+        if self._audit is not None:
+            try:
+                self._audit(verdict.actor, action, audit_details)
+            except Exception as exc:
+                log.error("mqtt_audit_callback_failed", command=name, error=repr(exc))
+        (log.info if ok else log.warning)(
+            action, command=name, actor=verdict.actor, error=error, detail=detail
+        )
+        if name.isidentifier() or all(c.isalnum() or c in "_-." for c in name):
+            try:
+                self.publish("reply", reply, subtopic=name, durable=False)
+            except ValueError as exc:
+                log.warning("mqtt_reply_not_sent", command=name, error=str(exc))
+        return reply
+
+    def _ping(self, params: dict[str, Any], _actor: str) -> dict[str, Any]:
+        return {"pong": True, "echo": params.get("echo"), "backlog": len(self.outbox)}
