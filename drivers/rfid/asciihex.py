@@ -1,0 +1,152 @@
+"""Readers that print one tag per line as ASCII hex.
+
+Cheap readers (and many "keyboard mode" ones re-wired to RS232) just print
+``E2003412B802011512345678\\r\\n``, sometimes with a prefix (``EPC:``,
+``Tag:``), spaces between bytes, or a trailing RSSI. The parser strips a
+configurable prefix, keeps the hex, and drops anything that is not a
+plausible EPC with a counted, logged reason.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.rfid.base import RfidReader, TagCallback, TagRead
+from drivers.serialport import SerialLine
+from edged.logs import get_logger
+
+log = get_logger("rfid")
+
+DEFAULT_PREFIX = r"^\s*(?:EPC|TAG|ID|UID)?\s*[:=#]?\s*"
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{2}(?:[ \-:]?[0-9A-Fa-f]{2})*")
+
+
+@dataclass
+class AsciiHexStats:
+    lines: int = 0
+    tags: int = 0
+    rejected_lines: int = 0
+    overlong_lines: int = 0
+
+
+class AsciiHexParser:
+    """Bytes in, EPC strings out. ``min_hex``/``max_hex`` are lengths in hex digits."""
+
+    def __init__(
+        self,
+        prefix: str = DEFAULT_PREFIX,
+        min_hex: int = 8,
+        max_hex: int = 64,
+        max_line: int = 256,
+        name: str = "rfid",
+    ) -> None:
+        self._prefix = re.compile(prefix, re.IGNORECASE)
+        self.min_hex = min_hex
+        self.max_hex = max_hex
+        self.max_line = max_line
+        self.name = name
+        self.stats = AsciiHexStats()
+        self._buf = bytearray()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[str]:
+        out: list[str] = []
+        for byte in data:
+            if byte in (0x0A, 0x0D):
+                if self._discarding:
+                    self._discarding = False
+                elif self._buf:
+                    epc = self.parse_line(bytes(self._buf))
+                    if epc is not None:
+                        out.append(epc)
+                self._buf.clear()
+                continue
+            if self._discarding:
+                continue
+            self._buf.append(byte)
+            if len(self._buf) > self.max_line:
+                self.stats.overlong_lines += 1
+                log.warning(
+                    "asciihex_line_too_long",
+                    reader=self.name,
+                    start=bytes(self._buf[:32]).hex(),
+                    hint="no line end seen: check baud rate and that the reader prints lines",
+                )
+                self._buf.clear()
+                self._discarding = True
+        return out
+
+    def parse_line(self, raw: bytes) -> str | None:
+        """One line to an upper-case EPC, or None (counted) if it is not one."""
+        self.stats.lines += 1
+        text = raw.decode("ascii", errors="replace").strip()
+        body = self._prefix.sub("", text, count=1)
+        match = _HEX_RUN.match(body)
+        if match is None:
+            return self._reject(raw, "no hex at start of line")
+        digits = re.sub(r"[ \-:]", "", match.group(0)).upper()
+        rest = body[match.end() :]
+        if rest and rest[0] not in " \t,;":
+            return self._reject(raw, "hex run followed by other characters")
+        if not self.min_hex <= len(digits) <= self.max_hex:
+            return self._reject(
+                raw, f"{len(digits)} hex digits, expected {self.min_hex}..{self.max_hex}"
+            )
+        self.stats.tags += 1
+        return digits
+
+    def _reject(self, raw: bytes, reason: str) -> None:
+        self.stats.rejected_lines += 1
+        log.warning(
+            "asciihex_line_rejected",
+            reader=self.name,
+            line=raw[:64].hex(),
+            reason=reason,
+            hint="check baud rate and the reader output format / prefix setting",
+        )
+        return None
+
+
+class AsciiHexReader(RfidReader):
+    """Serial line + :class:`AsciiHexParser` -> :class:`TagRead` callbacks."""
+
+    def __init__(
+        self,
+        port: str,
+        baudrate: int,
+        on_read: TagCallback,
+        *,
+        name: str = "rfid",
+        prefix: str = DEFAULT_PREFIX,
+        min_hex: int = 8,
+        max_hex: int = 64,
+        on_raw: Callable[[bytes], None] | None = None,
+        line_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name, on_read)
+        self.parser = AsciiHexParser(prefix, min_hex, max_hex, name=name)
+        self._on_raw = on_raw
+        self.line = SerialLine(port, baudrate, self._on_bytes, name=name, **(line_kwargs or {}))
+
+    def start(self) -> AsciiHexReader:
+        self.line.start()
+        return self
+
+    def close(self, timeout: float = 2.0) -> bool:
+        return self.line.close(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out.update(vars(self.parser.stats))
+        out.update({f"line_{k}": v for k, v in self.line.stats().items()})
+        return out
+
+    def _on_bytes(self, chunk: bytes) -> None:
+        if self._on_raw is not None:
+            self._on_raw(chunk)
+        for epc in self.parser.feed(chunk):
+            self._emit(TagRead(epc=epc, time=time.time(), reader=self.name))

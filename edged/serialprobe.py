@@ -1,0 +1,242 @@
+"""``edged probe rfid|scale``: let a technician see a serial device work.
+
+Installing a gate means crawling under a weighbridge terminal box with a
+laptop; the one question is "does the box hear the device?". The probes open
+the line with the same drivers the daemon uses, print what they decode (or
+the raw bytes with ``raw``), and end with one PASS/FAIL line that names the
+likely fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from drivers.rfid import RfidConfig, TagRead, open_reader
+from drivers.scale import ScaleConfig, ScaleReader, StableWeight, WeightReading
+
+
+def _hex(data: bytes) -> str:
+    return " ".join(f"{b:02X}" for b in data)
+
+
+def _fail_hint(port: str, baudrate: int, what: str) -> str:
+    return (
+        f"FAIL: no bytes received on {port} at {baudrate} baud: "
+        f"check wiring (TX/RX, RS485 A/B), baud rate, {what} power"
+    )
+
+
+def probe_rfid(
+    port: str,
+    baudrate: int,
+    protocol: str,
+    raw: bool,
+    seconds: float,
+    out: TextIO,
+    *,
+    cfg: RfidConfig | None = None,
+    line_kwargs: dict[str, Any] | None = None,
+) -> int:
+    """Print tag reads for ``seconds``; 0 (PASS) if at least one tag was decoded."""
+    base = cfg or RfidConfig()
+    cfg = RfidConfig(
+        **{**vars(base), "enabled": True, "protocol": protocol, "port": port, "baudrate": baudrate}
+    )
+    lock = threading.Lock()
+    epcs: dict[str, int] = {}
+    t0 = time.monotonic()
+
+    def on_read(r: TagRead) -> None:
+        with lock:
+            epcs[r.epc] = epcs.get(r.epc, 0) + 1
+            if not raw:
+                rssi = f" rssi={r.rssi:.0f}dBm" if r.rssi is not None else ""
+                ant = f" ant={r.antenna}" if r.antenna is not None else ""
+                out.write(f"{time.monotonic() - t0:7.2f}s tag {r.epc}{rssi}{ant}\n")
+                out.flush()
+
+    def on_raw(data: bytes) -> None:
+        if raw:
+            with lock:
+                out.write(f"{time.monotonic() - t0:7.2f}s rx {_hex(data)}\n")
+                out.flush()
+
+    reader = open_reader(cfg, on_read, name="probe", on_raw=on_raw, line_kwargs=line_kwargs)
+    out.write(f"probing {protocol} RFID reader on {port} at {baudrate} baud for {seconds:g} s\n")
+    reader.start()
+    try:
+        time.sleep(seconds)
+    finally:
+        reader.close()
+    stats = reader.stats()
+    problems = {
+        k: v
+        for k, v in stats.items()
+        if k
+        in (
+            "garbage_bytes",
+            "bad_checksums",
+            "rejected_lines",
+            "parity_errors",
+            "line_reconnects",
+            "line_overflow_bytes",
+            "reader_errors",
+        )
+        and v
+    }
+    if problems:
+        out.write("problems: " + " ".join(f"{k}={v}" for k, v in problems.items()) + "\n")
+    total = sum(epcs.values())
+    if total:
+        out.write(f"PASS: {total} tag reads from {len(epcs)} tags in {seconds:g} s\n")
+        return 0
+    if protocol == "wiegand":
+        out.write(
+            f"FAIL: no valid Wiegand card in {seconds:g} s on GPIO D0={cfg.wiegand_d0_pin} "
+            f"D1={cfg.wiegand_d1_pin}: check wiring, common ground, and hold a card to the reader\n"
+        )
+    elif not stats.get("line_bytes_in"):
+        out.write(_fail_hint(port, baudrate, "reader") + "\n")
+    else:
+        out.write(
+            f"FAIL: {stats['line_bytes_in']} bytes received on {port} but no tag decoded: "
+            f"check the protocol setting ({protocol}) and baud rate, and put a tag in the field\n"
+        )
+    return 1
+
+
+def probe_scale(
+    port: str,
+    baudrate: int,
+    fmt: str,
+    raw: bool,
+    seconds: float,
+    out: TextIO,
+    *,
+    cfg: ScaleConfig | None = None,
+    line_kwargs: dict[str, Any] | None = None,
+) -> int:
+    """Print weights for ``seconds``; 0 (PASS) if at least one weight was decoded."""
+    base = cfg or ScaleConfig()
+    cfg = ScaleConfig(
+        **{**vars(base), "enabled": True, "format": fmt, "port": port, "baudrate": baudrate}
+    )
+    lock = threading.Lock()
+    count = [0]
+    last: list[float] = []
+    t0 = time.monotonic()
+
+    def on_weight(w: WeightReading) -> None:
+        with lock:
+            count[0] += 1
+            last[:] = [w.kg]
+            if not raw:
+                out.write(f"{time.monotonic() - t0:7.2f}s weight {w.kg:g} kg\n")
+                out.flush()
+
+    def on_stable(s: StableWeight) -> None:
+        with lock:
+            out.write(f"{time.monotonic() - t0:7.2f}s STABLE {s.kg:g} kg\n")
+            out.flush()
+
+    def on_raw(data: bytes) -> None:
+        if raw:
+            with lock:
+                out.write(f"{time.monotonic() - t0:7.2f}s rx {_hex(data)}\n")
+                out.flush()
+
+    reader = ScaleReader(
+        cfg,
+        name="probe",
+        on_weight=on_weight,
+        on_stable=on_stable,
+        on_raw=on_raw,
+        line_kwargs=line_kwargs,
+    )
+    out.write(
+        f"probing {fmt} weighbridge indicator on {port} at {baudrate} baud for {seconds:g} s\n"
+    )
+    reader.start()
+    try:
+        time.sleep(seconds)
+    finally:
+        reader.close()
+    stats = reader.stats()
+    problems = {
+        k: v
+        for k, v in stats.items()
+        if k
+        in (
+            "garbage_bytes",
+            "bad_checksums",
+            "bad_frames",
+            "rejected_lines",
+            "line_reconnects",
+            "line_overflow_bytes",
+        )
+        and v
+    }
+    if problems:
+        out.write("problems: " + " ".join(f"{k}={v}" for k, v in problems.items()) + "\n")
+    if count[0]:
+        out.write(f"PASS: {count[0]} weights in {seconds:g} s, last {last[0]:g} kg\n")
+        return 0
+    if not stats.get("line_bytes_in"):
+        out.write(_fail_hint(port, baudrate, "indicator") + "\n")
+    else:
+        out.write(
+            f"FAIL: {stats['line_bytes_in']} bytes received on {port} but no weight decoded: "
+            f"check format ({fmt}: XK3190 needs continuous mode tf=0) and baud rate\n"
+        )
+    return 1
+
+
+# -- CLI ------------------------------------------------------------------------
+
+
+def _load_section(args: argparse.Namespace, name: str) -> Any:
+    """Config section from ``--config`` when the lead's loader exists, else None."""
+    if getattr(args, "config", None) is None:
+        return None
+    try:
+        from edged.config import load_config  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return getattr(load_config(args.config), name, None)
+
+
+def _rfid(args: argparse.Namespace) -> int:
+    cfg = _load_section(args, "rfid")
+    port = args.port or (cfg.port if cfg else "/dev/ttyUSB0")
+    baud = args.baudrate or (cfg.baudrate if cfg else 115200)
+    protocol = args.protocol or (cfg.protocol if cfg else "r2000")
+    return probe_rfid(port, baud, protocol, args.raw, args.seconds, sys.stdout, cfg=cfg)
+
+
+def _scale(args: argparse.Namespace) -> int:
+    cfg = _load_section(args, "scale")
+    port = args.port or (cfg.port if cfg else "/dev/ttyUSB1")
+    baud = args.baudrate or (cfg.baudrate if cfg else 9600)
+    fmt = args.format or (cfg.format if cfg else "xk3190")
+    return probe_scale(port, baud, fmt, args.raw, args.seconds, sys.stdout, cfg=cfg)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``probe rfid`` and ``probe scale`` to the root parser."""
+    probe = sub.add_parser("probe", help="check a serial device: print what it sends, PASS/FAIL")
+    kinds = probe.add_subparsers(dest="probe_kind", required=True)
+    for kind, handler in (("rfid", _rfid), ("scale", _scale)):
+        p = kinds.add_parser(kind, help=f"probe the {kind} device")
+        p.add_argument("--port", help="serial port (default: from config)")
+        p.add_argument("--baudrate", type=int, help="baud rate (default: from config)")
+        p.add_argument("--seconds", type=float, default=10.0, help="how long to listen")
+        p.add_argument("--raw", action="store_true", help="print raw bytes in hex")
+        if kind == "rfid":
+            p.add_argument("--protocol", choices=["r2000", "asciihex", "wiegand"])
+        else:
+            p.add_argument("--format", choices=["xk3190", "ascii"])
+        p.set_defaults(func=handler)
