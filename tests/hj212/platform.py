@@ -1,0 +1,120 @@
+"""A real asyncio TCP monitoring platform for uplink tests.
+
+Modes: ``ack`` answers every reply-wanted packet with 9014, ``silent`` takes
+packets and never answers, ``refuse`` closes each connection as it opens,
+``disconnect`` drops the connection after ``drop_after`` packets. ``stop()``
+and ``start()`` on the same port simulate an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from edged.hj212.codec import Cp, Hj212Error, Packet, decode, encode
+from edged.hj212.crc import crc16_hex
+from edged.hj212.framing import PacketFramer
+
+
+class FakePlatform:
+    def __init__(
+        self, mode: str = "ack", mn: str = "66330300010100001001", pw: str = "123456"
+    ) -> None:
+        self.mode = mode
+        self.mn = mn
+        self.pw = pw
+        self.port = 0
+        self.received: list[Packet] = []
+        self.bad: list[tuple[bytes, str]] = []
+        self.connections = 0
+        self.drop_after = 3
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for w in self._writers:
+                w.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        self._writers.clear()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._touch()
+        if self.mode == "refuse":
+            writer.close()
+            return
+        self._writers.append(writer)
+        framer = PacketFramer()
+        count = 0
+        try:
+            while data := await reader.read(4096):
+                for raw in framer.feed(data):
+                    try:
+                        packet = decode(raw)
+                    except Hj212Error as exc:
+                        self.bad.append((raw, str(exc)))
+                        continue
+                    self.received.append(packet)
+                    count += 1
+                    self._touch()
+                    if self.mode == "disconnect" and count >= self.drop_after:
+                        writer.close()
+                        return
+                    if self.mode == "ack" and packet.reply_wanted:
+                        ack = Packet("9014", packet.mn, packet.pw, "91", packet.qn, 4, cp=Cp())
+                        writer.write(encode(ack))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if writer in self._writers:
+                self._writers.remove(writer)
+            writer.close()
+
+    def _touch(self) -> None:
+        self._changed.set()
+
+    async def send(self, packet: Packet | bytes) -> None:
+        """Send a command to the (first) connected logger."""
+        await self.wait_for(lambda: bool(self._writers), 5)
+        data = packet if isinstance(packet, bytes) else encode(packet)
+        self._writers[0].write(data)
+        await self._writers[0].drain()
+
+    def frame(self, segment: str, crc: str | None = None) -> bytes:
+        """Wire bytes around a hand-written data segment (to send what encode() refuses)."""
+        data = segment.encode()
+        return b"##%04d%s%s\r\n" % (len(data), data, (crc or crc16_hex(data)).encode())
+
+    def command(self, cn: str, qn: str, params: dict[str, str] | None = None, **kw: str) -> Packet:
+        return Packet(
+            cn, kw.get("mn", self.mn), kw.get("pw", self.pw), "31", qn, 5, cp=Cp(params or {})
+        )
+
+    def data(self, cn: str) -> list[Packet]:
+        return [p for p in self.received if p.cn == cn]
+
+    def replies(self, qn: str) -> list[Packet]:
+        return [p for p in self.received if p.qn == qn]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            left = deadline - loop.time()
+            if left <= 0:
+                raise AssertionError(
+                    f"timed out after {timeout}s; received {len(self.received)} packets"
+                )
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.05))
