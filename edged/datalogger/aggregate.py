@@ -1,0 +1,204 @@
+"""Samples → minute, hour and day data (HJ 212 Avg/Min/Max/Cou + Flag).
+
+Pure functions: the store feeds them rows and writes back what they return,
+so the arithmetic is tested without a database or a clock.
+
+Rules (HJ 212-2017 statistics, as the data logger applies them):
+
+* Only samples flagged N or T carry a measured value; Avg/Min/Max are
+  taken over those. D/B (and the operating flags F/M/S/C) carry none.
+* Cou (累计值) depends on the factor: ``sum`` adds the samples (per-interval
+  quantities), ``delta`` is the rise of a counter such as an energy meter's
+  kWh (a drop means the meter was reset: that step adds nothing),
+  ``integral`` is a rate over the period's time (flow m³/h → m³).
+* Hour data is built from minute data and day data from hour data, so a
+  long period never needs its raw samples again: Avg weighted by valid
+  sample count, Min of Min, Max of Max, Cou summed.
+* Flag of a period: no valid value → the most frequent invalid flag
+  (ties: D before B, a device fault tells the technician more than a
+  silent line); valid values covering less than ``min_valid_ratio`` of the
+  samples → that invalid flag too (the period is incomplete, the values
+  are still given); otherwise T if Avg breaks a limit, else N.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Literal
+
+Period = Literal["minute", "hour", "day"]
+VALID_FLAGS = frozenset("NT")
+#: order used to break ties between invalid flags (most telling first)
+INVALID_PRECEDENCE = "DBFMSC"
+PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of one point (real-time data, 实时数据)."""
+
+    ts: datetime
+    key: str
+    value: float | None
+    flag: str
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Statistics of one key over one period."""
+
+    period: Period
+    start: datetime
+    key: str
+    avg: float | None
+    min: float | None
+    max: float | None
+    cou: float | None
+    flag: str
+    n_valid: int
+    n_total: int
+    last: float | None = None  # last valid value, carried so counters chain across periods
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the statistics need to know about a key."""
+
+    cou: str = "none"
+    cou_per_seconds: float = 3600.0
+    low: float | None = None
+    high: float | None = None
+
+
+def period_start(ts: datetime, period: Period) -> datetime:
+    """Start of the period that holds ``ts`` (local time, like HJ 212's DataTime)."""
+    if period == "minute":
+        return ts.replace(second=0, microsecond=0)
+    if period == "hour":
+        return ts.replace(minute=0, second=0, microsecond=0)
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def period_end(start: datetime, period: Period) -> datetime:
+    return start + timedelta(seconds=PERIOD_SECONDS[period])
+
+
+def _period_flag(
+    invalid: Counter[str], n_valid: int, n_total: int, avg: float | None, rule: Rule, ratio: float
+) -> str:
+    if n_total == 0:
+        return "B"
+    if n_valid == 0 or n_valid < ratio * n_total:
+        best = max(
+            invalid.items(),
+            key=lambda kv: (
+                kv[1],
+                -INVALID_PRECEDENCE.find(kv[0]) if kv[0] in INVALID_PRECEDENCE else -99,
+            ),
+        )
+        return best[0]
+    if avg is not None and (
+        (rule.low is not None and avg < rule.low) or (rule.high is not None and avg > rule.high)
+    ):
+        return "T"
+    return "N"
+
+
+def aggregate_samples(
+    samples: Sequence[Sample],
+    *,
+    key: str,
+    period: Period,
+    start: datetime,
+    rule: Rule = Rule(),
+    prev_value: float | None = None,
+    min_valid_ratio: float = 0.75,
+) -> Aggregate:
+    """Statistics of one key's samples inside one period.
+
+    ``prev_value`` is the last valid value before the period; for counters
+    (cou=delta) the rise from it to the first sample belongs to this period.
+    """
+    ordered = sorted(samples, key=lambda s: s.ts)
+    values = [s.value for s in ordered if s.flag in VALID_FLAGS and s.value is not None]
+    invalid = Counter(
+        s.flag for s in ordered if not (s.flag in VALID_FLAGS and s.value is not None)
+    )
+    n_valid, n_total = len(values), len(ordered)
+    avg = sum(values) / n_valid if n_valid else None
+    cou: float | None = None
+    if rule.cou == "sum":
+        cou = float(sum(values)) if n_valid else None
+    elif rule.cou == "delta":
+        chain = ([prev_value] if prev_value is not None else []) + values
+        cou = sum(max(0.0, b - a) for a, b in pairwise(chain)) if chain else None
+    elif rule.cou == "integral" and avg is not None:
+        cou = avg * PERIOD_SECONDS[period] / rule.cou_per_seconds
+    flag = _period_flag(invalid, n_valid, n_total, avg, rule, min_valid_ratio)
+    return Aggregate(
+        period=period,
+        start=start,
+        key=key,
+        avg=avg,
+        min=min(values) if values else None,
+        max=max(values) if values else None,
+        cou=cou,
+        flag=flag,
+        n_valid=n_valid,
+        n_total=n_total,
+        last=values[-1] if values else prev_value,
+    )
+
+
+def combine(
+    parts: Sequence[Aggregate],
+    *,
+    key: str,
+    period: Period,
+    start: datetime,
+    rule: Rule = Rule(),
+    min_valid_ratio: float = 0.75,
+) -> Aggregate:
+    """Shorter periods → one longer period (minute → hour → day)."""
+    valid = [p for p in parts if p.n_valid > 0 and p.avg is not None]
+    n_valid = sum(p.n_valid for p in valid)
+    n_total = sum(p.n_total for p in parts)
+    avg = sum(p.avg * p.n_valid for p in valid) / n_valid if n_valid else None  # type: ignore[operator]
+    invalid: Counter[str] = Counter()
+    for p in parts:
+        bad = p.n_total - p.n_valid
+        if bad > 0:
+            invalid[p.flag if p.flag not in VALID_FLAGS else "B"] += bad
+    cous = [p.cou for p in parts if p.cou is not None]
+    cou = float(sum(cous)) if cous and rule.cou != "none" else None
+    last = next(
+        (p.last for p in sorted(parts, key=lambda p: p.start, reverse=True) if p.last is not None),
+        None,
+    )
+    return Aggregate(
+        period=period,
+        start=start,
+        key=key,
+        avg=avg,
+        min=min(p.min for p in valid if p.min is not None) if valid else None,
+        max=max(p.max for p in valid if p.max is not None) if valid else None,
+        cou=cou,
+        flag=_period_flag(invalid, n_valid, n_total, avg, rule, min_valid_ratio),
+        n_valid=n_valid,
+        n_total=n_total,
+        last=last,
+    )
+
+
+def group_by_period(
+    samples: Iterable[Sample], period: Period
+) -> dict[tuple[str, datetime], list[Sample]]:
+    """Bucket samples by (key, period start)."""
+    out: dict[tuple[str, datetime], list[Sample]] = {}
+    for s in samples:
+        out.setdefault((s.key, period_start(s.ts, period)), []).append(s)
+    return out

@@ -1,0 +1,114 @@
+"""The data logger as one object the daemon starts and stops.
+
+Puts the poller, the store and the housekeeping together: samples go
+straight to disk, a timer closes finished minutes/hours/days and prunes old
+rows. On start it first closes whatever periods ended while the box was off,
+so the uplink finds complete minute/hour data for the outage edges.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edged.datalogger.poller import EventSink, Poller
+from edged.datalogger.registers import ModbusConfig, plan_reads
+from edged.datalogger.store import DataStore, DataStoreConfig, rules_from_points
+from edged.logs import get_logger
+
+log = get_logger("datalogger")
+
+
+def poll_grace(modbus: ModbusConfig) -> float:
+    """Longest time one device poll can take (every read timing out), plus a margin.
+
+    A sample is stamped when its poll starts and written when it ends; a
+    minute must not be closed before its last poll has been written.
+    """
+    worst = 0.0
+    for d in modbus.devices:
+        blocks = len(plan_reads(d.points, max_gap=d.max_gap))
+        worst = max(worst, d.timeout_seconds * (1 + d.retries) * max(1, blocks))
+    return min(worst, 60.0) + 2.0
+
+
+class DataLogger:
+    """Acquisition + storage; also the uplink's data source via :meth:`records`."""
+
+    def __init__(
+        self,
+        modbus: ModbusConfig,
+        store_config: DataStoreConfig | None = None,
+        data_dir: str | Path = ".",
+        on_event: EventSink | None = None,
+        *,
+        clock: Callable[[], datetime] = datetime.now,
+        housekeeping_seconds: float = 5.0,
+        poller_factory: Callable[..., Poller] = Poller,
+    ) -> None:
+        self.store_config = store_config or DataStoreConfig()
+        path = Path(self.store_config.path)
+        if not path.is_absolute():
+            path = Path(data_dir) / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.store = DataStore(
+            path,
+            rules_from_points(modbus.points_by_key()),
+            self.store_config,
+            clock=clock,
+            grace_seconds=poll_grace(modbus),
+        )
+        self.poller = poller_factory(modbus, self.store.add_samples, on_event, wall_clock=clock)
+        self._every = housekeeping_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_prune: datetime | None = None
+
+    def start(self) -> None:
+        caught_up = self.store.close_periods()
+        if any(caught_up.values()):
+            log.info("datalogger_caught_up", **caught_up)
+        self.poller.start()
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._housekeeping, name="datalogger hk", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.poller.stop()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.store.close()
+
+    def housekeeping(self) -> None:
+        """Close ended periods; prune once an hour. Called by the timer thread."""
+        now = self.clock()
+        self.store.close_periods(now)
+        if self._last_prune is None or (now - self._last_prune).total_seconds() >= 3600:
+            self.store.prune(now)
+            self._last_prune = now
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self.housekeeping()
+            except Exception as exc:  # a full disk must not stop acquisition
+                log.error(
+                    "datalogger_housekeeping_failed",
+                    error=repr(exc),
+                    hint="check free space and permissions of the data directory",
+                )
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        return self.poller.stats()
+
+    def records(
+        self, cn: str, begin: datetime, end: datetime
+    ) -> list[tuple[datetime, dict[str, dict[str, float | str]]]]:
+        return self.store.records(cn, begin, end)
