@@ -18,6 +18,13 @@ from edged import __version__
 COMMAND_MODULES = (
     "edged.daemon_cli",
     "edged.config_cli",
+    "edged.status_cli",
+    "edged.lpr.cli",
+    "edged.gate.cli",
+    "edged.ledger.cli",
+    "edged.hj212.cli",
+    "edged.datalogger.cli",
+    "edged.serialprobe",
 )
 
 

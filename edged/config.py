@@ -31,50 +31,104 @@ def doc(text: str, **extra: Any) -> dict[str, Any]:
 class SiteConfig:
     """Who this box is: the plant and the gate, as the ledger and MQTT name them."""
 
-    id: str = field(default="site1", metadata=doc("Site (plant) id, used in MQTT topics and ledger rows; letters, digits, - and _"))
+    id: str = field(
+        default="site1",
+        metadata=doc(
+            "Site (plant) id, used in MQTT topics and ledger rows; letters, digits, - and _"
+        ),
+    )
     name: str = field(default="", metadata=doc("Plant name as printed on reports (企业名称)"))
-    gate_id: str = field(default="gate1", metadata=doc("Gate id, unique within the site (门禁编号); also the MQTT client id"))
-    gate_name: str = field(default="", metadata=doc("Gate name as printed on reports, e.g. 东门 / east gate"))
-    direction: Literal["in", "out", "both"] = field(default="in", metadata=doc("Traffic direction this lane records: in (进厂), out (出厂) or both"))
-    timezone: str = field(default="Asia/Shanghai", metadata=doc("Time zone for reports and HJ 212 times (the ledger also stores UTC offsets)"))
+    gate_id: str = field(
+        default="gate1",
+        metadata=doc("Gate id, unique within the site (门禁编号); also the MQTT client id"),
+    )
+    gate_name: str = field(
+        default="", metadata=doc("Gate name as printed on reports, e.g. 东门 / east gate")
+    )
+    direction: Literal["in", "out", "both"] = field(
+        default="in",
+        metadata=doc("Traffic direction this lane records: in (进厂), out (出厂) or both"),
+    )
+    timezone: str = field(
+        default="Asia/Shanghai",
+        metadata=doc("Time zone for reports and HJ 212 times (the ledger also stores UTC offsets)"),
+    )
 
     def __post_init__(self) -> None:
         for name in ("id", "gate_id"):
             value = getattr(self, name)
             if not value or not all(c.isalnum() or c in "-_" for c in value):
-                raise ValueError(f"{name}: expected letters, digits, '-' or '_' (used in MQTT topics), found {value!r}")
+                raise ValueError(
+                    f"{name}: expected letters, digits, '-' or '_' (used in MQTT topics), found {value!r}"
+                )
 
 
 @dataclass(frozen=True)
 class DaemonConfig:
     """Process-wide settings: where data lives and how the service talks to systemd."""
 
-    data_dir: str = field(default="/var/lib/edged", metadata=doc("Directory for the ledger, outbox, images and state (must be writable by the edged user)"))
-    heartbeat_seconds: float = field(default=5.0, metadata=doc("How often the heartbeat file is written; the next start uses it to tell how long the box was down"))
-    health_seconds: float = field(default=30.0, metadata=doc("How often health status is published (retained) on MQTT"))
-    stop_timeout_seconds: float = field(default=10.0, metadata=doc("Time allowed to stop all components on SIGTERM before giving up"))
-    restart_backoff_max_seconds: float = field(default=60.0, metadata=doc("Longest wait between restarts of a failed component"))
+    data_dir: str = field(
+        default="/var/lib/edged",
+        metadata=doc(
+            "Directory for the ledger, outbox, images and state (must be writable by the edged user)"
+        ),
+    )
+    heartbeat_seconds: float = field(
+        default=5.0,
+        metadata=doc(
+            "How often the heartbeat file is written; the next start uses it to tell how long the box was down"
+        ),
+    )
+    health_seconds: float = field(
+        default=30.0, metadata=doc("How often health status is published (retained) on MQTT")
+    )
+    stop_timeout_seconds: float = field(
+        default=10.0,
+        metadata=doc("Time allowed to stop all components on SIGTERM before giving up"),
+    )
+    restart_backoff_max_seconds: float = field(
+        default=60.0, metadata=doc("Longest wait between restarts of a failed component")
+    )
 
     def __post_init__(self) -> None:
         if self.heartbeat_seconds <= 0:
-            raise ValueError(f"heartbeat_seconds: expected a positive number, found {self.heartbeat_seconds}")
+            raise ValueError(
+                f"heartbeat_seconds: expected a positive number, found {self.heartbeat_seconds}"
+            )
         if not 1 <= self.stop_timeout_seconds <= 60:
-            raise ValueError(f"stop_timeout_seconds: expected 1..60, found {self.stop_timeout_seconds}")
+            raise ValueError(
+                f"stop_timeout_seconds: expected 1..60, found {self.stop_timeout_seconds}"
+            )
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
     """Journal output; per-component levels let one noisy device be turned up alone."""
 
-    level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata=doc("Default level for every component"))
-    format: Literal["logfmt", "json"] = field(default="logfmt", metadata=doc("logfmt (key=value, reads well in journalctl) or json (for log shippers)"))
-    timestamps: bool = field(default=True, metadata=doc("Prefix each line with a time stamp (the journal adds its own; set false under systemd)"))
-    components: dict[str, str] = field(default_factory=dict, metadata=doc("Per-component level, e.g. { rfid = \"debug\", mqtt = \"warning\" }"))
+    level: Literal["debug", "info", "warning", "error"] = field(
+        default="info", metadata=doc("Default level for every component")
+    )
+    format: Literal["logfmt", "json"] = field(
+        default="logfmt",
+        metadata=doc("logfmt (key=value, reads well in journalctl) or json (for log shippers)"),
+    )
+    timestamps: bool = field(
+        default=True,
+        metadata=doc(
+            "Prefix each line with a time stamp (the journal adds its own; set false under systemd)"
+        ),
+    )
+    components: dict[str, str] = field(
+        default_factory=dict,
+        metadata=doc('Per-component level, e.g. { rfid = "debug", mqtt = "warning" }'),
+    )
 
     def __post_init__(self) -> None:
         for name, lvl in self.components.items():
             if lvl not in ("debug", "info", "warning", "error"):
-                raise ValueError(f"components: level for {name!r} must be debug, info, warning or error, found {lvl!r}")
+                raise ValueError(
+                    f"components: level for {name!r} must be debug, info, warning or error, found {lvl!r}"
+                )
 
 
 class ConfigError(Exception):
@@ -109,7 +163,9 @@ def parse(text: str, filename: str) -> Any:
                 line = int(msg.split("line ")[1].split(",")[0].split(")")[0])
             except ValueError:
                 line = None
-        raise ConfigError(filename, [schema.Problem("", f"TOML syntax error: {msg}", line)]) from None
+        raise ConfigError(
+            filename, [schema.Problem("", f"TOML syntax error: {msg}", line)]
+        ) from None
     try:
         return schema.build(EdgedConfig, data, key_lines(text))
     except schema.SchemaError as exc:
@@ -122,7 +178,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Any:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(file), [schema.Problem("", "file not found: create it from config/edged.example.toml or pass --config")]) from None
+        raise ConfigError(
+            str(file),
+            [
+                schema.Problem(
+                    "", "file not found: create it from config/edged.example.toml or pass --config"
+                )
+            ],
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(file), [schema.Problem("", f"cannot read file: {exc}")]) from None
     return parse(text, str(file))

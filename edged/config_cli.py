@@ -23,7 +23,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     cfg = load_config(args.file or args.config)
-    print(f"# effective config of {resolve_path(args.file or args.config)} (defaults filled in, secrets masked)")
+    print(
+        f"# effective config of {resolve_path(args.file or args.config)} (defaults filled in, secrets masked)"
+    )
     print(example.render(cfg, comments=args.comments, mask_secrets=True))
     return 0
 
@@ -49,9 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="check, show or print an example config")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     c = csub.add_parser("check", help="validate a config file; exit 1 on any problem")
-    c.add_argument("file", nargs="?", help="file to check (default: --config / $EDGED_CONFIG / /etc/edged/edged.toml)")
+    c.add_argument(
+        "file",
+        nargs="?",
+        help="file to check (default: --config / $EDGED_CONFIG / /etc/edged/edged.toml)",
+    )
     c.set_defaults(func=_check)
-    s = csub.add_parser("show", help="print the effective config with defaults filled in, secrets masked")
+    s = csub.add_parser(
+        "show", help="print the effective config with defaults filled in, secrets masked"
+    )
     s.add_argument("file", nargs="?")
     s.add_argument("--comments", action="store_true", help="include the documentation comments")
     s.set_defaults(func=_show)

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edged import logs
 from edged.lifecycle import Heartbeat, judge_previous
 from edged.logs import get_logger
 from edged.sdnotify import Notifier, watchdog_interval
@@ -83,7 +82,10 @@ class Daemon:
         self.supervisor.start_all()
         self.gate.started(previous)
         self.notifier.ready(self.summary())
-        log.info("ready", components=" ".join(f"{k}={v['state']}" for k, v in self.supervisor.states().items()))
+        log.info(
+            "ready",
+            components=" ".join(f"{k}={v['state']}" for k, v in self.supervisor.states().items()),
+        )
         try:
             self._loop()
         finally:

@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 from edged import logs
@@ -31,7 +32,17 @@ def _run(args: argparse.Namespace) -> int:
     _configure_logging(cfg)
     daemon = Daemon(cfg)
     daemon.install_signals()
-    return daemon.run()
+    return _guarded(daemon)
+
+
+def _guarded(daemon) -> int:
+    from edged.assembly import StartupError
+
+    try:
+        return daemon.run()
+    except StartupError as exc:
+        print(f"edged: cannot start: {exc}", file=sys.stderr)
+        return 2
 
 
 def _broker_up(host: str, port: int) -> bool:
@@ -50,34 +61,66 @@ def _demo(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     template = Path(args.template or REPO / "config" / "demo.toml")
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from edged.assembly import assemble
+    from edged.simulation import DemoGate
+
+    Device.pin_factory = MockFactory()
     text = template.read_text(encoding="utf-8")
-    text = text.replace("@DATA_DIR@", str(workdir / "data")).replace(
-        "@MODEL_DIR@", os.environ.get("EDGED_MODEL_DIR", str(REPO / "models" / "onnx"))
-    )
-    text = text.replace("@MQTT_PORT@", str(args.mqtt_port)).replace(
-        "@PASSAGES@", str(args.passages)
-    )
-    cfg_path = workdir / "edged.toml"
-    cfg_path.write_text(text, encoding="utf-8")
-    cfg = parse(text, str(cfg_path))
-    _configure_logging(cfg)
+    demo: DemoGate | None = None
+    holder: dict[str, DemoGate] = {}
+
+    def demo_assemble(cfg, daemon):
+        gate = assemble(cfg, daemon)
+        gate.frame_source_factory = lambda: holder["demo"].camera
+        holder["demo"].start_rfid()
+        holder["demo"].run()
+        return gate
+
+    repl = {
+        "@DATA_DIR@": str(workdir / "data"),
+        "@MODEL_DIR@": os.environ.get("EDGED_MODEL_DIR", str(REPO / "models" / "onnx")),
+        "@MQTT_PORT@": str(args.mqtt_port),
+        "@REPO@": str(REPO),
+    }
     log = logs.get_logger("demo")
-    if _broker_up("127.0.0.1", args.mqtt_port):
-        log.info("demo_broker_found", port=args.mqtt_port, hint="watch with: mosquitto_sub -t 'edged/#' -v")
-    else:
-        log.warning(
-            "demo_no_broker",
-            port=args.mqtt_port,
-            hint="no MQTT broker on localhost; messages are kept in the outbox and sent when one starts",
-        )
-    log.info("demo_start", config=str(cfg_path), data_dir=str(workdir / "data"), passages=args.passages)
-    daemon = Daemon(cfg)
-    daemon.install_signals()
-    rc = daemon.run()
+    cfg_path = workdir / "edged.toml"
+    try:
+        for key, value in repl.items():
+            text = text.replace(key, value)
+        cfg = parse(text.replace("@RFID_PORT@", "/dev/null"), str(cfg_path))
+        demo = DemoGate(None, args.passages)
+        holder["demo"] = demo
+        text = text.replace("@RFID_PORT@", demo.rfid_port)
+        cfg_path.write_text(text, encoding="utf-8")
+        cfg = parse(text, str(cfg_path))
+        _configure_logging(cfg)
+        if _broker_up("127.0.0.1", args.mqtt_port):
+            log.info(
+                "demo_broker_found",
+                port=args.mqtt_port,
+                hint="watch with: mosquitto_sub -t 'edged/#' -v",
+            )
+        else:
+            log.warning(
+                "demo_no_broker",
+                port=args.mqtt_port,
+                hint="no MQTT broker on localhost; messages wait in the outbox and go out when one starts",
+            )
+        log.info("demo_start", config=str(cfg_path), passages=args.passages)
+        daemon = Daemon(cfg, assemble=demo_assemble)
+        demo.daemon = daemon
+        daemon.install_signals()
+        rc = _guarded(daemon)
+    finally:
+        if demo is not None:
+            demo.close()
     log.info(
         "demo_done",
         ledger=str(workdir / "data" / "ledger.db"),
-        hint=f"inspect with: edged --config {cfg_path} ledger query; edged --config {cfg_path} ledger verify",
+        hint=f"inspect with: edged ledger query --db {workdir / 'data' / 'ledger.db'}",
     )
     return rc
 
@@ -86,10 +129,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the gate daemon (what the systemd service starts)")
     p.set_defaults(func=_run)
     d = sub.add_parser("demo", help="run a simulated gate on this machine (no hardware needed)")
-    d.add_argument("--passages", type=int, default=12, help="simulated vehicles before the demo stops (0: run until Ctrl-C)")
-    d.add_argument("--dir", default="var/demo", help="working directory for the demo's config and data (default: var/demo)")
-    d.add_argument("--mqtt-port", type=int, default=1883, help="local MQTT broker port to publish to")
+    d.add_argument(
+        "--passages",
+        type=int,
+        default=12,
+        help="simulated vehicles before the demo stops (0: run until Ctrl-C)",
+    )
+    d.add_argument(
+        "--dir",
+        default="var/demo",
+        help="working directory for the demo's config and data (default: var/demo)",
+    )
+    d.add_argument(
+        "--mqtt-port", type=int, default=1883, help="local MQTT broker port to publish to"
+    )
     d.add_argument("--template", help="demo config template (default: config/demo.toml)")
     d.add_argument("--fresh", action="store_true", help="start with an empty ledger")
     d.set_defaults(func=_demo)
-

@@ -23,14 +23,20 @@ def _value(v: Any) -> str:
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + " }" if v else "{}"
+        return (
+            "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + " }" if v else "{}"
+        )
     if v is None:
         return '""'
     return json.dumps(str(v), ensure_ascii=False)
 
 
 def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() and k.isascii() else json.dumps(k, ensure_ascii=False)
+    return (
+        k
+        if k.replace("_", "").replace("-", "").isalnum() and k.isascii()
+        else json.dumps(k, ensure_ascii=False)
+    )
 
 
 def _allowed(tp: Any) -> str:
@@ -45,8 +51,10 @@ def _is_table(tp: Any, value: Any) -> bool:
 
 
 def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list | tuple) and bool(value) and all(
-        dataclasses.is_dataclass(v) and not isinstance(v, type) for v in value
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and all(dataclasses.is_dataclass(v) and not isinstance(v, type) for v in value)
     )
 
 
@@ -75,7 +83,9 @@ def render(obj: Any, comments: bool = True, mask_secrets: bool = False, _prefix:
         elif isinstance(value, list | tuple) and not value and get_origin(types_[f.name]) is list:
             (inner,) = get_args(types_[f.name]) or (None,)
             if dataclasses.is_dataclass(inner):
-                out.append(f"# [[{_prefix}{f.name}]]  (none configured; see the documented example)")
+                out.append(
+                    f"# [[{_prefix}{f.name}]]  (none configured; see the documented example)"
+                )
             else:
                 out.append(f"{_key(f.name)} = []")
         else:

@@ -11,6 +11,7 @@ in one go instead of one restart per mistake.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -47,7 +48,9 @@ def _type_name(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " (optional)"
+        return (
+            " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " (optional)"
+        )
     if origin is list:
         (inner,) = get_args(tp) or (Any,)
         if dataclasses.is_dataclass(inner):
@@ -82,10 +85,8 @@ def hints(cls: type) -> dict[str, Any]:
     cache = cls.__dict__.get("__edged_hints__")
     if cache is None:
         cache = typing.get_type_hints(cls)
-        try:
+        with contextlib.suppress(AttributeError, TypeError):
             cls.__edged_hints__ = cache  # type: ignore[attr-defined]
-        except (AttributeError, TypeError):
-            pass
     return cache
 
 

@@ -40,7 +40,7 @@ class Notifier:
             return False
 
     def ready(self, status: str = "") -> bool:
-        return self.notify("READY=1", *( [f"STATUS={status}"] if status else []))
+        return self.notify("READY=1", *([f"STATUS={status}"] if status else []))
 
     def watchdog(self) -> bool:
         return self.notify("WATCHDOG=1")

@@ -144,7 +144,11 @@ class Supervisor:
             done = threading.Event()
             errors: list[BaseException] = []
 
-            def run(comp: Component = slot.component) -> None:
+            def run(
+                comp: Component = slot.component,
+                done: threading.Event = done,
+                errors: list[BaseException] = errors,
+            ) -> None:
                 try:
                     comp.stop()
                 except BaseException as exc:  # report, never raise out of shutdown
@@ -157,7 +161,9 @@ class Supervisor:
                 stuck.append(slot.component.name)
                 log.error("component_stop_timeout", target=slot.component.name)
             elif errors:
-                log.warning("component_stop_failed", target=slot.component.name, error=str(errors[0]))
+                log.warning(
+                    "component_stop_failed", target=slot.component.name, error=str(errors[0])
+                )
             self._set(slot, "stopped")
         return stuck
 

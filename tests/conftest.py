@@ -29,5 +29,7 @@ def shared_data(name: str) -> Path:
     """Path of a folder of real data from other teams, or skip the test clearly."""
     path = SHARED_DATA / name
     if not path.is_dir():
-        pytest.skip(f"real data folder {name!r} not present beside the checkout (shared/data/{name})")
+        pytest.skip(
+            f"real data folder {name!r} not present beside the checkout (shared/data/{name})"
+        )
     return path

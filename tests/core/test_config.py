@@ -45,7 +45,7 @@ BROKEN = [
     ),
     (
         "wrong_type",
-        "[daemon]\nheartbeat_seconds = \"fast\"\n",
+        '[daemon]\nheartbeat_seconds = "fast"\n',
         ["broken.toml:2", "daemon.heartbeat_seconds", "expected number", "string 'fast'"],
     ),
     (

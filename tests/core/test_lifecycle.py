@@ -39,7 +39,9 @@ class Clock:
 def test_failed_component_is_retried_with_backoff_and_recovers() -> None:
     clock = Clock()
     changes: list[tuple[str, str]] = []
-    sup = Supervisor(backoff_min=1, backoff_max=8, clock=clock, on_change=lambda n, s, e: changes.append((n, s)))
+    sup = Supervisor(
+        backoff_min=1, backoff_max=8, clock=clock, on_change=lambda n, s, e: changes.append((n, s))
+    )
     ledger, rfid = Flaky("ledger", 0), Flaky("rfid", 3)
     sup.add(ledger, critical=True)
     sup.add(rfid)

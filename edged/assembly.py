@@ -1,0 +1,611 @@
+"""Put the gate together from config: components, the passage pipeline, commands.
+
+This is the only module that knows every area; each area stays usable (and
+testable) on its own. Paths in the config that are not absolute are taken
+relative to ``daemon.data_dir``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from drivers.rfid import TagBuffer
+from edged.control import ControlServer
+from edged.gate.csv_import import import_csv
+from edged.gate.model import GateRead
+from edged.gate.policy import decide_read, manual_open
+from edged.gate.registry import Registry
+from edged.identity import fuse
+from edged.ledger.record import Approval as LedgerApproval
+from edged.ledger.record import PassageRecord
+from edged.ledger.record import Snapshot as LedgerSnapshot
+from edged.ledger.retention import RetentionKeeper
+from edged.ledger.store import LedgerError, LedgerStore
+from edged.logs import get_logger
+from edged.passage import GateWorker, PassageOutcome
+
+log = get_logger("gate")
+
+
+class StartupError(Exception):
+    """The gate cannot start as configured; the message says what to do."""
+
+
+class Part:
+    """A named component with start/stop callables, for the supervisor."""
+
+    def __init__(self, name: str, start: Callable[[], None], stop: Callable[[], None]) -> None:
+        self.name = name
+        self._start, self._stop = start, stop
+
+    def start(self) -> None:
+        self._start()
+
+    def stop(self) -> None:
+        self._stop()
+
+
+def _path(cfg: Any, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else Path(cfg.daemon.data_dir) / p
+
+
+class Gate:
+    """Every component of one gate and the passage pipeline that joins them."""
+
+    def __init__(self, cfg: Any, daemon: Any) -> None:
+        self.cfg = cfg
+        self.daemon = daemon
+        self.tz = ZoneInfo(cfg.site.timezone)
+        self.worker = GateWorker()
+        self.ledger: LedgerStore | None = None
+        self.registry: Registry | None = None
+        self.mqtt: Any = None
+        self.io: Any = None
+        self.camera: Any = None
+        self.recognizer: Any = None
+        self.rfid: Any = None
+        self.tags = TagBuffer()
+        self.scale: Any = None
+        self.retention: RetentionKeeper | None = None
+        self.control = ControlServer(Path(cfg.daemon.data_dir) / "state" / "control.sock")
+        self.passages = 0
+        self.last: PassageOutcome | None = None
+        self._latest_frame: np.ndarray | None = None
+        self._frame_lock = threading.Lock()
+        self._frame_thread: threading.Thread | None = None
+        self._frame_stop = threading.Event()
+        self._pending_events: list[tuple[str, str, str, dict[str, Any]]] = []
+        self.frame_source_factory: Callable[[], Any] | None = None
+        self.on_passage: list[Callable[[PassageOutcome], None]] = []
+
+    # -- events --------------------------------------------------------------
+    def event(self, kind: str, severity: str, message: str, **details: Any) -> None:
+        """Event log + MQTT ``events``; kept until the ledger is open."""
+        log.info("event", kind=kind, severity=severity, message=message, **details)
+        if self.ledger is None:
+            self._pending_events.append((kind, severity, message, details))
+            return
+        try:
+            self.ledger.append_event(kind, severity, message, **details)
+        except LedgerError as exc:
+            log.error("event_not_recorded", kind=kind, error=str(exc))
+        if self.mqtt is not None:
+            self.mqtt.publish(
+                "events",
+                {"kind": kind, "severity": severity, "message": message, **details},
+                durable=True,
+            )
+
+    def audit(self, actor: str, action: str, details: dict[str, Any]) -> None:
+        if self.ledger is not None:
+            self.ledger.append_audit(actor, action, details)
+
+    # -- components ------------------------------------------------------------
+    def parts(self) -> list[tuple[Part, bool]]:
+        cfg = self.cfg
+        out: list[tuple[Part, bool]] = [
+            (Part("ledger", self._start_ledger, self._stop_ledger), True),
+            (Part("registry", self._start_registry, self._stop_registry), True),
+        ]
+        if cfg.mqtt.enabled:
+            out.append((Part("mqtt", self._start_mqtt, self._stop_mqtt), False))
+        out += [
+            (Part("gpio", self._start_gpio, self._stop_gpio), False),
+            (Part("recognizer", self._start_recognizer, lambda: None), False),
+            (Part("camera", self._start_camera, self._stop_camera), False),
+        ]
+        if cfg.rfid.enabled:
+            out.append((Part("rfid", self._start_rfid, self._stop_rfid), False))
+        out.append((Part("gate", self.worker.start, self.worker.stop), True))
+        out.append((Part("control", self.control.start, self.control.stop), False))
+        return out
+
+    def _start_ledger(self) -> None:
+        lc = self.cfg.ledger
+        self.ledger = LedgerStore(_path(self.cfg, lc.db_path), events_keep=lc.events_keep)
+        self.images_dir = _path(self.cfg, lc.images_dir)
+        self.retention = RetentionKeeper(self.ledger, lc)
+        pending, self._pending_events = self._pending_events, []
+        for kind, severity, message, details in pending:
+            self.ledger.append_event(kind, severity, message, **details)
+
+    def _stop_ledger(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
+
+    def _start_registry(self) -> None:
+        rc = self.cfg.registry
+        self.registry = Registry(_path(self.cfg, rc.db_path), audit=self.audit)
+        if not self.registry.list_vehicles():
+            for csv, kind in ((rc.seed_csv, "vehicles"), (rc.seed_blacklist_csv, "blacklist")):
+                if csv:
+                    report = import_csv(self.registry, csv, kind, "upsert", actor="seed")
+                    log.info("registry_seeded", file=csv, kind=kind, report=str(report))
+
+    def _stop_registry(self) -> None:
+        if self.registry is not None:
+            self.registry.close()
+            self.registry = None
+
+    def _start_mqtt(self) -> None:
+        from edged.mqtt.client import MqttLink
+
+        self.mqtt = MqttLink(
+            self.cfg.mqtt,
+            (self.cfg.site.id, self.cfg.site.gate_id),
+            _path(self.cfg, "outbox.db"),
+            on_event=lambda name, details: log.info("mqtt_" + name, **details),
+            audit=self.audit,
+        )
+        self._register_commands()
+        self.mqtt.start()
+
+    def _stop_mqtt(self) -> None:
+        if self.mqtt is not None:
+            left = self.mqtt.stop(timeout=3.0)
+            log.info("mqtt_stopped", left_in_outbox=left)
+
+    def _start_gpio(self) -> None:
+        from drivers.gpio import GateIO
+
+        self.io = GateIO(
+            self.cfg.gpio,
+            on_event=lambda kind, **d: self.event(kind, "warning", kind.replace("_", " "), **d),
+            on_arrival=lambda: self.trigger("loop"),
+        )
+
+    def _stop_gpio(self) -> None:
+        if self.io is not None:
+            self.io.close()
+            self.io = None
+
+    def _start_recognizer(self) -> None:
+        from edged.lpr import ModelError, PlateRecognizer
+
+        try:
+            self.recognizer = PlateRecognizer(self.cfg.lpr)
+        except ModelError as exc:
+            raise StartupError(str(exc)) from None
+
+    def _start_camera(self) -> None:
+        from drivers.camera import FolderSource, OpenCVSource, PiCameraSource, ResilientSource
+
+        cc = self.cfg.camera
+        if self.frame_source_factory is not None:
+            src = self.frame_source_factory()
+        elif cc.source == "folder":
+            src = FolderSource(cc.folder, loop=True, fps=cc.fps)
+        elif cc.source == "picamera2":
+            src = PiCameraSource((cc.width, cc.height))
+        elif cc.source == "synthetic":
+            raise StartupError("camera.source = synthetic needs the demo simulator (edged demo)")
+        else:
+            src = OpenCVSource(cc.device)
+        self.camera = ResilientSource(
+            src, read_timeout=cc.read_timeout_seconds, backoff_max=cc.reconnect_max_seconds
+        )
+        self._frame_stop.clear()
+        self._frame_thread = threading.Thread(target=self._frames, name="camera", daemon=True)
+        self._frame_thread.start()
+
+    def _frames(self) -> None:
+        period = 1.0 / self.cfg.camera.fps
+        while not self._frame_stop.is_set():
+            frame = self.camera.read()
+            with self._frame_lock:
+                self._latest_frame = frame
+            self._frame_stop.wait(period)
+
+    def _stop_camera(self) -> None:
+        self._frame_stop.set()
+        if self._frame_thread:
+            self._frame_thread.join(3)
+        if self.camera is not None:
+            self.camera.close()
+
+    def _start_rfid(self) -> None:
+        from drivers.rfid import open_reader
+
+        self.rfid = open_reader(self.cfg.rfid, self.tags.add)
+        self.rfid.start()
+
+    def _stop_rfid(self) -> None:
+        if self.rfid is not None:
+            self.rfid.close(3.0)
+
+    # -- daemon hooks ----------------------------------------------------------
+    def started(self, previous: Any) -> None:
+        d = previous.as_dict()
+        if previous.first_start:
+            self.event("first_start", "info", "edged started for the first time")
+        else:
+            sev = "info" if previous.clean else "warning"
+            msg = (
+                "previous run stopped cleanly"
+                if previous.clean
+                else "previous run did not stop cleanly (power cut or crash)"
+            )
+            self.event("previous_stop", sev, msg, **d)
+        self.event("started", "info", "edged started", pid=__import__("os").getpid())
+        self.publish_health()
+
+    def stopping(self) -> None:
+        self.event("stopping", "info", "edged stopping (SIGTERM)")
+
+    def tick(self) -> None:
+        if self.io is not None:
+            self.io.check()
+
+    def summary(self) -> str:
+        last = self.last
+        tail = f", last {last.plate or '-'} {last.decision}" if last else ""
+        return f"{self.passages} passages{tail}"
+
+    def health(self) -> dict[str, Any]:
+        heads = self.ledger.heads() if self.ledger else {}
+        return {
+            "uptime_s": round(time.time() - self.daemon.started_at, 1),
+            "components": self.daemon.supervisor.states(),
+            "passages": self.passages,
+            "last_passage": None
+            if self.last is None
+            else {"plate": self.last.plate, "decision": self.last.decision, "seq": self.last.seq},
+            "gate_queue": self.worker.depth,
+            "camera": getattr(self.camera, "state", None),
+            "outbox": self.mqtt.stats() if self.mqtt else None,
+            "ledger_head": {k: {"seq": v[0], "hash": v[1]} for k, v in heads.items()},
+        }
+
+    def publish_health(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.publish("status", self.health(), retain=True, durable=False)
+            if self.ledger is not None:
+                heads = self.ledger.heads()
+                self.mqtt.publish(
+                    "ledger_head",
+                    {k: {"seq": v[0], "hash": v[1]} for k, v in heads.items()},
+                    retain=True,
+                )
+
+    # -- passages --------------------------------------------------------------
+    def trigger(
+        self,
+        source: str,
+        plate: str | None = None,
+        tags: tuple[str, ...] = (),
+        direction: str | None = None,
+    ) -> None:
+        """Called from a GPIO thread or the control socket: queue one passage."""
+        t0 = time.monotonic()
+        try:
+            self.worker.submit(self.passage, t0, source, plate, tags, direction)
+        except RuntimeError:
+            self.event(
+                "passage_dropped",
+                "error",
+                "gate worker overloaded; passage not handled",
+                source=source,
+            )
+
+    def _burst(self) -> tuple[list[np.ndarray], Any]:
+        from edged.lpr import vote
+
+        frames: list[np.ndarray] = []
+        reads: list[list[Any]] = []
+        tc = self.cfg.trigger
+        result = vote([])
+        for i in range(tc.burst_frames):
+            with self._frame_lock:
+                frame = self._latest_frame
+            if frame is None or self.recognizer is None:
+                break
+            frames.append(frame)
+            reads.append(self.recognizer.read(frame))
+            result = vote(reads)
+            if (
+                result.plate
+                and result.valid_syntax
+                and result.confidence >= tc.min_plate_confidence
+            ):
+                break
+            if i + 1 < tc.burst_frames:
+                time.sleep(tc.burst_interval_ms / 1000)
+        return frames, result
+
+    def passage(
+        self,
+        t0: float,
+        source: str,
+        plate: str | None = None,
+        tags: tuple[str, ...] = (),
+        direction: str | None = None,
+    ) -> PassageOutcome:
+        """One passage on the gate worker: identify, verify, decide, record, act, publish."""
+        assert self.ledger is not None and self.registry is not None
+        cfg = self.cfg
+        direction = direction or ("in" if cfg.site.direction == "both" else cfg.site.direction)
+        passage_id = str(uuid.uuid4())
+        frames: list[np.ndarray] = []
+        vr = None
+        if plate is not None:
+            plate_text, plate_conf, colour = plate, 1.0, None
+        else:
+            frames, vr = self._burst()
+            ok = vr.plate and vr.valid_syntax
+            plate_text = vr.plate if ok else None
+            plate_conf = vr.confidence if ok else None
+            colour = vr.colour if ok else None
+        if self.io is not None:
+            self.io.note_read()
+        window = (
+            self.tags.window(time.time(), cfg.rfid.window_before_s, cfg.rfid.window_after_s)
+            if cfg.rfid.enabled
+            else []
+        )
+        sightings: list[Any] = list(window) + [_Tag(t) for t in tags]
+
+        def by_tag(tag: str) -> str | None:
+            v = self.registry.find_by_tag(tag) if self.registry else None
+            return v.plate if v else None
+
+        ident = fuse(
+            plate_text,
+            plate_conf,
+            sightings,
+            by_tag,
+            min_plate_confidence=cfg.trigger.min_plate_confidence,
+        )
+        snap = self.registry.snapshot()
+        now = datetime.now(self.tz)
+        read = GateRead(
+            ident.plate, colour, tuple(s.epc for s in sightings), ident.confidence, passage_id
+        )
+        t_dec = time.perf_counter()
+        decision = decide_read(read, snap, snap.alert, now, direction, cfg.policy)
+        decide_ms = (time.perf_counter() - t_dec) * 1000
+        approval = None
+        if decision.approval_id is not None:
+            approval = next(
+                (a for a in self.registry.list_approvals() if a.id == decision.approval_id), None
+            )
+            if not self.registry.consume_approval(decision.approval_id, passage_id, now):
+                decision = decide_read(
+                    read, self.registry.snapshot(), snap.alert, now, direction, cfg.policy
+                )
+                approval = None
+        vehicle = snap.vehicle(ident.plate) if ident.plate else None
+        shots = self._snapshots(frames, vr, passage_id, now)
+        rec = PassageRecord(
+            time=now.isoformat(timespec="milliseconds"),
+            site=cfg.site.id,
+            gate=cfg.site.gate_id,
+            direction=direction,
+            decision=decision.action,
+            reason_code=decision.reason,
+            plate=ident.plate,
+            plate_colour=colour or (vehicle.plate_colour if vehicle else None),
+            vehicle_type=vehicle.vehicle_type or vehicle.vehicle_class if vehicle else None,
+            vin=vehicle.vin or None if vehicle else None,
+            fuel=vehicle.fuel if vehicle else None,
+            emission_stage=vehicle.emission_stage if vehicle else None,
+            reason_zh=decision.text_zh,
+            reason_en=decision.text_en,
+            snapshots=shots,
+            rfid_tag=ident.tag,
+            weight_kg=None,
+            approval=LedgerApproval(
+                approval.id, approval.applicant, approval.approver, approval.reason
+            )
+            if approval
+            else None,
+            id_source=ident.source
+            if ident.source in ("plate", "rfid", "plate+rfid")
+            else ("manual" if source == "manual" else "none"),
+            id_confidence=round(ident.confidence, 4) if ident.plate else None,
+            flags=tuple(dict.fromkeys((*ident.flags, *decision.flags))),
+            event_id=passage_id,
+        )
+        seq, digest = self.ledger.append_passage(rec)
+        relay_ms = None
+        if self.io is not None:
+            from edged.gate.actions import act
+
+            act(decision, self.io)
+            relay_ms = (time.monotonic() - t0) * 1000
+        outcome = PassageOutcome(
+            seq,
+            ident.plate,
+            decision.action,
+            decision.reason,
+            decision.text_zh,
+            decision.text_en,
+            ident.source,
+            len(frames),
+            ident.confidence,
+            relay_ms,
+            decide_ms,
+            {**rec.to_fields(), "ledger_seq": seq, "hash": digest},
+        )
+        if self.mqtt is not None:
+            self.mqtt.publish("passage", outcome.record, durable=True)
+        self.passages += 1
+        self.last = outcome
+        log.info(
+            "passage",
+            seq=seq,
+            plate=ident.plate or "-",
+            decision=decision.action,
+            reason=decision.reason,
+            text=decision.text_zh,
+            source=ident.source,
+            conf=round(ident.confidence, 2),
+            frames=len(frames),
+            ms=None if relay_ms is None else round(relay_ms, 1),
+            flags=",".join(rec.flags) or None,
+        )
+        for cb in self.on_passage:
+            cb(outcome)
+        return outcome
+
+    def _snapshots(
+        self, frames: list[np.ndarray], vr: Any, passage_id: str, now: datetime
+    ) -> tuple[LedgerSnapshot, ...]:
+        if not frames or vr is None or vr.best is None or vr.best_frame is None:
+            return ()
+        from edged.lpr import save_snapshots
+
+        if self.retention is not None:
+            allowed = self.retention.images_allowed()
+            if not allowed.allowed:
+                self.event(
+                    "images_stopped",
+                    "warning",
+                    "snapshots not saved: disk budget or free space",
+                    reason=allowed.reason,
+                )
+                return ()
+        day = self.images_dir / now.strftime("%Y/%m/%d")
+        try:
+            shots = save_snapshots(day, frames[vr.best_frame], vr.best, stem=passage_id)
+        except OSError as exc:
+            self.event("images_failed", "error", "snapshot not written", error=str(exc))
+            return ()
+        out = []
+        for s in shots:
+            size = Path(s.path).stat().st_size
+            if self.retention is not None:
+                self.retention.note_image_written(size)
+            out.append(LedgerSnapshot(str(Path(s.path).relative_to(self.images_dir)), s.sha256))
+        return tuple(out)
+
+    def manual(self, operator: str, reason: str, remote: bool = False) -> dict[str, Any]:
+        """Guard or remote open: recorded like any passage, then the barrier opens."""
+        assert self.ledger is not None and self.registry is not None
+        now = datetime.now(self.tz)
+        snap = self.registry.snapshot()
+        d = manual_open(operator, reason, now, alert_level=snap.alert, remote=remote)
+        rec = PassageRecord(
+            time=now.isoformat(timespec="milliseconds"),
+            site=self.cfg.site.id,
+            gate=self.cfg.site.gate_id,
+            direction=d.direction,
+            decision=d.action,
+            reason_code=d.reason,
+            reason_zh=d.text_zh,
+            reason_en=d.text_en,
+            id_source="manual",
+            operator=operator,
+            flags=d.flags,
+        )
+        seq, digest = self.ledger.append_passage(rec)
+        self.audit(operator, "manual_open", {"reason": reason, "remote": remote, "ledger_seq": seq})
+        if self.io is not None:
+            self.io.open_barrier()
+        if self.mqtt is not None:
+            self.mqtt.publish(
+                "passage", {**rec.to_fields(), "ledger_seq": seq, "hash": digest}, durable=True
+            )
+        return {"ledger_seq": seq}
+
+    # -- commands (MQTT and control socket) --------------------------------------
+    def _register_commands(self) -> None:
+        m = self.mqtt
+        m.on_command(
+            "open",
+            lambda p, actor: self.worker.submit(
+                self.manual, p.get("operator", actor), p["reason"], True, wait=10
+            ),
+        )
+        m.on_command("alert_level", lambda p, actor: self._alert(p, actor))
+        m.on_command("resend", lambda p, actor: self._resend(p.get("from_seq", 1), p.get("to_seq")))
+
+    def _alert(self, p: dict[str, Any], actor: str) -> dict[str, Any]:
+        assert self.registry is not None
+        self.registry.set_alert_level(p["level"], actor, p.get("reason", ""))
+        return {"level": p["level"]}
+
+    def _resend(self, from_seq: int, to_seq: int | None) -> dict[str, Any]:
+        assert self.ledger is not None
+        n = 0
+        for row in self.ledger.passages(since_seq=from_seq - 1, until_seq=to_seq):
+            self.mqtt.publish(
+                "passage",
+                {**row.record.to_fields(), "ledger_seq": row.seq, "hash": row.hash, "resent": True},
+                durable=True,
+            )
+            n += 1
+        return {"resent": n}
+
+
+class _Tag:
+    """A tag given by hand (``simulate passage --rfid``), shaped like a sighting."""
+
+    def __init__(self, epc: str) -> None:
+        self.epc = epc
+        self.count = 1
+        self.best_rssi = None
+        self.antenna = None
+        self.first = self.last = time.time()
+
+
+def assemble(cfg: Any, daemon: Any) -> Gate:
+    """Default assembly used by ``edged run``."""
+    from edged.lpr import check_models
+
+    problems = check_models(cfg.lpr.model_dir)
+    if problems:
+        raise StartupError("model files missing or wrong:\n  " + "\n  ".join(problems))
+    gate = Gate(cfg, daemon)
+    for part, critical in gate.parts():
+        daemon.supervisor.add(part, critical=critical)
+    gate.control.on("status", lambda req: gate.health())
+    gate.control.on("simulate_passage", lambda req: _simulate(gate, req))
+    return gate
+
+
+def _simulate(gate: Gate, req: dict[str, Any]) -> dict[str, Any]:
+    plate = req.get("plate")
+    if plate is not None and not isinstance(plate, str):
+        raise ValueError("plate must be a string")
+    tags = tuple(req.get("rfid") or ())
+    out = gate.worker.submit(
+        gate.passage, time.monotonic(), "simulate", plate, tags, req.get("direction"), wait=30
+    )
+    return {
+        "seq": out.seq,
+        "plate": out.plate,
+        "decision": out.decision,
+        "reason": out.reason_code,
+        "text": out.reason_zh,
+    }

@@ -1,0 +1,118 @@
+"""One passage, from trigger to published ledger row, on one worker thread.
+
+Everything that touches the barrier — vehicle triggers, manual and remote
+opens, MQTT commands that change what the gate decides — runs here, one at
+a time, so two threads can never drive the relays against each other.
+
+The order inside a passage is chosen for the inspector: the ledger row is
+written (and fsynced) *before* the barrier opens, so an open barrier always
+has its row. Frames are read until the vote is sure rather than always a
+full burst, which keeps trigger-to-relay time within the regulation's
+budget on a Pi.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edged.logs import get_logger
+
+log = get_logger("gate")
+
+
+@dataclass
+class PassageOutcome:
+    """What one passage produced, for logs, tests and benchmarks."""
+
+    seq: int | None
+    plate: str | None
+    decision: str
+    reason_code: str
+    reason_zh: str
+    reason_en: str
+    source: str
+    frames: int
+    confidence: float
+    trigger_to_relay_ms: float | None
+    decide_ms: float
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+class GateWorker:
+    """A single thread that runs gate jobs in order; jobs never kill it."""
+
+    def __init__(self, name: str = "gate-worker") -> None:
+        self._jobs: queue.Queue[
+            tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], queue.Queue[Any] | None]
+            | None
+        ] = queue.Queue(maxsize=64)
+        self._thread: threading.Thread | None = None
+        self.name = name
+        self.busy = False
+        self.done = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        if self._thread and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread and self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._jobs.put(None, timeout=timeout)
+            self._thread.join(timeout)
+        self._thread = None
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, wait: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Queue a job; with ``wait`` block for its result (re-raising its error)."""
+        reply: queue.Queue[Any] | None = queue.Queue(1) if wait is not None else None
+        try:
+            self._jobs.put((fn, args, kwargs, reply), timeout=1.0)
+        except queue.Full:
+            log.error(
+                "gate_queue_full",
+                job=getattr(fn, "__name__", str(fn)),
+                hint="gate worker is stuck or overloaded",
+            )
+            raise RuntimeError("gate worker queue is full") from None
+        if reply is None:
+            return None
+        ok, value = reply.get(timeout=wait)
+        if not ok:
+            raise value
+        return value
+
+    @property
+    def depth(self) -> int:
+        return self._jobs.qsize()
+
+    def _run(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            fn, args, kwargs, reply = item
+            self.busy = True
+            try:
+                value = fn(*args, **kwargs)
+                self.done += 1
+                if reply is not None:
+                    reply.put((True, value))
+            except Exception as exc:
+                self.failed += 1
+                log.exception(
+                    "gate_job_failed", job=getattr(fn, "__name__", str(fn)), error=str(exc)
+                )
+                if reply is not None:
+                    reply.put((False, exc))
+            finally:
+                self.busy = False

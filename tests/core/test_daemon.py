@@ -1,0 +1,143 @@
+"""The whole daemon as systemd runs it: READY, WATCHDOG, passages on MQTT, a clean stop.
+
+Runs ``edged demo`` (the daemon with simulated devices on real interfaces)
+as a subprocess against a real mosquitto and a fake NOTIFY_SOCKET.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edged.ledger.store import LedgerStore
+from edged.lpr import check_models
+from tests.broker import Mosquitto
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "models" / "onnx"
+
+
+def _start(workdir: Path, port: int, notify: str, fresh: bool) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": notify,
+        "WATCHDOG_USEC": "2000000",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("WATCHDOG_PID", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "edged",
+        "demo",
+        "--passages",
+        "0",
+        "--dir",
+        str(workdir),
+        "--mqtt-port",
+        str(port),
+    ]
+    if fresh:
+        cmd.append("--fresh")
+    return subprocess.Popen(
+        cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _collect(sock: socket.socket, seen: list[bytes], stop: threading.Event) -> None:
+    sock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            seen.append(sock.recv(4096))
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+
+
+def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    if check_models(MODELS):
+        pytest.skip("models not fetched: run python models/fetch.py")
+    notify = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(notify)
+    seen: list[bytes] = []
+    stop = threading.Event()
+    threading.Thread(target=_collect, args=(sock, seen, stop), daemon=True).start()
+
+    passages: list[dict] = []
+    events: list[dict] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+
+    def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        body = json.loads(msg.payload)
+        if msg.topic.endswith("/passage"):
+            passages.append(body)
+        elif msg.topic.endswith("/events"):
+            events.append(body)
+
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.subscribe("edged/demo-plant/east/#", qos=1)
+    sub.loop_start()
+
+    workdir = tmp_path / "demo"
+    proc = _start(workdir, mosquitto.port, notify, fresh=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(passages) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert len(passages) >= 3, (
+            f"passages seen: {len(passages)}; output: {proc.stdout.read() if proc.poll() is not None else ''}"
+        )
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    lines = b"\n".join(seen).decode()
+    assert "READY=1" in lines and "WATCHDOG=1" in lines and "STOPPING=1" in lines
+    assert "event=passage " in out  # a readable line per passage
+    decisions = {p["payload"]["plate"]: p["payload"]["decision"] for p in passages}
+    assert decisions.get("冀B12345") == "allow"
+    assert decisions.get("冀A8K302") == "deny"
+
+    with LedgerStore(workdir / "data" / "ledger.db") as store:
+        rows = list(store.passages())
+    assert len(rows) >= len(passages)
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+
+    # Second start: the previous (SIGTERM) stop is recorded as clean.
+    proc = _start(workdir, mosquitto.port, notify, fresh=False)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            e["payload"].get("kind") == "previous_stop" for e in events
+        ):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    prev = [e["payload"] for e in events if e["payload"].get("kind") == "previous_stop"]
+    assert prev and prev[0]["clean"] is True and prev[0]["down_seconds"] is not None
+    with LedgerStore(workdir / "data" / "ledger.db") as store:
+        kinds = [e.kind for e in store.recent_events(200)]
+    assert "previous_stop" in kinds
+    stop.set()
+    sub.loop_stop()
+    sock.close()
