@@ -61,7 +61,7 @@ fi
 rm -rf "$DESTDIR$PREFIX/src.old"
 
 say "fetching model files into $DATA/models"
-"$VENV/bin/python" "$DESTDIR$PREFIX/src/models/fetch.py" --quiet --dest "$DESTDIR$DATA/models"
+"$VENV/bin/python" "$DESTDIR$PREFIX/src/models/fetch.py" --dest "$DESTDIR$DATA/models"
 
 if [ ! -f "$DESTDIR$ETC/edged.toml" ]; then
   say "writing $ETC/edged.toml from the example (edit it, then: edged config check)"

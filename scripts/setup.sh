@@ -56,5 +56,5 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ constraints.txt -nt "$st
 fi
 
 # --- models --------------------------------------------------------------------
-"$VENV/bin/python" models/fetch.py --quiet
+"$VENV/bin/python" models/fetch.py
 say "ready"
