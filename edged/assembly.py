@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -87,6 +87,9 @@ class Gate:
         self._pending_events: list[tuple[str, str, str, dict[str, Any]]] = []
         self.frame_source_factory: Callable[[], Any] | None = None
         self.on_passage: list[Callable[[PassageOutcome], None]] = []
+        self.datalogger: Any = None
+        self.uplink: Any = None
+        self._next_forward = 0.0
 
     # -- events --------------------------------------------------------------
     def event(self, kind: str, severity: str, message: str, **details: Any) -> None:
@@ -126,6 +129,10 @@ class Gate:
         ]
         if cfg.rfid.enabled:
             out.append((Part("rfid", self._start_rfid, self._stop_rfid), False))
+        if cfg.modbus.devices:
+            out.append((Part("datalogger", self._start_datalogger, self._stop_datalogger), False))
+        if any(p.enabled for p in cfg.hj212.platforms):
+            out.append((Part("hj212", self._start_uplink, self._stop_uplink), False))
         out.append((Part("gate", self.worker.start, self.worker.stop), True))
         out.append((Part("control", self.control.start, self.control.stop), False))
         return out
@@ -244,6 +251,60 @@ class Gate:
         if self.rfid is not None:
             self.rfid.close(3.0)
 
+    def _start_datalogger(self) -> None:
+        from edged.datalogger.service import DataLogger
+
+        self.datalogger = DataLogger(
+            self.cfg.modbus,
+            self.cfg.datalogger,
+            self.cfg.daemon.data_dir,
+            on_event=lambda kind, severity, message, **d: self.event(kind, severity, message, **d),
+        )
+        self.datalogger.start()
+
+    def _stop_datalogger(self) -> None:
+        if self.datalogger is not None:
+            self.datalogger.stop()
+            self.datalogger = None
+
+    def _start_uplink(self) -> None:
+        from edged.hj212.uplink import Uplink
+
+        hc = self.cfg.hj212
+        self.uplink = Uplink(hc, _path(self.cfg, hc.store), source=self.datalogger)
+        self._stop_uplink_thread = self.uplink.start_thread()
+        self.uplink.send_startup(datetime.now())
+        self._forwarded: dict[str, datetime] = {}
+
+    def _stop_uplink(self) -> None:
+        if self.uplink is not None:
+            self._stop_uplink_thread()
+            self.uplink = None
+
+    def forward_data(self, now: datetime | None = None) -> int:
+        """Hand closed minute/hour/day records to the HJ 212 uplink.
+
+        The uplink's outbox keeps one row per platform, CN and DataTime, so
+        handing a record over twice (after a restart) sends it once.
+        """
+        if self.uplink is None or self.datalogger is None:
+            return 0
+        now = now or datetime.now()
+        n = 0
+        for cn, lookback in (
+            ("2051", timedelta(hours=2)),
+            ("2061", timedelta(days=2)),
+            ("2031", timedelta(days=3)),
+        ):
+            begin = self._forwarded.get(cn, now - lookback)
+            for data_time, factors in self.datalogger.records(cn, begin, now):
+                if cn in self._forwarded and data_time <= self._forwarded[cn]:
+                    continue
+                self.uplink.publish(cn, data_time, factors)
+                self._forwarded[cn] = data_time
+                n += 1
+        return n
+
     # -- daemon hooks ----------------------------------------------------------
     def started(self, previous: Any) -> None:
         d = previous.as_dict()
@@ -266,6 +327,13 @@ class Gate:
     def tick(self) -> None:
         if self.io is not None:
             self.io.check()
+        mono = time.monotonic()
+        if mono >= self._next_forward:
+            self._next_forward = mono + 10.0
+            try:
+                self.forward_data()
+            except Exception as exc:  # the uplink must never stop the gate
+                log.error("hj212_forward_failed", error=repr(exc))
 
     def summary(self) -> str:
         last = self.last
@@ -548,7 +616,56 @@ class Gate:
             ),
         )
         m.on_command("alert_level", lambda p, actor: self._alert(p, actor))
+        m.on_command(
+            "registry_upsert",
+            lambda p, actor: self._lists("vehicles", "upsert", p["vehicles"], actor),
+        )
+        m.on_command(
+            "registry_replace",
+            lambda p, actor: self._lists("vehicles", "replace", p["vehicles"], actor),
+        )
+        m.on_command(
+            "registry_delete",
+            lambda p, actor: self._lists("vehicles", "delete", p["plates"], actor),
+        )
+        m.on_command(
+            "blacklist_upsert",
+            lambda p, actor: self._lists("blacklist", "upsert", p["entries"], actor),
+        )
+        m.on_command(
+            "blacklist_delete",
+            lambda p, actor: self._lists("blacklist", "delete", p["plates"], actor),
+        )
+        m.on_command("approval", lambda p, actor: self._approval(p, actor))
         m.on_command("resend", lambda p, actor: self._resend(p.get("from_seq", 1), p.get("to_seq")))
+
+    def _lists(self, kind: str, mode: str, items: list[Any], actor: str) -> dict[str, Any]:
+        """Registry and blacklist changes from MQTT: all-or-nothing, like a CSV import."""
+        from edged.gate.csv_import import parse_items
+
+        assert self.registry is not None
+        records, errors = parse_items(kind, mode, items, self.tz)
+        if errors:
+            raise ValueError("; ".join(str(e) for e in errors[:20]))
+        applied = self.registry.apply(kind, mode, records, actor=actor, source="mqtt")
+        return {"applied": applied}
+
+    def _approval(self, p: dict[str, Any], actor: str) -> dict[str, Any]:
+        assert self.registry is not None
+        a = self.registry.add_approval(
+            p["plate"],
+            p["reason"],
+            p["applicant"],
+            p["approver"],
+            self._aware(p["valid_from"]),
+            self._aware(p["valid_until"]),
+            actor=actor,
+        )
+        return {"approval_id": a.id}
+
+    def _aware(self, text: str) -> datetime:
+        t = datetime.fromisoformat(text)
+        return t if t.tzinfo else t.replace(tzinfo=self.tz)
 
     def _alert(self, p: dict[str, Any], actor: str) -> dict[str, Any]:
         assert self.registry is not None

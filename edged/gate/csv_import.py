@@ -313,3 +313,36 @@ def import_csv(
     n = registry.apply(kind, mode, result.records, actor=actor, source=path.name)
     log.info("csv_imported", file=str(path), kind=kind, mode=mode, rows=n, encoding=result.encoding)
     return ImportReport(kind, mode, n, (), result.encoding)
+
+
+def parse_items(
+    kind: Kind, mode: Mode, items: list[Any], tz: tzinfo
+) -> tuple[list[Any], list[RowError]]:
+    """Records from JSON objects (MQTT commands) with the same checks as a CSV row.
+
+    Keys may be any heading the CSV import accepts (``plate_color`` or
+    ``车牌颜色``); item N is reported as "row N" counting from 1.
+    """
+    aliases = {_norm_heading(a): name for name, names in _HEADINGS[kind].items() for a in names}
+    records: list[Any] = []
+    errors: list[RowError] = []
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, str):
+            item = {_KEY[kind]: item}
+        if not isinstance(item, dict):
+            errors.append(RowError(number, "-", "expected an object"))
+            continue
+        cells: dict[str, str] = {}
+        for key, value in item.items():
+            name = aliases.get(_norm_heading(str(key)))
+            if name is None:
+                continue
+            if isinstance(value, list):
+                value = ";".join(str(v) for v in value)
+            elif isinstance(value, bool):
+                value = "1" if value else "0"
+            cells[name] = "" if value is None else str(value).strip()
+        record = _record(kind, mode, cells, number, tz, errors)
+        if record is not None:
+            records.append(record)
+    return records, errors

@@ -1,0 +1,165 @@
+"""Signed MQTT commands reach the registry, the ledger and the barrier through the gate."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from edged.assembly import Gate
+from edged.config import parse
+from edged.mqtt.commands import make_command
+from edged.supervisor import Supervisor
+from tests.broker import Mosquitto
+
+KEY = "s3cret-site-key-0123456789"
+
+
+@pytest.fixture
+def gate(tmp_path: Path, mosquitto: Mosquitto) -> Any:
+    old = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    cfg = parse(
+        f"""
+[site]
+id = "p1"
+gate_id = "g1"
+[daemon]
+data_dir = "{tmp_path / "data"}"
+[ledger]
+db_path = "ledger.db"
+images_dir = "images"
+[mqtt]
+host = "127.0.0.1"
+port = {mosquitto.port}
+hmac_key = "{KEY}"
+""",
+        "test.toml",
+    )
+    daemon = SimpleNamespace(started_at=time.time(), supervisor=Supervisor())
+    g = Gate(cfg, daemon)
+    for name in ("ledger", "registry", "mqtt", "gpio", "gate"):
+        part = next(p for p, _ in g.parts() if p.name == name)
+        part.start()
+    yield g
+    for name in ("gate", "gpio", "mqtt", "registry", "ledger"):
+        next(p for p, _ in g.parts() if p.name == name).stop()
+    Device.pin_factory = old
+
+
+def _send(port: int, name: str, params: dict[str, Any], key: str = KEY) -> dict[str, Any]:
+    replies: queue.Queue[dict[str, Any]] = queue.Queue()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = lambda _c, _u, m: replies.put(json.loads(m.payload))
+    c.connect("127.0.0.1", port)
+    c.subscribe(f"edged/p1/g1/cmd/{name}/reply", qos=1)
+    c.loop_start()
+    time.sleep(0.3)
+    cmd = make_command(key, "p1", "g1", name, params, actor="backend-op")
+    c.publish(f"edged/p1/g1/cmd/{name}", json.dumps(cmd, ensure_ascii=False), qos=1)
+    try:
+        reply = replies.get(timeout=10)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    return reply
+
+
+def _body(reply: dict[str, Any]) -> dict[str, Any]:
+    return reply.get("payload", reply)
+
+
+def test_registry_commands_change_the_decision(gate: Any, mosquitto: Mosquitto) -> None:
+    reply = _body(
+        _send(
+            mosquitto.port,
+            "registry_upsert",
+            {
+                "vehicles": [
+                    {
+                        "plate": "冀B12345",
+                        "fuel": "diesel",
+                        "emission_stage": "6",
+                        "plate_color": "yellow",
+                    }
+                ]
+            },
+        )
+    )
+    assert reply.get("ok") is True, reply
+    out = gate.worker.submit(gate.passage, time.monotonic(), "test", "冀B12345", (), None, wait=10)
+    assert out.decision == "allow"
+    reply = _body(
+        _send(
+            mosquitto.port,
+            "blacklist_upsert",
+            {
+                "entries": [
+                    {"plate": "冀B12345", "reason": "遥感监测超标排放", "source": "生态环境局"}
+                ]
+            },
+        )
+    )
+    assert reply.get("ok") is True, reply
+    out = gate.worker.submit(gate.passage, time.monotonic(), "test", "冀B12345", (), None, wait=10)
+    assert out.decision == "deny" and out.reason_code == "blacklisted"
+    actions = [a for a in _audit_actions(gate)]
+    assert any("blacklist" in a for a in actions)
+
+
+def test_badly_signed_open_is_refused_and_barrier_stays_shut(
+    gate: Any, mosquitto: Mosquitto
+) -> None:
+    reply = _body(
+        _send(
+            mosquitto.port,
+            "open",
+            {"reason": "司机卡顿，人工放行"},
+            key="wrong-key-0123456789abcdef",
+        )
+    )
+    assert reply.get("ok") is False
+    assert gate.ledger.heads()["passages"][0] == 0
+    reply = _body(_send(mosquitto.port, "open", {"reason": "司机卡顿，人工放行"}))
+    assert reply.get("ok") is True, reply
+    assert gate.ledger.heads()["passages"][0] == 1
+
+
+def test_bad_registry_item_is_refused_with_row_and_field(gate: Any, mosquitto: Mosquitto) -> None:
+    reply = _body(
+        _send(
+            mosquitto.port,
+            "registry_upsert",
+            {
+                "vehicles": [
+                    {"plate": "冀B12345", "fuel": "diesel"},
+                    {"plate": "冀B1234", "fuel": "coal"},
+                ]
+            },
+        )
+    )
+    assert reply.get("ok") is False
+    text = json.dumps(reply, ensure_ascii=False)
+    assert "row 2" in text or "vehicles[1]" in text
+    assert gate.registry.get_vehicle("冀B12345") is None  # all or nothing
+
+
+def _audit_actions(gate: Any) -> list[str]:
+    import sqlite3
+
+    db = sqlite3.connect(
+        gate.ledger.path
+        if hasattr(gate.ledger, "path")
+        else gate.cfg.daemon.data_dir + "/ledger.db"
+    )
+    rows = [r[0] for r in db.execute("SELECT action FROM audit")]
+    db.close()
+    return rows
