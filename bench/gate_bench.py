@@ -122,6 +122,78 @@ def bench_decision(reg: Registry, items: list[GateRead]) -> dict[str, float]:
     return {"p50_ms": p50, "p99_ms": p99, "base_p50_ms": b50, "base_p99_ms": b99}
 
 
+def trigger_to_relay(passages: int, size: tuple[int, int] = (1920, 1080)) -> dict[str, float]:
+    """Ground loop rises -> relay output changes, with the real models and ledger.
+
+    The frame is already in the camera buffer (exposure excluded, as the
+    issue asks); everything else of a passage runs: recogniser, vote, RFID
+    window, registry lookup, decision, snapshot JPEGs, fsynced ledger row,
+    relay. Vehicles alternate between allowed and refused ones.
+    """
+    import queue
+    from types import SimpleNamespace
+
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from edged.assembly import Gate
+    from edged.config import parse
+    from edged.lpr.synth import render_scene
+    from edged.supervisor import Supervisor
+
+    repo = Path(__file__).resolve().parent.parent
+    Device.pin_factory = MockFactory()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = parse(
+            f"""
+[daemon]
+data_dir = "{tmp}"
+[lpr]
+model_dir = "{repo / "models" / "onnx"}"
+threads = 1
+[gpio.ground_loop]
+pin = 22
+debounce_ms = 0
+[registry]
+db_path = "registry.db"
+seed_csv = "{repo / "config" / "demo-vehicles.csv"}"
+[ledger]
+db_path = "ledger.db"
+images_dir = "images"
+[mqtt]
+enabled = false
+""",
+            "bench.toml",
+        )
+        gate = Gate(cfg, SimpleNamespace(started_at=time.time(), supervisor=Supervisor()))
+        for part, _ in gate.parts():
+            if part.name in ("ledger", "registry", "gpio", "recognizer", "gate"):
+                part.start()
+        done: queue.Queue[float] = queue.Queue()
+        gate.on_passage.append(lambda o: done.put(o.trigger_to_relay_ms or 0.0))
+        scenes = [
+            render_scene(p, "yellow", size=size, seed=i)
+            for i, p in enumerate(("冀B12345", "冀A8K302"))
+        ]
+        pin = Device.pin_factory.pin(22)
+        samples: list[float] = []
+        for i in range(passages):
+            gate._latest_frame = scenes[i % 2]
+            pin.drive_high()
+            samples.append(done.get(timeout=30))
+            pin.drive_low()
+            time.sleep(0.05)
+        for part, _ in reversed(gate.parts()):
+            if part.name in ("ledger", "registry", "gpio", "gate"):
+                part.stop()
+    samples.sort()
+    return {
+        "p50_ms": samples[len(samples) // 2],
+        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+        "n": float(len(samples)),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, smoke test (<20 s)")
@@ -151,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  p99 {r['p99_ms'] / max(r['base_p99_ms'], 1e-9):.0f}x"
     )
     print("PASS" if r["p99_ms"] <= 1.0 else "FAIL: decision p99 over 1 ms")
+    n = 10 if args.quick else 100
+    t = trigger_to_relay(n)
+    print(f"trigger-to-relay, real models, 1920x1080 frame, {n} passages (exposure excluded):")
+    print(f"  p50 {t['p50_ms']:.1f} ms  p99 {t['p99_ms']:.1f} ms  (target p99 <= 150 ms)")
+    print(f"  decision share of p50: {r['p50_ms'] / t['p50_ms'] * 100:.3f} %")
+    print("PASS" if t["p99_ms"] <= 150 else "FAIL: trigger-to-relay p99 over 150 ms")
     return 0
 
 

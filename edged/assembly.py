@@ -509,8 +509,10 @@ class Gate:
         if self.io is not None:
             from edged.gate.actions import act
 
-            act(decision, self.io)
+            # The relay switches at the start of act(); the pulse itself then
+            # holds for its configured length, which is not latency.
             relay_ms = (time.monotonic() - t0) * 1000
+            act(decision, self.io)
         outcome = PassageOutcome(
             seq,
             ident.plate,
