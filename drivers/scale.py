@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drivers.serialport import SerialLine
+from drivers.serialport import LineSplitter, SerialLine
 from edged.logs import get_logger
 
 log = get_logger("scale")
@@ -216,36 +216,20 @@ class AsciiWeightParser:
         self.max_line = max_line
         self.name = name
         self.stats = ScaleParserStats()
-        self._buf = bytearray()
-        self._discarding = False
+        self._lines = LineSplitter(bytes((0x0A, 0x0D, STX, ETX)), max_line)
 
     def feed(self, data: bytes) -> list[float]:
-        out: list[float] = []
-        for byte in data:
-            if byte in (0x0A, 0x0D, STX, ETX):
-                if self._discarding:
-                    self._discarding = False
-                elif self._buf:
-                    value = self.parse_line(bytes(self._buf))
-                    if value is not None:
-                        out.append(value)
-                self._buf.clear()
-                continue
-            if self._discarding:
-                continue
-            self._buf.append(byte)
-            if len(self._buf) > self.max_line:
-                self.stats.overlong_lines += 1
-                self.stats.garbage_bytes += len(self._buf)
-                log.warning(
-                    "scale_line_too_long",
-                    scale=self.name,
-                    start=bytes(self._buf[:32]).hex(),
-                    hint="no line end seen: check baud rate and the indicator output mode",
-                )
-                self._buf.clear()
-                self._discarding = True
-        return out
+        lines, overlong = self._lines.feed(data)
+        for dropped in overlong:
+            self.stats.overlong_lines += 1
+            self.stats.garbage_bytes += len(dropped)
+            log.warning(
+                "scale_line_too_long",
+                scale=self.name,
+                start=dropped[:32].hex(),
+                hint="no line end seen: check baud rate and the indicator output mode",
+            )
+        return [v for v in map(self.parse_line, lines) if v is not None]
 
     def parse_line(self, raw: bytes) -> float | None:
         text = raw.decode("ascii", errors="replace")

@@ -314,3 +314,44 @@ class SerialLine:
                     chunk=chunk[:64].hex(),
                     hint="bug in the parser; bytes skipped, reading goes on",
                 )
+
+
+class LineSplitter:
+    """Bounded line assembly for devices that print one reading per line.
+
+    A device sending at the wrong baud rate never sends a line end, so a
+    line longer than ``max_line`` is dropped (returned so the caller can
+    count and log it) and everything up to the next line end is discarded:
+    memory stays bounded whatever arrives.
+    """
+
+    def __init__(self, ends: bytes = b"\r\n", max_line: int = 256) -> None:
+        self.ends = frozenset(ends)
+        self.max_line = max_line
+        self._buf = bytearray()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> tuple[list[bytes], list[bytes]]:
+        """Complete lines in ``data``, and the starts of lines dropped as too long."""
+        lines: list[bytes] = []
+        overlong: list[bytes] = []
+        for byte in data:
+            if byte in self.ends:
+                if self._discarding:
+                    self._discarding = False
+                elif self._buf:
+                    lines.append(bytes(self._buf))
+                self._buf.clear()
+                continue
+            if self._discarding:
+                continue
+            self._buf.append(byte)
+            if len(self._buf) > self.max_line:
+                overlong.append(bytes(self._buf))
+                self._buf.clear()
+                self._discarding = True
+        return lines, overlong
+
+    def reset(self) -> None:
+        self._buf.clear()
+        self._discarding = False

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.rfid.base import RfidReader, TagCallback, TagRead
-from drivers.serialport import SerialLine
+from drivers.serialport import LineSplitter, SerialLine
 from edged.logs import get_logger
 
 log = get_logger("rfid")
@@ -50,35 +50,19 @@ class AsciiHexParser:
         self.max_line = max_line
         self.name = name
         self.stats = AsciiHexStats()
-        self._buf = bytearray()
-        self._discarding = False
+        self._lines = LineSplitter(b"\r\n", max_line)
 
     def feed(self, data: bytes) -> list[str]:
-        out: list[str] = []
-        for byte in data:
-            if byte in (0x0A, 0x0D):
-                if self._discarding:
-                    self._discarding = False
-                elif self._buf:
-                    epc = self.parse_line(bytes(self._buf))
-                    if epc is not None:
-                        out.append(epc)
-                self._buf.clear()
-                continue
-            if self._discarding:
-                continue
-            self._buf.append(byte)
-            if len(self._buf) > self.max_line:
-                self.stats.overlong_lines += 1
-                log.warning(
-                    "asciihex_line_too_long",
-                    reader=self.name,
-                    start=bytes(self._buf[:32]).hex(),
-                    hint="no line end seen: check baud rate and that the reader prints lines",
-                )
-                self._buf.clear()
-                self._discarding = True
-        return out
+        lines, overlong = self._lines.feed(data)
+        for dropped in overlong:
+            self.stats.overlong_lines += 1
+            log.warning(
+                "asciihex_line_too_long",
+                reader=self.name,
+                start=dropped[:32].hex(),
+                hint="no line end seen: check baud rate and that the reader prints lines",
+            )
+        return [epc for epc in map(self.parse_line, lines) if epc is not None]
 
     def parse_line(self, raw: bytes) -> str | None:
         """One line to an upper-case EPC, or None (counted) if it is not one."""

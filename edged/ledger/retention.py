@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from edged.config import doc
 from edged.ledger.store import LedgerStore
 from edged.logs import get_logger
 
@@ -26,61 +27,55 @@ MIN_LEDGER_DAYS = 365
 MB = 1024 * 1024
 
 
-def _doc(text: str) -> dict[str, str]:
-    return {"doc": text}
-
-
 @dataclass(frozen=True)
 class LedgerConfig:
     """The electronic ledger (电子台账), its images, and export."""
 
     db_path: str = field(
         default="/var/lib/edged/ledger.db",
-        metadata=_doc("Ledger database file (SQLite, WAL); put it on the data partition"),
+        metadata=doc("Ledger database file (SQLite, WAL); put it on the data partition"),
     )
     images_dir: str = field(
         default="/var/lib/edged/images",
-        metadata=_doc("Folder of snapshot images (抓拍图片); rows store paths relative to it"),
+        metadata=doc("Folder of snapshot images (抓拍图片); rows store paths relative to it"),
     )
     retention_days: int = field(
         default=365,
-        metadata=_doc(
+        metadata=doc(
             "Days ledger rows are kept at least (台账保存期限); "
             "365 or more, rows are never deleted for images"
         ),
     )
     image_retention_days: int = field(
-        default=183, metadata=_doc("Days snapshot images are kept (图片保存期限, about 6 months)")
+        default=183, metadata=doc("Days snapshot images are kept (图片保存期限, about 6 months)")
     )
     image_budget_mb: int = field(
-        default=20000, metadata=_doc("Most disk space images may use; oldest go first when over")
+        default=20000, metadata=doc("Most disk space images may use; oldest go first when over")
     )
     min_free_mb: int = field(
         default=512,
-        metadata=_doc(
+        metadata=doc(
             "Free space kept on the data partition; below "
             "it new images stop and the oldest are removed"
         ),
     )
     events_keep: int = field(
         default=1000,
-        metadata=_doc(
-            "Daemon events kept (start-ups, faults, recoveries); at least 100 (事件日志)"
-        ),
+        metadata=doc("Daemon events kept (start-ups, faults, recoveries); at least 100 (事件日志)"),
     )
     head_publish_seconds: float = field(
         default=300.0,
-        metadata=_doc("How often the chain heads (seq + hash) are published upstream"),
+        metadata=doc("How often the chain heads (seq + hash) are published upstream"),
     )
     frequent_per_day: int = field(
         default=8,
-        metadata=_doc("Reports flag a vehicle passing more than this many times a day (频繁进出)"),
+        metadata=doc("Reports flag a vehicle passing more than this many times a day (频繁进出)"),
     )
     export_images: bool = field(
-        default=False, metadata=_doc("USB export also copies the snapshot images of exported rows")
+        default=False, metadata=doc("USB export also copies the snapshot images of exported rows")
     )
     export_report_days: int = field(
-        default=31, metadata=_doc("USB export adds daily reports for at most this many recent days")
+        default=31, metadata=doc("USB export adds daily reports for at most this many recent days")
     )
 
     def __post_init__(self) -> None:

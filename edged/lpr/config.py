@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-def _doc(text: str) -> dict[str, str]:
-    return {"doc": text}
+from edged.config import doc
 
 
 @dataclass(frozen=True)
@@ -15,59 +13,57 @@ class LprConfig:
 
     model_dir: str = field(
         default="models/onnx",
-        metadata=_doc(
+        metadata=doc(
             "Folder with the ONNX models (install with: python models/fetch.py --dest DIR)"
         ),
     )
     detector_model: str = field(
         default="clp_det.onnx",
-        metadata=_doc("Plate detector with 4 corner points (车牌检测), file name in model_dir"),
+        metadata=doc("Plate detector with 4 corner points (车牌检测), file name in model_dir"),
     )
     recognizer_model: str = field(
         default="ch_PP-OCRv4_rec_infer.onnx",
-        metadata=_doc("Text recogniser (字符识别), file name in model_dir"),
+        metadata=doc("Text recogniser (字符识别), file name in model_dir"),
     )
     threads: int = field(
         default=1,
-        metadata=_doc("ONNX Runtime intra-op threads per model (1 keeps the other cores free)"),
+        metadata=doc("ONNX Runtime intra-op threads per model (1 keeps the other cores free)"),
     )
     det_max_side: int = field(
         default=640,
-        metadata=_doc(
+        metadata=doc(
             "Longest side, in pixels, the frame (or ROI) is scaled down to for the detector"
         ),
     )
     second_pass_max_side: int = field(
         default=1280,
-        metadata=_doc(
+        metadata=doc(
             "Second detector pass at this size when the first finds nothing (small plates); 0 = off"
         ),
     )
-    det_score: float = field(default=0.6, metadata=_doc("Minimum detector score for a plate"))
+    det_score: float = field(default=0.6, metadata=doc("Minimum detector score for a plate"))
     second_pass_score: float = field(
-        default=0.4, metadata=_doc("Minimum detector score in the second, larger pass")
+        default=0.4, metadata=doc("Minimum detector score in the second, larger pass")
     )
     nms_iou: float = field(
-        default=0.4, metadata=_doc("Overlap above which two detections are the same plate")
+        default=0.4, metadata=doc("Overlap above which two detections are the same plate")
     )
     max_plates: int = field(
-        default=4, metadata=_doc("Most plates read per frame (highest detector scores first)")
+        default=4, metadata=doc("Most plates read per frame (highest detector scores first)")
     )
     roi: list[int] = field(
         default_factory=list,
-        metadata=_doc(
+        metadata=doc(
             "Region of interest [x, y, width, height] in pixels (识别区域); empty = whole frame"
         ),
     )
     min_plate_width: int = field(
         default=40,
-        metadata=_doc(
-            "Plates narrower than this many frame pixels are ignored (too small to read)"
-        ),
+        metadata=doc("Plates narrower than this many frame pixels are ignored (too small to read)"),
     )
     min_confidence: float = field(
         default=0.0,
-        metadata=_doc("Reads whose confidence (lowest character) is below this are dropped"),
+        metadata=doc("Reads whose confidence (lowest character) is below this are dropped"),
     )
 
     def __post_init__(self) -> None:

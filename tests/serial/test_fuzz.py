@@ -46,7 +46,7 @@ def test_line_parsers_random_bytes(parts: list[bytes]) -> None:
             assert all(c in "0123456789ABCDEF" for c in epc)
         for kg in w.feed(part):
             assert isinstance(kg, float)
-        assert len(a._buf) <= a.max_line and len(w._buf) <= w.max_line
+        assert len(a._lines._buf) <= a.max_line and len(w._lines._buf) <= w.max_line
 
 
 @settings(max_examples=200, deadline=None)
