@@ -78,6 +78,8 @@ class Gate:
         self.scale: Any = None
         self.retention: RetentionKeeper | None = None
         self.control = ControlServer(Path(cfg.daemon.data_dir) / "state" / "control.sock")
+        self.control.on("status", lambda req: self.health())
+        self.control.on("simulate_passage", lambda req: _simulate(self, req))
         self.passages = 0
         self.last: PassageOutcome | None = None
         self._latest_frame: np.ndarray | None = None
@@ -708,8 +710,6 @@ def assemble(cfg: Any, daemon: Any) -> Gate:
     gate = Gate(cfg, daemon)
     for part, critical in gate.parts():
         daemon.supervisor.add(part, critical=critical)
-    gate.control.on("status", lambda req: gate.health())
-    gate.control.on("simulate_passage", lambda req: _simulate(gate, req))
     return gate
 
 

@@ -163,3 +163,24 @@ def _audit_actions(gate: Any) -> list[str]:
     rows = [r[0] for r in db.execute("SELECT action FROM audit")]
     db.close()
     return rows
+
+
+def test_status_and_simulated_passage_over_the_control_socket(
+    gate: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edged.cli import main
+
+    gate.control.start()
+    try:
+        sock = str(gate.control.path)
+        assert main(["simulate", "passage", "--plate", "豫D99881", "--socket", sock]) == 0
+        out = capsys.readouterr().out
+        assert "豫D99881" in out and "unknown_vehicle" in out
+        assert main(["status", "--json", "--socket", sock]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["passages"] == 1 and status["last_passage"]["plate"] == "豫D99881"
+        assert status["ledger_head"]["passages"]["seq"] == 1
+        assert main(["simulate", "passage", "--plate", "12", "--socket", sock]) == 0
+    finally:
+        gate.control.stop()
+    assert main(["status", "--socket", sock]) == 1  # no daemon: clear failure, no traceback
