@@ -260,9 +260,19 @@ class Gate:
             self.cfg.modbus,
             self.cfg.datalogger,
             self.cfg.daemon.data_dir,
-            on_event=lambda kind, severity, message, **d: self.event(kind, severity, message, **d),
+            on_event=self._datalogger_event,
         )
         self.datalogger.start()
+
+    def _datalogger_event(self, kind: str, severity: str, message: str, **d: Any) -> None:
+        """Data-logger events go to the event log and MQTT; over-limits also to the
+        HJ 212 platforms at once, as the data-logger guide requires."""
+        self.event(kind, severity, message, **d)
+        if kind == "over_limit" and self.uplink is not None and d.get("factor"):
+            when = datetime.fromisoformat(d["ts"]) if d.get("ts") else datetime.now()
+            self.uplink.send_alarm(
+                when.replace(tzinfo=None), {d["factor"]: {"Rtd": d["value"], "Flag": "T"}}
+            )
 
     def _stop_datalogger(self) -> None:
         if self.datalogger is not None:
@@ -273,7 +283,21 @@ class Gate:
         from edged.hj212.uplink import Uplink
 
         hc = self.cfg.hj212
-        self.uplink = Uplink(hc, _path(self.cfg, hc.store), source=self.datalogger)
+        from edged.hj212.clock import OffsetClock
+
+        # The service may not set the system clock (no CAP_SYS_TIME): a time set
+        # by the platform (1012) becomes an offset for HJ 212 times, and an event
+        # tells the technician the board's clock is off.
+        clock = OffsetClock(
+            on_set=lambda when: self.event(
+                "clock_set_by_platform",
+                "warning",
+                "an HJ 212 platform set the time; check NTP on the board",
+                platform_time=when.isoformat(),
+                board_time=datetime.now().isoformat(),
+            )
+        )
+        self.uplink = Uplink(hc, _path(self.cfg, hc.store), source=self.datalogger, clock=clock)
         self._stop_uplink_thread = self.uplink.start_thread()
         self.uplink.send_startup(datetime.now())
         self._forwarded: dict[str, datetime] = {}

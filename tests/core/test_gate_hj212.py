@@ -60,3 +60,46 @@ pw = "123456"
         assert gate.uplink.outbox.backlog("city") == before + 3
     finally:
         gate._stop_uplink()
+
+
+def test_over_limit_goes_to_the_platforms_at_once(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = parse(
+        f"""
+[daemon]
+data_dir = "{tmp_path}"
+[mqtt]
+enabled = false
+[[hj212.platforms]]
+name = "city"
+host = "127.0.0.1"
+port = {port}
+mn = "66330300010100001001"
+pw = "123456"
+""",
+        "t.toml",
+    )
+    gate = Gate(cfg, SimpleNamespace(started_at=time.time(), supervisor=Supervisor()))
+    gate._start_uplink()
+    try:
+        before = gate.uplink.outbox.backlog("city")
+        gate._datalogger_event(
+            "over_limit",
+            "alarm",
+            "fan.current = 52.1A outside [0, 50]",
+            device="fan",
+            point="current",
+            factor="e12001",
+            value=52.1,
+            low=0,
+            high=50,
+            ts="2026-11-23T10:05:00",
+        )
+        assert gate.uplink.outbox.backlog("city") == before + 1
+        gate._datalogger_event("recovered", "info", "fan answers again", device="fan")
+        assert gate.uplink.outbox.backlog("city") == before + 1
+        gate.uplink.clock.set(datetime(2030, 1, 1))  # what a 1012 from the platform does
+        assert gate.uplink.clock.now().year == 2030
+        assert any(e[0] == "clock_set_by_platform" for e in gate._pending_events)
+    finally:
+        gate._stop_uplink()
