@@ -131,7 +131,7 @@ class Gate:
         ]
         if cfg.rfid.enabled:
             out.append((Part("rfid", self._start_rfid, self._stop_rfid), False))
-        if cfg.modbus.devices:
+        if cfg.modbus.devices or cfg.instruments:
             out.append((Part("datalogger", self._start_datalogger, self._stop_datalogger), False))
         if any(p.enabled for p in cfg.hj212.platforms):
             out.append((Part("hj212", self._start_uplink, self._stop_uplink), False))
@@ -263,6 +263,13 @@ class Gate:
             on_event=self._datalogger_event,
         )
         self.datalogger.start()
+        from edged.datalogger.instruments import InstrumentInput
+
+        self.instruments = [
+            InstrumentInput(c, self.datalogger.store.add_samples) for c in self.cfg.instruments
+        ]
+        for inst in self.instruments:
+            inst.start()
 
     def _datalogger_event(self, kind: str, severity: str, message: str, **d: Any) -> None:
         """Data-logger events go to the event log and MQTT; over-limits also to the
@@ -275,6 +282,8 @@ class Gate:
             )
 
     def _stop_datalogger(self) -> None:
+        for inst in getattr(self, "instruments", []):
+            inst.stop()
         if self.datalogger is not None:
             self.datalogger.stop()
             self.datalogger = None

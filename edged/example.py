@@ -58,6 +58,24 @@ def _is_table_array(value: Any) -> bool:
     )
 
 
+def _commented_table(path: str, cls: type, comments: bool) -> str:
+    """An empty array of tables, shown as a commented-out entry with every key."""
+    lines = ["# none configured by default; one entry looks like this:", f"# [[{path}]]"]
+    types_ = schema.hints(cls)
+    for f in dataclasses.fields(cls):
+        note = f.metadata.get("doc", "")
+        if comments and note:
+            lines.append(f"#   {note}{_allowed(types_[f.name])}")
+        if f.default is not dataclasses.MISSING:
+            value = _value(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            value = _value(f.default_factory())
+        else:
+            value = f"<{schema._type_name(types_[f.name])}, required>"
+        lines.append(f"# {_key(f.name)} = {value}")
+    return "\n".join(lines)
+
+
 def render(obj: Any, comments: bool = True, mask_secrets: bool = False, _prefix: str = "") -> str:
     """TOML for a config dataclass tree; ``None`` values are written commented out."""
     out: list[str] = []
@@ -83,9 +101,7 @@ def render(obj: Any, comments: bool = True, mask_secrets: bool = False, _prefix:
         elif isinstance(value, list | tuple) and not value and get_origin(types_[f.name]) is list:
             (inner,) = get_args(types_[f.name]) or (None,)
             if dataclasses.is_dataclass(inner):
-                out.append(
-                    f"# [[{_prefix}{f.name}]]  (none configured; see the documented example)"
-                )
+                out.append(_commented_table(f"{_prefix}{f.name}", inner, comments))
             else:
                 out.append(f"{_key(f.name)} = []")
         else:

@@ -13,6 +13,7 @@ from drivers.gpio import GpioConfig
 from drivers.rfid.config import RfidConfig
 from drivers.scale import ScaleConfig
 from edged.config import DaemonConfig, LoggingConfig, SiteConfig, doc
+from edged.datalogger.instruments import InstrumentConfig
 from edged.datalogger.registers import ModbusConfig
 from edged.datalogger.store import DataStoreConfig
 from edged.gate.policy import PolicyConfig
@@ -163,6 +164,10 @@ class EdgedConfig:
     )
     modbus: ModbusConfig = field(
         default_factory=ModbusConfig, metadata=doc("Modbus meters and switches (工况监控)")
+    )
+    instruments: list[InstrumentConfig] = field(
+        default_factory=list,
+        metadata=doc("Analysers sending HJ 212 over RS232/RS485 (在线监测仪表)"),
     )
     datalogger: DataStoreConfig = field(
         default_factory=DataStoreConfig, metadata=doc("Data logger storage (数采仪)")
