@@ -33,3 +33,13 @@ def shared_data(name: str) -> Path:
             f"real data folder {name!r} not present beside the checkout (shared/data/{name})"
         )
     return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the reliability suite's table of faults and counts, when it ran."""
+    from tests.reliability.summary import ROWS, table
+
+    if ROWS:
+        terminalreporter.section("reliability summary")
+        for line in table():
+            terminalreporter.write_line(line)
