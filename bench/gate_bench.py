@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.report import emit  # noqa: E402
 from edged.logs import configure  # noqa: E402
 
 configure(level="warning")  # before the gate modules bind their loggers
@@ -223,12 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         f"  p99 {r['p99_ms'] / max(r['base_p99_ms'], 1e-9):.0f}x"
     )
     print("PASS" if r["p99_ms"] <= 1.0 else "FAIL: decision p99 over 1 ms")
+    emit(f"decision p99 ({args.vehicles} vehicles)", p99, "us", "<= 1000")
+    emit("decision p50", p50, "us")
     n = 10 if args.quick else 100
     t = trigger_to_relay(n)
     print(f"trigger-to-relay, real models, 1920x1080 frame, {n} passages (exposure excluded):")
     print(f"  p50 {t['p50_ms']:.1f} ms  p99 {t['p99_ms']:.1f} ms  (target p99 <= 150 ms)")
     print(f"  decision share of p50: {r['p50_ms'] / t['p50_ms'] * 100:.3f} %")
     print("PASS" if t["p99_ms"] <= 150 else "FAIL: trigger-to-relay p99 over 150 ms")
+    emit(f"trigger-to-relay p99 ({n} passages, 1080p)", t["p99_ms"], "ms", "<= 150")
+    emit("trigger-to-relay p50", t["p50_ms"], "ms")
     return 0
 
 

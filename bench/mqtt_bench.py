@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import emit
 from edged.logs import configure
 
 configure("warning")
@@ -208,6 +209,11 @@ def main() -> int:
         f"peak added RSS      {res['added_rss_mb']:.1f} MB  target <= 80: "
         f"{'OK' if ok_rss else 'MISSED'}"
     )
+    emit(f"outbox drain ({n} messages)", res["rate"], "msg/s", ">= 2000")
+    emit("raw paho QoS 1 (baseline)", raw, "msg/s")
+    # The RSS target is stated for 100,000 queued messages.
+    emit(f"outbox added RSS ({n} messages)", res["added_rss_mb"], "MB",
+         "<= 80" if n >= 100_000 else None)  # fmt: skip
     return 0
 
 
