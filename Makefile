@@ -3,7 +3,7 @@
 #   make test   set everything up (test tools, mosquitto) and run all tests
 VENV ?= .venv
 
-.PHONY: demo test setup setup-test lint bench clean
+.PHONY: demo test setup setup-test lint bench clean install uninstall
 
 setup:
 	scripts/setup.sh
@@ -22,6 +22,13 @@ lint: setup-test
 
 bench: setup
 	$(VENV)/bin/python bench/run_all.py
+
+# On the board (docs/INSTALL.md): sudo make install; sudo make uninstall [PURGE=1]
+install:
+	scripts/install.sh
+
+uninstall:
+	scripts/uninstall.sh $(if $(PURGE),--purge)
 
 clean:
 	rm -rf var/demo .pytest_cache

