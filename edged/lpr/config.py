@@ -35,6 +35,27 @@ class LprConfig:
             "Longest side, in pixels, the frame (or ROI) is scaled down to for the detector"
         ),
     )
+    read_views: int = field(
+        default=3,
+        metadata=doc(
+            "Rectified views of each plate read and voted, 1..3: each adds about a sixth "
+            "to the time per plate and removes misreads from corners a few pixels off"
+        ),
+    )
+    candidate_score: float = field(
+        default=0.3,
+        metadata=doc(
+            "Frame-pass score from which a plate is looked at again, zoomed, to confirm it"
+        ),
+    )
+    refine_plate_px: int = field(
+        default=128,
+        metadata=doc("Plate width, in pixels, of the zoomed second look at a candidate; 0 = off"),
+    )
+    refine_all: bool = field(
+        default=False,
+        metadata=doc("Zoom in on every plate, not only weak candidates (better corners, slower)"),
+    )
     second_pass_max_side: int = field(
         default=1280,
         metadata=doc(
@@ -78,7 +99,13 @@ class LprConfig:
                 f"second_pass_max_side: expected 0 or det_max_side..4096, "
                 f"found {self.second_pass_max_side}"
             )
-        for name in ("det_score", "second_pass_score", "nms_iou", "min_confidence"):
+        for name in (
+            "det_score",
+            "candidate_score",
+            "second_pass_score",
+            "nms_iou",
+            "min_confidence",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: expected 0..1, found {value}")
@@ -94,5 +121,11 @@ class LprConfig:
             )
         if self.min_plate_width < 0:
             raise ValueError(f"min_plate_width: expected >= 0, found {self.min_plate_width}")
+        if not 1 <= self.read_views <= 3:
+            raise ValueError(f"read_views: expected 1..3, found {self.read_views}")
+        if self.refine_plate_px and not 48 <= self.refine_plate_px <= 512:
+            raise ValueError(
+                f"refine_plate_px: expected 0 or 48..512 pixels, found {self.refine_plate_px}"
+            )
         if self.max_plates < 1:
             raise ValueError(f"max_plates: expected >= 1, found {self.max_plates}")

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
+
+from edged.lpr.models import open_session
 
 MIN_SIZES = ((24, 48), (96, 192), (384, 768))
 STEPS = (8, 16, 32)
 VARIANCE = (0.1, 0.2)
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+#: Overlap of detector tiles, in scaled pixels: wider than a plate that needs the tiles.
+TILE_OVERLAP = 96
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,7 @@ class PlateDetector:
     """Runs clp_det.onnx on a BGR image scaled so its longest side is ``max_side``."""
 
     def __init__(self, model_path: str | Path, threads: int = 1) -> None:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.enable_cpu_mem_arena = False  # input sizes vary; the arena only grows
-        self.session = ort.InferenceSession(
-            str(model_path), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = open_session(model_path, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def prepare(self, image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -150,3 +146,107 @@ class PlateDetector:
             )
             for k in keep
         ]
+
+    def detect_tiled(
+        self, image: np.ndarray, max_side: int, tile: int, score: float, nms_iou: float = 0.4
+    ) -> list[Detection]:
+        """Detect on the image scaled to ``max_side``, in overlapping tiles of about ``tile``.
+
+        One pass over a 1280-pixel frame needs four times the working memory
+        of a 640-pixel one, and the allocator keeps that peak for the life of
+        the daemon. Tiles give the same detail at the memory of the small pass
+        (and the time of the big one, plus the overlap).
+        """
+        h, w = image.shape[:2]
+        scale = min(1.0, max_side / max(h, w))
+        if scale < 1.0:
+            image = cv2.resize(
+                image, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_LINEAR
+            )
+        h, w = image.shape[:2]
+        nx, ny = -(-w // tile), -(-h // tile)
+        tw, th = min(w, -(-w // nx) + TILE_OVERLAP), min(h, -(-h // ny) + TILE_OVERLAP)
+        found: list[Detection] = []
+        for y in np.linspace(0, h - th, ny).round().astype(int):
+            for x in np.linspace(0, w - tw, nx).round().astype(int):
+                part = image[y : y + th, x : x + tw]
+                blob = cv2.dnn.blobFromImage(part, 1.0, None, (104.0, 117.0, 123.0), False, False)
+                loc, conf, landms = self.run(blob)
+                for d in self.postprocess(loc, conf, landms, th, tw, 1.0, score, nms_iou):
+                    x1, y1, x2, y2 = d.box
+                    found.append(
+                        Detection(
+                            d.score,
+                            (
+                                (x1 + x) / scale,
+                                (y1 + y) / scale,
+                                (x2 + x) / scale,
+                                (y2 + y) / scale,
+                            ),
+                            ((d.corners + np.array([x, y], np.float32)) / scale).astype(np.float32),
+                        )
+                    )
+        if len(found) < 2:
+            return found
+        keep = nms(
+            np.array([d.box for d in found], np.float32),
+            np.array([d.score for d in found], np.float32),
+            nms_iou,
+        )
+        return [found[k] for k in keep]
+
+    def refine(
+        self, image: np.ndarray, det: Detection, plate_px: int, score: float, nms_iou: float = 0.4
+    ) -> Detection | None:
+        """Run the detector again on the region around ``det``, scaled so the plate is
+        about ``plate_px`` wide, and return the plate it finds there (or None).
+
+        A whole frame is scaled down to a few hundred pixels for speed, which
+        leaves distant plates small: their scores fall under the threshold and
+        their corners land a few pixels off, enough to cut a character. A
+        second look at the plate's own neighbourhood at a good scale costs a
+        fraction of the frame pass and confirms (or rejects) a weak candidate
+        with corners taken at full detail.
+        """
+        x1, y1, x2, y2 = det.box
+        w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+        ih, iw = image.shape[:2]
+        rx0, rx1 = int(max(0, x1 - 0.5 * w)), int(min(iw, x2 + 0.5 * w))
+        ry0, ry1 = int(max(0, y1 - 1.5 * h)), int(min(ih, y2 + 1.5 * h))
+        if rx1 - rx0 < 8 or ry1 - ry0 < 8:
+            return None
+        region = image[ry0:ry1, rx0:rx1]
+        scale = float(np.clip(plate_px / w, 0.25, 4.0))
+        size = (max(32, round((rx1 - rx0) * scale)), max(32, round((ry1 - ry0) * scale)))
+        interp = cv2.INTER_LINEAR if scale >= 1.0 else cv2.INTER_AREA
+        zoomed = cv2.resize(region, size, interpolation=interp)
+        blob = cv2.dnn.blobFromImage(zoomed, 1.0, None, (104.0, 117.0, 123.0), False, False)
+        loc, conf, landms = self.run(blob)
+        sx, sy = size[0] / (rx1 - rx0), size[1] / (ry1 - ry0)
+        found = self.postprocess(
+            loc, conf, landms, blob.shape[2], blob.shape[3], 1.0, score, nms_iou
+        )
+        best: Detection | None = None
+        best_iou = 0.0
+        for d in found:
+            bx = (
+                d.box[0] / sx + rx0,
+                d.box[1] / sy + ry0,
+                d.box[2] / sx + rx0,
+                d.box[3] / sy + ry0,
+            )
+            iou = _iou(bx, det.box)
+            if iou > best_iou:
+                corners = d.corners / np.array([sx, sy], np.float32) + np.array(
+                    [rx0, ry0], np.float32
+                )
+                best, best_iou = Detection(d.score, bx, corners.astype(np.float32)), iou
+        return best if best_iou >= 0.3 else None
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -20,9 +20,19 @@ from edged.lpr.syntax import ALNUM, LETTERS, PROVINCES, check_plate
 log = get_logger("lpr")
 
 MAX_REC_WIDTH = 320
-#: Rectified crop: width stretch over the plate's own aspect, and margins (fractions).
-WIDTH_FACTOR = 1.4
-MARGIN_X, MARGIN_Y = 0.04, 0.08
+#: Single-row views of a detected plate, read together and voted: margins around the
+#: detector's corners (fractions of width, height) and the width stretch over the plate's
+#: own aspect. Corners a few pixels off cut or pad a character differently in each view,
+#: so their errors disagree while the right reading agrees.
+SCENE_VIEWS = ((0.04, 0.08, 1.4), (0.10, 0.15, 1.4), (0.0, 0.0, 1.2))
+#: Width stretches for an image that is itself a cut-out plate (no margin to vary).
+CROP_VIEWS = (1.4, 1.2, 1.0)
+#: Most crops per recogniser call: its working memory grows with the batch, its speed
+#: hardly (the peak of a 16-crop batch would stay with the daemon for good).
+REC_BATCH = 4
+#: Plate colours that come in a double-row form (GA 36: large vehicles' rear, trailers,
+#: motorcycles, police); "unknown" covers night and IR images with no colour to see.
+DOUBLE_ROW_COLOURS = frozenset({"yellow", "white", "unknown"})
 
 
 class ModelError(RuntimeError):
@@ -81,6 +91,22 @@ class PlateRecognizer:
         }
 
     # -- stages -------------------------------------------------------------
+    def _candidates(self, image: np.ndarray) -> list[Detection]:
+        cfg = self.config
+        low = min(cfg.candidate_score, cfg.det_score) if cfg.refine_plate_px else cfg.det_score
+        cands = self.detector.detect(image, cfg.det_max_side, low, cfg.nms_iou)
+        out: list[Detection] = []
+        for d in cands[: 2 * cfg.max_plates]:
+            if cfg.refine_plate_px and (cfg.refine_all or d.score < cfg.det_score):
+                r = self.detector.refine(image, d, cfg.refine_plate_px, cfg.det_score, cfg.nms_iou)
+                if r is None:
+                    continue
+                d = r
+            if d.box[2] - d.box[0] >= cfg.min_plate_width:
+                out.append(d)
+        out.sort(key=lambda d: -d.score)
+        return out
+
     def detect(self, frame: np.ndarray) -> list[Detection]:
         cfg = self.config
         x0, y0, image = 0, 0, frame
@@ -96,11 +122,14 @@ class PlateRecognizer:
                 hint="roi lies outside the frame: fix [lpr] roi",
             )
             return []
-        dets = self.detector.detect(image, cfg.det_max_side, cfg.det_score, cfg.nms_iou)
-        dets = [d for d in dets if d.box[2] - d.box[0] >= cfg.min_plate_width]
+        dets = self._candidates(image)
         if not dets and cfg.second_pass_max_side and max(image.shape[:2]) > cfg.det_max_side:
-            dets = self.detector.detect(
-                image, cfg.second_pass_max_side, cfg.second_pass_score, cfg.nms_iou
+            dets = self.detector.detect_tiled(
+                image,
+                cfg.second_pass_max_side,
+                cfg.det_max_side,
+                cfg.second_pass_score,
+                cfg.nms_iou,
             )
             dets = [d for d in dets if d.box[2] - d.box[0] >= cfg.min_plate_width]
         dets = dets[: cfg.max_plates]
@@ -116,36 +145,54 @@ class PlateRecognizer:
             ]
         return dets
 
-    def rectify(self, frame: np.ndarray, det: Detection) -> tuple[np.ndarray, bool]:
-        aspect = plate_aspect(det.corners)
-        if det.score == 0.0:  # whole image is the plate: no margin to add
-            width = int(np.clip(round(HEIGHT * aspect * WIDTH_FACTOR), 2 * HEIGHT, MAX_REC_WIDTH))
-            if aspect < DOUBLE_ROW_ASPECT:
-                return warp(frame, det.corners, 6 * HEIGHT, 3 * HEIGHT), True
-            return warp(frame, det.corners, width, HEIGHT), False
-        double = aspect < DOUBLE_ROW_ASPECT
-        if double:
-            crop = warp(frame, expand(det.corners, 0.03, 0.05), 2 * 3 * HEIGHT, 3 * HEIGHT)
-        else:
-            width = int(np.clip(round(HEIGHT * aspect * WIDTH_FACTOR), 2 * HEIGHT, MAX_REC_WIDTH))
-            crop = warp(frame, expand(det.corners, MARGIN_X, MARGIN_Y), width, HEIGHT)
-        return crop, double
+    def views(self, frame: np.ndarray, det: Detection) -> tuple[list[tuple[np.ndarray, bool]], str]:
+        """Rectified crops of one detection with their row layout, and the plate's colour.
 
-    def recognise(self, crops: list[tuple[np.ndarray, bool]]) -> list[TextRead | None]:
-        """Read all crops of a frame in one model call (rows of double-row plates too)."""
-        pieces: list[np.ndarray] = []
-        for crop, double in crops:
-            if double:
-                top, bottom = split_rows(crop)
-                pieces += [top, bottom]
-            else:
-                pieces.append(crop)
+        A plate whose corners give a short aspect may be a double-row plate
+        (440x220 mm) or a single-row one seen at an angle or boxed with its
+        frame; the shape alone gets this wrong often enough (a third of the
+        real-scene misses once came from it) that both readings are made and
+        the more confident one wins in :meth:`read`. Only yellow and white
+        plates come in two rows (trucks, trailers, motorcycles, police), so a
+        blue, green or black plate is never read as one.
+        """
+        aspect = plate_aspect(det.corners)
+        n = self.config.read_views
+        if det.score == 0.0:  # the image is the plate: vary the stretch only
+            shapes = [(det.corners, wf) for wf in CROP_VIEWS[:n]]
+        else:
+            shapes = [(expand(det.corners, mx, my), wf) for mx, my, wf in SCENE_VIEWS[:n]]
+        out: list[tuple[np.ndarray, bool]] = []
+        for corners, wf in shapes:
+            width = int(np.clip(round(HEIGHT * aspect * wf), 2 * HEIGHT, MAX_REC_WIDTH))
+            out.append((warp(frame, corners, width, HEIGHT), False))
+        colour = plate_colour(out[0][0])
+        if aspect < DOUBLE_ROW_ASPECT and colour in DOUBLE_ROW_COLOURS:
+            double_corners = det.corners if det.score == 0.0 else expand(det.corners, 0.03, 0.05)
+            out.append((warp(frame, double_corners, 2 * 3 * HEIGHT, 3 * HEIGHT), True))
+        return out, colour
+
+    @staticmethod
+    def pieces(views: list[tuple[np.ndarray, bool]]) -> list[np.ndarray]:
+        """The recogniser's inputs for these views: a double-row view gives its two rows."""
+        out: list[np.ndarray] = []
+        for crop, double in views:
+            out += list(split_rows(crop)) if double else [crop]
+        return out
+
+    def recognise(self, views: list[tuple[np.ndarray, bool]]) -> list[TextRead | None]:
+        """Read all views of a frame in one model call (rows of double-row views too)."""
+        pieces = self.pieces(views)
         if not pieces:
             return []
-        probs = self.recognizer.run(self.recognizer.prepare(pieces))
+        probs = [
+            p
+            for i in range(0, len(pieces), REC_BATCH)
+            for p in self.recognizer.run(self.recognizer.prepare(pieces[i : i + REC_BATCH]))
+        ]
         out: list[TextRead | None] = []
         i = 0
-        for _, double in crops:
+        for _, double in views:
             if not double:
                 out.append(self.recognizer.decode(probs[i]))
                 i += 1
@@ -165,6 +212,34 @@ class PlateRecognizer:
                     )
                 )
         return out
+
+    @staticmethod
+    def _best(
+        views: list[tuple[np.ndarray, bool]], texts: list[TextRead | None]
+    ) -> tuple[np.ndarray, bool, TextRead] | None:
+        """Vote over the views of one plate: each reading scores the geometric mean of its
+        character confidences, equal readings add up, and the winner's most confident
+        view is kept.
+
+        A wrong reading rarely repeats across views, a right one does. The
+        geometric mean lets one unreadable character sink a reading: a
+        double-row plate read as one row repeats the same forced guess in each
+        view, and only its one confident two-row reading should win.
+        """
+        votes: dict[str, float] = {}
+        keep: dict[str, tuple[float, np.ndarray, bool, TextRead]] = {}
+        for (crop, double), tr in zip(views, texts, strict=True):
+            if tr is None or not tr.char_confidences:
+                continue
+            conf = np.maximum(np.asarray(tr.char_confidences), 1e-4)
+            votes[tr.text] = votes.get(tr.text, 0.0) + float(np.exp(np.log(conf).mean()))
+            weakest = min(tr.char_confidences)
+            if tr.text not in keep or weakest > keep[tr.text][0]:
+                keep[tr.text] = (weakest, crop, double, tr)
+        if not votes:
+            return None
+        _, crop, double, tr = keep[max(votes, key=votes.__getitem__)]
+        return crop, double, tr
 
     @staticmethod
     def _looks_like_crop(image: np.ndarray) -> bool:
@@ -200,13 +275,14 @@ class PlateRecognizer:
                     np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32),
                 )
             ]
-        crops = [self.rectify(frame_bgr, d) for d in dets]
-        texts = self.recognise(crops)
+        per_det = [self.views(frame_bgr, d) for d in dets]
+        texts = iter(self.recognise([v for views, _ in per_det for v in views]))
         reads: list[PlateRead] = []
-        for det, (crop, double), tr in zip(dets, crops, texts, strict=True):
-            if tr is None:
+        for det, (views, colour) in zip(dets, per_det, strict=True):
+            chosen = self._best(views, [next(texts) for _ in views])
+            if chosen is None:
                 continue
-            colour = plate_colour(crop)
+            crop, double, tr = chosen
             conf = min(tr.char_confidences) if tr.char_confidences else 0.0
             if conf < self.config.min_confidence:
                 continue

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
+from edged.lpr.models import open_session
 from edged.lpr.syntax import ALPHABET, TEMPLATES
 
 HEIGHT = 48
@@ -86,14 +86,7 @@ class TextRecognizer:
     """PP-OCRv4 recogniser with a plate-grammar decoder."""
 
     def __init__(self, model_path: str | Path, threads: int = 1) -> None:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.enable_cpu_mem_arena = False  # crop widths vary; the arena only grows
-        self.session = ort.InferenceSession(
-            str(model_path), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = open_session(model_path, threads)
         self.input_name = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         vocab = ["<blank>", *meta["character"].splitlines(), " "]

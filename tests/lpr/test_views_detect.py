@@ -1,0 +1,111 @@
+"""Views voted per plate, the zoomed second look and tiled detection, on the real models."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from edged.lpr.config import LprConfig
+from edged.lpr.detect import Detection
+from edged.lpr.pipeline import PlateRecognizer
+from edged.lpr.recognize import TextRead
+from edged.lpr.synth import render_scene
+
+
+def _read(text: str, confs: list[float]) -> TextRead:
+    return TextRead(text, tuple(confs), 0.0, "standard")
+
+
+def _view(double: bool = False) -> tuple[np.ndarray, bool]:
+    return np.zeros((48, 160, 3), np.uint8), double
+
+
+def test_vote_prefers_the_reading_views_agree_on() -> None:
+    views = [_view(), _view(), _view()]
+    texts = [
+        _read("川A572F4", [0.9] * 7),
+        _read("皖A572F4", [0.95] * 7),
+        _read("川A572F4", [0.8] * 7),
+    ]
+    _crop, double, tr = PlateRecognizer._best(views, texts)
+    assert tr.text == "川A572F4" and tr.char_confidences[0] == 0.9 and not double
+
+
+def test_vote_lets_one_unreadable_character_sink_a_repeated_guess() -> None:
+    # a double-row plate read as one row: the same forced province each time, at ~0
+    views = [_view(), _view(), _view(), _view(double=True)]
+    guess = [0.0001, 0.0001, 1.0, 1.0, 1.0, 1.0, 1.0]
+    texts = [_read("皖S5678挂", guess)] * 3 + [_read("晋K5678挂", [0.9] * 7)]
+    _, double, tr = PlateRecognizer._best(views, texts)
+    assert tr.text == "晋K5678挂" and double
+
+
+def test_vote_with_nothing_read_gives_none() -> None:
+    assert PlateRecognizer._best([_view()], [None]) is None
+
+
+def _det(w: float, h: float, x: float = 500.0, y: float = 400.0) -> Detection:
+    corners = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
+    return Detection(0.9, (x, y, x + w, y + h), corners)
+
+
+def test_blue_plate_of_short_aspect_is_never_read_as_double_row(recognizer) -> None:
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[400:480, 500:680] = (180, 60, 20)  # blue (BGR), aspect 2.25
+    views, colour = recognizer.views(frame, _det(180, 80))
+    assert colour == "blue"
+    assert [double for _, double in views] == [False, False, False]
+
+
+def test_yellow_plate_of_short_aspect_gets_a_double_row_view(recognizer) -> None:
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[400:480, 500:680] = (20, 200, 230)  # yellow
+    views, colour = recognizer.views(frame, _det(180, 80))
+    assert colour == "yellow"
+    assert [double for _, double in views] == [False, False, False, True]
+    assert views[3][0].shape[:2] == (144, 288)
+
+
+def test_read_views_setting_limits_the_views(recognizer) -> None:
+    one = PlateRecognizer.__new__(PlateRecognizer)
+    one.__dict__.update(recognizer.__dict__)
+    one.config = replace(recognizer.config, read_views=1)
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    views, _ = one.views(frame, _det(300, 90))
+    assert len(views) == 1
+
+
+def test_zoomed_second_look_confirms_a_weak_candidate(recognizer) -> None:
+    frame = render_scene("苏E12345", "blue", size=(1920, 1080), seed=3, plate_width=200)
+    weak = recognizer.detector.detect(frame, 640, 0.3)
+    assert len(weak) == 1 and weak[0].score < 0.6, "a weak candidate only, in the frame pass"
+    refined = recognizer.detector.refine(frame, weak[0], 128, 0.6)
+    assert refined is not None and refined.score >= 0.6
+    x1, _y1, x2, _y2 = refined.box
+    assert 170 < x2 - x1 < 240  # the plate is 200 px wide in the frame
+    assert [r.text for r in recognizer.read(frame)] == ["苏E12345"]
+
+
+def test_zoomed_look_at_empty_road_finds_nothing(recognizer) -> None:
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    assert recognizer.detector.refine(frame, _det(150, 45, 900, 700), 128, 0.6) is None
+
+
+def test_tiled_pass_finds_a_plate_too_small_for_the_frame_pass(recognizer) -> None:
+    frame = render_scene("浙B8K123", "blue", size=(1920, 1080), seed=5, plate_width=84)
+    assert recognizer.detector.detect(frame, 640, 0.3) == []
+    tiled = recognizer.detector.detect_tiled(frame, 1280, 640, 0.4)
+    assert len(tiled) == 1
+    assert 60 < tiled[0].box[2] - tiled[0].box[0] < 110
+    assert [r.text for r in recognizer.read(frame)] == ["浙B8K123"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("read_views", 0), ("read_views", 4), ("refine_plate_px", 20), ("candidate_score", 1.5)],
+)
+def test_lpr_config_rejects_bad_values(key: str, value: object) -> None:
+    with pytest.raises(ValueError, match=key):
+        LprConfig(**{key: value})
