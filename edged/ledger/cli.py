@@ -47,10 +47,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
     cfg = load_config(getattr(args, "config", None))
     lc = cfg.ledger if isinstance(cfg.ledger, LedgerConfig) else LedgerConfig(**(cfg.ledger or {}))
-    images = getattr(args, "images_dir", None) or lc.images_dir
+    data_dir = Path(cfg.daemon.data_dir)  # config paths are relative to it, unless absolute
+    images = getattr(args, "images_dir", None)
     return Settings(
-        Path(lc.db_path),
-        Path(images),
+        data_dir / lc.db_path,
+        Path(images) if images else data_dir / lc.images_dir,
         zone(tz_name or cfg.site.timezone),
         cfg.site.id,
         cfg.site.gate_id,

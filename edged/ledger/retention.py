@@ -32,12 +32,17 @@ class LedgerConfig:
     """The electronic ledger (电子台账), its images, and export."""
 
     db_path: str = field(
-        default="/var/lib/edged/ledger.db",
-        metadata=doc("Ledger database file (SQLite, WAL); put it on the data partition"),
+        default="ledger.db",
+        metadata=doc(
+            "Ledger database file (SQLite, WAL); a relative path is inside daemon.data_dir"
+        ),
     )
     images_dir: str = field(
-        default="/var/lib/edged/images",
-        metadata=doc("Folder of snapshot images (抓拍图片); rows store paths relative to it"),
+        default="images",
+        metadata=doc(
+            "Folder of snapshot images (抓拍图片), relative to daemon.data_dir unless absolute; "
+            "rows store paths relative to it"
+        ),
     )
     retention_days: int = field(
         default=365,
