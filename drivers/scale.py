@@ -181,21 +181,25 @@ class Xk3190Parser:
             or len(dp) != 1
         ):
             self.stats.bad_frames += 1
-            log.warning(
-                "xk3190_bad_frame",
-                scale=self.name,
-                frame=frame.hex(),
-                hint="indicator not in tf=0 continuous mode, or wrong baud rate",
-            )
+            if self.stats.bad_frames % 100 == 1:  # a babbling line must not flood the journal
+                log.warning(
+                    "xk3190_bad_frame",
+                    scale=self.name,
+                    total=self.stats.bad_frames,
+                    frame=frame.hex(),
+                    hint="indicator not in tf=0 continuous mode, or wrong baud rate",
+                )
             return None
         if xk3190_check(body) != frame[9:11]:
             self.stats.bad_checksums += 1
-            log.warning(
-                "xk3190_checksum_bad",
-                scale=self.name,
-                frame=frame.hex(),
-                hint="noise on the RS232/RS422 cable: check shielding and length",
-            )
+            if self.stats.bad_checksums % 100 == 1:  # first, then every 100th
+                log.warning(
+                    "xk3190_checksum_bad",
+                    scale=self.name,
+                    total=self.stats.bad_checksums,
+                    frame=frame.hex(),
+                    hint="noise on the RS232/RS422 cable: check shielding and length",
+                )
             return None
         value = int(digits) / 10 ** int(dp)
         return (-value if sign == b"-" else value) * self.to_kg

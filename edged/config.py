@@ -10,16 +10,19 @@ the file, the line, the key path, what was expected and what was found.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edged import schema
 from edged.tomlpos import key_lines
 
 DEFAULT_PATH = "/etc/edged/edged.toml"
 ENV_VAR = "EDGED_CONFIG"
+_TZ_NAME = re.compile(r"[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}")
 
 
 def doc(text: str, **extra: Any) -> dict[str, Any]:
@@ -57,10 +60,20 @@ class SiteConfig:
     def __post_init__(self) -> None:
         for name in ("id", "gate_id"):
             value = getattr(self, name)
-            if not value or not all(c.isalnum() or c in "-_" for c in value):
+            if not 0 < len(value) <= 64 or not all(
+                c.isascii() and (c.isalnum() or c in "-_") for c in value
+            ):
                 raise ValueError(
-                    f"{name}: expected letters, digits, '-' or '_' (used in MQTT topics), found {value!r}"
+                    f"{name}: expected 1-64 ASCII letters, digits, '-' or '_' (used in MQTT topics), found {value!r}"
                 )
+        try:  # checked here: the gate loads it at start and would stop with a traceback
+            if not _TZ_NAME.fullmatch(self.timezone):  # zoneinfo recurses on silly names
+                raise ValueError(self.timezone)
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"timezone: expected a time zone name such as Asia/Shanghai, found {self.timezone!r}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -155,7 +168,7 @@ def parse(text: str, filename: str) -> Any:
 
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer too long to convert
         msg = str(exc)
         line = None
         if "line " in msg:
@@ -165,6 +178,10 @@ def parse(text: str, filename: str) -> Any:
                 line = None
         raise ConfigError(
             filename, [schema.Problem("", f"TOML syntax error: {msg}", line)]
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            filename, [schema.Problem("", "TOML syntax error: arrays or tables nested too deeply")]
         ) from None
     try:
         return schema.build(EdgedConfig, data, key_lines(text))

@@ -154,7 +154,11 @@ class _Builder:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 self.fail(path, f"expected number, found {_found(value)}")
                 return value
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                self.fail(path, f"expected number, found an integer too large: {_found(value)}")
+                return value
         if tp is str:
             if not isinstance(value, str):
                 self.fail(path, f"expected string, found {_found(value)}")

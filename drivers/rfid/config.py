@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -96,6 +97,10 @@ class RfidConfig:
         bad = [c for c in self.r2000_commands.values() if not 0 <= c <= 0xFF]
         if bad:
             raise ValueError(f"r2000_commands: codes must be bytes 0..255, found {bad}")
+        try:  # the reader compiles it at start; a bad one must be a config error, not a crash
+            re.compile(self.asciihex_prefix)
+        except re.error as exc:
+            raise ValueError(f"asciihex_prefix: not a valid regular expression ({exc})") from None
         if not self.asciihex_min_hex <= self.asciihex_max_hex:
             raise ValueError(
                 f"asciihex_min_hex: must be <= asciihex_max_hex, found "

@@ -217,12 +217,14 @@ class R2000Parser:
             length = buf[1]
             if length < 3:
                 self.stats.bad_lengths += 1
-                log.warning(
-                    "r2000_bad_length",
-                    reader=self.name,
-                    length=length,
-                    hint="line noise or wrong protocol; check the reader protocol setting",
-                )
+                if self.stats.bad_lengths % 100 == 1:  # a babbling line must not flood the journal
+                    log.warning(
+                        "r2000_bad_length",
+                        reader=self.name,
+                        length=length,
+                        total=self.stats.bad_lengths,
+                        hint="line noise or wrong protocol; check the reader protocol setting",
+                    )
                 del buf[:1]
                 continue
             total = length + 2
@@ -231,12 +233,14 @@ class R2000Parser:
             raw = bytes(buf[:total])
             if checksum(raw[:-1], self.variant.checksum) != raw[-1]:
                 self.stats.bad_checksums += 1
-                log.warning(
-                    "r2000_checksum_bad",
-                    reader=self.name,
-                    frame=raw.hex(),
-                    hint="noise on the cable or wrong baud rate / checksum variant",
-                )
+                if self.stats.bad_checksums % 100 == 1:  # first, then every 100th
+                    log.warning(
+                        "r2000_checksum_bad",
+                        reader=self.name,
+                        total=self.stats.bad_checksums,
+                        frame=raw.hex(),
+                        hint="noise on the cable or wrong baud rate / checksum variant",
+                    )
                 del buf[:1]
                 continue
             del buf[:total]

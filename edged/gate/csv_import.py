@@ -127,7 +127,8 @@ def _parse_time(text: str, tz: tzinfo, end_of_day: bool) -> datetime:
         except ValueError:
             continue
         if fmt == "%Y-%m-%d" and end_of_day:
-            dt += timedelta(days=1)  # "valid until 2026-12-31" includes that whole day
+            # "valid until 2026-12-31" includes that whole day; 9999-12-31 means "for ever"
+            dt = dt + timedelta(days=1) if dt.year < 9999 else dt.replace(hour=23, minute=59)
         return dt.replace(tzinfo=tz)
     raise ValueError(f"expected a date like 2026-12-31 or 2026/12/31 08:00, found {text!r}")
 

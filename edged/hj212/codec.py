@@ -72,7 +72,7 @@ _HEADER_RE = {
     "QN": re.compile(r"\d{17}"),
     "ST": re.compile(r"\d{2,5}"),
     "CN": re.compile(r"\d{1,7}"),
-    "PW": re.compile(r"[^;,=&\s]{1,32}"),
+    "PW": re.compile(r"[^;,=&\s\ud800-\udfff]{1,32}"),  # no lone surrogates: not encodable
     "MN": re.compile(r"[0-9A-Za-z_\-]{1,24}"),
     "Flag": re.compile(r"\d{1,3}"),
     "PNUM": re.compile(r"\d{1,4}"),
@@ -307,7 +307,10 @@ class Packet:
         cp_data = data.get("CP", {})
         if not isinstance(cp_data, Mapping):
             raise Hj212Error("CP must be an object with 'params' and 'factors'", "CP")
-        params = dict(cp_data.get("params", {}) or {})
+        params_data = cp_data.get("params", {}) or {}
+        if not isinstance(params_data, Mapping):
+            raise Hj212Error("CP.params must be an object of KEY: value", "CP")
+        params = dict(params_data)
         factors = cp_data.get("factors", {}) or {}
         if not isinstance(factors, Mapping) or not all(
             isinstance(v, Mapping) for v in factors.values()

@@ -8,6 +8,8 @@ holding an unbounded buffer.
 
 from __future__ import annotations
 
+from edged.hj212.crc import crc16_hex
+
 MAX_PACKET = 6 + 9999 + 4 + 2
 
 
@@ -40,10 +42,24 @@ class PacketFramer:
                     del self._buf[:2]
                     continue
                 return out
-            nxt = self._buf.find(b"##", 2, end)
-            if nxt > 0 and not self._buf[2:6].isdigit():
+            # A packet cut short (cable pulled, reconnect) runs into the next
+            # one: unless the span is one whole packet (length and CRC agree),
+            # restart at the next '##' inside it so the good packet survives.
+            nxt = self._buf.find(b"##", 1, end)
+            if nxt > 0 and not self._whole(end):
                 self.garbage_bytes += nxt
                 del self._buf[:nxt]
                 continue
             out.append(bytes(self._buf[: end + 1]))
             del self._buf[: end + 1]
+
+    def _whole(self, end: int) -> bool:
+        """Whether ``_buf[: end + 1]`` is exactly one packet with a matching CRC."""
+        head = bytes(self._buf[2:6])
+        if not head.isdigit():
+            return False
+        length = int(head)
+        if end - (self._buf[end - 1 : end] == b"\r") != 6 + length + 4:
+            return False
+        data = bytes(self._buf[6 : 6 + length])
+        return bytes(self._buf[6 + length : 10 + length]).upper() == crc16_hex(data).encode()

@@ -414,12 +414,16 @@ class CommandVerifier:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             return refuse("malformed", f"payload is not UTF-8 JSON: {exc}")
+        except RecursionError:
+            return refuse("malformed", "payload: JSON nested too deeply")
         if not isinstance(body, dict):
             return refuse("malformed", f"payload: expected a JSON object, found {_kind(body)}")
         ident = {
             "cmd_id": body.get("id") if isinstance(body.get("id"), str) else None,
             "nonce": body.get("nonce") if isinstance(body.get("nonce"), str) else None,
-            "actor": body.get("actor") if isinstance(body.get("actor"), str) else "unknown",
+            "actor": body.get("actor")
+            if isinstance(body.get("actor"), str) and body.get("actor")
+            else "unknown",
         }
         if name not in SCHEMAS:
             return refuse(
@@ -439,9 +443,12 @@ class CommandVerifier:
                 "not_configured", "no hmac_key configured on this gate: commands disabled", **ident
             )
         ts, nonce, actor, params = body["ts"], body["nonce"], body["actor"], body["params"]
-        canonical = canonical_string(self.site, self.gate, name, ts, nonce, actor, params)
-        sig = body["sig"].lower()
-        if not any(hmac.compare_digest(sign(k, canonical), sig) for k in self.keys):
+        try:
+            canonical = canonical_string(self.site, self.gate, name, ts, nonce, actor, params)
+        except RecursionError:
+            return refuse("malformed", "params: JSON nested too deeply", **ident)
+        sig = body["sig"].lower().encode("utf-8", "replace")  # compare_digest: ASCII str or bytes
+        if not any(hmac.compare_digest(sign(k, canonical).encode(), sig) for k in self.keys):
             return refuse(
                 "bad_signature",
                 "sig does not match: check the site key and the canonical string"
