@@ -42,6 +42,13 @@ class LprConfig:
             "to the time per plate and removes misreads from corners a few pixels off"
         ),
     )
+    vote_below: float = field(
+        default=0.95,
+        metadata=doc(
+            "The other views are read and voted only when the first view's weakest "
+            "character is below this confidence; 1.0 = always"
+        ),
+    )
     candidate_score: float = field(
         default=0.3,
         metadata=doc(
@@ -101,6 +108,7 @@ class LprConfig:
             )
         for name in (
             "det_score",
+            "vote_below",
             "candidate_score",
             "second_pass_score",
             "nms_iou",

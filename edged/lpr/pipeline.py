@@ -213,6 +213,34 @@ class PlateRecognizer:
                 )
         return out
 
+    def _read_views(
+        self, per_det: list[tuple[list[tuple[np.ndarray, bool]], str]]
+    ) -> list[list[TextRead | None]]:
+        """Readings of every view, but of the first view only where that one is sure.
+
+        Most plates are read beyond doubt from the first view; the others are
+        read, in one more batch, only for the plates whose weakest character
+        is under ``vote_below`` (and for double-row candidates, whose layout
+        the vote decides).
+        """
+        firsts = self.recognise([views[0] for views, _ in per_det])
+        out: list[list[TextRead | None]] = [[t] for t in firsts]
+        todo = [
+            i
+            for i, ((views, _), first) in enumerate(zip(per_det, firsts, strict=True))
+            if len(views) > 1
+            and (
+                views[-1][1]
+                or first is None
+                or not first.char_confidences
+                or min(first.char_confidences) < self.config.vote_below
+            )
+        ]
+        rest = iter(self.recognise([v for i in todo for v in per_det[i][0][1:]]))
+        for i in todo:
+            out[i] += [next(rest) for _ in per_det[i][0][1:]]
+        return out
+
     @staticmethod
     def _best(
         views: list[tuple[np.ndarray, bool]], texts: list[TextRead | None]
@@ -276,10 +304,11 @@ class PlateRecognizer:
                 )
             ]
         per_det = [self.views(frame_bgr, d) for d in dets]
-        texts = iter(self.recognise([v for views, _ in per_det for v in views]))
         reads: list[PlateRead] = []
-        for det, (views, colour) in zip(dets, per_det, strict=True):
-            chosen = self._best(views, [next(texts) for _ in views])
+        for det, (views, colour), texts in zip(
+            dets, per_det, self._read_views(per_det), strict=True
+        ):
+            chosen = self._best(views[: len(texts)], texts)
             if chosen is None:
                 continue
             crop, double, tr = chosen

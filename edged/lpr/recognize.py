@@ -32,54 +32,71 @@ class TextRead:
     form: str
 
 
-def _viterbi(
+def viterbi_forms(
     logp: np.ndarray,
     logblank: np.ndarray,
-    sets: list[np.ndarray],
-) -> tuple[float, list[np.ndarray]] | None:
-    """Best CTC alignment of ``len(sets)`` labels; returns (path score, frames per label)."""
-    steps, n = logp.shape[0], len(sets)
-    if steps < n:
-        return None
-    emis = np.empty((steps, n), dtype=np.float32)
-    arg = np.empty((steps, n), dtype=np.int64)
-    for k, cols in enumerate(sets):
-        sub = logp[:, cols]
-        a = sub.argmax(1)
-        arg[:, k] = cols[a]
-        emis[:, k] = sub[np.arange(steps), a]
-    n_states = 2 * n + 1
+    forms: list[list[np.ndarray]],
+) -> list[tuple[float, list[np.ndarray]] | None]:
+    """Best CTC alignment of each form's labels: (path score, frames per label) or None.
+
+    Each label may be any character of its set. All forms run in one pass over
+    the frames, stacked and padded to the longest (padding states never win).
+
+    The per-frame work is a dozen small numpy calls whatever the number of
+    forms, so decoding every form of a crop costs about what one used to.
+    """
+    steps, nf = logp.shape[0], len(forms)
+    nmax = max(len(f) for f in forms)
     neg = np.float32(-1e30)
-    score = np.full(n_states, neg, dtype=np.float32)
-    score[0] = logblank[0]
-    score[1] = emis[0, 0]
-    back = np.zeros((steps, n_states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    emis = np.full((steps, nf, nmax), neg, dtype=np.float32)
+    arg = np.full((steps, nf, nmax), -1, dtype=np.int64)
+    rows = np.arange(steps)
+    for f, sets in enumerate(forms):
+        for k, cols in enumerate(sets):
+            sub = logp[:, cols]
+            a = sub.argmax(1)
+            arg[:, f, k] = cols[a]
+            emis[:, f, k] = sub[rows, a]
+    n_states = 2 * nmax + 1
     odd = np.arange(1, n_states, 2)
+    score = np.full((nf, n_states), neg, dtype=np.float32)
+    score[:, 0] = logblank[0]
+    score[:, 1] = emis[0, :, 0]
+    back = np.zeros((steps, nf, n_states), dtype=np.int8)
+    # skipping the blank between two labels is only allowed when they differ
+    differ = np.zeros((steps, nf, nmax), dtype=bool)
+    differ[1:, :, 1:] = arg[1:, :, 1:] != arg[:-1, :, :-1]
+    stacked = np.empty((3, nf, n_states), dtype=np.float32)
     for t in range(1, steps):
-        prev1 = np.concatenate(([neg], score[:-1]))
-        prev2 = np.full(n_states, neg, dtype=np.float32)
-        # skipping the blank between two labels is only allowed when they differ
-        diff = arg[t, 1:] != arg[t - 1, :-1]
-        prev2[odd[1:]] = np.where(diff, score[odd[:-1]], neg)
-        stacked = np.stack([score, prev1, prev2])
+        stacked[0] = score
+        stacked[1, :, 0] = neg
+        stacked[1, :, 1:] = score[:, :-1]
+        stacked[2] = neg
+        stacked[2][:, odd[1:]] = np.where(differ[t, :, 1:], score[:, odd[:-1]], neg)
         choice = stacked.argmax(0)
-        best = stacked[choice, np.arange(n_states)]
-        emit = np.empty(n_states, dtype=np.float32)
-        emit[0::2] = logblank[t]
-        emit[1::2] = emis[t]
-        score = best + emit
+        score = np.take_along_axis(stacked, choice[None], 0)[0]
+        score[:, 0::2] += logblank[t]
+        score[:, 1::2] += emis[t]
         back[t] = choice
-    end = n_states - 1 if score[-1] >= score[-2] else n_states - 2
-    total = float(score[end])
-    if total < -1e29:
-        return None
-    path = np.empty(steps, dtype=np.int64)
-    s = end
-    for t in range(steps - 1, -1, -1):
-        path[t] = s
-        s -= int(back[t, s])
-    frames = [np.nonzero(path == 2 * k + 1)[0] for k in range(n)]
-    return total, frames
+    out: list[tuple[float, list[np.ndarray]] | None] = []
+    for f, sets in enumerate(forms):
+        n = len(sets)
+        if steps < n:
+            out.append(None)
+            continue
+        last = 2 * n
+        end = last if score[f, last] >= score[f, last - 1] else last - 1
+        total = float(score[f, end])
+        if total < -1e29:
+            out.append(None)
+            continue
+        path = np.empty(steps, dtype=np.int64)
+        st = end
+        for t in range(steps - 1, -1, -1):
+            path[t] = st
+            st -= int(back[t, f, st])
+        out.append((total, [np.nonzero(path == 2 * k + 1)[0] for k in range(n)]))
+    return out
 
 
 class TextRecognizer:
@@ -130,8 +147,10 @@ class TextRecognizer:
         logblank = np.log(blank)
         table = sets if sets is not None else self.template_sets
         best: TextRead | None = None
-        for name in forms or tuple(table):
-            res = _viterbi(logp, logblank, table[name])
+        names = forms or tuple(table)
+        for name, res in zip(
+            names, viterbi_forms(logp, logblank, [table[n] for n in names]), strict=True
+        ):
             if res is None:
                 continue
             total, frames = res

@@ -109,3 +109,15 @@ def test_tiled_pass_finds_a_plate_too_small_for_the_frame_pass(recognizer) -> No
 def test_lpr_config_rejects_bad_values(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=key):
         LprConfig(**{key: value})
+
+
+def test_detector_input_equals_opencv_blob_also_for_a_tile_view() -> None:
+    import cv2
+
+    from edged.lpr.detect import to_blob
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (77, 131, 3), dtype=np.uint8)
+    for part in (image, image[5:60, 7:100]):
+        expected = cv2.dnn.blobFromImage(part, 1.0, None, (104.0, 117.0, 123.0), False, False)
+        assert np.array_equal(to_blob(part), expected)
