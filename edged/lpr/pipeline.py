@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -247,12 +247,16 @@ class PlateRecognizer:
     ) -> tuple[np.ndarray, bool, TextRead] | None:
         """Vote over the views of one plate: each reading scores the geometric mean of its
         character confidences, equal readings add up, and the winner's most confident
-        view is kept.
+        view is kept, its characters' confidences scaled by how much of the vote agreed
+        on each of them.
 
         A wrong reading rarely repeats across views, a right one does. The
         geometric mean lets one unreadable character sink a reading: a
         double-row plate read as one row repeats the same forced guess in each
-        view, and only its one confident two-row reading should win.
+        view, and only its one confident two-row reading should win. A
+        character the views disputed is reported as unsure even when the
+        winning view was sure of it: a confident wrong plate is the worst
+        error at a gate, so disagreement must show in the confidence.
         """
         votes: dict[str, float] = {}
         keep: dict[str, tuple[float, np.ndarray, bool, TextRead]] = {}
@@ -266,7 +270,21 @@ class PlateRecognizer:
                 keep[tr.text] = (weakest, crop, double, tr)
         if not votes:
             return None
-        _, crop, double, tr = keep[max(votes, key=votes.__getitem__)]
+        winner = max(votes, key=votes.__getitem__)
+        _, crop, double, tr = keep[winner]
+        if len(votes) > 1:
+            total = sum(votes.values())
+            agree = [
+                sum(w for text, w in votes.items() if len(text) == len(winner) and text[i] == c)
+                / total
+                for i, c in enumerate(winner)
+            ]
+            tr = replace(
+                tr,
+                char_confidences=tuple(
+                    c * a for c, a in zip(tr.char_confidences, agree, strict=True)
+                ),
+            )
         return crop, double, tr
 
     @staticmethod

@@ -5,8 +5,11 @@ the plate alphabet, and each plate form (see :data:`syntax.TEMPLATES`) is
 aligned to the frames with a CTC Viterbi pass whose label at each position
 may be any character of that position's set. The best-scoring form wins.
 Forcing position 1 to a province this way recovers the province character
-that free decoding often drops, and the per-character probability that comes
-out is what the confidence and the multi-frame vote use.
+that free decoding often drops. Each character's confidence is its
+probability's margin over the best rival character its position allows,
+which is what the read's confidence and the multi-frame vote use: a wrong
+but confident plate is the worst error at a gate, and the margin is where
+confusable characters (0/D/Q, 8/B) show their doubt.
 """
 
 from __future__ import annotations
@@ -159,7 +162,11 @@ class TextRecognizer:
                 sub = p[fr][:, cols]
                 c = int(cols[sub.sum(0).argmax()])
                 text.append(self.chars[c])
-                confs.append(float(p[fr, c].max()))
+                # confidence = margin over the best rival the grammar allows here:
+                # 0/D/Q on a small plate can each be "sure"; only the gap says so
+                j = int(np.argmax(sub.sum(0)))
+                rival = float(np.delete(sub, j, axis=1).max()) if sub.shape[1] > 1 else 0.0
+                confs.append(max(0.0, float(p[fr, c].max()) - rival))
             if best is None or total > best.score:
                 best = TextRead("".join(text), tuple(confs), total, name)
         return best

@@ -30,7 +30,17 @@ def test_vote_prefers_the_reading_views_agree_on() -> None:
         _read("川A572F4", [0.8] * 7),
     ]
     _crop, double, tr = PlateRecognizer._best(views, texts)
-    assert tr.text == "川A572F4" and tr.char_confidences[0] == 0.9 and not double
+    assert tr.text == "川A572F4" and not double
+    # the disputed province is reported as unsure, the agreed characters keep their 0.9
+    assert tr.char_confidences[0] == pytest.approx(0.9 * 1.7 / 2.65)
+    assert tr.char_confidences[1:] == (0.9,) * 6
+
+
+def test_unanimous_views_keep_their_confidence() -> None:
+    views = [_view(), _view()]
+    texts = [_read("京A12345", [0.7] * 7), _read("京A12345", [0.9] * 7)]
+    _, _, tr = PlateRecognizer._best(views, texts)
+    assert tr.char_confidences == (0.9,) * 7
 
 
 def test_vote_lets_one_unreadable_character_sink_a_repeated_guess() -> None:
