@@ -178,6 +178,7 @@ class ResilientSource:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.state = "lost"
+        self.last_error = ""  # why it was last lost, for health and the camera probe
         self._backoff = backoff_initial
         self._next_try = 0.0
         self._opened = False
@@ -213,6 +214,7 @@ class ResilientSource:
                 hint="check camera power/cable/network; gate falls back to RFID/manual",
             )
         self.state = "lost"
+        self.last_error = why
         self._opened = False
         self._next_try = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, self.backoff_max)

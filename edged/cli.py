@@ -24,7 +24,7 @@ COMMAND_MODULES = (
     "edged.ledger.cli",
     "edged.hj212.cli",
     "edged.datalogger.cli",
-    "edged.serialprobe",
+    "edged.probes",
 )
 
 

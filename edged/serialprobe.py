@@ -17,16 +17,17 @@ from typing import Any, TextIO
 
 from drivers.rfid import RfidConfig, TagRead, open_reader
 from drivers.scale import ScaleConfig, ScaleReader, StableWeight, WeightReading
+from edged.probekit import ProbeOutput, probe_config
 
 
 def _hex(data: bytes) -> str:
     return " ".join(f"{b:02X}" for b in data)
 
 
-def _fail_hint(port: str, baudrate: int, what: str) -> str:
-    return (
-        f"FAIL: no bytes received on {port} at {baudrate} baud: "
-        f"check wiring (TX/RX, RS485 A/B), baud rate, {what} power"
+def _fail_silent(v: ProbeOutput, port: str, baudrate: int, what: str) -> int:
+    return v.failed(
+        f"no bytes received on {port} at {baudrate} baud",
+        f"check wiring (TX/RX, RS485 A/B), baud rate, {what} power",
     )
 
 
@@ -91,22 +92,21 @@ def probe_rfid(
     if problems:
         out.write("problems: " + " ".join(f"{k}={v}" for k, v in problems.items()) + "\n")
     total = sum(epcs.values())
+    v = ProbeOutput(out)
     if total:
-        out.write(f"PASS: {total} tag reads from {len(epcs)} tags in {seconds:g} s\n")
-        return 0
+        return v.passed(f"{total} tag reads from {len(epcs)} tags in {seconds:g} s")
     if protocol == "wiegand":
-        out.write(
-            f"FAIL: no valid Wiegand card in {seconds:g} s on GPIO D0={cfg.wiegand_d0_pin} "
-            f"D1={cfg.wiegand_d1_pin}: check wiring, common ground, and hold a card to the reader\n"
+        return v.failed(
+            f"no valid Wiegand card in {seconds:g} s on GPIO D0={cfg.wiegand_d0_pin} "
+            f"D1={cfg.wiegand_d1_pin}",
+            "check wiring, common ground, and hold a card to the reader",
         )
-    elif not stats.get("line_bytes_in"):
-        out.write(_fail_hint(port, baudrate, "reader") + "\n")
-    else:
-        out.write(
-            f"FAIL: {stats['line_bytes_in']} bytes received on {port} but no tag decoded: "
-            f"check the protocol setting ({protocol}) and baud rate, and put a tag in the field\n"
-        )
-    return 1
+    if not stats.get("line_bytes_in"):
+        return _fail_silent(v, port, baudrate, "reader")
+    return v.failed(
+        f"{stats['line_bytes_in']} bytes received on {port} but no tag decoded",
+        f"check the protocol setting ({protocol}) and baud rate, and put a tag in the field",
+    )
 
 
 def probe_scale(
@@ -182,55 +182,40 @@ def probe_scale(
     }
     if problems:
         out.write("problems: " + " ".join(f"{k}={v}" for k, v in problems.items()) + "\n")
+    v = ProbeOutput(out)
     if count[0]:
-        out.write(f"PASS: {count[0]} weights in {seconds:g} s, last {last[0]:g} kg\n")
-        return 0
+        return v.passed(f"{count[0]} weights in {seconds:g} s, last {last[0]:g} kg")
     if not stats.get("line_bytes_in"):
-        out.write(_fail_hint(port, baudrate, "indicator") + "\n")
-    else:
-        out.write(
-            f"FAIL: {stats['line_bytes_in']} bytes received on {port} but no weight decoded: "
-            f"check format ({fmt}: XK3190 needs continuous mode tf=0) and baud rate\n"
-        )
-    return 1
+        return _fail_silent(v, port, baudrate, "indicator")
+    return v.failed(
+        f"{stats['line_bytes_in']} bytes received on {port} but no weight decoded",
+        f"check format ({fmt}: XK3190 needs continuous mode tf=0) and baud rate",
+    )
 
 
 # -- CLI ------------------------------------------------------------------------
 
 
-def _load_section(args: argparse.Namespace, name: str) -> Any:
-    """Config section from ``--config`` when the lead's loader exists, else None."""
-    if getattr(args, "config", None) is None:
-        return None
-    try:
-        from edged.config import load_config  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return getattr(load_config(args.config), name, None)
-
-
 def _rfid(args: argparse.Namespace) -> int:
-    cfg = _load_section(args, "rfid")
-    port = args.port or (cfg.port if cfg else "/dev/ttyUSB0")
-    baud = args.baudrate or (cfg.baudrate if cfg else 115200)
-    protocol = args.protocol or (cfg.protocol if cfg else "r2000")
+    cfg = probe_config(args, ProbeOutput(sys.stdout)).rfid
+    port = args.port or cfg.port
+    baud = args.baudrate or cfg.baudrate
+    protocol = args.protocol or cfg.protocol
     return probe_rfid(port, baud, protocol, args.raw, args.seconds, sys.stdout, cfg=cfg)
 
 
 def _scale(args: argparse.Namespace) -> int:
-    cfg = _load_section(args, "scale")
-    port = args.port or (cfg.port if cfg else "/dev/ttyUSB1")
-    baud = args.baudrate or (cfg.baudrate if cfg else 9600)
-    fmt = args.format or (cfg.format if cfg else "xk3190")
+    cfg = probe_config(args, ProbeOutput(sys.stdout)).scale
+    port = args.port or cfg.port
+    baud = args.baudrate or cfg.baudrate
+    fmt = args.format or cfg.format
     return probe_scale(port, baud, fmt, args.raw, args.seconds, sys.stdout, cfg=cfg)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``probe rfid`` and ``probe scale`` to the root parser."""
-    probe = sub.add_parser("probe", help="check a serial device: print what it sends, PASS/FAIL")
-    kinds = probe.add_subparsers(dest="probe_kind", required=True)
+def add_kinds(kinds: argparse._SubParsersAction) -> None:
+    """Add ``rfid`` and ``scale`` to the ``edged probe`` group (see :mod:`edged.probes`)."""
     for kind, handler in (("rfid", _rfid), ("scale", _scale)):
-        p = kinds.add_parser(kind, help=f"probe the {kind} device")
+        p = kinds.add_parser(kind, help=f"listen to the {kind} device, print what it decodes")
         p.add_argument("--port", help="serial port (default: from config)")
         p.add_argument("--baudrate", type=int, help="baud rate (default: from config)")
         p.add_argument("--seconds", type=float, default=10.0, help="how long to listen")
@@ -240,3 +225,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         else:
             p.add_argument("--format", choices=["xk3190", "ascii"])
         p.set_defaults(func=handler)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """The whole ``edged probe`` group, serial and other devices alike."""
+    from edged.probes import register as register_probes
+
+    register_probes(sub)
