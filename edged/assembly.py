@@ -7,6 +7,8 @@ relative to ``daemon.data_dir``.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import threading
 import time
 import uuid
@@ -24,6 +26,7 @@ from edged.gate.csv_import import import_csv
 from edged.gate.model import GateRead
 from edged.gate.policy import decide_read, manual_open
 from edged.gate.registry import Registry
+from edged.health import RateMeter, clock_status, cpu_temperature_c, disk_use
 from edged.identity import fuse
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
@@ -34,6 +37,8 @@ from edged.logs import get_logger
 from edged.passage import GateWorker, PassageOutcome
 
 log = get_logger("gate")
+
+_MQTT_MARK = "mqtt_queued_seq"  # ledger export_state key: passage rows up to it are queued
 
 
 class StartupError(Exception):
@@ -92,6 +97,15 @@ class Gate:
         self.datalogger: Any = None
         self.uplink: Any = None
         self._next_forward = 0.0
+        self._next_sweep = time.monotonic() + 60.0  # first sweep once the gate has settled
+        # Every passage row up to _mqtt_done is in the MQTT outbox (see _mqtt_catch_up).
+        self._mqtt_done = 0
+        self._mqtt_saved: int | None = None  # None: mark not read yet, nothing to save
+        self._mqtt_gap = False
+        self._next_mqtt_check = 0.0
+        self.camera_rate = RateMeter()  # frames actually delivered, for health
+        self.last_read: dict[str, Any] | None = None  # last plate read, for health
+        self.platform_clock_set_at: datetime | None = None
 
     # -- events --------------------------------------------------------------
     def event(self, kind: str, severity: str, message: str, **details: Any) -> None:
@@ -105,11 +119,14 @@ class Gate:
         except LedgerError as exc:
             log.error("event_not_recorded", kind=kind, error=str(exc))
         if self.mqtt is not None:
-            self.mqtt.publish(
-                "events",
-                {"kind": kind, "severity": severity, "message": message, **details},
-                durable=True,
-            )
+            try:
+                self.mqtt.publish(
+                    "events",
+                    {"kind": kind, "severity": severity, "message": message, **details},
+                    durable=True,
+                )
+            except Exception as exc:  # a full outbox disk must not fail the passage that reports it
+                log.error("event_not_sent", kind=kind, error=repr(exc))
 
     def audit(self, actor: str, action: str, details: dict[str, Any]) -> None:
         if self.ledger is not None:
@@ -124,11 +141,14 @@ class Gate:
         ]
         if cfg.mqtt.enabled:
             out.append((Part("mqtt", self._start_mqtt, self._stop_mqtt), False))
-        out += [
-            (Part("gpio", self._start_gpio, self._stop_gpio), False),
-            (Part("recognizer", self._start_recognizer, lambda: None), False),
-            (Part("camera", self._start_camera, self._stop_camera), False),
-        ]
+        out.append((Part("gpio", self._start_gpio, self._stop_gpio), False))
+        if cfg.camera.source != "none":
+            # A lane without a camera (RFID or guard only) has no recogniser either:
+            # its passages come from tags, the guard and ``simulate passage --plate``.
+            out += [
+                (Part("recognizer", self._start_recognizer, lambda: None), False),
+                (Part("camera", self._start_camera, self._stop_camera), False),
+            ]
         if cfg.rfid.enabled:
             out.append((Part("rfid", self._start_rfid, self._stop_rfid), False))
         if cfg.modbus.devices or cfg.instruments:
@@ -143,10 +163,18 @@ class Gate:
         lc = self.cfg.ledger
         self.ledger = LedgerStore(_path(self.cfg, lc.db_path), events_keep=lc.events_keep)
         self.images_dir = _path(self.cfg, lc.images_dir)
-        self.retention = RetentionKeeper(self.ledger, lc)
+        # The keeper measures free space where images really go: a relative
+        # images_dir is under data_dir, not the service's working directory.
+        self.retention = RetentionKeeper(
+            self.ledger, dataclasses.replace(lc, images_dir=str(self.images_dir))
+        )
         pending, self._pending_events = self._pending_events, []
         for kind, severity, message, details in pending:
             self.ledger.append_event(kind, severity, message, **details)
+        if self.cfg.mqtt.enabled and self.ledger.get_state(_MQTT_MARK) is None:
+            # First start with the mark, before any passage can run: rows already
+            # there are not known to be missing (an upgrade must not resend a year).
+            self.ledger.set_state(_MQTT_MARK, str(self.ledger.heads()["passages"][0]))
 
     def _stop_ledger(self) -> None:
         if self.ledger is not None:
@@ -181,6 +209,7 @@ class Gate:
         self.mqtt.start()
 
     def _stop_mqtt(self) -> None:
+        self._save_mqtt_mark()
         if self.mqtt is not None:
             left = self.mqtt.stop(timeout=3.0)
             log.info("mqtt_stopped", left_in_outbox=left)
@@ -230,10 +259,34 @@ class Gate:
 
     def _frames(self) -> None:
         period = 1.0 / self.cfg.camera.fps
+        reported: str | None = None
         while not self._frame_stop.is_set():
             frame = self.camera.read()
+            if frame is not None:
+                self.camera_rate.tick()
             with self._frame_lock:
                 self._latest_frame = frame
+            # An event when frames stop or come back (not on every retry of a
+            # camera that opens but sends nothing): the guard must know plates
+            # are not read and passages rely on RFID or on them.
+            state = "ok" if frame is not None else "lost"
+            if state != reported:
+                if state == "lost":
+                    self.event(
+                        "camera_lost",
+                        "warning",
+                        "camera lost: plates are not read, passages fall back to RFID or the"
+                        " guard; check camera power, cable and network",
+                        source=self.camera.name,
+                    )
+                elif reported == "lost":
+                    self.event(
+                        "camera_restored",
+                        "info",
+                        "camera back: plates are read again",
+                        source=self.camera.name,
+                    )
+                reported = state
             self._frame_stop.wait(period)
 
     def _stop_camera(self) -> None:
@@ -297,19 +350,21 @@ class Gate:
         # The service may not set the system clock (no CAP_SYS_TIME): a time set
         # by the platform (1012) becomes an offset for HJ 212 times, and an event
         # tells the technician the board's clock is off.
-        clock = OffsetClock(
-            on_set=lambda when: self.event(
-                "clock_set_by_platform",
-                "warning",
-                "an HJ 212 platform set the time; check NTP on the board",
-                platform_time=when.isoformat(),
-                board_time=datetime.now().isoformat(),
-            )
-        )
+        clock = OffsetClock(on_set=self._platform_set_clock)
         self.uplink = Uplink(hc, _path(self.cfg, hc.store), source=self.datalogger, clock=clock)
         self._stop_uplink_thread = self.uplink.start_thread()
         self.uplink.send_startup(datetime.now())
         self._forwarded: dict[str, datetime] = {}
+
+    def _platform_set_clock(self, when: datetime) -> None:
+        self.platform_clock_set_at = datetime.now()
+        self.event(
+            "clock_set_by_platform",
+            "warning",
+            "an HJ 212 platform set the time; check NTP on the board",
+            platform_time=when.isoformat(),
+            board_time=datetime.now().isoformat(),
+        )
 
     def _stop_uplink(self) -> None:
         if self.uplink is not None:
@@ -354,6 +409,12 @@ class Gate:
             )
             self.event("previous_stop", sev, msg, **d)
         self.event("started", "info", "edged started", pid=__import__("os").getpid())
+        if self.mqtt is not None:
+            try:
+                self.worker.submit(self._mqtt_catch_up, wait=60)
+            except Exception as exc:  # retried from tick()
+                self._mqtt_gap = True
+                log.error("mqtt_catch_up_failed", error=repr(exc), hint="retried in 5 s")
         self.publish_health()
 
     def stopping(self) -> None:
@@ -363,6 +424,18 @@ class Gate:
         if self.io is not None:
             self.io.check()
         mono = time.monotonic()
+        if self.mqtt is not None and mono >= self._next_mqtt_check:
+            self._next_mqtt_check = mono + 5.0
+            if self._mqtt_gap:
+                with contextlib.suppress(RuntimeError):  # worker busy: next tick
+                    self.worker.submit(self._mqtt_catch_up)
+            self._save_mqtt_mark()
+        if self.retention is not None and mono >= self._next_sweep:
+            # Images past their age or over budget are removed hourly, on the
+            # gate worker: it is the ledger's one writer and records each purge.
+            self._next_sweep = mono + 3600.0
+            with contextlib.suppress(RuntimeError):  # worker busy: next tick
+                self.worker.submit(self._sweep_images)
         if mono >= self._next_forward:
             self._next_forward = mono + 10.0
             try:
@@ -370,23 +443,79 @@ class Gate:
             except Exception as exc:  # the uplink must never stop the gate
                 log.error("hj212_forward_failed", error=repr(exc))
 
+    def _sweep_images(self) -> None:
+        try:
+            if self.retention is not None:
+                self.retention.sweep()
+        except Exception as exc:  # a sweep that fails must not stop passages
+            log.error("images_sweep_failed", error=repr(exc), hint="check the images folder")
+
     def summary(self) -> str:
         last = self.last
         tail = f", last {last.plate or '-'} {last.decision}" if last else ""
         return f"{self.passages} passages{tail}"
 
     def health(self) -> dict[str, Any]:
+        """Everything a backend or a technician needs to judge the box at a glance.
+
+        Each figure a component cannot give is None rather than missing, so a
+        dashboard can tell "not fitted" from "not reported".
+        """
         heads = self.ledger.heads() if self.ledger else {}
+        mqtt_stats = self.mqtt.stats() if self.mqtt else None
+        links = self.uplink.status() if self.uplink is not None else None
+        last = self.last
         return {
             "uptime_s": round(time.time() - self.daemon.started_at, 1),
             "components": self.daemon.supervisor.states(),
             "passages": self.passages,
             "last_passage": None
-            if self.last is None
-            else {"plate": self.last.plate, "decision": self.last.decision, "seq": self.last.seq},
+            if last is None
+            else {
+                "plate": last.plate,
+                "decision": last.decision,
+                "seq": last.seq,
+                "time": last.record.get("time"),
+            },
+            "last_read": self.last_read,
             "gate_queue": self.worker.depth,
-            "camera": getattr(self.camera, "state", None),
-            "outbox": self.mqtt.stats() if self.mqtt else None,
+            "queues": {
+                "gate": self.worker.depth,
+                "mqtt_outbox": mqtt_stats["backlog"] if mqtt_stats else None,
+                "hj212_outbox": {lk.name: lk.backlog for lk in links}
+                if links is not None
+                else None,
+            },
+            "camera": None
+            if self.camera is None
+            else {
+                "state": self.camera.state,
+                "fps": self.camera_rate.rate(),
+                "source": getattr(self.camera, "name", None),
+                "error": getattr(self.camera, "last_error", "") or None,
+            },
+            "outbox": mqtt_stats,
+            "hj212": None
+            if links is None
+            else {
+                lk.name: {
+                    "connected": lk.connected,
+                    "backlog": lk.backlog,
+                    "sent": lk.sent,
+                    "acked": lk.acked,
+                    "last_error": lk.last_error or None,
+                }
+                for lk in links
+            },
+            "datalogger": None
+            if self.datalogger is None
+            else {name: st["state"] for name, st in self.datalogger.stats().items()},
+            "disk": disk_use(self.cfg.daemon.data_dir),
+            "cpu_temp_c": cpu_temperature_c(),
+            "clock": clock_status(
+                self.uplink.clock if self.uplink is not None else None,
+                self.platform_clock_set_at,
+            ),
             "ledger_head": {k: {"seq": v[0], "hash": v[1]} for k, v in heads.items()},
         }
 
@@ -469,6 +598,14 @@ class Gate:
             plate_text = vr.plate if ok else None
             plate_conf = vr.confidence if ok else None
             colour = vr.colour if ok else None
+        if plate is not None or (vr is not None and vr.plate):
+            self.last_read = {
+                "plate": plate if plate is not None else vr.plate,
+                "confidence": 1.0 if plate is not None else round(vr.confidence, 4),
+                "valid": True if plate is not None else bool(vr.valid_syntax),
+                "source": source if plate is not None else "camera",
+                "time": datetime.now(self.tz).isoformat(timespec="milliseconds"),
+            }
         if self.io is not None:
             self.io.note_read()
         window = (
@@ -562,8 +699,7 @@ class Gate:
             decide_ms,
             {**rec.to_fields(), "ledger_seq": seq, "hash": digest},
         )
-        if self.mqtt is not None:
-            self.mqtt.publish("passage", outcome.record, durable=True)
+        self._publish_passage(seq, outcome.record)
         self.passages += 1
         self.last = outcome
         log.info(
@@ -591,14 +727,23 @@ class Gate:
         from edged.lpr import save_snapshots
 
         if self.retention is not None:
-            allowed = self.retention.images_allowed()
-            if not allowed.allowed:
-                self.event(
-                    "images_stopped",
-                    "warning",
-                    "snapshots not saved: disk budget or free space",
-                    reason=allowed.reason,
+            was_allowed = self.retention.decision.allowed
+            allowed = self.retention.images_allowed()  # records a change in the ledger
+            if allowed.allowed != was_allowed and self.mqtt is not None:
+                # once per change, not per passage: each is a durable message
+                self.mqtt.publish(
+                    "events",
+                    {
+                        "kind": "images_resumed" if allowed.allowed else "images_stopped",
+                        "severity": "info" if allowed.allowed else "error",
+                        "message": "snapshot images resumed"
+                        if allowed.allowed
+                        else "snapshots not saved: disk budget or free space; ledger rows go on",
+                        "reason": allowed.reason,
+                    },
+                    durable=True,
                 )
+            if not allowed.allowed:
                 return ()
         day = self.images_dir / now.strftime("%Y/%m/%d")
         try:
@@ -637,11 +782,83 @@ class Gate:
         self.audit(operator, "manual_open", {"reason": reason, "remote": remote, "ledger_seq": seq})
         if self.io is not None:
             self.io.open_barrier()
-        if self.mqtt is not None:
-            self.mqtt.publish(
-                "passage", {**rec.to_fields(), "ledger_seq": seq, "hash": digest}, durable=True
-            )
+        self._publish_passage(seq, {**rec.to_fields(), "ledger_seq": seq, "hash": digest})
         return {"ledger_seq": seq}
+
+    # -- passages to MQTT ----------------------------------------------------------
+    # The ledger commit and the outbox commit are two databases, and the relay
+    # pulse sits between them: a kill or power cut there leaves a row that no
+    # message will ever carry. So the gate keeps a mark in the ledger ("every
+    # row up to here is in the outbox"), saved every few seconds and at stop,
+    # and queues what lies beyond it at start and after any failed publish.
+    # Rows near the mark may go out twice; consumers already dedupe on event_id.
+
+    def _publish_passage(self, seq: int, payload: dict[str, Any]) -> None:
+        """On the gate worker, after the row is on disk; never fails the passage."""
+        if self.mqtt is None:
+            self._mqtt_gap = True
+            return
+        try:
+            self.mqtt.publish("passage", payload, durable=True)
+        except Exception as exc:
+            self._mqtt_gap = True
+            log.error(
+                "passage_not_queued",
+                seq=seq,
+                error=repr(exc),
+                hint="the row is in the ledger and is sent once the outbox can be written"
+                " again; check free space on the data partition",
+            )
+            return
+        if not self._mqtt_gap and seq == self._mqtt_done + 1:
+            self._mqtt_done = seq
+        else:
+            self._mqtt_gap = True
+
+    def _mqtt_catch_up(self) -> int:
+        """Queue the ledger rows past the mark (on the gate worker, so no passage interleaves)."""
+        if self.mqtt is None or self.ledger is None:
+            self._mqtt_gap = True
+            return 0
+        self._mqtt_gap = False
+        mark = int(self.ledger.get_state(_MQTT_MARK) or 0)  # set when the ledger opened
+        if self._mqtt_saved is None:
+            self._mqtt_saved = mark
+        since = self._mqtt_done = max(mark, self._mqtt_done)
+        n = 0
+        try:
+            for row in self.ledger.passages(since_seq=since):
+                self.mqtt.publish(
+                    "passage",
+                    {
+                        **row.record.to_fields(),
+                        "ledger_seq": row.seq,
+                        "hash": row.hash,
+                        "resent": True,
+                    },
+                    durable=True,
+                )
+                self._mqtt_done = row.seq
+                n += 1
+        except Exception:
+            self._mqtt_gap = True
+            raise
+        if n:
+            log.warning(
+                "mqtt_passages_requeued", rows=n, from_seq=since + 1, to_seq=self._mqtt_done
+            )
+            self._save_mqtt_mark()  # a crash loop must not requeue the same rows each time
+        return n
+
+    def _save_mqtt_mark(self) -> None:
+        done = self._mqtt_done
+        if self.ledger is None or self._mqtt_saved is None or done == self._mqtt_saved:
+            return
+        try:
+            self.ledger.set_state(_MQTT_MARK, str(done))
+            self._mqtt_saved = done
+        except LedgerError as exc:
+            log.error("mqtt_mark_not_saved", error=str(exc))
 
     # -- commands (MQTT and control socket) --------------------------------------
     def _register_commands(self) -> None:
@@ -735,11 +952,12 @@ class _Tag:
 
 def assemble(cfg: Any, daemon: Any) -> Gate:
     """Default assembly used by ``edged run``."""
-    from edged.lpr import check_models
+    if cfg.camera.source != "none":  # a lane without a camera loads no models (nor onnxruntime)
+        from edged.lpr import check_models
 
-    problems = check_models(cfg.lpr.model_dir)
-    if problems:
-        raise StartupError("model files missing or wrong:\n  " + "\n  ".join(problems))
+        problems = check_models(cfg.lpr.model_dir)
+        if problems:
+            raise StartupError("model files missing or wrong:\n  " + "\n  ".join(problems))
     gate = Gate(cfg, daemon)
     for part, critical in gate.parts():
         daemon.supervisor.add(part, critical=critical)
@@ -756,6 +974,7 @@ def _simulate(gate: Gate, req: dict[str, Any]) -> dict[str, Any]:
     )
     return {
         "seq": out.seq,
+        "event_id": out.record.get("event_id"),
         "plate": out.plate,
         "decision": out.decision,
         "reason": out.reason_code,

@@ -44,6 +44,7 @@ class Daemon:
         self.gate: Any = None  # the assembled gate (components + pipeline)
         self._assemble = assemble
         self._last_health = 0.0
+        self._beat_error: str | None = None
 
     # -- events from components -------------------------------------------
     def _component_changed(self, name: str, state: str, error: str) -> None:
@@ -65,7 +66,7 @@ class Daemon:
         cfg = self.cfg
         self.data_dir.mkdir(parents=True, exist_ok=True)
         previous = judge_previous(self.heartbeat.read(), time.time())
-        self.heartbeat.beat()
+        self._beat()
         log.info(
             "starting",
             site=cfg.site.id,
@@ -103,7 +104,7 @@ class Daemon:
             self.gate.tick()
             healthy = self.supervisor.healthy()
             if now >= next_beat:
-                self.heartbeat.beat()
+                self._beat()
                 next_beat = now + beat_every
                 self.notifier.status(self.summary())
             if healthy and now >= next_wd:
@@ -113,6 +114,31 @@ class Daemon:
                 self._last_health = now
                 self.gate.publish_health()
 
+    def _beat(self, clean: bool = False) -> None:
+        """Write the heartbeat; a full or read-only data partition must not stop the gate.
+
+        The heartbeat only dates the last stop for the next start; the ledger,
+        which refuses rows loudly on its own, is what matters while the disk is full.
+        """
+        try:
+            if clean:
+                self.heartbeat.mark_clean()
+            else:
+                self.heartbeat.beat()
+        except OSError as exc:
+            if self._beat_error != str(exc):  # once per kind of failure, not every beat
+                log.error(
+                    "heartbeat_not_written",
+                    path=str(self.heartbeat.path),
+                    error=str(exc),
+                    hint="free space on the data partition (df -h); the gate keeps running",
+                )
+            self._beat_error = str(exc)
+            return
+        if self._beat_error is not None:
+            log.info("heartbeat_written_again")
+            self._beat_error = None
+
     def _shutdown(self) -> None:
         log.info("stopping")
         self.notifier.stopping()
@@ -120,7 +146,7 @@ class Daemon:
         if self.gate is not None:
             self.gate.stopping()
         stuck = self.supervisor.stop_all(self.cfg.daemon.stop_timeout_seconds)
-        self.heartbeat.mark_clean()
+        self._beat(clean=True)
         log.info("stopped", stuck=",".join(stuck) or None)
 
     def summary(self) -> str:

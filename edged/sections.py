@@ -49,10 +49,10 @@ class RegistryConfig:
 class CameraConfig:
     """The plate camera; gate cameras are fixed, so the plate appears in a known band."""
 
-    source: Literal["synthetic", "folder", "opencv", "picamera2"] = field(
+    source: Literal["synthetic", "folder", "opencv", "picamera2", "none"] = field(
         default="opencv",
         metadata=doc(
-            "Frame source: picamera2 (Pi camera), opencv (V4L2 device or RTSP URL), folder (replay images/video), synthetic (demo scenes)"
+            "Frame source: picamera2 (Pi camera), opencv (V4L2 device or RTSP URL), folder (replay images/video), synthetic (demo scenes), none (no camera: an RFID or guard-only lane; no plate models needed)"
         ),
     )
     device: str = field(

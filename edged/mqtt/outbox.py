@@ -117,6 +117,12 @@ class Outbox:
                 "outbox_opened", path=str(self.path), backlog=self._count, next_seq=self._next_seq
             )
 
+    def _rollback(self) -> None:
+        # SQLite has already rolled back after some errors (SQLITE_FULL on COMMIT);
+        # a second ROLLBACK would raise and hide the real error ("disk is full").
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
     # -- meta ---------------------------------------------------------------
     def _meta(self, key: str, default: int) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -165,7 +171,7 @@ class Outbox:
                     self._enforce_size()
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 self._reload_totals()
                 raise
             self._next_seq = seq
@@ -235,7 +241,7 @@ class Outbox:
                 n = self._drop("durable=0 AND created<?", (cutoff,), "too_old")
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         return n
 
@@ -294,7 +300,7 @@ class Outbox:
                     self._bytes -= int(size)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 self._reload_totals()
                 raise
 
@@ -325,7 +331,7 @@ class Outbox:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
             return cur.rowcount == 0
 

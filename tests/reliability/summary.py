@@ -45,8 +45,16 @@ def record(
 def table() -> list[str]:
     head = ("scenario", "faults", "passages", "rows", "delivered", "lost", "s", "note")
     body = [
-        (r.scenario, str(r.faults), str(r.passages), str(r.rows), str(r.delivered),
-         str(r.lost), f"{r.seconds:.1f}", r.note)
+        (
+            r.scenario,
+            str(r.faults),
+            str(r.passages),
+            str(r.rows),
+            str(r.delivered),
+            str(r.lost),
+            f"{r.seconds:.1f}",
+            r.note,
+        )
         for r in ROWS
     ]
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
