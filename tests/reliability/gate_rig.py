@@ -1,0 +1,51 @@
+"""An in-process gate for the reliability scenarios: real parts, mock GPIO pins."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from edged.assembly import Gate
+from edged.config import parse
+from edged.supervisor import Supervisor
+
+
+@contextlib.contextmanager
+def running_gate(tmp_path: Path, extra_toml: str, parts: list[str]) -> Iterator[Any]:
+    """Start ``parts`` of a gate configured by ``extra_toml`` (site p1, gate g1)."""
+    old = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    cfg = parse(
+        f"""
+[site]
+id = "p1"
+gate_id = "g1"
+[daemon]
+data_dir = "{tmp_path / "data"}"
+[ledger]
+db_path = "ledger.db"
+images_dir = "images"
+{extra_toml}
+""",
+        "reliability.toml",
+    )
+    daemon = SimpleNamespace(started_at=time.time(), supervisor=Supervisor())
+    gate = Gate(cfg, daemon)
+    by_name = {p.name: p for p, _ in gate.parts()}
+    started = []
+    try:
+        for name in parts:
+            by_name[name].start()
+            started.append(by_name[name])
+        yield gate
+    finally:
+        for part in reversed(started):
+            part.stop()
+        Device.pin_factory = old
