@@ -209,6 +209,7 @@ class PlateRecognizer:
                         top.char_confidences + bottom.char_confidences,
                         top.score + bottom.score,
                         "double_" + bottom.form,
+                        top.char_probs + bottom.char_probs,
                     )
                 )
         return out
@@ -233,7 +234,7 @@ class PlateRecognizer:
                 views[-1][1]
                 or first is None
                 or not first.char_confidences
-                or min(first.char_confidences) < self.config.vote_below
+                or min(first.char_probs or first.char_confidences) < self.config.vote_below
             )
         ]
         rest = iter(self.recognise([v for i in todo for v in per_det[i][0][1:]]))
@@ -263,7 +264,7 @@ class PlateRecognizer:
         for (crop, double), tr in zip(views, texts, strict=True):
             if tr is None or not tr.char_confidences:
                 continue
-            conf = np.maximum(np.asarray(tr.char_confidences), 1e-4)
+            conf = np.maximum(np.asarray(tr.char_probs or tr.char_confidences), 1e-4)
             votes[tr.text] = votes.get(tr.text, 0.0) + float(np.exp(np.log(conf).mean()))
             weakest = min(tr.char_confidences)
             if tr.text not in keep or weakest > keep[tr.text][0]:

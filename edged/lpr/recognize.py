@@ -33,6 +33,9 @@ class TextRead:
     char_confidences: tuple[float, ...]
     score: float  # path log-probability, comparable between forms of one crop
     form: str
+    #: each character's own probability (the confidences are margins over rivals);
+    #: what the views vote with, as a measure of how cleanly a view was read
+    char_probs: tuple[float, ...] = ()
 
 
 def viterbi_forms(
@@ -157,7 +160,7 @@ class TextRecognizer:
             if res is None:
                 continue
             total, frames = res
-            text, confs = [], []
+            text, confs, probs_ = [], [], []
             for cols, fr in zip(table[name], frames, strict=True):
                 sub = p[fr][:, cols]
                 c = int(cols[sub.sum(0).argmax()])
@@ -166,9 +169,11 @@ class TextRecognizer:
                 # 0/D/Q on a small plate can each be "sure"; only the gap says so
                 j = int(np.argmax(sub.sum(0)))
                 rival = float(np.delete(sub, j, axis=1).max()) if sub.shape[1] > 1 else 0.0
-                confs.append(max(0.0, float(p[fr, c].max()) - rival))
+                prob = float(p[fr, c].max())
+                probs_.append(prob)
+                confs.append(max(0.0, prob - rival))
             if best is None or total > best.score:
-                best = TextRead("".join(text), tuple(confs), total, name)
+                best = TextRead("".join(text), tuple(confs), total, name, tuple(probs_))
         return best
 
     def row_sets(self, chars_per_set: tuple[str, ...]) -> list[np.ndarray]:
