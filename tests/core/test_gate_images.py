@@ -5,41 +5,25 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-from edged.assembly import Gate
-from edged.config import parse
-from edged.supervisor import Supervisor
+from tests.gate_rig import running_gate
 
-
-def test_gate_tick_sweeps_images_past_their_age_on_the_worker(tmp_path: Path) -> None:
-    cfg = parse(
-        f"""
-[site]
-id = "p1"
-gate_id = "g1"
-[daemon]
-data_dir = "{tmp_path / "data"}"
+CONFIG = """
 [camera]
 source = "none"
 [mqtt]
 enabled = false
-[ledger]
-image_retention_days = 30
-""",
-        "test.toml",
-    )
-    gate = Gate(cfg, SimpleNamespace(started_at=time.time(), supervisor=Supervisor()))
-    parts = {p.name: p for p, _ in gate.parts()}
-    for name in ("ledger", "registry", "gate"):
-        parts[name].start()
-    try:
+"""
+
+
+def test_gate_tick_sweeps_images_past_their_age_on_the_worker(tmp_path: Path) -> None:
+    with running_gate(tmp_path, CONFIG, ["ledger", "registry", "gate"]) as gate:
         day = tmp_path / "data" / "images" / "2026" / "01" / "02"
         day.mkdir(parents=True)
         old, new = day / "old.jpg", day / "new.jpg"
         old.write_bytes(b"x" * 100)
         new.write_bytes(b"y" * 100)
-        past = time.time() - 40 * 86400
+        past = time.time() - 400 * 86400  # past the default image retention
         os.utime(old, (past, past))
 
         gate.tick()  # too early: the first sweep waits for the gate to settle
@@ -56,6 +40,3 @@ image_retention_days = 30
             .fetchall()
         )
         assert rows == [("2026/01/02/old.jpg", "age")]
-    finally:
-        for name in ("gate", "registry", "ledger"):
-            parts[name].stop()

@@ -24,8 +24,8 @@ from drivers.rfid.simulator import R2000Simulator
 from edged.gate.model import Vehicle
 from edged.lpr.models import check_models
 from edged.lpr.synth import render_scene
+from tests.gate_rig import running_gate
 from tests.reliability import summary
-from tests.reliability.gate_rig import running_gate
 from tests.serial.ptys import PtyCable, wait_for
 
 pytestmark = pytest.mark.reliability

@@ -79,6 +79,7 @@ from edged.mqtt.commands import (
 from edged.mqtt.topics import Topics
 from tests.broker import Mosquitto
 from tests.conftest import SHARED_DATA
+from tests.gate_rig import running_gate
 from tests.mqtt.helpers import wait_until
 from tests.reliability import summary
 from tests.reliability.fuzzing import (
@@ -92,7 +93,6 @@ from tests.reliability.fuzzing import (
     json_text,
     mutate_tree,
 )
-from tests.reliability.gate_rig import running_gate
 
 pytestmark = pytest.mark.reliability
 

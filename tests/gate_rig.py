@@ -34,7 +34,7 @@ db_path = "ledger.db"
 images_dir = "images"
 {extra_toml}
 """,
-        "reliability.toml",
+        "test.toml",
     )
     daemon = SimpleNamespace(started_at=time.time(), supervisor=Supervisor())
     gate = Gate(cfg, daemon)
