@@ -80,7 +80,7 @@ def viterbi_forms(
         stacked[2] = neg
         stacked[2][:, odd[1:]] = np.where(differ[t, :, 1:], score[:, odd[:-1]], neg)
         choice = stacked.argmax(0)
-        score = np.take_along_axis(stacked, choice[None], 0)[0]
+        score = stacked.max(0)
         score[:, 0::2] += logblank[t]
         score[:, 1::2] += emis[t]
         back[t] = choice
@@ -152,29 +152,25 @@ class TextRecognizer:
         logp = np.log(np.maximum(p, _FLOOR))
         logblank = np.log(blank)
         table = sets if sets is not None else self.template_sets
-        best: TextRead | None = None
         names = forms or tuple(table)
-        for name, res in zip(
-            names, viterbi_forms(logp, logblank, [table[n] for n in names]), strict=True
-        ):
-            if res is None:
-                continue
-            total, frames = res
-            text, confs, probs_ = [], [], []
-            for cols, fr in zip(table[name], frames, strict=True):
-                sub = p[fr][:, cols]
-                c = int(cols[sub.sum(0).argmax()])
-                text.append(self.chars[c])
-                # confidence = margin over the best rival the grammar allows here:
-                # 0/D/Q on a small plate can each be "sure"; only the gap says so
-                j = int(np.argmax(sub.sum(0)))
-                rival = float(np.delete(sub, j, axis=1).max()) if sub.shape[1] > 1 else 0.0
-                prob = float(p[fr, c].max())
-                probs_.append(prob)
-                confs.append(max(0.0, prob - rival))
-            if best is None or total > best.score:
-                best = TextRead("".join(text), tuple(confs), total, name, tuple(probs_))
-        return best
+        results = viterbi_forms(logp, logblank, [table[n] for n in names])
+        found = [(res[0], name, res[1]) for name, res in zip(names, results, strict=True) if res]
+        if not found:
+            return None
+        total, name, frames = max(found, key=lambda f: f[0])  # only the winner is spelt out
+        text, confs, char_probs = [], [], []
+        for cols, fr in zip(table[name], frames, strict=True):
+            sub = p[fr][:, cols]
+            j = int(sub.sum(0).argmax())
+            c = int(cols[j])
+            text.append(self.chars[c])
+            # confidence = margin over the best rival the grammar allows here:
+            # 0/D/Q on a small plate can each be "sure"; only the gap says so
+            rival = float(np.delete(sub, j, axis=1).max()) if sub.shape[1] > 1 else 0.0
+            prob = float(p[fr, c].max())
+            char_probs.append(prob)
+            confs.append(max(0.0, prob - rival))
+        return TextRead("".join(text), tuple(confs), total, name, tuple(char_probs))
 
     def row_sets(self, chars_per_set: tuple[str, ...]) -> list[np.ndarray]:
         pos = {c: i for i, c in enumerate(self.chars)}
