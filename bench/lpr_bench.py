@@ -202,6 +202,9 @@ def latency(
 
 def rss_probe(model_dir: str, threads: int, image: Path | None) -> int:
     """Peak RSS of the pipeline alone (no dev set in memory): run in a child process."""
+    from edged.memory import bound_heap
+
+    bound_heap()  # as the daemon does at start
     rec = PlateRecognizer(LprConfig(model_dir=model_dir, threads=threads))
     loaded = rss_mb()
     frame = cv2.imread(str(image)) if image else None

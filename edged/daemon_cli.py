@@ -27,6 +27,9 @@ def _configure_logging(cfg, force_timestamps: bool | None = None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from edged.daemon import Daemon
+    from edged.memory import bound_heap
+
+    bound_heap()
 
     cfg = load_config(args.config)
     _configure_logging(cfg)
@@ -55,6 +58,9 @@ def _broker_up(host: str, port: int) -> bool:
 
 def _demo(args: argparse.Namespace) -> int:
     from edged.daemon import Daemon
+    from edged.memory import bound_heap
+
+    bound_heap()
 
     workdir = Path(args.dir).resolve()
     if args.fresh and workdir.exists():
