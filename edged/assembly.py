@@ -32,7 +32,7 @@ from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
 from edged.ledger.record import Snapshot as LedgerSnapshot
 from edged.ledger.retention import RetentionKeeper
-from edged.ledger.store import LedgerError, LedgerStore
+from edged.ledger.store import LedgerError, LedgerFullError, LedgerStore
 from edged.logs import get_logger
 from edged.passage import GateWorker, PassageOutcome
 
@@ -676,7 +676,20 @@ class Gate:
             flags=tuple(dict.fromkeys((*ident.flags, *decision.flags))),
             event_id=passage_id,
         )
-        seq, digest = self.ledger.append_passage(rec)
+        try:
+            seq, digest = self.ledger.append_passage(rec)
+        except LedgerFullError:
+            # Nothing may open unrecorded, so the barrier stays shut; the alarm
+            # calls the guard, who handles the vehicle by hand until space returns.
+            log.error(
+                "passage_not_recorded",
+                plate=ident.plate or "-",
+                decision=decision.action,
+                hint="data partition full: barrier kept shut; free space under daemon.data_dir",
+            )
+            if self.io is not None:
+                self.io.alarm()
+            raise
         relay_ms = None
         if self.io is not None:
             from edged.gate.actions import act

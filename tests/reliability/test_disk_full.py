@@ -176,6 +176,8 @@ def test_disk_full_stops_images_keeps_the_ledger_and_recovers(
     assert all(n > 0 for n in shots("recovered")), "images did not resume after space returned"
     assert "event=ledger_disk_full" in log, "no clear error while the disk was full"
     assert "event=heartbeat_not_written" in log
+    if any(r["phase"] == "full" for r in refused):  # a refused vehicle calls the guard
+        assert "event=passage_not_recorded" in log and "barrier kept shut" in log
     assert alive_when_full, "the daemon died when the disk filled up"
     assert rc == 0, gate.log_tail()
     assert verified.ok, str(verified.problem)
