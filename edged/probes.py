@@ -242,6 +242,20 @@ def probe_gpio(gc: Any, out: TextIO, *, pulse: str | None = None, watch: float =
 
 # -- Modbus --------------------------------------------------------------------
 
+
+def _pick(items: list[Any], names: list[str] | None) -> tuple[list[Any], list[str]]:
+    """The items named (a technician may probe a disabled one), else every enabled one;
+    and the names that are not configured at all."""
+    if not names:
+        return [i for i in items if i.enabled], []
+    known = {i.name for i in items}
+    return [i for i in items if i.name in names], [n for n in names if n not in known]
+
+
+def _names(items: list[Any]) -> str:
+    return ", ".join(sorted(i.name for i in items)) or "none"
+
+
 _FLAG_WORDS = {"N": "ok", "T": "over limit", "D": "device error", "B": "no answer"}
 
 
@@ -253,17 +267,12 @@ def probe_modbus(
     from edged.datalogger.registers import ModbusConfig, point_key
 
     v = ProbeOutput(out)
-    if names:
-        known = {d.name for d in mc.devices}
-        missing = [n for n in names if n not in known]
-        if missing:
-            return v.failed(
-                f"no Modbus device named {', '.join(missing)}",
-                f"configured devices: {', '.join(sorted(known)) or 'none'}",
-            )
-        devices = [d for d in mc.devices if d.name in names]
-    else:
-        devices = [d for d in mc.devices if d.enabled]
+    devices, missing = _pick(mc.devices, names)
+    if missing:
+        return v.failed(
+            f"no Modbus device named {', '.join(missing)}",
+            f"configured devices: {_names(mc.devices)}",
+        )
     if not devices:
         return v.failed(
             "no Modbus devices configured",
@@ -513,17 +522,12 @@ def probe_hj212(
 ) -> int:
     """Send each platform one packet asking for a reply and wait for its 9014."""
     v = ProbeOutput(out)
-    if names:
-        known = {p.name for p in hc.platforms}
-        missing = [n for n in names if n not in known]
-        if missing:
-            return v.failed(
-                f"no HJ 212 platform named {', '.join(missing)}",
-                f"configured platforms: {', '.join(sorted(known)) or 'none'}",
-            )
-        platforms = [p for p in hc.platforms if p.name in names]
-    else:
-        platforms = [p for p in hc.platforms if p.enabled]
+    platforms, missing = _pick(hc.platforms, names)
+    if missing:
+        return v.failed(
+            f"no HJ 212 platform named {', '.join(missing)}",
+            f"configured platforms: {_names(hc.platforms)}",
+        )
     if not platforms:
         return v.failed(
             "no HJ 212 platforms configured",
