@@ -31,6 +31,51 @@ def _fail_silent(v: ProbeOutput, port: str, baudrate: int, what: str) -> int:
     )
 
 
+class _Timeline:
+    """Lines stamped with seconds since the probe began; readers call from their threads."""
+
+    def __init__(self, out: TextIO, raw: bool) -> None:
+        self.out, self.raw = out, raw
+        self.lock = threading.Lock()
+        self.t0 = time.monotonic()
+
+    def say(self, text: str) -> None:
+        with self.lock:
+            self.out.write(f"{time.monotonic() - self.t0:7.2f}s {text}\n")
+            self.out.flush()
+
+    def on_raw(self, data: bytes) -> None:
+        if self.raw:
+            self.say(f"rx {_hex(data)}")
+
+
+#: Driver counters that point at a wiring, speed or protocol fault when not zero.
+_PROBLEM_COUNTERS = (
+    "garbage_bytes",
+    "bad_checksums",
+    "bad_frames",
+    "rejected_lines",
+    "parity_errors",
+    "line_reconnects",
+    "line_overflow_bytes",
+    "reader_errors",
+)
+
+
+def _listen(reader: Any, seconds: float, out: TextIO) -> dict[str, Any]:
+    """Run ``reader`` for ``seconds``, print its fault counters, return its stats."""
+    reader.start()
+    try:
+        time.sleep(seconds)
+    finally:
+        reader.close()
+    stats = reader.stats()
+    problems = {k: stats[k] for k in _PROBLEM_COUNTERS if stats.get(k)}
+    if problems:
+        out.write("problems: " + " ".join(f"{k}={v}" for k, v in problems.items()) + "\n")
+    return stats
+
+
 def probe_rfid(
     port: str,
     baudrate: int,
@@ -47,50 +92,19 @@ def probe_rfid(
     cfg = RfidConfig(
         **{**vars(base), "enabled": True, "protocol": protocol, "port": port, "baudrate": baudrate}
     )
-    lock = threading.Lock()
+    tl = _Timeline(out, raw)
     epcs: dict[str, int] = {}
-    t0 = time.monotonic()
 
     def on_read(r: TagRead) -> None:
-        with lock:
-            epcs[r.epc] = epcs.get(r.epc, 0) + 1
-            if not raw:
-                rssi = f" rssi={r.rssi:.0f}dBm" if r.rssi is not None else ""
-                ant = f" ant={r.antenna}" if r.antenna is not None else ""
-                out.write(f"{time.monotonic() - t0:7.2f}s tag {r.epc}{rssi}{ant}\n")
-                out.flush()
+        epcs[r.epc] = epcs.get(r.epc, 0) + 1
+        if not raw:
+            rssi = f" rssi={r.rssi:.0f}dBm" if r.rssi is not None else ""
+            ant = f" ant={r.antenna}" if r.antenna is not None else ""
+            tl.say(f"tag {r.epc}{rssi}{ant}")
 
-    def on_raw(data: bytes) -> None:
-        if raw:
-            with lock:
-                out.write(f"{time.monotonic() - t0:7.2f}s rx {_hex(data)}\n")
-                out.flush()
-
-    reader = open_reader(cfg, on_read, name="probe", on_raw=on_raw, line_kwargs=line_kwargs)
+    reader = open_reader(cfg, on_read, name="probe", on_raw=tl.on_raw, line_kwargs=line_kwargs)
     out.write(f"probing {protocol} RFID reader on {port} at {baudrate} baud for {seconds:g} s\n")
-    reader.start()
-    try:
-        time.sleep(seconds)
-    finally:
-        reader.close()
-    stats = reader.stats()
-    problems = {
-        k: v
-        for k, v in stats.items()
-        if k
-        in (
-            "garbage_bytes",
-            "bad_checksums",
-            "rejected_lines",
-            "parity_errors",
-            "line_reconnects",
-            "line_overflow_bytes",
-            "reader_errors",
-        )
-        and v
-    }
-    if problems:
-        out.write("problems: " + " ".join(f"{k}={v}" for k, v in problems.items()) + "\n")
+    stats = _listen(reader, seconds, out)
     total = sum(epcs.values())
     v = ProbeOutput(out)
     if total:
@@ -125,63 +139,31 @@ def probe_scale(
     cfg = ScaleConfig(
         **{**vars(base), "enabled": True, "format": fmt, "port": port, "baudrate": baudrate}
     )
-    lock = threading.Lock()
+    tl = _Timeline(out, raw)
     count = [0]
     last: list[float] = []
-    t0 = time.monotonic()
 
     def on_weight(w: WeightReading) -> None:
-        with lock:
-            count[0] += 1
-            last[:] = [w.kg]
-            if not raw:
-                out.write(f"{time.monotonic() - t0:7.2f}s weight {w.kg:g} kg\n")
-                out.flush()
+        count[0] += 1
+        last[:] = [w.kg]
+        if not raw:
+            tl.say(f"weight {w.kg:g} kg")
 
     def on_stable(s: StableWeight) -> None:
-        with lock:
-            out.write(f"{time.monotonic() - t0:7.2f}s STABLE {s.kg:g} kg\n")
-            out.flush()
-
-    def on_raw(data: bytes) -> None:
-        if raw:
-            with lock:
-                out.write(f"{time.monotonic() - t0:7.2f}s rx {_hex(data)}\n")
-                out.flush()
+        tl.say(f"STABLE {s.kg:g} kg")
 
     reader = ScaleReader(
         cfg,
         name="probe",
         on_weight=on_weight,
         on_stable=on_stable,
-        on_raw=on_raw,
+        on_raw=tl.on_raw,
         line_kwargs=line_kwargs,
     )
     out.write(
         f"probing {fmt} weighbridge indicator on {port} at {baudrate} baud for {seconds:g} s\n"
     )
-    reader.start()
-    try:
-        time.sleep(seconds)
-    finally:
-        reader.close()
-    stats = reader.stats()
-    problems = {
-        k: v
-        for k, v in stats.items()
-        if k
-        in (
-            "garbage_bytes",
-            "bad_checksums",
-            "bad_frames",
-            "rejected_lines",
-            "line_reconnects",
-            "line_overflow_bytes",
-        )
-        and v
-    }
-    if problems:
-        out.write("problems: " + " ".join(f"{k}={v}" for k, v in problems.items()) + "\n")
+    stats = _listen(reader, seconds, out)
     v = ProbeOutput(out)
     if count[0]:
         return v.passed(f"{count[0]} weights in {seconds:g} s, last {last[0]:g} kg")
