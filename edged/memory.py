@@ -7,13 +7,15 @@ in varying sizes, so those heaps fragment and the resident size grows by
 tens of MB over a day. A fixed 1 MB threshold maps every such buffer and
 returns it on free; ONNX Runtime keeps its own arena, so model runs do not
 pay the page faults. Measured with a 1080p folder camera and 40 passages:
-peak RSS 217 MB instead of 248, steady 187 instead of 224.
+peak RSS 217 MB instead of 248, steady 187 instead of 224
+(``bench/daemon_rss_bench.py``; ``EDGED_MALLOC_TUNING=off`` turns this off).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 
 from edged.logs import get_logger
 
@@ -24,7 +26,9 @@ THRESHOLD_BYTES = 1 << 20
 
 
 def bound_heap(threshold: int = THRESHOLD_BYTES) -> bool:
-    """Fix glibc's mmap threshold; False (and nothing changed) off glibc."""
+    """Fix glibc's mmap threshold; False (and nothing changed) off glibc or when turned off."""
+    if os.environ.get("EDGED_MALLOC_TUNING") == "off":
+        return False
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name or "libc.so.6")

@@ -29,3 +29,10 @@ def test_heap_threshold_is_fixed_on_glibc() -> None:
         for flag in ("0", "1")
     ]
     assert out[0] - out[1] >= 3000  # kB: the freed 6 MB block no longer stays resident
+
+
+def test_malloc_tuning_can_be_turned_off(monkeypatch) -> None:
+    from edged.memory import bound_heap
+
+    monkeypatch.setenv("EDGED_MALLOC_TUNING", "off")
+    assert bound_heap() is False

@@ -1,0 +1,108 @@
+"""Resident memory of the whole daemon reading plates from a 1080p camera.
+
+    python bench/daemon_rss_bench.py [--passages N] [--quick]
+
+Runs ``edged run`` (folder camera of dev scenes fitted into 1920x1080 frames,
+no MQTT, mock GPIO) and drives passages through ``edged simulate passage``,
+once with the daemon's malloc tuning (edged.memory) and once without, and
+prints peak and final RSS of each: the issue's budget is 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.lpr_bench import fit
+from bench.report import emit
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def frames(folder: Path, data: Path, n: int) -> None:
+    folder.mkdir(parents=True)
+    files = sorted((data / "scene").glob("*.jpg"))
+    if not files:  # no dev set: rendered scenes
+        from edged.lpr.synth import render_scene
+
+        imgs = [render_scene("京A12345", "blue", size=(1920, 1080), seed=i) for i in range(n)]
+    else:
+        imgs = [
+            fit(cv2.imread(str(f)), (1920, 1080), False) for f in files[:: max(1, len(files) // n)]
+        ]
+    for i, img in enumerate(imgs):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), img)
+
+
+def run(tmp: Path, passages: int, tuned: bool) -> tuple[float, float]:
+    data_dir = tmp / ("tuned" if tuned else "plain")
+    cfg = tmp / f"edged-{data_dir.name}.toml"
+    cfg.write_text(
+        f'[site]\nid = "bench"\ngate_id = "g1"\n[daemon]\ndata_dir = "{data_dir}"\n'
+        f'[camera]\nsource = "folder"\nfolder = "{tmp / "frames"}"\nfps = 5\n'
+        f'[lpr]\nmodel_dir = "{REPO / "models" / "onnx"}"\n[mqtt]\nenabled = false\n'
+    )
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
+    if not tuned:
+        env["EDGED_MALLOC_TUNING"] = "off"
+    edged = [sys.executable, "-m", "edged", "--config", str(cfg)]
+    proc = subprocess.Popen(
+        [*edged, "run"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        sock = data_dir / "state" / "control.sock"
+        deadline = time.monotonic() + 120
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        for _ in range(passages):
+            subprocess.run(
+                [*edged, "simulate", "passage"], env=env, cwd=REPO, capture_output=True, timeout=60
+            )
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        field = {
+            k: float(v.split()[0]) / 1024
+            for k, v in (
+                line.split(":", 1) for line in status.splitlines() if line.startswith("Vm")
+            )
+        }
+        return field["VmHWM"], field["VmRSS"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "plates-dev")
+    ap.add_argument("--passages", type=int, default=40)
+    ap.add_argument("--quick", action="store_true", help="10 passages")
+    args = ap.parse_args(argv)
+    n = 10 if args.quick else args.passages
+    with tempfile.TemporaryDirectory(prefix="edged-rss-") as t:
+        tmp = Path(t)
+        frames(tmp / "frames", args.data, 30)
+        plain = run(tmp, n, tuned=False)
+        tuned = run(tmp, n, tuned=True)
+    print(f"daemon RSS after {n} passages, 1080p folder camera:")
+    print(f"  malloc as is      peak {plain[0]:.0f} MB, now {plain[1]:.0f} MB")
+    print(
+        f"  edged.memory on   peak {tuned[0]:.0f} MB, now {tuned[1]:.0f} MB "
+        f"(peak ratio {tuned[0] / plain[0]:.2f})"
+    )
+    emit("daemon RSS peak, 1080p camera", tuned[0], "MB", "<= 200")
+    emit("daemon RSS steady, 1080p camera", tuned[1], "MB", "<= 200")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
