@@ -57,12 +57,15 @@ def viterbi_forms(
     emis = np.full((steps, nf, nmax), neg, dtype=np.float32)
     arg = np.full((steps, nf, nmax), -1, dtype=np.int64)
     rows = np.arange(steps)
+    best: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # forms share most sets
     for f, sets in enumerate(forms):
         for k, cols in enumerate(sets):
-            sub = logp[:, cols]
-            a = sub.argmax(1)
-            arg[:, f, k] = cols[a]
-            emis[:, f, k] = sub[rows, a]
+            key = cols.tobytes()
+            if key not in best:
+                sub = logp[:, cols]
+                a = sub.argmax(1)
+                best[key] = (cols[a], sub[rows, a])
+            arg[:, f, k], emis[:, f, k] = best[key]
     n_states = 2 * nmax + 1
     odd = np.arange(1, n_states, 2)
     score = np.full((nf, n_states), neg, dtype=np.float32)
