@@ -69,6 +69,14 @@ class LprConfig:
             "Second detector pass at this size when the first finds nothing (small plates); 0 = off"
         ),
     )
+    second_pass_windows: int = field(
+        default=4,
+        metadata=doc(
+            "Most places the second pass zooms in on, where the frame pass saw faint signs "
+            "of a plate (each costs about a quarter of the frame pass); 0 = search the "
+            "whole enlarged frame in tiles (about six times the frame pass)"
+        ),
+    )
     det_score: float = field(default=0.6, metadata=doc("Minimum detector score for a plate"))
     second_pass_score: float = field(
         default=0.4, metadata=doc("Minimum detector score in the second, larger pass")
@@ -134,6 +142,10 @@ class LprConfig:
         if self.refine_plate_px and not 48 <= self.refine_plate_px <= 512:
             raise ValueError(
                 f"refine_plate_px: expected 0 or 48..512 pixels, found {self.refine_plate_px}"
+            )
+        if not 0 <= self.second_pass_windows <= 16:
+            raise ValueError(
+                f"second_pass_windows: expected 0..16, found {self.second_pass_windows}"
             )
         if self.max_plates < 1:
             raise ValueError(f"max_plates: expected >= 1, found {self.max_plates}")

@@ -91,10 +91,14 @@ class PlateRecognizer:
         }
 
     # -- stages -------------------------------------------------------------
-    def _candidates(self, image: np.ndarray) -> list[Detection]:
+    def _candidates(self, image: np.ndarray) -> tuple[list[Detection], list[tuple[float, float]]]:
+        """Plates of the frame pass (weak ones confirmed by a zoomed look), and where the
+        second pass should look if there are none."""
         cfg = self.config
         low = min(cfg.candidate_score, cfg.det_score) if cfg.refine_plate_px else cfg.det_score
-        cands = self.detector.detect(image, cfg.det_max_side, low, cfg.nms_iou)
+        cands, hints = self.detector.scan(
+            image, cfg.det_max_side, low, cfg.nms_iou, cfg.second_pass_windows
+        )
         out: list[Detection] = []
         for d in cands[: 2 * cfg.max_plates]:
             if cfg.refine_plate_px and (cfg.refine_all or d.score < cfg.det_score):
@@ -105,7 +109,7 @@ class PlateRecognizer:
             if d.box[2] - d.box[0] >= cfg.min_plate_width:
                 out.append(d)
         out.sort(key=lambda d: -d.score)
-        return out
+        return out, hints
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         cfg = self.config
@@ -122,15 +126,28 @@ class PlateRecognizer:
                 hint="roi lies outside the frame: fix [lpr] roi",
             )
             return []
-        dets = self._candidates(image)
+        dets, hints = self._candidates(image)
         if not dets and cfg.second_pass_max_side and max(image.shape[:2]) > cfg.det_max_side:
-            dets = self.detector.detect_tiled(
-                image,
-                cfg.second_pass_max_side,
-                cfg.det_max_side,
-                cfg.second_pass_score,
-                cfg.nms_iou,
-            )
+            if cfg.second_pass_windows:
+                dets = self.detector.zoom_in(
+                    image, hints, cfg.second_pass_max_side, cfg.second_pass_score, cfg.nms_iou
+                )
+            else:
+                dets = self.detector.detect_tiled(
+                    image,
+                    cfg.second_pass_max_side,
+                    cfg.det_max_side,
+                    cfg.second_pass_score,
+                    cfg.nms_iou,
+                )
+            if cfg.refine_plate_px:  # small plates: corners at full detail, as for weak ones
+                dets = [
+                    self.detector.refine(
+                        image, d, cfg.refine_plate_px, cfg.second_pass_score, cfg.nms_iou
+                    )
+                    or d
+                    for d in dets[: cfg.max_plates]
+                ]
             dets = [d for d in dets if d.box[2] - d.box[0] >= cfg.min_plate_width]
         dets = dets[: cfg.max_plates]
         if x0 or y0:
@@ -217,30 +234,62 @@ class PlateRecognizer:
     def _read_views(
         self, per_det: list[tuple[list[tuple[np.ndarray, bool]], str]]
     ) -> list[list[TextRead | None]]:
-        """Readings of every view, but of the first view only where that one is sure.
+        """Readings of each plate's views (None where a view was not needed), read in
+        rounds, each round one batch for all plates.
 
-        Most plates are read beyond doubt from the first view; the others are
-        read, in one more batch, only for the plates whose weakest character
-        is under ``vote_below`` (and for double-row candidates, whose layout
-        the vote decides).
+        1. Every plate's first view. Most plates are read beyond doubt here.
+        2. For a plate whose weakest character is under ``vote_below``: its
+           second view, and its double-row view if it has one (only the vote
+           decides the layout).
+        3. Its remaining views, only where the first two readings disagree.
+
+        Two views that agree are what the vote rewards: a wrong reading rarely
+        repeats across views, and a third view read after two agreeing ones
+        changed the winner only where all the readings were near coin flips.
+        Reading it only on disagreement saves a third of the time of the
+        plates in doubt.
         """
-        firsts = self.recognise([views[0] for views, _ in per_det])
-        out: list[list[TextRead | None]] = [[t] for t in firsts]
-        todo = [
+        texts: list[list[TextRead | None]] = [[None] * len(views) for views, _ in per_det]
+        done: set[tuple[int, int]] = set()
+
+        def read(wanted: list[tuple[int, int]]) -> None:
+            crops = [per_det[i][0][k] for i, k in wanted]
+            for (i, k), tr in zip(wanted, self.recognise(crops), strict=True):
+                texts[i][k] = tr
+                done.add((i, k))
+
+        read([(i, 0) for i in range(len(per_det))])
+        unsure = [
             i
-            for i, ((views, _), first) in enumerate(zip(per_det, firsts, strict=True))
-            if len(views) > 1
-            and (
-                views[-1][1]
-                or first is None
-                or not first.char_confidences
-                or min(first.char_probs or first.char_confidences) < self.config.vote_below
-            )
+            for i, (views, _) in enumerate(per_det)
+            if len(views) > 1 and (views[-1][1] or self._unsure(texts[i][0]))
         ]
-        rest = iter(self.recognise([v for i in todo for v in per_det[i][0][1:]]))
-        for i in todo:
-            out[i] += [next(rest) for _ in per_det[i][0][1:]]
-        return out
+        read(
+            [(i, 1) for i in unsure]
+            + [
+                (i, k)
+                for i in unsure
+                for k, (_, double) in enumerate(per_det[i][0])
+                if double and k > 1
+            ]
+        )
+        read(
+            [
+                (i, k)
+                for i in unsure
+                if not _agree(texts[i][0], texts[i][1])
+                for k in range(2, len(per_det[i][0]))
+                if (i, k) not in done
+            ]
+        )
+        return texts
+
+    def _unsure(self, first: TextRead | None) -> bool:
+        return (
+            first is None
+            or not first.char_confidences
+            or min(first.char_probs or first.char_confidences) < self.config.vote_below
+        )
 
     @staticmethod
     def _best(
@@ -327,7 +376,7 @@ class PlateRecognizer:
         for det, (views, colour), texts in zip(
             dets, per_det, self._read_views(per_det), strict=True
         ):
-            chosen = self._best(views[: len(texts)], texts)
+            chosen = self._best(views, texts)
             if chosen is None:
                 continue
             crop, double, tr = chosen
@@ -352,3 +401,7 @@ class PlateRecognizer:
             )
         log.debug("lpr_frame", plates=len(reads), ms=round((time.perf_counter() - t0) * 1e3, 1))
         return reads
+
+
+def _agree(a: TextRead | None, b: TextRead | None) -> bool:
+    return a is not None and b is not None and a.text == b.text

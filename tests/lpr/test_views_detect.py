@@ -1,7 +1,9 @@
-"""Views voted per plate, the zoomed second look and tiled detection, on the real models."""
+"""Views voted per plate, the zoomed looks and the second pass, on the real models."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -109,12 +111,102 @@ def test_tiled_pass_finds_a_plate_too_small_for_the_frame_pass(recognizer) -> No
     tiled = recognizer.detector.detect_tiled(frame, 1280, 640, 0.4)
     assert len(tiled) == 1
     assert 60 < tiled[0].box[2] - tiled[0].box[0] < 110
-    assert [r.text for r in recognizer.read(frame)] == ["浙B8K123"]
+
+
+@contextmanager
+def _counting(model: object) -> Iterator[list[tuple[int, ...]]]:
+    """Record the input shape of every call to a real model's ``run``."""
+    calls: list[tuple[int, ...]] = []
+    inner = model.run  # type: ignore[attr-defined]
+
+    def run(blob: np.ndarray) -> object:
+        calls.append(blob.shape)
+        return inner(blob)
+
+    model.run = run  # type: ignore[attr-defined]
+    try:
+        yield calls
+    finally:
+        del model.run  # type: ignore[attr-defined]
+
+
+def test_second_pass_zooms_in_where_the_frame_pass_saw_a_hint(recognizer) -> None:
+    frame = render_scene("浙B8K123", "blue", size=(1920, 1080), seed=5, plate_width=120)
+    plates, hints = recognizer.detector.scan(frame, 640, 0.3, 0.4, hints=4)
+    assert plates == [] and 1 <= len(hints) <= 4
+    with _counting(recognizer.detector) as calls:
+        found = recognizer.detector.zoom_in(frame, hints, 1280, 0.4)
+    assert len(found) == 1 and 95 < found[0].box[2] - found[0].box[0] < 145
+    # windows of 256x160 at the 1280 scale, not the whole enlarged frame
+    assert calls and all(shape[2:] == (160, 256) for shape in calls)
+    assert len(calls) <= len(hints)
+    with _counting(recognizer.detector) as calls:
+        assert [r.text for r in recognizer.read(frame)] == ["浙B8K123"]
+    # frame pass + at most 4 windows + the zoomed look that sets the corners
+    assert 3 <= len(calls) <= 6
+    area = sum(shape[2] * shape[3] for shape in calls)
+    assert area < 2 * 640 * 360  # the tiled search alone was about six frame passes
+
+
+def test_empty_frame_gives_no_hints_and_no_second_pass(recognizer) -> None:
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    assert recognizer.detector.scan(frame, 640, 0.3, 0.4, hints=4) == ([], [])
+    with _counting(recognizer.detector) as calls:
+        assert recognizer.read(frame) == []
+    assert len(calls) == 1
+
+
+def test_tiled_second_pass_finds_plates_too_small_to_leave_a_hint(recognizer) -> None:
+    frame = render_scene("浙B8K123", "blue", size=(1920, 1080), seed=5, plate_width=84)
+    # under the windowed pass's floor (docs/LPR.md): the frame pass leaves no hint
+    assert recognizer.detector.scan(frame, 640, 0.3, 0.4, hints=4)[1] == []
+    tiled = PlateRecognizer.__new__(PlateRecognizer)
+    tiled.__dict__.update(recognizer.__dict__)
+    tiled.config = replace(recognizer.config, second_pass_windows=0)
+    with _counting(recognizer.detector) as calls:
+        assert [r.text for r in tiled.read(frame)] == ["浙B8K123"]
+    assert sum(1 for shape in calls if shape[2:] == (456, 736)) == 4
+
+
+def test_a_sure_plate_is_read_from_one_view(recognizer) -> None:
+    frame = render_scene("京A12345", "blue", seed=1)
+    sure = PlateRecognizer.__new__(PlateRecognizer)
+    sure.__dict__.update(recognizer.__dict__)
+    sure.config = replace(recognizer.config, vote_below=0.0)
+    with _counting(recognizer.recognizer) as calls:
+        assert [r.text for r in sure.read(frame)] == ["京A12345"]
+    assert [shape[0] for shape in calls] == [1]
+
+
+def test_an_unsure_plate_gets_a_second_view_and_a_third_only_on_disagreement(recognizer) -> None:
+    frame = render_scene("京A12345", "blue", seed=1)
+    unsure = PlateRecognizer.__new__(PlateRecognizer)
+    unsure.__dict__.update(recognizer.__dict__)
+    unsure.config = replace(recognizer.config, vote_below=1.0)  # every plate is in doubt
+    dets = unsure.detect(frame)
+    per_det = [unsure.views(frame, d) for d in dets]
+    texts = unsure._read_views(per_det)
+    assert len(texts) == 1 and len(texts[0]) == 3
+    first, second, third = texts[0]
+    assert first is not None and second is not None and first.text == second.text == "京A12345"
+    assert third is None  # two views agreed: the third was not needed
+    # two that disagree get the third view read
+    crop = per_det[0][0]
+    blank = (np.full_like(crop[0][0], 255), False)
+    texts = unsure._read_views([([blank, crop[0], crop[1]], "blue")])
+    assert all(t is not None for t in texts[0][1:])
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("read_views", 0), ("read_views", 4), ("refine_plate_px", 20), ("candidate_score", 1.5)],
+    [
+        ("read_views", 0),
+        ("read_views", 4),
+        ("refine_plate_px", 20),
+        ("candidate_score", 1.5),
+        ("second_pass_windows", -1),
+        ("second_pass_windows", 17),
+    ],
 )
 def test_lpr_config_rejects_bad_values(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=key):
