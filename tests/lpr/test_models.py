@@ -7,8 +7,23 @@ MANIFEST = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
 
 
 def test_manifest_and_runtime_table_agree():
-    entries = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))["model"]
-    assert {e["name"]: e["sha256"] for e in entries} == EXPECTED_SHA256
+    manifest = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))
+    entries, derived = manifest["model"], manifest["derived"]
+    assert {e["name"]: e["sha256"] for e in [*entries, *derived]} == EXPECTED_SHA256
+    assert "ch_PP-OCRv4_rec_plate.onnx" in {d["name"] for d in derived}
+    for d in derived:
+        assert d["from"] in {e["name"] for e in entries}, d["name"]
+        for key in (
+            "recipe",
+            "recipe_version",
+            "onnx",
+            "licence",
+            "role",
+            "inputs",
+            "outputs",
+            "preprocessing",
+        ):
+            assert key in d, (d["name"], key)
     for e in entries:
         for key in (
             "package",
@@ -33,5 +48,5 @@ def test_check_models_missing_and_wrong_files(tmp_path):
     problems = check_models(tmp_path)
     assert len(problems) == 2
     assert any("clp_det.onnx" in p and "SHA-256" in p for p in problems)
-    assert any("ch_PP-OCRv4_rec_infer.onnx" in p and "missing" in p for p in problems)
+    assert any("ch_PP-OCRv4_rec_plate.onnx" in p and "missing" in p for p in problems)
     assert all("run: python models/fetch.py --dest" in p for p in problems)
