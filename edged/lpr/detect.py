@@ -107,6 +107,33 @@ def decode(
     return boxes, corners
 
 
+@dataclass(frozen=True)
+class FramePass:
+    """The raw output of one detector pass, kept for :meth:`hints`."""
+
+    loc: np.ndarray
+    conf: np.ndarray
+    landms: np.ndarray
+    height: int
+    width: int
+    scale: float
+
+    def hints(self, most: int) -> list[tuple[float, float]]:
+        """Centres (image pixels) of at most ``most`` places where a prior scored above
+        :data:`HINT_SCORE`, best first, one per place: where :meth:`PlateDetector.zoom_in`
+        looks when the pass found no plate. Worked out only then."""
+        scores = self.conf[0, :, 1]
+        idx = np.nonzero(scores > HINT_SCORE)[0]
+        idx = idx[np.argsort(-scores[idx])[:HINT_POOL]]
+        if idx.size == 0 or most <= 0:
+            return []
+        pri = priors_for(self.height, self.width)[idx]
+        boxes, _ = decode(self.loc[0, idx], self.landms[0, idx], pri, self.width, self.height)
+        keep = nms(boxes, scores[idx], 0.1)[:most]
+        centres = (boxes[keep, :2] + boxes[keep, 2:]) / (2 * self.scale)
+        return [(float(x), float(y)) for x, y in centres]
+
+
 class PlateDetector:
     """Runs clp_det.onnx on a BGR image scaled so its longest side is ``max_side``."""
 
@@ -135,28 +162,15 @@ class PlateDetector:
         return self.scan(image, max_side, score, nms_iou)[0]
 
     def scan(
-        self, image: np.ndarray, max_side: int, score: float, nms_iou: float = 0.4, hints: int = 0
-    ) -> tuple[list[Detection], list[tuple[float, float]]]:
-        """Plates at ``score`` and up, and the centres (image pixels) of at most ``hints``
-        places where the detector saw faint evidence of one: what :meth:`zoom_in` looks
-        at when no plate was found."""
+        self, image: np.ndarray, max_side: int, score: float, nms_iou: float = 0.4
+    ) -> tuple[list[Detection], FramePass]:
+        """Plates at ``score`` and up, and the pass itself, which can still say where
+        it saw faint signs of a plate (:meth:`FramePass.hints`)."""
         blob, scale = self.prepare(image, max_side)
         loc, conf, landms = self.run(blob)
         height, width = blob.shape[2], blob.shape[3]
         found = self.postprocess(loc, conf, landms, height, width, scale, score, nms_iou)
-        if not hints:
-            return found, []
-        scores = conf[0, :, 1]
-        idx = np.nonzero(scores > HINT_SCORE)[0]
-        idx = idx[np.argsort(-scores[idx])[:HINT_POOL]]
-        if idx.size == 0:
-            return found, []
-        boxes, _ = decode(
-            loc[0, idx], landms[0, idx], priors_for(height, width)[idx], width, height
-        )
-        keep = nms(boxes, scores[idx], 0.1)[:hints]
-        centres = (boxes[keep, :2] + boxes[keep, 2:]) / (2 * scale)
-        return found, [(float(x), float(y)) for x, y in centres]
+        return found, FramePass(loc, conf, landms, height, width, scale)
 
     def zoom_in(
         self,

@@ -11,7 +11,7 @@ import numpy as np
 from edged.logs import get_logger
 from edged.lpr.colour import plate_colour, vehicle_class
 from edged.lpr.config import LprConfig
-from edged.lpr.detect import Detection, PlateDetector
+from edged.lpr.detect import Detection, FramePass, PlateDetector
 from edged.lpr.models import check_models
 from edged.lpr.recognize import HEIGHT, TextRead, TextRecognizer
 from edged.lpr.rectify import DOUBLE_ROW_ASPECT, expand, plate_aspect, split_rows, warp
@@ -91,14 +91,12 @@ class PlateRecognizer:
         }
 
     # -- stages -------------------------------------------------------------
-    def _candidates(self, image: np.ndarray) -> tuple[list[Detection], list[tuple[float, float]]]:
-        """Plates of the frame pass (weak ones confirmed by a zoomed look), and where the
-        second pass should look if there are none."""
+    def _candidates(self, image: np.ndarray) -> tuple[list[Detection], FramePass]:
+        """Plates of the frame pass (weak ones confirmed by a zoomed look), and the pass,
+        which says where the second pass should look if there are none."""
         cfg = self.config
         low = min(cfg.candidate_score, cfg.det_score) if cfg.refine_plate_px else cfg.det_score
-        cands, hints = self.detector.scan(
-            image, cfg.det_max_side, low, cfg.nms_iou, cfg.second_pass_windows
-        )
+        cands, frame_pass = self.detector.scan(image, cfg.det_max_side, low, cfg.nms_iou)
         out: list[Detection] = []
         for d in cands[: 2 * cfg.max_plates]:
             if cfg.refine_plate_px and (cfg.refine_all or d.score < cfg.det_score):
@@ -109,7 +107,7 @@ class PlateRecognizer:
             if d.box[2] - d.box[0] >= cfg.min_plate_width:
                 out.append(d)
         out.sort(key=lambda d: -d.score)
-        return out, hints
+        return out, frame_pass
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         cfg = self.config
@@ -126,11 +124,15 @@ class PlateRecognizer:
                 hint="roi lies outside the frame: fix [lpr] roi",
             )
             return []
-        dets, hints = self._candidates(image)
+        dets, frame_pass = self._candidates(image)
         if not dets and cfg.second_pass_max_side and max(image.shape[:2]) > cfg.det_max_side:
             if cfg.second_pass_windows:
                 dets = self.detector.zoom_in(
-                    image, hints, cfg.second_pass_max_side, cfg.second_pass_score, cfg.nms_iou
+                    image,
+                    frame_pass.hints(cfg.second_pass_windows),
+                    cfg.second_pass_max_side,
+                    cfg.second_pass_score,
+                    cfg.nms_iou,
                 )
             else:
                 dets = self.detector.detect_tiled(

@@ -14,7 +14,7 @@ confusable characters (0/D/Q, 8/B) show their doubt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -42,13 +42,13 @@ def viterbi_forms(
     logp: np.ndarray,
     logblank: np.ndarray,
     forms: list[list[np.ndarray]],
-) -> list[tuple[float, list[np.ndarray]] | None]:
-    """Best CTC alignment of each form's labels: (path score, frames per label) or None.
+) -> Alignments:
+    """Best CTC alignment of each form's labels (see :class:`Alignments`).
 
     Each label may be any character of its set. All forms run in one pass over
     the frames, stacked and padded to the longest (padding states never win).
 
-    The per-frame work is a dozen small numpy calls whatever the number of
+    The per-frame work is five small numpy calls whatever the number of
     forms, so decoding every form of a crop costs about what one used to.
     """
     steps, nf = logp.shape[0], len(forms)
@@ -67,45 +67,58 @@ def viterbi_forms(
                 best[key] = (cols[a], sub[rows, a])
             arg[:, f, k], emis[:, f, k] = best[key]
     n_states = 2 * nmax + 1
-    odd = np.arange(1, n_states, 2)
-    score = np.full((nf, n_states), neg, dtype=np.float32)
+    # what each state earns at each frame: blank (even states) or its label (odd)
+    gain = np.empty((steps, nf, n_states), dtype=np.float32)
+    gain[:, :, 0::2] = logblank[:, None, None]
+    gain[:, :, 1::2] = emis
+    # skipping the blank between two labels is only allowed when they differ
+    skip = np.zeros((steps, nf, nmax - 1), dtype=np.float32)
+    skip[1:][arg[1:, :, 1:] == arg[:-1, :, :-1]] = neg
+    # rows: stay, come from the state before, skip a blank; the score lives in row 0
+    stacked = np.full((3, nf, n_states), neg, dtype=np.float32)
+    score = stacked[0]
     score[:, 0] = logblank[0]
     score[:, 1] = emis[0, :, 0]
-    back = np.zeros((steps, nf, n_states), dtype=np.int8)
-    # skipping the blank between two labels is only allowed when they differ
-    differ = np.zeros((steps, nf, nmax), dtype=bool)
-    differ[1:, :, 1:] = arg[1:, :, 1:] != arg[:-1, :, :-1]
-    stacked = np.empty((3, nf, n_states), dtype=np.float32)
+    best_prev = np.empty((nf, n_states), dtype=np.float32)
+    back = np.zeros((steps, nf, n_states), dtype=np.int64)
     for t in range(1, steps):
-        stacked[0] = score
-        stacked[1, :, 0] = neg
         stacked[1, :, 1:] = score[:, :-1]
-        stacked[2] = neg
-        stacked[2][:, odd[1:]] = np.where(differ[t, :, 1:], score[:, odd[:-1]], neg)
-        choice = stacked.argmax(0)
-        score = stacked.max(0)
-        score[:, 0::2] += logblank[t]
-        score[:, 1::2] += emis[t]
-        back[t] = choice
-    out: list[tuple[float, list[np.ndarray]] | None] = []
+        np.add(score[:, 1:-2:2], skip[t], out=stacked[2, :, 3::2])
+        stacked.argmax(0, out=back[t])
+        stacked.max(0, out=best_prev)
+        np.add(best_prev, gain[t], out=score)
+    scores: list[float | None] = []
+    ends: list[int] = []
     for f, sets in enumerate(forms):
-        n = len(sets)
-        if steps < n:
-            out.append(None)
-            continue
-        last = 2 * n
+        last = 2 * len(sets)
         end = last if score[f, last] >= score[f, last - 1] else last - 1
         total = float(score[f, end])
-        if total < -1e29:
-            out.append(None)
-            continue
+        scores.append(None if steps < len(sets) or total < -1e29 else total)
+        ends.append(end)
+    return Alignments(scores, back, ends, [len(sets) for sets in forms])
+
+
+@dataclass(frozen=True)
+class Alignments:
+    """The best CTC alignment of each form: its path score (None where the form does
+    not fit), and its frames per label on request. Only the winning form is ever
+    spelt out, so the others' backtracking is never paid for."""
+
+    scores: list[float | None]
+    back: np.ndarray = field(repr=False)
+    ends: list[int] = field(repr=False)
+    lengths: list[int] = field(repr=False)
+
+    def frames(self, f: int) -> list[np.ndarray]:
+        """The frames aligned to each label of form ``f``."""
+        steps = self.back.shape[0]
         path = np.empty(steps, dtype=np.int64)
-        st = end
+        st = self.ends[f]
+        back = self.back[:, f, :]
         for t in range(steps - 1, -1, -1):
             path[t] = st
-            st -= int(back[t, f, st])
-        out.append((total, [np.nonzero(path == 2 * k + 1)[0] for k in range(n)]))
-    return out
+            st -= int(back[t, st])
+        return [np.nonzero(path == 2 * k + 1)[0] for k in range(self.lengths[f])]
 
 
 class TextRecognizer:
@@ -156,11 +169,12 @@ class TextRecognizer:
         logblank = np.log(blank)
         table = sets if sets is not None else self.template_sets
         names = forms or tuple(table)
-        results = viterbi_forms(logp, logblank, [table[n] for n in names])
-        found = [(res[0], name, res[1]) for name, res in zip(names, results, strict=True) if res]
+        aligned = viterbi_forms(logp, logblank, [table[n] for n in names])
+        found = [(s, i) for i, s in enumerate(aligned.scores) if s is not None]
         if not found:
             return None
-        total, name, frames = max(found, key=lambda f: f[0])  # only the winner is spelt out
+        total, i = max(found, key=lambda x: x[0])
+        name, frames = names[i], aligned.frames(i)  # only the winner is spelt out
         text, confs, char_probs = [], [], []
         for cols, fr in zip(table[name], frames, strict=True):
             sub = p[fr][:, cols]

@@ -132,7 +132,8 @@ def _counting(model: object) -> Iterator[list[tuple[int, ...]]]:
 
 def test_second_pass_zooms_in_where_the_frame_pass_saw_a_hint(recognizer) -> None:
     frame = render_scene("浙B8K123", "blue", size=(1920, 1080), seed=5, plate_width=120)
-    plates, hints = recognizer.detector.scan(frame, 640, 0.3, 0.4, hints=4)
+    plates, frame_pass = recognizer.detector.scan(frame, 640, 0.3, 0.4)
+    hints = frame_pass.hints(4)
     assert plates == [] and 1 <= len(hints) <= 4
     with _counting(recognizer.detector) as calls:
         found = recognizer.detector.zoom_in(frame, hints, 1280, 0.4)
@@ -150,7 +151,8 @@ def test_second_pass_zooms_in_where_the_frame_pass_saw_a_hint(recognizer) -> Non
 
 def test_empty_frame_gives_no_hints_and_no_second_pass(recognizer) -> None:
     frame = np.full((1080, 1920, 3), 90, np.uint8)
-    assert recognizer.detector.scan(frame, 640, 0.3, 0.4, hints=4) == ([], [])
+    plates, frame_pass = recognizer.detector.scan(frame, 640, 0.3, 0.4)
+    assert plates == [] and frame_pass.hints(4) == []
     with _counting(recognizer.detector) as calls:
         assert recognizer.read(frame) == []
     assert len(calls) == 1
@@ -159,7 +161,7 @@ def test_empty_frame_gives_no_hints_and_no_second_pass(recognizer) -> None:
 def test_tiled_second_pass_finds_plates_too_small_to_leave_a_hint(recognizer) -> None:
     frame = render_scene("浙B8K123", "blue", size=(1920, 1080), seed=5, plate_width=84)
     # under the windowed pass's floor (docs/LPR.md): the frame pass leaves no hint
-    assert recognizer.detector.scan(frame, 640, 0.3, 0.4, hints=4)[1] == []
+    assert recognizer.detector.scan(frame, 640, 0.3, 0.4)[1].hints(4) == []
     tiled = PlateRecognizer.__new__(PlateRecognizer)
     tiled.__dict__.update(recognizer.__dict__)
     tiled.config = replace(recognizer.config, second_pass_windows=0)
