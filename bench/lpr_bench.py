@@ -39,6 +39,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def rss_mb() -> float:
+    """Peak RSS of this process. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
+    exec, so a child started by a big parent would report the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -200,20 +208,28 @@ def latency(
     emit(f"full / bare model time, {label}", float(ratio), "x", "<= 1.15")
 
 
-def rss_probe(model_dir: str, threads: int, image: Path | None) -> int:
-    """Peak RSS of the pipeline alone (no dev set in memory): run in a child process."""
+def rss_probe(model_dir: str, threads: int, images: list[Path]) -> int:
+    """Peak RSS of the pipeline alone (no dev set in memory): run in a child process.
+
+    Reads a dev scene (or a plain frame) five times, a frame whose plate is too
+    small for the frame pass (the second pass's windows and zoomed look), and an
+    empty frame. The frames are made by the parent: rendering one here would
+    set the peak itself."""
     from edged.memory import bound_heap
 
     bound_heap()  # as the daemon does at start
     rec = PlateRecognizer(LprConfig(model_dir=model_dir, threads=threads))
     loaded = rss_mb()
-    frame = cv2.imread(str(image)) if image else None
+    frames = [cv2.imread(str(p)) for p in images]
+    frame = frames[0] if frames and frames[0] is not None else None
     if frame is None:
         frame = np.full((1080, 1920, 3), 90, np.uint8)
     frame = cv2.resize(frame, (1920, 1080))
     for _ in range(5):
         rec.read(frame)
-    rec.read(np.full((1080, 1920, 3), 100, np.uint8))  # nothing found: second pass too
+    for small in frames[1:]:
+        rec.read(small)
+    rec.read(np.full((1080, 1920, 3), 100, np.uint8))  # nothing at all
     print(f"{loaded:.0f} {rss_mb():.0f}")
     return 0
 
@@ -230,31 +246,37 @@ def main(argv: list[str] | None = None) -> int:
         help="latency frames: stretch dev photos to 16:9 instead of fitting them",
     )
     ap.add_argument("--quick", action="store_true", help="small subset, smoke test (< 20 s)")
-    ap.add_argument(
-        "--rss-probe", type=Path, nargs="?", const=Path(), default=None, help=argparse.SUPPRESS
-    )
+    ap.add_argument("--rss-probe", type=Path, nargs="*", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.rss_probe is not None:
-        return rss_probe(
-            args.model_dir, args.threads, args.rss_probe if args.rss_probe.is_file() else None
-        )
+        return rss_probe(args.model_dir, args.threads, args.rss_probe)
     import subprocess
+    import tempfile
 
-    first = sorted((args.data / "scene").glob("*.jpg"))[:1]
-    probe = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--model-dir",
-            args.model_dir,
-            "--threads",
-            str(args.threads),
-            "--rss-probe",
-            *(str(p) for p in first),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    from edged.lpr.synth import render_scene
+
+    first = sorted((args.data / "scene").glob("*.jpg"))[:1] or [Path("-")]
+    with tempfile.TemporaryDirectory(prefix="lpr-bench-") as tmp:
+        small = Path(tmp) / "small-plate.png"
+        cv2.imwrite(
+            str(small),
+            render_scene("苏E88866", "blue", size=(1920, 1080), seed=5, plate_width=120),
+        )
+        probe = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model-dir",
+                args.model_dir,
+                "--threads",
+                str(args.threads),
+                "--rss-probe",
+                str(first[0]),
+                str(small),
+            ],
+            capture_output=True,
+            text=True,
+        )
     try:
         loaded, peak = probe.stdout.split()[-2:]
         print(
