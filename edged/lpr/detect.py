@@ -91,6 +91,18 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
+def merge(found: list[Detection], nms_iou: float) -> list[Detection]:
+    """One detection per plate, best first, from passes over overlapping parts."""
+    if len(found) < 2:
+        return found
+    keep = nms(
+        np.array([d.box for d in found], np.float32),
+        np.array([d.score for d in found], np.float32),
+        nms_iou,
+    )
+    return [found[k] for k in keep]
+
+
 def decode(
     loc: np.ndarray, landms: np.ndarray, pri: np.ndarray, width: int, height: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -216,14 +228,7 @@ class PlateDetector:
                 found.append(
                     Detection(d.score, (x1 + x0, y1 + y0, x2 + x0, y2 + y0), d.corners + off)
                 )
-        if len(found) < 2:
-            return found
-        keep = nms(
-            np.array([d.box for d in found], np.float32),
-            np.array([d.score for d in found], np.float32),
-            nms_iou,
-        )
-        return [found[k] for k in keep]
+        return merge(found, nms_iou)
 
     @staticmethod
     def postprocess(
@@ -292,14 +297,7 @@ class PlateDetector:
                             ((d.corners + np.array([x, y], np.float32)) / scale).astype(np.float32),
                         )
                     )
-        if len(found) < 2:
-            return found
-        keep = nms(
-            np.array([d.box for d in found], np.float32),
-            np.array([d.score for d in found], np.float32),
-            nms_iou,
-        )
-        return [found[k] for k in keep]
+        return merge(found, nms_iou)
 
     def refine(
         self, image: np.ndarray, det: Detection, plate_px: int, score: float, nms_iou: float = 0.4
