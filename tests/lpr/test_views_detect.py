@@ -192,11 +192,27 @@ def test_an_unsure_plate_gets_a_second_view_and_a_third_only_on_disagreement(rec
     first, second, third = texts[0]
     assert first is not None and second is not None and first.text == second.text == "京A12345"
     assert third is None  # two views agreed: the third was not needed
-    # two that disagree get the third view read
+    # two that disagree (here: views of two different plates) get the third view read
+    other = render_scene("沪B67890", "blue", seed=4, tilt=0.05)
+    other_views, _ = unsure.views(other, unsure.detect(other)[0])
     crop = per_det[0][0]
-    blank = (np.full_like(crop[0][0], 255), False)
-    texts = unsure._read_views([([blank, crop[0], crop[1]], "blue")])
-    assert all(t is not None for t in texts[0][1:])
+    texts = unsure._read_views([([crop[0], other_views[0], crop[1]], "blue")])
+    assert [t.text if t else None for t in texts[0]] == ["京A12345", "沪B67890", "京A12345"]
+
+
+def test_a_false_detection_is_read_from_one_view(recognizer) -> None:
+    unsure = PlateRecognizer.__new__(PlateRecognizer)
+    unsure.__dict__.update(recognizer.__dict__)
+    unsure.config = replace(recognizer.config, vote_below=1.0)  # every plate is in doubt
+    rng = np.random.default_rng(7)
+    grille = [(rng.integers(0, 256, (48, 200, 3), dtype=np.uint8), False) for _ in range(3)]
+    with _counting(recognizer.recognizer) as calls:
+        texts = unsure._read_views([(grille, "unknown")])
+    assert len(calls) == 1 and texts[0][1:] == [None, None]
+    # with a double-row view the layout is the vote's to decide: all views are read
+    double = [*grille[:2], (rng.integers(0, 256, (144, 288, 3), dtype=np.uint8), True)]
+    texts = unsure._read_views([(double, "yellow")])
+    assert texts[0][1] is not None
 
 
 @pytest.mark.parametrize(
