@@ -29,7 +29,7 @@ EXPECTED_SHA256: dict[str, str] = {
     "clp_dict.txt": "af47672f9f7fdff757a9db744c9015b94fb92f129140c1fc0198e65949da9824",
     # derived at set-up from ch_PP-OCRv4_rec_infer.onnx ([[derived]] in the manifest)
     "ch_PP-OCRv4_rec_plate.onnx": (
-        "80728a4c4fa4840b2aaa5e87f026c12c548cec4f16c7f6abc1d08cf8087e833b"
+        "8b4385c890a2fbc04a8782257bd24db223bc33774b18039fddc22428a1577136"
     ),
 }
 
