@@ -47,7 +47,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 extras=""
 [ $want_test = 1 ] && extras="[test]"
-stamp="$VENV/.edged-installed$( [ $want_test = 1 ] && echo -test)"
+stamp="$VENV/.edged-installed"
+if [ $want_test = 1 ]; then stamp="$stamp-test"; fi
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   say "installing edged$extras and its dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
