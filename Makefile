@@ -3,7 +3,7 @@
 #   make test   set everything up (test tools, mosquitto) and run all tests
 VENV ?= .venv
 
-.PHONY: demo test setup setup-test lint bench clean install uninstall
+.PHONY: demo test setup setup-test lint bench bench-full clean install uninstall
 
 setup:
 	scripts/setup.sh
@@ -22,6 +22,9 @@ lint: setup-test
 
 bench: setup
 	$(VENV)/bin/python bench/run_all.py
+
+bench-full: setup
+	$(VENV)/bin/python bench/run_all.py --full
 
 # On the board (docs/INSTALL.md): sudo make install; sudo make uninstall [PURGE=1]
 install:

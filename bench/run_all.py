@@ -107,13 +107,20 @@ def fmt_value(value: float) -> str:
     return f"{value:.3g}"
 
 
-def rows(runs: list[BenchRun]) -> list[tuple[str, str, str, str, str, str]]:
-    """Table rows; a bench that crashed or timed out gets a row saying so."""
+def rows(runs: list[BenchRun], quick: bool = False) -> list[tuple[str, str, str, str, str, str]]:
+    """Table rows; a bench that crashed or timed out gets a row saying so.
+
+    A quick run's verdicts are bracketed: its samples are too small to judge a
+    target by (a ratio over four frames moves by a tenth), only to show that
+    every bench runs and roughly where it stands.
+    """
     out: list[tuple[str, str, str, str, str, str]] = []
     for run in runs:
         for f in run.figures:
             ok = f.get("ok")
             met = "—" if ok is None else ("yes" if ok else "no")
+            if quick and ok is not None:
+                met = f"({met})"
             value = f["value"]
             assert isinstance(value, float)
             target = f.get("target")
@@ -136,10 +143,10 @@ def rows(runs: list[BenchRun]) -> list[tuple[str, str, str, str, str, str]]:
     return out
 
 
-def table(runs: list[BenchRun]) -> str:
+def table(runs: list[BenchRun], quick: bool = False) -> str:
     """One aligned text table of every figure of every bench."""
     header = ("bench", "figure", "value", "unit", "target", "met")
-    body = rows(runs)
+    body = rows(runs, quick)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     right = {2}  # numbers line up on the right
 
@@ -187,8 +194,13 @@ def main(argv: list[str] | None = None) -> int:
             print("  " + run.tail.replace("\n", "\n  "), flush=True)
         runs.append(run)
     print()
-    print(table(runs))
-    print(f"\n{mode} runs; each bench's own output: {args.out}/NAME.log")
+    print(table(runs, quick=not args.full))
+    if not args.full:
+        print(
+            "\nquick runs: small samples, so the verdicts in brackets are only indicative;"
+            " the targets are judged by full runs (make bench-full)"
+        )
+    print(f"each bench's own output: {args.out}/NAME.log")
     return 1 if any(r.timed_out or r.returncode for r in runs) else 0
 
 

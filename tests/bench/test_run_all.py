@@ -64,6 +64,12 @@ def test_table_has_one_row_per_figure_and_rows_for_broken_benches() -> None:
     assert len(ends) == 1
 
 
+def test_quick_runs_bracket_their_verdicts() -> None:
+    runs = [run_all.BenchRun("gate_bench", run_all.collect(CANNED), returncode=0)]
+    body = run_all.table(runs, quick=True).splitlines()[2:]
+    assert body[0].endswith("(yes)") and body[1].endswith("—") and body[2].endswith("(no)")
+
+
 def test_targets_decide_met_unless_the_bench_says() -> None:
     assert meets(9.9, "<= 10") is True and meets(10.1, "<= 10") is False
     assert meets(2500, ">= 2,000") is True and meets(1999, ">= 2000") is False
