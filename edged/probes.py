@@ -134,13 +134,34 @@ def probe_camera(
         plates = recognizer.read(frame)
         for p in plates:
             note = "" if p.valid_syntax else f" (not a valid plate: {p.syntax_error})"
-            v.line(f"plate {p.text} confidence {p.confidence:.2f} colour {p.colour}{note}")
+            width = plate_width(p.corners)
+            v.line(
+                f"plate {p.text} confidence {p.confidence:.2f} colour {p.colour} "
+                f"width {width:.0f} px{note}"
+            )
+            if width < SMALL_PLATE_PX:
+                v.line(
+                    f"  plate is small: under {SMALL_PLATE_PX} px wide the recogniser finds it "
+                    "only in its second pass, and under about 110 px maybe not at all; zoom "
+                    "the lens in or set [lpr] roi around the lane (docs/LPR.md)"
+                )
         if plates:
             summary += "; plates read: " + ", ".join(p.text for p in plates)
         else:
             v.line("no plate found in the last frame: put a plate in view to check aim and focus")
             summary += "; no plate in view"
     return v.passed(summary)
+
+
+#: Plate width (frame pixels) from which aiming is comfortable: narrower plates are
+#: found by the recogniser's second pass only, and under ~110 px not reliably.
+SMALL_PLATE_PX = 120
+
+
+def plate_width(corners: tuple[tuple[float, float], ...]) -> float:
+    """Mean length of a plate's top and bottom edges (corners TL, TR, BR, BL)."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = corners
+    return (((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 + ((x2 - x3) ** 2 + (y2 - y3) ** 2) ** 0.5) / 2
 
 
 # -- GPIO ----------------------------------------------------------------------

@@ -112,6 +112,23 @@ def test_camera_read_prints_the_plate_in_view(
     assert rc == 0, out
     assert "plate 京A12345 confidence" in out
     assert verdict.endswith("plates read: 京A12345")
+    width = float(out.split("plate 京A12345 confidence")[1].split(" width ")[1].split(" px")[0])
+    assert 150 < width < 400 and "plate is small" not in out
+
+
+def test_camera_read_says_when_the_plate_is_small_for_the_recogniser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if check_models(REPO / "models" / "onnx"):
+        pytest.skip("models not fetched: run python models/fetch.py")
+    from edged.lpr.synth import render_scene
+
+    frame = render_scene("京A12345", "blue", size=(1280, 720), seed=1, plate_width=100)
+    folder = _frames(tmp_path, frame, n=2)
+    cfg = _config(tmp_path, f'[camera]\nsource = "folder"\nfolder = "{folder}"\nfps = 50\n')
+    rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2", "--read")
+    assert rc == 0 and verdict.endswith("plates read: 京A12345"), out
+    assert "plate is small: under 120 px" in out and "[lpr] roi" in out
 
 
 def test_camera_fail_when_it_cannot_open_or_gives_no_frames(
