@@ -17,13 +17,9 @@ from edged.config import parse
 from edged.supervisor import Supervisor
 
 
-@contextlib.contextmanager
-def running_gate(tmp_path: Path, extra_toml: str, parts: list[str]) -> Iterator[Any]:
-    """Start ``parts`` of a gate configured by ``extra_toml`` (site p1, gate g1)."""
-    old = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    cfg = parse(
-        f"""
+def base_toml(tmp_path: Path) -> str:
+    """The config every test gate starts from: site p1, gate g1, data under tmp_path."""
+    return f"""
 [site]
 id = "p1"
 gate_id = "g1"
@@ -32,10 +28,15 @@ data_dir = "{tmp_path / "data"}"
 [ledger]
 db_path = "ledger.db"
 images_dir = "images"
-{extra_toml}
-""",
-        "test.toml",
-    )
+"""
+
+
+@contextlib.contextmanager
+def running_gate(tmp_path: Path, extra_toml: str, parts: list[str]) -> Iterator[Any]:
+    """Start ``parts`` of a gate configured by ``extra_toml`` (site p1, gate g1)."""
+    old = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    cfg = parse(base_toml(tmp_path) + extra_toml, "test.toml")
     daemon = SimpleNamespace(started_at=time.time(), supervisor=Supervisor())
     gate = Gate(cfg, daemon)
     by_name = {p.name: p for p, _ in gate.parts()}

@@ -5,54 +5,25 @@ from __future__ import annotations
 import json
 import queue
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
-from edged.assembly import Gate
-from edged.config import parse
 from edged.mqtt.commands import make_command
-from edged.supervisor import Supervisor
 from tests.broker import Mosquitto
+from tests.gate_rig import running_gate
 
 KEY = "s3cret-site-key-0123456789"
 
 
 @pytest.fixture
-def gate(tmp_path: Path, mosquitto: Mosquitto) -> Any:
-    old = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    cfg = parse(
-        f"""
-[site]
-id = "p1"
-gate_id = "g1"
-[daemon]
-data_dir = "{tmp_path / "data"}"
-[ledger]
-db_path = "ledger.db"
-images_dir = "images"
-[mqtt]
-host = "127.0.0.1"
-port = {mosquitto.port}
-hmac_key = "{KEY}"
-""",
-        "test.toml",
-    )
-    daemon = SimpleNamespace(started_at=time.time(), supervisor=Supervisor())
-    g = Gate(cfg, daemon)
-    for name in ("ledger", "registry", "mqtt", "gpio", "gate"):
-        part = next(p for p, _ in g.parts() if p.name == name)
-        part.start()
-    yield g
-    for name in ("gate", "gpio", "mqtt", "registry", "ledger"):
-        next(p for p, _ in g.parts() if p.name == name).stop()
-    Device.pin_factory = old
+def gate(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Any]:
+    extra = f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nhmac_key = "{KEY}"\n'
+    with running_gate(tmp_path, extra, ["ledger", "registry", "mqtt", "gpio", "gate"]) as g:
+        yield g
 
 
 def _send(port: int, name: str, params: dict[str, Any], key: str = KEY) -> dict[str, Any]:

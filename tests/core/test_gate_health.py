@@ -22,6 +22,7 @@ from edged.assembly import Gate
 from edged.config import parse
 from edged.supervisor import Supervisor
 from tests.broker import Mosquitto
+from tests.gate_rig import base_toml
 
 PARTS = ("ledger", "registry", "mqtt", "gpio", "camera", "hj212", "gate", "control")
 
@@ -41,15 +42,8 @@ def gate(tmp_path: Path, mosquitto: Mosquitto) -> Any:
     old = Device.pin_factory
     Device.pin_factory = MockFactory()
     cfg = parse(
-        f"""
-[site]
-id = "p1"
-gate_id = "g1"
-[daemon]
-data_dir = "{tmp_path / "data"}"
-[ledger]
-db_path = "ledger.db"
-images_dir = "images"
+        base_toml(tmp_path)
+        + f"""
 [camera]
 source = "folder"
 folder = "{frames}"

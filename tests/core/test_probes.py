@@ -27,6 +27,7 @@ from edged.hj212.codec import FLAG_REPLY
 from edged.lpr.models import check_models
 from tests.broker import Mosquitto
 from tests.datalogger.sim import Meter, TcpMeters
+from tests.gate_rig import base_toml
 from tests.hj212.platform import FakePlatform
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,15 +37,8 @@ MN = "66330300010100001001"
 def _config(tmp_path: Path, body: str = "") -> Path:
     path = tmp_path / "edged.toml"
     path.write_text(
-        f"""
-[site]
-id = "p1"
-gate_id = "g1"
-[daemon]
-data_dir = "{tmp_path / "data"}"
-[ledger]
-db_path = "ledger.db"
-images_dir = "images"
+        base_toml(tmp_path)
+        + f"""
 [lpr]
 model_dir = "{REPO / "models" / "onnx"}"
 {body}
