@@ -296,10 +296,9 @@ class PlateRecognizer:
         """Worth more views: in doubt, but not so garbled that it is no plate at all."""
         if first is None or not first.char_confidences:
             return True
-        probs = np.maximum(np.asarray(first.char_probs or first.char_confidences), 1e-4)
-        if float(np.exp(np.log(probs).mean())) < NOT_A_PLATE:
+        if first.clarity < NOT_A_PLATE:
             return False
-        return float(probs.min()) < self.config.vote_below
+        return min(first.char_probs or first.char_confidences) < self.config.vote_below
 
     @staticmethod
     def _best(
@@ -323,8 +322,7 @@ class PlateRecognizer:
         for (crop, double), tr in zip(views, texts, strict=True):
             if tr is None or not tr.char_confidences:
                 continue
-            conf = np.maximum(np.asarray(tr.char_probs or tr.char_confidences), 1e-4)
-            votes[tr.text] = votes.get(tr.text, 0.0) + float(np.exp(np.log(conf).mean()))
+            votes[tr.text] = votes.get(tr.text, 0.0) + tr.clarity
             weakest = min(tr.char_confidences)
             if tr.text not in keep or weakest > keep[tr.text][0]:
                 keep[tr.text] = (weakest, crop, double, tr)

@@ -37,6 +37,15 @@ class TextRead:
     #: what the views vote with, as a measure of how cleanly a view was read
     char_probs: tuple[float, ...] = ()
 
+    @property
+    def clarity(self) -> float:
+        """Geometric mean of the characters' probabilities: how cleanly the crop read.
+        One unreadable character pulls it down, as it should sink the reading."""
+        probs = self.char_probs or self.char_confidences
+        if not probs:
+            return 0.0
+        return float(np.exp(np.log(np.maximum(np.asarray(probs), 1e-4)).mean()))
+
 
 def viterbi_forms(
     logp: np.ndarray,
