@@ -208,6 +208,37 @@ def latency(
     emit(f"full / bare model time, {label}", float(ratio), "x", "<= 1.15")
 
 
+def recogniser_ratio(rec: PlateRecognizer, frames: list[np.ndarray], model_dir: str) -> None:
+    """The derived recogniser against the file as shipped, on the very batches the
+    pipeline fed it for ``frames``, the two sessions run alternately."""
+    from edged.lpr.models import open_session
+
+    shipped_path = Path(model_dir) / "ch_PP-OCRv4_rec_infer.onnx"
+    if not shipped_path.is_file() or rec.config.recognizer_model == shipped_path.name:
+        print("recogniser ratio skipped: the shipped model is not installed or is in use")
+        return
+    with _Recorder(rec.recognizer) as txt:
+        for frame in frames:
+            rec.read(frame)
+    shipped = open_session(shipped_path, rec.config.threads)
+    name = shipped.get_inputs()[0].name
+    derived_s = shipped_s = 0.0
+    for _ in range(3):
+        for batch in txt.inputs:
+            t0 = time.perf_counter()
+            txt.inner(batch)
+            t1 = time.perf_counter()
+            shipped.run(None, {name: batch})
+            derived_s += t1 - t0
+            shipped_s += time.perf_counter() - t1
+    ratio = derived_s / shipped_s
+    print(
+        f"recogniser {rec.config.recognizer_model} / {shipped_path.name}: {ratio:.2f} "
+        f"({len(txt.inputs)} batches x 3, {derived_s * 1e3:.0f} vs {shipped_s * 1e3:.0f} ms)"
+    )
+    emit("derived / shipped recogniser time", ratio, "x", None)
+
+
 def rss_probe(model_dir: str, threads: int, images: list[Path]) -> int:
     """Peak RSS of the pipeline alone (no dev set in memory): run in a child process.
 
@@ -306,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     reps = 1 if args.quick else 3
     for size in ((1280, 720), (1920, 1080)):
         latency(rec, scenes, size, reps, args.stretch)
+    recogniser_ratio(rec, [fit(f, (1920, 1080), args.stretch) for f in scenes], args.model_dir)
     print(f"peak RSS of this benchmark process (dev set in memory): {rss_mb():.0f} MB")
     return 0
 
