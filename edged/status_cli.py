@@ -81,6 +81,8 @@ def format_status(reply: dict[str, Any]) -> list[str]:
     if queues.get("mqtt_outbox") is not None:
         out = reply.get("outbox") or {}
         conn = "connected" if out.get("connected") else "NOT connected"
+        if out.get("connected") and out.get("listening") is False:
+            conn += ", commands NOT subscribed: see mqtt_command_subscribe_refused"
         lines.append(f"queue mqtt outbox: {queues['mqtt_outbox']} ({conn})")
     for name, n in (queues.get("hj212_outbox") or {}).items():
         link = (reply.get("hj212") or {}).get(name) or {}

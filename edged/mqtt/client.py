@@ -95,6 +95,8 @@ class MqttLink:
         self._use_v5 = config.protocol != "3.1.1"
         self._client: mqtt.Client | None = None
         self._connected = False
+        self._listening = False  # the broker acknowledged the command subscription
+        self._subscribe_mid: int | None = None
         self._window = config.max_inflight
         self._live_from = self.outbox.next_seq
         self._inflight: dict[int, int] = {}  # paho mid -> seq (sender thread only)
@@ -206,10 +208,21 @@ class MqttLink:
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def listening(self) -> bool:
+        """True once the broker has acknowledged the command subscription.
+
+        ``connected`` turns true before that: a command a backend publishes in
+        between is not delivered to this session (clean start), so anything
+        that must not lose its first command waits for this instead.
+        """
+        return self._connected and self._listening
+
     def stats(self) -> dict[str, Any]:
         """Counters for the status page and the ``status`` topic."""
         out: dict[str, Any] = {
             "connected": self._connected,
+            "listening": self._connected and self._listening,
             "protocol": "5" if self._use_v5 else "3.1.1",
             "inflight": len(self._inflight),
         }
@@ -255,6 +268,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _connect(self, client: mqtt.Client) -> None:
@@ -287,7 +301,8 @@ class MqttLink:
         self._counters["connects"] += 1
         self._connected = True
         client.publish(self.topics.availability, self._availability("online"), qos=1, retain=True)
-        client.subscribe(self.topics.cmd_subscription, qos=1)
+        self._listening = False
+        _rc, self._subscribe_mid = client.subscribe(self.topics.cmd_subscription, qos=1)
         log.info(
             "mqtt_connected",
             host=self.config.host,
@@ -299,9 +314,27 @@ class MqttLink:
         self._event("connected", {"backlog": len(self.outbox)})
         self._wake.set()
 
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: Any, _props: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [c for c in codes if getattr(c, "is_failure", False)]
+        if refused:
+            self._listening = False
+            log.error(
+                "mqtt_command_subscribe_refused",
+                topic=self.topics.cmd_subscription,
+                reason=str(refused[0]),
+                hint="the broker refused the command topic: allow this client id to"
+                " subscribe to it in the broker ACL; until then no command reaches the gate",
+            )
+            return
+        self._listening = True
+        log.info("mqtt_commands_listening", topic=self.topics.cmd_subscription)
+
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _props: Any) -> None:
         was = self._connected
         self._connected = False
+        self._listening = False
         if was and not self._stopping:
             n = len(self._inflight)
             self._counters["possible_duplicates"] += n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,17 +24,24 @@ KEY = "s3cret-site-key-0123456789"
 def gate(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Any]:
     extra = f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nhmac_key = "{KEY}"\n'
     with running_gate(tmp_path, extra, ["ledger", "registry", "mqtt", "gpio", "gate"]) as g:
+        # a command published before the gate's subscription is acknowledged is lost
+        deadline = time.monotonic() + 10
+        while not g.mqtt.listening and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert g.mqtt.listening, "the gate never subscribed to its command topic"
         yield g
 
 
 def _send(port: int, name: str, params: dict[str, Any], key: str = KEY) -> dict[str, Any]:
     replies: queue.Queue[dict[str, Any]] = queue.Queue()
+    subscribed = threading.Event()
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     c.on_message = lambda _c, _u, m: replies.put(json.loads(m.payload))
+    c.on_subscribe = lambda *_a: subscribed.set()
     c.connect("127.0.0.1", port)
     c.subscribe(f"edged/p1/g1/cmd/{name}/reply", qos=1)
     c.loop_start()
-    time.sleep(0.3)
+    assert subscribed.wait(10), "the broker never acknowledged the reply subscription"
     cmd = make_command(key, "p1", "g1", name, params, actor="backend-op")
     c.publish(f"edged/p1/g1/cmd/{name}", json.dumps(cmd, ensure_ascii=False), qos=1)
     try:

@@ -118,3 +118,9 @@ def test_status_lines_name_every_figure() -> None:
         "ledger passages: seq 3 abababab",
     ):
         assert line in text, line
+    # connected but the broker has not (or never) acknowledged the command topic
+    reply["outbox"] = {"connected": True, "listening": False, "backlog": 12}
+    text = "\n".join(format_status(reply))
+    assert "queue mqtt outbox: 12 (connected, commands NOT subscribed" in text
+    reply["outbox"]["listening"] = True
+    assert "queue mqtt outbox: 12 (connected)" in "\n".join(format_status(reply))

@@ -13,6 +13,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+from structlog.testing import capture_logs
 
 from edged.mqtt.client import MqttLink, fallback_needed
 from edged.mqtt.commands import make_command
@@ -114,7 +117,7 @@ def test_outage_30s_200_passages_in_order_none_missing(tmp_path: Path) -> None:
     finally:
         link.stop(2)
         col.close()
-        broker.cleanup()
+        broker.stop()
 
 
 def _spawn(port: int, outbox: Path, count: int, drain: float = 500.0) -> subprocess.Popen[str]:
@@ -181,7 +184,7 @@ def test_sigkill_with_1000_queued_then_restart_all_arrive_and_lwt(tmp_path: Path
             proc.wait(5)
     finally:
         col.close()
-        broker.cleanup()
+        broker.stop()
 
 
 # -- commands over the broker --------------------------------------------------
@@ -211,11 +214,41 @@ def cmd_link(mosquitto: Mosquitto, tmp_path: Path):
     link.on_command("open", do_open)
     link.on_command("registry_delete", boom)
     link.start()
-    assert wait_until(lambda: link.connected, 5)
+    assert wait_until(lambda: link.listening, 5)
     col = Collector(mosquitto.port, "edged/s1/g1/cmd/+/reply", client_id="backend-cmd")
     yield link, col, audit, opened
     link.stop(2)
     col.close()
+
+
+def test_listening_follows_the_command_subscription_across_an_outage(tmp_path: Path) -> None:
+    broker = Mosquitto(workdir=tmp_path / "mosq")
+    broker.start()
+    link = MqttLink(link_config(broker.port), ("s1", "g1"), tmp_path / "o.db")
+    try:
+        link.start()
+        assert wait_until(lambda: link.listening, 5)
+        assert link.stats()["listening"] is True
+        broker.stop()
+        assert wait_until(lambda: not link.connected, 5)
+        assert not link.listening and link.stats()["listening"] is False
+        broker.start()
+        assert wait_until(lambda: link.listening, 15), "commands not subscribed after reconnect"
+        # A broker that refuses the subscription (EMQX with an ACL answers 0x87;
+        # mosquitto's acl_file never refuses a subscribe, so the SUBACK is fed in):
+        # the gate stays not listening and says why.
+        mid = link._subscribe_mid
+        with capture_logs() as logs:
+            link._on_subscribe(
+                None, None, mid, [ReasonCode(PacketTypes.SUBACK, identifier=0x87)], None
+            )
+        assert not link.listening
+        refused = [e for e in logs if e["event"] == "mqtt_command_subscribe_refused"]
+        assert len(refused) == 1 and refused[0]["topic"] == "edged/s1/g1/cmd/+"
+        assert "Not authorized" in refused[0]["reason"] and "ACL" in refused[0]["hint"]
+    finally:
+        link.stop(2)
+        broker.stop()
 
 
 def _cmd(port: int, name: str, body: dict[str, Any] | bytes) -> None:

@@ -964,7 +964,9 @@ def test_garbage_commands_on_a_running_gate_get_specific_replies(
 
     try:
         with running_gate(tmp_path, extra, ["ledger", "registry", "mqtt", "gpio", "gate"]) as gate:
-            assert wait_until(lambda: gate.mqtt.connected, 10)
+            # listening, not just connected: a command sent before the broker
+            # acknowledged the subscription would never reach the gate
+            assert wait_until(lambda: gate.mqtt.listening, 10)
             before = gate.mqtt.stats()
             for name, payload, _ in messages:
                 client.publish(f"edged/p1/g1/cmd/{name}", payload, qos=1)
