@@ -63,10 +63,19 @@ _PROBLEM_COUNTERS = (
 
 
 def _listen(reader: Any, seconds: float, out: TextIO) -> dict[str, Any]:
-    """Run ``reader`` for ``seconds``, print its fault counters, return its stats."""
+    """Run ``reader`` for ``seconds``, print its fault counters, return its stats.
+
+    The window counts from the moment the port is open: a slow USB adapter or
+    a busy board must not eat the time the technician asked to listen for. A
+    port that does not open within ``seconds`` ends the probe after that long.
+    """
     reader.start()
     try:
-        time.sleep(seconds)
+        line = getattr(reader, "line", None)
+        deadline = time.monotonic() + seconds
+        while line is not None and not line.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(seconds if line is None or line.connected else 0.0)
     finally:
         reader.close()
     stats = reader.stats()
