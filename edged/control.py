@@ -92,7 +92,7 @@ class ControlServer:
             }
         try:
             return {"ok": True, **handler(req)}
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, TimeoutError) as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:
             log.exception("control_handler_failed", cmd=req["cmd"])

@@ -43,6 +43,10 @@ class PassageOutcome:
     record: dict[str, Any] = field(default_factory=dict)
 
 
+class WorkerTimeout(TimeoutError):
+    """A job waited for did not finish in time; it stays queued and still runs."""
+
+
 class GateWorker:
     """A single thread that runs gate jobs in order; jobs never kill it."""
 
@@ -86,7 +90,16 @@ class GateWorker:
             raise RuntimeError("gate worker queue is full") from None
         if reply is None:
             return None
-        ok, value = reply.get(timeout=wait)
+        try:
+            ok, value = reply.get(timeout=wait)
+        except queue.Empty:
+            job = getattr(fn, "__name__", str(fn))
+            log.warning("gate_job_slow", job=job, waited_s=wait, queued=self.depth)
+            raise WorkerTimeout(
+                f"the gate worker did not finish {job} within {wait:g} s ({self.depth} jobs"
+                " queued); it is not cancelled: it still runs and is recorded when done."
+                " Check `edged status` and the journal for what holds the gate up"
+            ) from None
         if not ok:
             raise value
         return value

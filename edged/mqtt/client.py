@@ -225,6 +225,7 @@ class MqttLink:
             "listening": self._connected and self._listening,
             "protocol": "5" if self._use_v5 else "3.1.1",
             "inflight": len(self._inflight),
+            "commands_queued": self._commands.qsize(),
         }
         out.update(self.outbox.stats())
         out["backlog"] = max(out["backlog"] - len(self._pending_acks), 0)
@@ -574,6 +575,10 @@ class MqttLink:
                     out = handler(verdict.params, verdict.actor)
                     result = dict(out) if out is not None else {}
                     json.dumps(result)
+                except TimeoutError as exc:  # queued behind other gate work: not undone
+                    result = None
+                    error, detail = "timeout", str(exc)
+                    log.warning("mqtt_command_timed_out", command=name, detail=detail)
                 except Exception as exc:
                     result = None
                     error = "handler_error"

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from structlog.testing import capture_logs
 
 from edged.mqtt.client import MqttLink, fallback_needed
 from edged.mqtt.commands import make_command
+from edged.passage import GateWorker
 from tests.broker import Mosquitto
 from tests.mqtt.helpers import (
     KEY,
@@ -211,12 +213,21 @@ def cmd_link(mosquitto: Mosquitto, tmp_path: Path):
     def boom(_p: dict[str, Any], _a: str) -> dict[str, Any]:
         raise RuntimeError("registry locked")
 
+    # a gate worker held up by a long job: a command waiting on it times out
+    busy = GateWorker("busy-test")
+    busy.start()
+    release = threading.Event()
+    busy.submit(release.wait, 20)
+
     link.on_command("open", do_open)
     link.on_command("registry_delete", boom)
+    link.on_command("alert_level", lambda p, _a: busy.submit(dict, p, wait=0.05))
     link.start()
     assert wait_until(lambda: link.listening, 5)
     col = Collector(mosquitto.port, "edged/s1/g1/cmd/+/reply", client_id="backend-cmd")
     yield link, col, audit, opened
+    release.set()
+    busy.stop()
     link.stop(2)
     col.close()
 
@@ -293,6 +304,13 @@ def test_commands_signed_accepted_and_every_refusal_replied_and_audited(
             make_command(KEY, "s1", "g1", "registry_delete", {"plates": ["冀A12345"]}, actor="a"),
             "handler_error",
         ),
+        (
+            "alert_level",
+            make_command(
+                KEY, "s1", "g1", "alert_level", {"level": "orange", "reason": "预警"}, actor="a"
+            ),
+            "timeout",
+        ),
     ]
     for name, body, _err in cases:
         _cmd(port, name, body)
@@ -300,7 +318,8 @@ def test_commands_signed_accepted_and_every_refusal_replied_and_audited(
     replies = [b["payload"] for _t, b, _r in col.messages[1:]]
     assert [r["error"] for r in replies] == [e for _n, _b, e in cases]
     assert all(r["ok"] is False and r["detail"] for r in replies)
-    assert "registry locked" in replies[-1]["detail"]
+    assert "registry locked" in replies[-2]["detail"]
+    assert "not cancelled" in replies[-1]["detail"]
     assert len(opened) == 1, "no refused command may reach the handler"
     assert wait_until(lambda: len(audit.entries) == 1 + len(cases), 5)
     assert audit.entries[0][:2] == ("zhang.san", "mqtt_command_accepted")
@@ -323,7 +342,7 @@ def test_retained_command_is_ignored_on_subscribe(mosquitto: Mosquitto, tmp_path
     col = Collector(mosquitto.port, "edged/s1/g1/cmd/+/reply", client_id="backend-ret")
     link.start()
     try:
-        assert wait_until(lambda: link.connected, 5)
+        assert wait_until(lambda: link.listening, 5)
         _cmd(mosquitto.port, "ping", make_command(KEY, "s1", "g1", "ping", {}, actor="a"))
         assert wait_until(lambda: len(col.on("/ping/reply")) == 1, 5)
         assert opened == [] and col.on("/open/reply") == []
