@@ -74,9 +74,9 @@ class Mosquitto:
             self.proc.terminate()
             try:
                 self.proc.wait(5)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # a loaded machine: it may be saving state
                 self.proc.kill()
-                self.proc.wait(5)
+                self.proc.wait(30)
         self.proc = None
 
     def restart(self) -> None:

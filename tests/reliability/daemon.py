@@ -201,7 +201,7 @@ reconnect_max_s = 2
         """SIGKILL: no handler runs, nothing is flushed; what is on disk is all there is."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        self.proc.wait(30)  # a process in an fsync dies when the disk answers
 
     def terminate(self) -> None:
         """SIGTERM without waiting (``stop`` then collects the exit status).

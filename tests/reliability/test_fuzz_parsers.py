@@ -970,8 +970,16 @@ def test_garbage_commands_on_a_running_gate_get_specific_replies(
             before = gate.mqtt.stats()
             for name, payload, _ in messages:
                 client.publish(f"edged/p1/g1/cmd/{name}", payload, qos=1)
-            collect(len(answerable), 60)
-            assert len(got) == len(answerable), f"{len(answerable) - len(got)} commands unanswered"
+            collect(len(answerable), 180)  # about 3 s here; generous for a loaded CI machine
+            if len(got) != len(answerable):
+                st = gate.mqtt.stats()
+                handled = st["commands_accepted"] + st["commands_refused"]
+                handled -= before["commands_accepted"] + before["commands_refused"]
+                pytest.fail(
+                    f"{len(answerable) - len(got)} commands unanswered: the gate handled"
+                    f" {handled} of {len(messages)}, {st['commands_queued']} still queued,"
+                    f" reply backlog {st['backlog']}"
+                )
             for (name, payload, expected), (topic, envelope) in zip(answerable, got, strict=True):
                 reply = envelope["payload"]
                 where = (name, payload[:300], reply)
@@ -980,7 +988,7 @@ def test_garbage_commands_on_a_running_gate_get_specific_replies(
                     assert reply["error"] == expected, where
                 if reply["ok"]:
                     continue
-                assert reply["error"] in REFUSALS | {"handler_error"}, where
+                assert reply["error"] in REFUSALS | {"handler_error", "timeout"}, where
                 assert reply["detail"], where
                 if reply["error"] == "handler_error":  # the gate's own checks, never a crash
                     assert reply["detail"].startswith("ValueError: "), where

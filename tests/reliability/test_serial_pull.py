@@ -103,7 +103,7 @@ def test_rfid_reader_cable_pulled_and_returned(cable: PtyCable) -> None:
                 finally:
                     sim.close()
                 # every frame that reached the wire must reach the callback
-                assert wait_for(lambda epc=epc, sim=sim: received[epc] == sim.sent[epc], 5), (
+                assert wait_for(lambda epc=epc, sim=sim: received[epc] == sim.sent[epc], 15), (
                     epc,
                     sim.sent[epc],
                     received[epc],
@@ -112,7 +112,7 @@ def test_rfid_reader_cable_pulled_and_returned(cable: PtyCable) -> None:
                 if cycle == PULLS:
                     break
                 cable.unplug()
-                assert wait_for(lambda: not reader.stats()["line_connected"], 5), "loss unnoticed"
+                assert wait_for(lambda: not reader.stats()["line_connected"], 15), "loss unnoticed"
                 time.sleep(0.2)  # a few reopen attempts against the vanished name
                 cable.plug()
             stats = reader.stats()
@@ -151,13 +151,13 @@ def test_scale_indicator_cable_pulled_and_returned(cable: PtyCable) -> None:
                 for kg in weights:  # the indicator streams while the cable is in
                     cable.write(encode_xk3190(kg))
                 sent += weights
-                assert wait_for(lambda n=len(sent): len(got) >= n, 5), (len(sent), len(got))
+                assert wait_for(lambda n=len(sent): len(got) >= n, 15), (len(sent), len(got))
                 latest: WeightReading | None = reader.latest
                 assert latest is not None and latest.kg == weights[-1]
                 if cycle == PULLS:
                     break
                 cable.unplug()
-                assert wait_for(lambda: not reader.line.connected, 5), "loss unnoticed"
+                assert wait_for(lambda: not reader.line.connected, 15), "loss unnoticed"
                 time.sleep(0.2)
                 cable.plug()
             stats = reader.stats()
@@ -210,12 +210,12 @@ def test_hj212_analyser_cable_pulled_and_returned(cable: PtyCable) -> None:
                     )
                     cable.write(encode(packet))
                     sent += len(factors)
-                assert wait_for(lambda n=sent: len(rows) >= n, 5), (sent, len(rows))
+                assert wait_for(lambda n=sent: len(rows) >= n, 15), (sent, len(rows))
                 if cycle == pulls:
                     break
                 reader = inst._reader
                 cable.unplug()
-                assert wait_for(lambda r=reader: not r._running.is_set(), 5), "loss unnoticed"
+                assert wait_for(lambda r=reader: not r._running.is_set(), 15), "loss unnoticed"
                 time.sleep(0.2)
                 cable.plug()
         finally:

@@ -67,7 +67,7 @@ class PtyCable:
         self.unplug()
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_for(pred: Callable[[], bool], timeout: float = 15.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
