@@ -4,8 +4,9 @@ import argparse
 import io
 import re
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from drivers.rfid.simulator import R2000Simulator, ScaleSimulator
 from edged.serialprobe import probe_rfid, probe_scale, register
@@ -43,7 +44,8 @@ def chatter(cable: PtyCable, data: bytes) -> Iterator[None]:
 
     def run() -> None:
         while not done.wait(0.05):
-            cable.write(data)
+            with suppress(OSError):  # unplugged
+                cable.write(data)
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -93,3 +95,17 @@ def test_register_builds_cli(cable: PtyCable, capsys) -> None:
     with chatter(cable, b"+ 1200 kg\r\n"):
         assert args.func(args) == 0
     assert re.search(r"PASS: \d+ weights", capsys.readouterr().out)
+
+
+def test_probe_window_counts_from_the_open_port(cable: PtyCable) -> None:
+    # the adapter shows up 0.3 s late: the 0.5 s asked for are all spent listening
+    cable.unplug()
+    threading.Timer(0.3, cable.plug).start()
+    out = io.StringIO()
+    t0 = time.monotonic()
+    with chatter(cable, b"+ 1200 kg\r\n"):
+        rc = probe_scale(
+            cable.port, 9600, "ascii", False, 0.5, out, line_kwargs={"backoff_initial": 0.02}
+        )
+    assert rc == 0, out.getvalue()
+    assert time.monotonic() - t0 >= 0.8, "the window began before the port was open"
