@@ -35,6 +35,7 @@ from edged.mqtt.commands import CommandVerifier, Verdict
 from edged.mqtt.config import MqttConfig
 from edged.mqtt.outbox import Outbox, Row
 from edged.mqtt.topics import Topics, build_envelope, encode, new_id, now_iso
+from edged.passage import WorkerTimeout
 
 log = get_logger("mqtt")
 
@@ -222,7 +223,7 @@ class MqttLink:
         """Counters for the status page and the ``status`` topic."""
         out: dict[str, Any] = {
             "connected": self._connected,
-            "listening": self._connected and self._listening,
+            "listening": self.listening,
             "protocol": "5" if self._use_v5 else "3.1.1",
             "inflight": len(self._inflight),
             "commands_queued": self._commands.qsize(),
@@ -575,7 +576,7 @@ class MqttLink:
                     out = handler(verdict.params, verdict.actor)
                     result = dict(out) if out is not None else {}
                     json.dumps(result)
-                except TimeoutError as exc:  # queued behind other gate work: not undone
+                except WorkerTimeout as exc:  # queued behind other gate work: not undone
                     result = None
                     error, detail = "timeout", str(exc)
                     log.warning("mqtt_command_timed_out", command=name, detail=detail)

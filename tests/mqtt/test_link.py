@@ -330,6 +330,7 @@ def test_commands_signed_accepted_and_every_refusal_replied_and_audited(
     assert wait_until(lambda: len(col.on("/ping/reply")) == 1, 5)
     assert col.on("/ping/reply")[0]["payload"]["result"]["echo"] == "hi"
     assert link.stats()["commands_refused"] == len(cases)
+    assert link.stats()["commands_queued"] == 0
 
 
 def test_retained_command_is_ignored_on_subscribe(mosquitto: Mosquitto, tmp_path: Path) -> None:
