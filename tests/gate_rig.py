@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from gpiozero.pins.mock import MockFactory
 
 from edged.assembly import Gate
 from edged.config import parse
+from edged.passage import GateWorker
 from edged.supervisor import Supervisor
 
 
@@ -50,3 +52,17 @@ def running_gate(tmp_path: Path, extra_toml: str, parts: list[str]) -> Iterator[
         for part in reversed(started):
             part.stop()
         Device.pin_factory = old
+
+
+@contextlib.contextmanager
+def held_worker(name: str = "held-worker") -> Iterator[tuple[GateWorker, threading.Event]]:
+    """A gate worker busy with a long job until the event is set: jobs waited on time out."""
+    worker = GateWorker(name)
+    worker.start()
+    release = threading.Event()
+    worker.submit(release.wait, 20)
+    try:
+        yield worker, release
+    finally:
+        release.set()
+        worker.stop()

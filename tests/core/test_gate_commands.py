@@ -16,6 +16,7 @@ import pytest
 from edged.mqtt.commands import make_command
 from tests.broker import Mosquitto
 from tests.gate_rig import running_gate
+from tests.mqtt.helpers import wait_until
 
 KEY = "s3cret-site-key-0123456789"
 
@@ -25,10 +26,7 @@ def gate(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Any]:
     extra = f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nhmac_key = "{KEY}"\n'
     with running_gate(tmp_path, extra, ["ledger", "registry", "mqtt", "gpio", "gate"]) as g:
         # a command published before the gate's subscription is acknowledged is lost
-        deadline = time.monotonic() + 10
-        while not g.mqtt.listening and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert g.mqtt.listening, "the gate never subscribed to its command topic"
+        assert wait_until(lambda: g.mqtt.listening, 10), "the gate never subscribed to commands"
         yield g
 
 

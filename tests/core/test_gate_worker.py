@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from edged.control import ControlServer
-from edged.passage import GateWorker, WorkerTimeout
+from edged.passage import WorkerTimeout
+from tests.gate_rig import held_worker
 
 
 @pytest.fixture
-def held_worker():
-    """A worker busy with a long job until the test releases it."""
-    worker = GateWorker("test-worker")
-    worker.start()
-    release = threading.Event()
-    worker.submit(release.wait, 20)
-    yield worker, release
-    release.set()
-    worker.stop()
+def held():
+    with held_worker("test-worker") as pair:
+        yield pair
 
 
-def test_a_timed_out_job_is_not_cancelled(held_worker) -> None:
-    worker, release = held_worker
+def test_a_timed_out_job_is_not_cancelled(held) -> None:
+    worker, release = held
     ran: list[str] = []
     with pytest.raises(WorkerTimeout, match=r"did not finish append within 0\.05 s") as err:
         worker.submit(ran.append, "late", wait=0.05)
@@ -39,8 +33,8 @@ def test_a_timed_out_job_is_not_cancelled(held_worker) -> None:
     assert worker.submit(lambda: "next", wait=5) == "next"
 
 
-def test_control_socket_reply_says_the_job_still_runs(held_worker, tmp_path: Path) -> None:
-    worker, _release = held_worker
+def test_control_socket_reply_says_the_job_still_runs(held, tmp_path: Path) -> None:
+    worker, _release = held
     server = ControlServer(tmp_path / "control.sock")
     server.on("simulate", lambda _req: worker.submit(dict, wait=0.05))
     reply = server.handle(b'{"cmd": "simulate"}\n')

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ from structlog.testing import capture_logs
 
 from edged.mqtt.client import MqttLink, fallback_needed
 from edged.mqtt.commands import make_command
-from edged.passage import GateWorker
 from tests.broker import Mosquitto
+from tests.gate_rig import held_worker
 from tests.mqtt.helpers import (
     KEY,
     Collector,
@@ -119,7 +118,7 @@ def test_outage_30s_200_passages_in_order_none_missing(tmp_path: Path) -> None:
     finally:
         link.stop(2)
         col.close()
-        broker.stop()
+        broker.cleanup()
 
 
 def _spawn(port: int, outbox: Path, count: int, drain: float = 500.0) -> subprocess.Popen[str]:
@@ -186,7 +185,7 @@ def test_sigkill_with_1000_queued_then_restart_all_arrive_and_lwt(tmp_path: Path
             proc.wait(5)
     finally:
         col.close()
-        broker.stop()
+        broker.cleanup()
 
 
 # -- commands over the broker --------------------------------------------------
@@ -213,23 +212,17 @@ def cmd_link(mosquitto: Mosquitto, tmp_path: Path):
     def boom(_p: dict[str, Any], _a: str) -> dict[str, Any]:
         raise RuntimeError("registry locked")
 
-    # a gate worker held up by a long job: a command waiting on it times out
-    busy = GateWorker("busy-test")
-    busy.start()
-    release = threading.Event()
-    busy.submit(release.wait, 20)
-
     link.on_command("open", do_open)
     link.on_command("registry_delete", boom)
-    link.on_command("alert_level", lambda p, _a: busy.submit(dict, p, wait=0.05))
-    link.start()
-    assert wait_until(lambda: link.listening, 5)
-    col = Collector(mosquitto.port, "edged/s1/g1/cmd/+/reply", client_id="backend-cmd")
-    yield link, col, audit, opened
-    release.set()
-    busy.stop()
-    link.stop(2)
-    col.close()
+    # a gate worker held up by a long job: a command waiting on it times out
+    with held_worker("busy-test") as (busy, _release):
+        link.on_command("alert_level", lambda p, _a: busy.submit(dict, p, wait=0.05))
+        link.start()
+        assert wait_until(lambda: link.listening, 5)
+        col = Collector(mosquitto.port, "edged/s1/g1/cmd/+/reply", client_id="backend-cmd")
+        yield link, col, audit, opened
+        link.stop(2)
+        col.close()
 
 
 def test_listening_follows_the_command_subscription_across_an_outage(tmp_path: Path) -> None:
