@@ -21,20 +21,20 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from drivers.rfid import TagBuffer
-from edged.control import ControlServer
-from edged.gate.csv_import import import_csv
-from edged.gate.model import GateRead
-from edged.gate.policy import decide_read, manual_open
-from edged.gate.registry import Registry
-from edged.health import RateMeter, clock_status, cpu_temperature_c, disk_use
-from edged.identity import fuse
+from edged.admission.csv_import import import_csv
+from edged.admission.identity import fuse
+from edged.admission.model import GateRead
+from edged.admission.policy import decide_read, manual_open
+from edged.admission.registry import Registry
+from edged.app.control import ControlServer
+from edged.app.health import RateMeter, clock_status, cpu_temperature_c, disk_use
+from edged.lane.worker import GateWorker, PassageOutcome
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
 from edged.ledger.record import Snapshot as LedgerSnapshot
 from edged.ledger.retention import RetentionKeeper
 from edged.ledger.store import LedgerError, LedgerFullError, LedgerStore
 from edged.logs import get_logger
-from edged.passage import GateWorker, PassageOutcome
 
 log = get_logger("gate")
 
@@ -701,7 +701,7 @@ class Gate:
             raise
         relay_ms = None
         if self.io is not None:
-            from edged.gate.actions import act
+            from edged.admission.actions import act
 
             # The relay switches at the start of act(); the pulse itself then
             # holds for its configured length, which is not latency.
@@ -920,7 +920,7 @@ class Gate:
 
     def _lists(self, kind: str, mode: str, items: list[Any], actor: str) -> dict[str, Any]:
         """Registry and blacklist changes from MQTT: all-or-nothing, like a CSV import."""
-        from edged.gate.csv_import import parse_items
+        from edged.admission.csv_import import parse_items
 
         assert self.registry is not None
         records, errors = parse_items(kind, mode, items, self.tz)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from edged.config.schema import SchemaError, build
 from edged.hj212.config import Hj212Config, PlatformConfig
-from edged.schema import SchemaError, build
 
 
 def test_builds_from_toml_shaped_data() -> None:

@@ -1,0 +1,269 @@
+"""Registry on a real SQLite file; CSV import in all encodings; the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from edged.admission import cli
+from edged.admission.csv_import import import_csv, parse_csv
+from edged.admission.model import BlacklistEntry, GateRead, Vehicle
+from edged.admission.policy import PolicyConfig, decide_read
+from edged.admission.registry import ApprovalRefused, Registry
+
+TZ = timezone(timedelta(hours=8))
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=TZ)
+
+CSV_ZH = (
+    "车牌号码,车牌颜色,车辆识别代码,燃料类型,排放阶段,运输单位,电子标签,有效期至,危险品车辆\n"
+    "冀A12345,黄色,LZZ1CLVB8JD123456,柴油,国五,唐山运输,E2001;E2002,2027-12-31,否\n"
+    "冀B54321,黄,,天然气,国六b,唐山运输,,,\n"
+    "冀AD12345,黄绿,,纯电动,,,,,是\n"
+)
+
+
+class AuditLog:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, dict]] = []
+
+    def __call__(self, actor: str, action: str, details: dict) -> None:
+        self.rows.append((actor, action, details))
+
+
+@pytest.fixture
+def audit() -> AuditLog:
+    return AuditLog()
+
+
+@pytest.fixture
+def reg(tmp_path: Path, audit: AuditLog):
+    r = Registry(tmp_path / "registry.sqlite", audit=audit)
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
+def test_parse_csv_encodings(encoding: str) -> None:
+    res = parse_csv(CSV_ZH.encode(encoding), "vehicles", "upsert", tz=TZ)
+    assert res.ok, res.errors
+    a, b, c = res.records
+    assert (a.plate, a.fuel, a.emission_stage, a.rfid_tags) == (
+        "冀A12345",
+        "diesel",
+        "国5",
+        ("E2001", "E2002"),
+    )
+    assert a.valid_until == datetime(2028, 1, 1, tzinfo=TZ)  # the whole last day counts
+    assert (b.fuel, b.emission_stage) == ("gas", "国6b")
+    assert (c.fuel, c.plate_colour, c.hazardous) == ("electric", "yellow_green", True)
+
+
+def test_parse_csv_english_headings() -> None:
+    text = "plate,fuel,emission_stage\n冀A00001,diesel,China V\n"
+    res = parse_csv(text.encode(), "vehicles")
+    assert res.ok and res.records[0].emission_stage == "国5"
+
+
+def test_parse_csv_reports_every_bad_row_and_field() -> None:
+    text = (
+        "车牌号码,燃料类型,排放阶段,车辆识别代码\n"
+        "冀A12345,柴油,国五,\n"
+        "XYZ,柴油,国五,\n"
+        "冀A22222,煤,国九,LZZ1CLVB8JD12345\n"
+        "冀A12345,柴油,国六,\n"
+    )
+    res = parse_csv(text.encode("gbk"), "vehicles")
+    got = {(e.row, e.field) for e in res.errors}
+    assert got == {(3, "plate"), (4, "fuel"), (4, "emission_stage"), (4, "vin"), (5, "plate")}
+    assert "already on row 2" in str(next(e for e in res.errors if e.row == 5))
+
+
+def test_parse_csv_missing_column_and_garbage() -> None:
+    res = parse_csv("车牌号码,排放阶段\n冀A12345,国五\n".encode(), "vehicles")
+    assert [(e.row, e.field) for e in res.errors] == [(1, "fuel")]
+    res = parse_csv(b"\xff\xfe\x00\x00garbage\x81", "vehicles")
+    assert not res.ok
+    assert not parse_csv(b"", "blacklist").ok
+    assert parse_csv(b"plate,fuel\n\x00\x00,diesel\n", "vehicles").errors[0].field == "plate"
+
+
+def test_import_all_or_nothing(reg: Registry, tmp_path: Path, audit: AuditLog) -> None:
+    good = tmp_path / "v.csv"
+    good.write_bytes(CSV_ZH.encode("gbk"))
+    assert import_csv(reg, good, "vehicles", "replace", actor="admin").applied == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("车牌号码,燃料类型\n冀C11111,柴油\n冀C22222,???\n".encode())
+    report = import_csv(reg, bad, "vehicles", "upsert")
+    assert not report.ok and report.errors[0].row == 3
+    assert reg.get_vehicle("冀C11111") is None  # the good row was not written either
+    assert reg.count_vehicles() == 3
+    dele = tmp_path / "del.csv"
+    dele.write_text("plate\n冀B54321\n", encoding="utf-8")
+    assert import_csv(reg, dele, "vehicles", "delete").applied == 1
+    assert reg.count_vehicles() == 2
+    assert audit.rows[0][:2] == ("admin", "vehicles.replace")
+    assert audit.rows[0][2]["count"] == 3
+
+
+def test_blacklist_and_nrmm_import(reg: Registry, tmp_path: Path) -> None:
+    f = tmp_path / "bl.csv"
+    f.write_text(
+        "车牌号码,列入原因,发布单位,截止时间\n冀A12345,超标排放车辆,市生态环境局,2026-12-31\n"
+        "冀A54321,ok,,\n",
+        encoding="utf-8-sig",
+    )
+    report = import_csv(reg, f, "blacklist", "upsert")
+    assert [(e.row, e.field) for e in report.errors] == [(3, "reason")]
+    f.write_text("车牌号码,列入原因\n冀A12345,超标排放车辆\n", encoding="utf-8")
+    assert import_csv(reg, f, "blacklist", "upsert").ok
+    assert reg.get_blacklist("冀A12345").reason == "超标排放车辆"
+    n = tmp_path / "n.csv"
+    n.write_text(
+        "环保登记编码,机械类型,排放阶段,所属单位\nHB130001,装载机,国三,焦化厂\n", encoding="utf-8"
+    )
+    assert import_csv(reg, n, "nrmm", "upsert").ok
+    assert reg.get_nrmm("hb130001").emission_stage == "国3"
+
+
+def test_lookup_by_plate_and_tag(reg: Registry) -> None:
+    reg.upsert_vehicles([Vehicle("冀A12345", emission_stage="国5", rfid_tags=("e2001",))])
+    s = reg.snapshot()
+    assert s.vehicle("冀A12345").rfid_tags == ("E2001",)
+    assert s.vehicle_by_tag("E2001").plate == "冀A12345"
+    d = decide_read(GateRead(None, rfid_tags=("E2001",)), s, "none", NOW, "in", PolicyConfig())
+    assert (d.action, d.plate) == ("allow", "冀A12345") and "identified_by_tag" in d.flags
+    d = decide_read(
+        GateRead("冀B00000", rfid_tags=("E2001",)), s, "none", NOW, "in", PolicyConfig()
+    )
+    assert "tag_plate_mismatch" in d.flags and d.action == "hold"
+
+
+def test_snapshot_sees_changes_from_another_process_connection(
+    reg: Registry, tmp_path: Path
+) -> None:
+    s1 = reg.snapshot()
+    assert reg.snapshot() is s1  # cached while nothing changes
+    other = Registry(tmp_path / "registry.sqlite")  # e.g. the CLI
+    other.add_blacklist(BlacklistEntry("冀A12345", "超标排放车辆"))
+    other.set_alert_level("orange", actor="环保专员")
+    other.close()
+    s2 = reg.snapshot()
+    assert s2 is not s1
+    assert s2.blacklisted("冀A12345", NOW) is not None
+    assert s2.alert.level == "orange" and s2.alert.set_by == "环保专员"
+
+
+def test_alert_level_survives_restart(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r.sqlite") as r:
+        assert r.alert_state().level == "none"
+        r.set_alert_level("red", actor="admin", reason="市预警通知")
+        with pytest.raises(ValueError, match=r"^level: "):
+            r.set_alert_level("purple", actor="admin")
+    with Registry(tmp_path / "r.sqlite") as r:
+        assert (r.alert_state().level, r.alert_state().reason) == ("red", "市预警通知")
+
+
+def test_approval_refuses_vague_and_is_used_once(reg: Registry, audit: AuditLog) -> None:
+    start, end = NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+    for bad in ("", "急", "ok "):
+        with pytest.raises(ApprovalRefused, match=r"reason: "):
+            reg.add_approval("冀A12345", bad, "张三", "李四", start, end)
+    with pytest.raises(ApprovalRefused, match=r"approver: "):
+        reg.add_approval("冀A12345", "抢修设备运输", "张三", "", start, end)
+    a = reg.add_approval("冀A12345", "抢修设备运输", "张三", "李四", start, end, actor="admin")
+    d = decide_read(GateRead("冀A12345"), reg.snapshot(), "none", NOW, "in", PolicyConfig())
+    assert (d.action, d.approval_id) == ("allow", a.id)
+    assert reg.consume_approval(a.id, "P-1", now=NOW) is True
+    assert reg.consume_approval(a.id, "P-2", now=NOW) is False  # one-time
+    assert reg.get_approval(a.id).used_by_passage == "P-1"
+    d = decide_read(GateRead("冀A12345"), reg.snapshot(), "none", NOW, "in", PolicyConfig())
+    assert d.action == "hold" and d.approval_id is None
+    assert [r[1] for r in audit.rows] == ["approval.add", "approval.consume"]
+
+
+def test_thread_safety(reg: Registry) -> None:
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            for i in range(50):
+                reg.upsert_vehicles([Vehicle(f"冀{chr(65 + k)}{i:05d}", emission_stage="国5")])
+                reg.snapshot()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(reg.snapshot().vehicles) == 200
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="cmd", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "r.sqlite")
+    f = tmp_path / "v.csv"
+    f.write_bytes(CSV_ZH.encode("gbk"))
+    assert run_cli("registry", "import", str(f), "--mode", "replace", "--db", db) == 0
+    assert "3 rows" in capsys.readouterr().out
+    assert run_cli("registry", "show", "冀A12345", "--db", db) == 0
+    assert "国5" in capsys.readouterr().out
+    assert run_cli("blacklist", "add", "冀A12345", "--reason", "超标排放车辆", "--db", db) == 0
+    assert run_cli("blacklist", "add", "冀A12345", "--reason", "x", "--db", db) == 2
+    assert run_cli("blacklist", "list", "--db", db) == 0
+    assert "超标排放车辆" in capsys.readouterr().out
+    assert (
+        run_cli(
+            "approval",
+            "add",
+            "冀B54321",
+            "--reason",
+            "急",
+            "--applicant",
+            "a",
+            "--approver",
+            "b",
+            "--db",
+            db,
+        )
+        == 2
+    )
+    assert (
+        run_cli(
+            "approval",
+            "add",
+            "冀B54321",
+            "--reason",
+            "抢修设备运输",
+            "--applicant",
+            "a",
+            "--approver",
+            "b",
+            "--db",
+            db,
+        )
+        == 0
+    )
+    assert run_cli("approval", "list", "--db", db) == 0
+    assert "抢修设备运输" in capsys.readouterr().out
+    assert run_cli("alert", "set", "orange", "--actor", "环保专员", "--db", db) == 0
+    assert run_cli("alert", "show", "--db", db) == 0
+    assert "orange" in capsys.readouterr().out
+    assert run_cli("registry", "delete", "冀A12345", "--db", db) == 0
+    assert run_cli("registry", "delete", "冀A12345", "--db", db) == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("车牌号码,燃料类型\n冀C1,柴油\n", encoding="utf-8")
+    assert run_cli("registry", "import", str(bad), "--mode", "upsert", "--db", db) == 1
+    assert "row 2, plate" in capsys.readouterr().err
