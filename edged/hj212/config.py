@@ -128,8 +128,8 @@ class PlatformConfig:
                 f'sm4_key: only HJ 212-2025 encrypts; set version = "2025" or remove the key'
                 f" (version is {self.version!r})"
             )
-        if self.heartbeat_s != 0 and not 5 <= self.heartbeat_s <= 3600:
-            raise ValueError(f"heartbeat_s: expected 0 (off) or 5..3600, found {self.heartbeat_s}")
+        if self.heartbeat_s != 0 and not 1 <= self.heartbeat_s <= 3600:
+            raise ValueError(f"heartbeat_s: expected 0 (off) or 1..3600, found {self.heartbeat_s}")
 
 
 @dataclass(frozen=True)

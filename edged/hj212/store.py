@@ -138,6 +138,12 @@ class Outbox:
             row[6],
         )
 
+    def last_id(self) -> int:
+        """Id of the newest row: rows up to it were queued before now (for RF=1)."""
+        with self._lock:
+            (n,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM hj212_outbox").fetchone()
+        return int(n)
+
     def mark_acked(self, row_id: int, when: datetime) -> None:
         with self._lock:
             self._db.execute(

@@ -193,7 +193,7 @@ class PlatformLink:
         self._write_lock = asyncio.Lock()
         self._pending: dict[str, asyncio.Future[Packet]] = {}
         self._last_qn: datetime | None = None
-        self._session_started = datetime.now(UTC)
+        self._live_after_id = 0
         self._reassembler = Reassembler(
             max_groups=uplink.config.split_max_groups, max_bytes=uplink.config.split_max_bytes
         )
@@ -310,7 +310,7 @@ class PlatformLink:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
         self._closed = asyncio.Event()
-        self._session_started = datetime.now(UTC)
+        self._live_after_id = self.up.outbox.last_id()
         self.connected = True
         reader_task = self._spawn(self._read_loop(reader))
         try:
@@ -326,17 +326,9 @@ class PlatformLink:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _is_backfill(self, attempts: int, created: str) -> bool:
-        """RF=1 (HJ 212-2025): resent, or queued while the link was down."""
-        if attempts > 0 or not created:
-            return True
-        try:
-            queued = datetime.fromisoformat(created)
-        except ValueError:
-            return True
-        if queued.tzinfo is None:
-            return True
-        return queued < self._session_started
+    def _is_backfill(self, row_id: int, attempts: int) -> bool:
+        """RF=1 (HJ 212-2025): resent, or queued before this connection began."""
+        return attempts > 0 or row_id <= self._live_after_id
 
     async def _send_loop(self) -> None:
         outbox = self.up.outbox
@@ -360,10 +352,10 @@ class PlatformLink:
                 continue
             row = outbox.next_pending(self.cfg.name)
             if row is not None:
-                rf = self.v2025 and self._is_backfill(row.attempts, row.created)
+                rf = self.v2025 and self._is_backfill(row.id, row.attempts)
                 outbox.count_attempt(row.id)
                 await self._deliver(self.packet(row.cn, row.cp, rf=rf))
-                outbox.mark_acked(row.id, datetime.now(UTC))
+                outbox.mark_acked(row.id, self.up.system_now())
                 next_beat = loop.time() + beat
                 continue
             if beat and loop.time() >= next_beat:

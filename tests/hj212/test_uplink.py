@@ -48,6 +48,7 @@ def run(
     platforms: list[FakePlatform],
     body: Callable[[Uplink, ManualClock], Awaitable[None]],
     cfgs: Callable[[list[FakePlatform]], list[PlatformConfig]] | None = None,
+    timeout: float = 20,
     **uplink_kw: object,
 ) -> None:
     async def main() -> None:
@@ -63,7 +64,7 @@ def run(
         )  # type: ignore[arg-type]
         task = asyncio.create_task(up.serve())
         try:
-            await asyncio.wait_for(body(up, clock), 20)
+            await asyncio.wait_for(body(up, clock), timeout)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
