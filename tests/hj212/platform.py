@@ -114,7 +114,9 @@ class FakePlatform:
     async def send(self, packet: Packet | bytes) -> None:
         """Send a command to the (first) connected logger, encrypted when the platform is."""
         await self.wait_for(lambda: bool(self._writers), 5)
-        data = packet if isinstance(packet, bytes) else b"".join(encode_all(packet, sm4_key=self.key))
+        data = (
+            packet if isinstance(packet, bytes) else b"".join(encode_all(packet, sm4_key=self.key))
+        )
         self._writers[0].write(data)
         await self._writers[0].drain()
 

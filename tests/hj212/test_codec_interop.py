@@ -82,7 +82,7 @@ def test_no_exponent_and_no_float_noise_for_any_number(value: float, decimals: i
     else:
         assert len(fraction) <= AUTO_DECIMALS
     if isinstance(value, float) and abs(value) < 1e15:
-        assert math.isclose(float(text), value, abs_tol=10 ** -places)
+        assert math.isclose(float(text), value, abs_tol=10**-places)
 
 
 def test_cp_build_uses_per_factor_decimals_and_units() -> None:
@@ -135,7 +135,9 @@ def test_empty_pw_and_mn_only_in_lenient_mode() -> None:
 
 
 def test_length_counting_characters_only_in_lenient_mode() -> None:
-    data = "QN=20240601085857223;ST=32;CN=3020;PW=123456;MN=MN1;Flag=9;CP=&&i11001-Info=//断电重启//&&"
+    data = (
+        "QN=20240601085857223;ST=32;CN=3020;PW=123456;MN=MN1;Flag=9;CP=&&i11001-Info=//断电重启//&&"
+    )
     crc = crc16_hex(data.encode())
     raw = f"##{len(data):04d}{data}{crc}\r\n".encode()  # characters, not UTF-8 bytes
     with pytest.raises(Hj212Error, match="counts characters; HJ 212 counts UTF-8 bytes"):

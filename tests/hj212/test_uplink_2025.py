@@ -16,7 +16,9 @@ from tests.hj212.test_uplink import MN, T0, History, minute, pcfg, run
 
 KEY = bytes.fromhex("0123456789abcdeffedcba9876543210")
 NEW_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
-IDENTITY = HardwareIdentity("LOGGER01", "10000000ABCDEF01", ("B8:27:EB:12:34:56", "02:42:AC:11:00:02"))
+IDENTITY = HardwareIdentity(
+    "LOGGER01", "10000000ABCDEF01", ("B8:27:EB:12:34:56", "02:42:AC:11:00:02")
+)
 ASSIGNED = "010000A8900016F000169DC0"
 
 
@@ -51,7 +53,9 @@ def test_2025_platform_with_sm4_works_next_to_a_2017_one(tmp_path: Path) -> None
 
         # -- MN assignment (1002), addressed by logger id -----------------------------------
         qn = "20240501100001001"
-        assign = Packet("1002", ASSIGNED, "123456", "91", qn, 9, cp=Cp.build({}, IDENTITY.cp_factors()))
+        assign = Packet(
+            "1002", ASSIGNED, "123456", "91", qn, 9, cp=Cp.build({}, IDENTITY.cp_factors())
+        )
         await p25.send(assign)
         await p25.wait_for(lambda: any(p.cn == "9012" for p in p25.replies(qn)))
         assert [p.cp.params for p in p25.replies(qn)] == [{"QnRtn": "1"}, {"ExeRtn": "1"}]
@@ -71,8 +75,8 @@ def test_2025_platform_with_sm4_works_next_to_a_2017_one(tmp_path: Path) -> None
             assert new.encrypted and new.flag == 9 and new.mn == ASSIGNED and not new.rf
             assert not old.encrypted and old.flag == 5 and old.mn == MN
             assert new.cp == old.cp
-        wire25 = [r for r in p25.raw if b"CN=2051" in r][0]
-        wire17 = [r for r in p17.raw if b"CN=2051" in r][0]
+        wire25 = next(r for r in p25.raw if b"CN=2051" in r)
+        wire17 = next(r for r in p17.raw if b"CN=2051" in r)
         assert b"CP=&&{0x" in wire25 and b"a34013" not in wire25
         assert b"a34013-Avg=12.5" in wire17
         assert not p17.data("1001") and not p17.data("9015")
