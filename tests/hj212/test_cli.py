@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shlex
 from pathlib import Path
 
 from edged.hj212 import cli
@@ -115,3 +116,18 @@ def test_encode_and_decode_with_version_and_sm4_key(tmp_path: Path) -> None:
     assert code == 1 and "needs an HJ 212-2025 packet" in err
     code, _, err = call(["hj212", "decode", "--sm4-key", "xyz", str(wire)])
     assert code == 2 and "32 hex digits" in err
+
+
+def test_the_example_in_docs_hj212_is_what_the_code_prints(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "HJ212.md").read_text(encoding="utf-8")
+    block = doc.split("```console\n", 1)[1].split("```", 1)[0].splitlines()
+    enc_cmd, enc_out, dec_cmd, dec_out = block
+    argv = shlex.split(enc_cmd.removeprefix("$ edged "))
+    code, out, err = call(argv)
+    assert code == 0, err
+    assert out == enc_out + "\r\n"
+    (tmp_path / "packets.log").write_text(out)
+    argv = shlex.split(dec_cmd.removeprefix("$ edged "))
+    code, out, err = call([*argv[:-1], str(tmp_path / "packets.log")])
+    assert code == 0, err
+    assert out == dec_out + "\n"
