@@ -914,17 +914,31 @@ def _parse_data(text: str, strict: bool, warnings: list[str], base: int) -> Pack
             pno=pno,
             cp=cp,
             rf=rf is not None,
+            warnings=tuple(warnings),
         )
+        before = len(warnings)
         _validate_header(packet, strict, warnings)
     except Hj212Error as exc:
         if exc.qn is None and qn is not None:
             exc.qn = qn
         raise
-    return dataclasses.replace(packet, warnings=tuple(warnings))
+    if len(warnings) != before:
+        packet = dataclasses.replace(packet, warnings=tuple(warnings))
+    return packet
 
 
 def _cp_pairs(text: str, base: int) -> list[list[tuple[str, int]]]:
     """Groups (``;``) of pairs (``,``) with their offsets; ``//…//`` values kept whole."""
+    if "=//" not in text:  # no free text: plain splitting, the common and fast case
+        out: list[list[tuple[str, int]]] = []
+        at = base
+        for item in text.split(";"):
+            pairs = []
+            for part in item.split(","):
+                pairs.append((part, at))
+                at += len(part) + 1
+            out.append(pairs)
+        return out
     groups: list[list[tuple[str, int]]] = [[]]
     pos = 0
     start = 0
