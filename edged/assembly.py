@@ -351,7 +351,21 @@ class Gate:
         # by the platform (1012) becomes an offset for HJ 212 times, and an event
         # tells the technician the board's clock is off.
         clock = OffsetClock(on_set=self._platform_set_clock)
-        self.uplink = Uplink(hc, _path(self.cfg, hc.store), source=self.datalogger, clock=clock)
+        units = {
+            p.factor: p.unit
+            for d in self.cfg.modbus.devices
+            for p in d.points
+            if p.factor and p.unit
+        }
+        self.uplink = Uplink(
+            hc,
+            _path(self.cfg, hc.store),
+            source=self.datalogger,
+            clock=clock,
+            tz=self.tz,
+            audit=self.audit,
+            units=units,
+        )
         self._stop_uplink_thread = self.uplink.start_thread()
         self.uplink.send_startup(datetime.now())
         self._forwarded: dict[str, datetime] = {}

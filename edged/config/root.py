@@ -163,7 +163,7 @@ class EdgedConfig:
     )
     mqtt: MqttConfig = field(default_factory=MqttConfig, metadata=doc("MQTT uplink"))
     hj212: Hj212Config = field(
-        default_factory=Hj212Config, metadata=doc("HJ 212-2017 platforms (一点多传)")
+        default_factory=Hj212Config, metadata=doc("HJ 212 platforms, 2017 and 2025 (一点多传)")
     )
     modbus: ModbusConfig = field(
         default_factory=ModbusConfig, metadata=doc("Modbus meters and switches (工况监控)")

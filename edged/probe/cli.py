@@ -580,13 +580,13 @@ def _hj212_one(p: Any, v: ProbeOutput, timeout: float, cn: str) -> float | tuple
     """Round trip in ms, or (reason, what to check)."""
     from edged.hj212.codec import (
         FLAG_REPLY,
-        FLAG_V2017,
         Cp,
         Hj212Error,
         Packet,
         decode,
         encode_all,
         make_qn,
+        version_flag,
     )
     from edged.hj212.framing import PacketFramer
 
@@ -611,7 +611,8 @@ def _hj212_one(p: Any, v: ProbeOutput, timeout: float, cn: str) -> float | tuple
     with sock:
         now = datetime.now()
         qn = make_qn(now)
-        flag = FLAG_V2017 | FLAG_REPLY
+        flag = version_flag(getattr(p, "version", "2017")) | FLAG_REPLY
+        keys = [bytes.fromhex(p.sm4_key)] if getattr(p, "sm4_key", "") else []
         packet = Packet(
             cn=cn, mn=p.mn, pw=p.pw, st=p.st, qn=qn, flag=flag, cp=Cp.build({"DataTime": now})
         )
@@ -622,7 +623,7 @@ def _hj212_one(p: Any, v: ProbeOutput, timeout: float, cn: str) -> float | tuple
         closed = f"{p.name}: the platform closed the connection without a reply"
         t_sent = time.monotonic()
         try:
-            sock.sendall(b"".join(encode_all(packet)))
+            sock.sendall(b"".join(encode_all(packet, sm4_key=keys[0] if keys else None)))
         except ConnectionError:
             return closed, no_reply
         except OSError as exc:
@@ -646,7 +647,7 @@ def _hj212_one(p: Any, v: ProbeOutput, timeout: float, cn: str) -> float | tuple
                 return closed, no_reply
             for raw in framer.feed(data):
                 try:
-                    reply = decode(raw)
+                    reply = decode(raw, sm4_keys=keys)
                 except Hj212Error as exc:
                     return (
                         f"{p.name}: the platform answered with a malformed packet: {exc}",
