@@ -15,13 +15,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
-from edged.config.schema import doc
-from edged.logs import get_logger
+from drivers.config import Invalid, doc
+from drivers.log import get_logger
 
 log = get_logger("gpio")
 
@@ -32,7 +32,9 @@ OnEvent = Callable[..., None]  # on_event(kind: str, **details)
 class InputPin:
     """One sensor input."""
 
-    pin: int | None = field(default=None, metadata=doc("BCM pin number; none = not fitted"))
+    pin: int | None = field(
+        default=None, metadata=doc("BCM pin number; not set = not fitted", min=0, max=53)
+    )
     active_high: bool = field(
         default=True, metadata=doc("True if the input reads high while a vehicle is present")
     )
@@ -41,24 +43,31 @@ class InputPin:
     )
     debounce_ms: int = field(
         default=50,
-        metadata=doc("Ignore changes shorter than this (relay chatter, rain on the beam)"),
+        metadata=doc(
+            "Ignore changes shorter than this (relay chatter, rain on the beam)", min=0, max=5000
+        ),
     )
 
     def __post_init__(self) -> None:
         if self.pull_up and self.active_high:
-            raise ValueError(
-                "active_high: with pull_up the input is active when the contact pulls it low;"
-                " set active_high = false"
+            raise Invalid(
+                [
+                    (
+                        "active_high",
+                        "with pull_up the input is active when the contact pulls it low;"
+                        " set active_high = false",
+                    )
+                ]
             )
-        if not 0 <= self.debounce_ms <= 5000:
-            raise ValueError(f"debounce_ms: expected 0..5000, found {self.debounce_ms}")
 
 
 @dataclass(frozen=True)
 class OutputPin:
     """One relay or lamp output."""
 
-    pin: int | None = field(default=None, metadata=doc("BCM pin number; none = not fitted"))
+    pin: int | None = field(
+        default=None, metadata=doc("BCM pin number; not set = not fitted", min=0, max=53)
+    )
     active_high: bool = field(
         default=True, metadata=doc("True if driving the pin high energises the relay")
     )
@@ -86,6 +95,13 @@ class GpioConfig:
     ground_loop: InputPin = field(
         default_factory=lambda: InputPin(22), metadata=doc("Ground loop detector output (地感)")
     )
+    inner_loop: InputPin = field(
+        default_factory=InputPin,
+        metadata=doc(
+            "Second ground loop on the plant side of the barrier (内侧地感); on a two-way lane"
+            " the loop a vehicle reaches first tells whether it enters or leaves"
+        ),
+    )
     ir_beam: InputPin = field(
         default_factory=lambda: InputPin(23),
         metadata=doc("IR beam, anti-crush (红外对射); active = beam broken"),
@@ -93,50 +109,74 @@ class GpioConfig:
     barrier_up: InputPin = field(
         default_factory=InputPin, metadata=doc("Optional barrier-up limit switch (到位开关)")
     )
-    pulse_ms: int = field(default=500, metadata=doc("Length of the open/close relay pulse"))
-    alarm_seconds: float = field(
-        default=5.0, metadata=doc("How long the alarm sounds on a refusal")
+    pulse_ms: int = field(
+        default=500, metadata=doc("Length of the open/close relay pulse", min=50, max=5000)
     )
-    loop_max_seconds: float = field(
+    alarm_s: float = field(
+        default=5.0,
+        metadata=doc("How long the alarm sounds on a refusal", min=0, was="alarm_seconds"),
+    )
+    loop_max_s: float = field(
         default=60.0,
         metadata=doc(
             "Loop occupied longer than this raises loop_occupied_too_long"
-            " (stuck vehicle / tailgating)"
+            " (stuck vehicle / tailgating)",
+            above=0,
+            was="loop_max_seconds",
         ),
     )
-    passage_timeout_seconds: float = field(
+    passage_timeout_s: float = field(
         default=15.0,
         metadata=doc(
-            "Barrier opened and no vehicle passed within this time raises open_without_passage"
+            "Barrier opened and no vehicle passed within this time raises open_without_passage",
+            above=0,
+            was="passage_timeout_seconds",
         ),
     )
-    read_window_seconds: float = field(
+    read_window_s: float = field(
         default=5.0,
-        metadata=doc("A vehicle passing with no read within this time raises passage_without_read"),
+        metadata=doc(
+            "A vehicle passing with no read within this time raises passage_without_read",
+            above=0,
+            was="read_window_seconds",
+        ),
     )
 
     def __post_init__(self) -> None:
-        if not 50 <= self.pulse_ms <= 5000:
-            raise ValueError(f"pulse_ms: expected 50..5000, found {self.pulse_ms}")
         if self.barrier_open.pin is None:
-            raise ValueError("barrier_open: a pin is required")
+            raise Invalid(
+                [("barrier_open.pin", "a pin is required: the relay that opens the barrier")]
+            )
+
+    def pins(self) -> dict[str, int]:
+        """Every fitted pin by its key, for the check that no pin is used twice."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, InputPin | OutputPin) and value.pin is not None:
+                out[f"{f.name}.pin"] = value.pin
+        return out
 
 
-def _output(p: OutputPin) -> DigitalOutputDevice | None:
+def _output(p: OutputPin, factory: Any) -> DigitalOutputDevice | None:
     if p.pin is None:
         return None
-    return DigitalOutputDevice(p.pin, active_high=p.active_high, initial_value=False)
+    return DigitalOutputDevice(
+        p.pin, active_high=p.active_high, initial_value=False, pin_factory=factory
+    )
 
 
-def _input(p: InputPin) -> DigitalInputDevice | None:
+def _input(p: InputPin, factory: Any) -> DigitalInputDevice | None:
     if p.pin is None:
         return None
     bounce = (p.debounce_ms / 1000) or None
     if p.pull_up:  # dry contact to ground: idles high, active low
-        return DigitalInputDevice(p.pin, pull_up=True, bounce_time=bounce)
+        return DigitalInputDevice(p.pin, pull_up=True, bounce_time=bounce, pin_factory=factory)
     if p.active_high:
-        return DigitalInputDevice(p.pin, pull_up=False, bounce_time=bounce)
-    return DigitalInputDevice(p.pin, pull_up=None, active_state=False, bounce_time=bounce)
+        return DigitalInputDevice(p.pin, pull_up=False, bounce_time=bounce, pin_factory=factory)
+    return DigitalInputDevice(
+        p.pin, pull_up=None, active_state=False, bounce_time=bounce, pin_factory=factory
+    )
 
 
 class GateIO:
@@ -147,20 +187,24 @@ class GateIO:
         config: GpioConfig,
         on_event: OnEvent | None = None,
         clock: Callable[[], float] = time.monotonic,
-        on_arrival: Callable[[], None] | None = None,
+        on_loop: Callable[[str, bool], None] | None = None,
+        pin_factory: Any = None,
     ) -> None:
         self.config = config
         self._on_event = on_event or (lambda kind, **d: None)
-        self.on_arrival = on_arrival  # the passage trigger: loop became occupied
+        self.on_loop = on_loop  # every loop edge: ("ground_loop" | "inner_loop", active)
         self._clock = clock
         self._lock = threading.RLock()
-        self._open = _output(config.barrier_open)
-        self._close = _output(config.barrier_close)
-        self._alarm = _output(config.alarm)
-        self._lamp = _output(config.allowed_lamp)
-        self.loop = _input(config.ground_loop)
-        self.beam = _input(config.ir_beam)
-        self.barrier_up = _input(config.barrier_up)
+        f = pin_factory  # None: gpiozero's default factory (GPIOZERO_PIN_FACTORY)
+        self._open = _output(config.barrier_open, f)
+        self._close = _output(config.barrier_close, f)
+        self._alarm = _output(config.alarm, f)
+        self._lamp = _output(config.allowed_lamp, f)
+        self.loop = _input(config.ground_loop, f)
+        self.inner_loop = _input(config.inner_loop, f)
+        self.beam = _input(config.ir_beam, f)
+        self.barrier_up = _input(config.barrier_up, f)
+        self._occupied: set[str] = set()
         self._loop_since: float | None = None
         self._loop_reported = False
         self._opened_at: float | None = None
@@ -169,15 +213,16 @@ class GateIO:
         self._pending_passage: float | None = None
         self._timers: list[threading.Timer] = []
         self._closed = False
-        if self.loop is not None:
-            self.loop.when_activated = self._loop_on
-            self.loop.when_deactivated = self._loop_off
+        for name, dev in (("ground_loop", self.loop), ("inner_loop", self.inner_loop)):
+            if dev is not None:
+                dev.when_activated = self._edge_handler(name, True)
+                dev.when_deactivated = self._edge_handler(name, False)
 
     # -- state ------------------------------------------------------------------
 
     def vehicle_present(self) -> bool:
-        """Loop or beam reports something under the arm."""
-        return bool((self.loop and self.loop.is_active) or (self.beam and self.beam.is_active))
+        """A loop or the beam reports something under the arm."""
+        return any(d is not None and d.is_active for d in (self.loop, self.inner_loop, self.beam))
 
     # -- outputs ----------------------------------------------------------------
 
@@ -186,16 +231,30 @@ class GateIO:
         time.sleep(self.config.pulse_ms / 1000)
         dev.off()
 
-    def open_barrier(self) -> None:
-        """One open pulse (blocking for its length, so the caller knows it was sent)."""
+    def open_barrier(self, hold_s: float | None = None) -> None:
+        """One open pulse (blocking for its length, so the caller knows it was sent).
+
+        With ``hold_s`` the open relay stays closed that long instead (not
+        blocking): barrier controllers keep the arm up while their open input
+        is held (常开), e.g. for a long vehicle or a convoy let in by hand.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("gate I/O is closed")
             assert self._open is not None
-            self._pulse(self._open)
+            if hold_s:
+                self._open.on()
+                self._later(hold_s, self._release_open)
+            else:
+                self._pulse(self._open)
             self._opened_at = self._clock()
             self._passed_since_open = False
-        log.info("barrier_open_pulse", pulse_ms=self.config.pulse_ms)
+        log.info("barrier_open", pulse_ms=self.config.pulse_ms, hold_s=hold_s)
+
+    def _release_open(self) -> None:
+        with self._lock:
+            if self._open is not None and not self._closed:
+                self._open.off()
 
     def close_barrier(self) -> bool:
         """Close pulse, refused while a vehicle is under the arm. Returns True if sent."""
@@ -215,12 +274,14 @@ class GateIO:
         if self._alarm is None:
             return
         self._alarm.on()
-        t = threading.Timer(
-            self.config.alarm_seconds if seconds is None else seconds, self._alarm_off
-        )
-        t.daemon = True
-        self._timers.append(t)
-        t.start()
+        self._later(self.config.alarm_s if seconds is None else seconds, self._alarm_off)
+
+    def _later(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` after ``seconds`` on a timer that ``close()`` cancels."""
+        timer = threading.Timer(seconds, fn)
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
 
     def _alarm_off(self) -> None:
         with self._lock:
@@ -239,20 +300,40 @@ class GateIO:
             self._last_read_at = self._clock()
             self._pending_passage = None
 
+    def _edge_handler(self, name: str, active: bool) -> Callable[[], None]:
+        # gpiozero passes the device to a one-argument callback: give it none.
+        def handler() -> None:
+            self._edge(name, active)
+
+        return handler
+
+    def _edge(self, name: str, active: bool) -> None:
+        """A loop changed: keep the watchdog's occupancy, then tell the lane."""
+        with self._lock:
+            was = bool(self._occupied)
+            (self._occupied.add if active else self._occupied.discard)(name)
+            now = bool(self._occupied)
+        if now and not was:
+            self._loop_on()
+        elif was and not now:
+            self._loop_off()
+        log.debug("loop_edge", loop=name, active=active)
+        if self.on_loop is not None:
+            try:
+                self.on_loop(name, active)
+            except Exception as exc:  # a failing pipeline must not kill the pin thread
+                log.error(
+                    "loop_handler_failed",
+                    loop=name,
+                    error=repr(exc),
+                    hint="passage not processed; guard must handle this vehicle",
+                )
+
     def _loop_on(self) -> None:
         with self._lock:
             self._loop_since = self._clock()
             self._loop_reported = False
         log.debug("loop_occupied")
-        if self.on_arrival is not None:
-            try:
-                self.on_arrival()
-            except Exception as exc:  # a failing pipeline must not kill the pin thread
-                log.error(
-                    "arrival_handler_failed",
-                    error=repr(exc),
-                    hint="passage not processed; guard must handle this vehicle",
-                )
 
     def _loop_off(self) -> None:
         with self._lock:
@@ -263,7 +344,7 @@ class GateIO:
                 self._opened_at = None
             read_recent = (
                 self._last_read_at is not None
-                and now - self._last_read_at <= self.config.read_window_seconds
+                and now - self._last_read_at <= self.config.read_window_s
             )
             if not read_recent:
                 self._pending_passage = now
@@ -278,7 +359,7 @@ class GateIO:
             if (
                 self._loop_since is not None
                 and not self._loop_reported
-                and now - self._loop_since > cfg.loop_max_seconds
+                and now - self._loop_since > cfg.loop_max_s
             ):
                 self._loop_reported = True
                 raised.append(
@@ -287,7 +368,7 @@ class GateIO:
             if (
                 self._opened_at is not None
                 and not self._passed_since_open
-                and now - self._opened_at > cfg.passage_timeout_seconds
+                and now - self._opened_at > cfg.passage_timeout_s
             ):
                 raised.append(
                     ("open_without_passage", {"seconds": round(now - self._opened_at, 1)})
@@ -295,10 +376,10 @@ class GateIO:
                 self._opened_at = None
             if (
                 self._pending_passage is not None
-                and now - self._pending_passage > cfg.read_window_seconds
+                and now - self._pending_passage > cfg.read_window_s
             ):
                 if self._last_read_at is None or self._last_read_at < self._pending_passage - (
-                    cfg.read_window_seconds
+                    cfg.read_window_s
                 ):
                     raised.append(("passage_without_read", {}))
                 self._pending_passage = None
@@ -322,7 +403,7 @@ class GateIO:
                 if dev is not None:
                     dev.off()
                     dev.close()
-            for dev in (self.loop, self.beam, self.barrier_up):
+            for dev in (self.loop, self.inner_loop, self.beam, self.barrier_up):
                 if dev is not None:
                     dev.close()
         log.info("gpio_safe_state")

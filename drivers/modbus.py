@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from edged.logs import get_logger
+from drivers.log import get_logger
 
 log = get_logger("modbus")
 

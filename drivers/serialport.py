@@ -22,7 +22,7 @@ from typing import Any
 
 import serial
 
-from edged.logs import get_logger
+from drivers.log import get_logger
 
 log = get_logger("serial")
 

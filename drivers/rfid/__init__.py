@@ -1,13 +1,17 @@
-"""RFID readers: R2000 binary, ASCII-hex lines, Wiegand — all yield TagRead."""
+"""RFID readers: R2000 binary, ASCII-hex lines, Wiegand — all yield :class:`TagRead`.
+
+Family contract: ``build(config, on_read=..., name=..., on_raw=None,
+line_kwargs=None, pin_factory=None)`` returns an unstarted reader; call
+``start()``. Use :func:`open_reader`, which also applies ``min_rssi_dbm``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from drivers.rfid.base import RfidReader, TagCallback, TagRead
-from drivers.rfid.config import RfidConfig
-from drivers.rfid.r2000 import DEFAULT_COMMANDS, R2000Variant
+from drivers import config
+from drivers.rfid.base import RfidConfig, RfidReader, TagCallback, TagRead
 from drivers.rfid.window import TagBuffer, TagSighting, collect
 
 __all__ = [
@@ -18,19 +22,7 @@ __all__ = [
     "TagSighting",
     "collect",
     "open_reader",
-    "variant_from_config",
 ]
-
-
-def variant_from_config(cfg: RfidConfig) -> R2000Variant:
-    commands = dict(DEFAULT_COMMANDS)
-    commands.update(cfg.r2000_commands)
-    return R2000Variant(
-        header=cfg.r2000_header,
-        checksum=cfg.r2000_checksum,
-        commands=commands,
-        rssi_offset_dbm=cfg.r2000_rssi_offset_dbm,
-    )
 
 
 def open_reader(
@@ -54,47 +46,11 @@ def open_reader(
             if read.rssi is None or read.rssi >= floor:
                 on_read(read)
 
-    if cfg.protocol == "r2000":
-        from drivers.rfid.r2000 import R2000Reader
-
-        return R2000Reader(
-            cfg.port,
-            cfg.baudrate,
-            callback,
-            name=name,
-            address=cfg.address,
-            antennas=list(cfg.antennas),
-            repeat=cfg.repeat,
-            resend_s=cfg.resend_s,
-            variant=variant_from_config(cfg),
-            on_raw=on_raw,
-            line_kwargs=line_kwargs,
-        )
-    if cfg.protocol == "asciihex":
-        from drivers.rfid.asciihex import AsciiHexReader
-
-        return AsciiHexReader(
-            cfg.port,
-            cfg.baudrate,
-            callback,
-            name=name,
-            prefix=cfg.asciihex_prefix,
-            min_hex=cfg.asciihex_min_hex,
-            max_hex=cfg.asciihex_max_hex,
-            on_raw=on_raw,
-            line_kwargs=line_kwargs,
-        )
-    if cfg.protocol == "wiegand":
-        from drivers.rfid.wiegand import WiegandReader
-
-        return WiegandReader(
-            cfg.wiegand_d0_pin,
-            cfg.wiegand_d1_pin,
-            callback,
-            name=name,
-            bits=list(cfg.wiegand_bits),
-            timeout_s=cfg.wiegand_timeout_s,
-            id_format=cfg.wiegand_id_format,
-            pin_factory=pin_factory,
-        )
-    raise ValueError(f"protocol: expected r2000, asciihex or wiegand, found {cfg.protocol!r}")
+    return config.build(
+        cfg,
+        on_read=callback,
+        name=name,
+        on_raw=on_raw,
+        pin_factory=pin_factory,
+        line_kwargs=line_kwargs,
+    )

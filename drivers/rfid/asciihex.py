@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.rfid.base import RfidReader, TagCallback, TagRead
+from drivers.config import Invalid, doc, driver
+from drivers.log import get_logger
+from drivers.rfid.base import RfidReader, SerialRfidConfig, TagCallback, TagRead
 from drivers.serialport import LineSplitter, SerialLine
-from edged.logs import get_logger
 
 log = get_logger("rfid")
 
@@ -134,3 +135,60 @@ class AsciiHexReader(RfidReader):
             self._on_raw(chunk)
         for epc in self.parser.feed(chunk):
             self._emit(TagRead(epc=epc, time=time.time(), reader=self.name))
+
+
+@dataclass(frozen=True)
+class AsciiHexConfig(SerialRfidConfig):
+    """Readers that print each tag id as a line of hex text."""
+
+    type: str = field(
+        default="asciihex",
+        metadata=doc("Reader protocol; the keys below depend on it", was="protocol"),
+    )
+    baudrate: int = field(default=9600, metadata=doc("Serial speed", min=1))
+    prefix: str = field(
+        default=DEFAULT_PREFIX,
+        metadata=doc("Regex stripped from the start of each tag line", was="asciihex_prefix"),
+    )
+    min_hex: int = field(
+        default=8, metadata=doc("Shortest accepted id, hex digits", min=1, was="asciihex_min_hex")
+    )
+    max_hex: int = field(
+        default=64, metadata=doc("Longest accepted id, hex digits", min=1, was="asciihex_max_hex")
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        try:  # the reader compiles it at start; a bad one must be a config error, not a crash
+            re.compile(self.prefix)
+        except re.error as exc:
+            problems.append(("prefix", f"not a valid regular expression ({exc})"))
+        if self.min_hex > self.max_hex:
+            problems.append(
+                ("min_hex", f"must be <= max_hex, found {self.min_hex} > {self.max_hex}")
+            )
+        if problems:
+            raise Invalid(problems)
+
+
+@driver("rfid", "asciihex", AsciiHexConfig, "one hex tag id per text line")
+def _build(
+    cfg: AsciiHexConfig,
+    *,
+    on_read: TagCallback,
+    name: str = "rfid",
+    on_raw: Callable[[bytes], None] | None = None,
+    line_kwargs: dict[str, Any] | None = None,
+    **_: Any,
+) -> AsciiHexReader:
+    return AsciiHexReader(
+        cfg.port,
+        cfg.baudrate,
+        on_read,
+        name=name,
+        prefix=cfg.prefix,
+        min_hex=cfg.min_hex,
+        max_hex=cfg.max_hex,
+        on_raw=on_raw,
+        line_kwargs=line_kwargs,
+    )

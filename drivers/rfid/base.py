@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from edged.logs import get_logger
+from drivers.config import DeviceConfig, doc
+from drivers.log import get_logger
 
 log = get_logger("rfid")
 
@@ -32,6 +33,44 @@ class TagRead:
 
 
 TagCallback = Callable[[TagRead], None]
+
+
+@dataclass(frozen=True)
+class RfidConfig(DeviceConfig):
+    """Keys every reader type has; each type adds its own (see its module)."""
+
+    family: ClassVar[str] = "rfid"
+    removed_keys: ClassVar[dict[str, str]] = {
+        "enabled": "a reader is fitted when its [rfid] section exists: delete the section for none"
+    }
+
+    type: str = field(
+        default="r2000",
+        metadata=doc("Reader protocol; the keys below depend on it", was="protocol"),
+    )
+    window_before_s: float = field(
+        default=2.0, metadata=doc("Tag reads counted this many seconds before the trigger", min=0)
+    )
+    window_after_s: float = field(
+        default=2.0, metadata=doc("Tag reads counted this many seconds after the trigger", min=0)
+    )
+    min_rssi_dbm: float | None = field(
+        default=None,
+        metadata=doc("Ignore reads weaker than this, in dBm (stray tags of the queue behind)"),
+    )
+
+
+@dataclass(frozen=True)
+class SerialRfidConfig(RfidConfig):
+    """Readers on a serial line (RS232/RS485 or USB)."""
+
+    port: str = field(
+        default="/dev/ttyUSB0",
+        metadata=doc(
+            "Serial port (a /dev/serial/by-id/ name survives re-plugging) or pyserial URL"
+        ),
+    )
+    baudrate: int = field(default=115200, metadata=doc("Serial speed", min=1))
 
 
 class RfidReader:

@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drivers.rfid.base import RfidReader, TagCallback, TagRead
+from drivers.config import Invalid, doc, driver
+from drivers.log import get_logger
+from drivers.rfid.base import RfidReader, SerialRfidConfig, TagCallback, TagRead
 from drivers.serialport import SerialLine
-from edged.logs import get_logger
 
 log = get_logger("rfid")
 
@@ -567,3 +568,100 @@ class R2000Reader(RfidReader):
         elif isinstance(msg, UnknownFrame):
             self.unknown_frames += 1
             log.debug("r2000_unknown_frame", reader=self.name, frame=msg.frame.raw.hex())
+
+
+@dataclass(frozen=True)
+class R2000Config(SerialRfidConfig):
+    """Binary 0xA0-framed UHF readers built on the Impinj R2000 module, and their clones."""
+
+    type: str = field(
+        default="r2000",
+        metadata=doc("Reader protocol; the keys below depend on it", was="protocol"),
+    )
+    address: int = field(
+        default=0xFF, metadata=doc("Reader address byte (0xFF = broadcast/any)", min=0, max=0xFF)
+    )
+    antennas: list[int] = field(
+        default_factory=lambda: [1],
+        metadata=doc("Antenna ports to inventory in turn, 1-based (天线号)"),
+    )
+    repeat: int = field(default=1, metadata=doc("Inventory rounds per command", min=1, max=255))
+    resend_s: float = field(
+        default=1.0,
+        metadata=doc("Re-issue the inventory if the reader is silent this long", above=0),
+    )
+    header: int = field(
+        default=0xA0,
+        metadata=doc("Frame head byte of R2000 clones", min=0, max=0xFF, was="r2000_header"),
+    )
+    checksum: ChecksumKind = field(
+        default="twos_complement_sum",
+        metadata=doc("Check byte kind of R2000 clones", was="r2000_checksum"),
+    )
+    commands: dict[str, int] = field(
+        default_factory=dict,
+        metadata=doc(
+            "Override command codes by name, e.g. { real_time_inventory = 0x89 }",
+            was="r2000_commands",
+        ),
+    )
+    rssi_offset_dbm: int = field(
+        default=129,
+        metadata=doc("dBm = (RSSI byte & 0x7F) - this offset", was="r2000_rssi_offset_dbm"),
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.antennas or any(not 1 <= a <= 8 for a in self.antennas):
+            problems.append(
+                ("antennas", f"expected a non-empty list of 1..8, found {self.antennas}")
+            )
+        unknown = set(self.commands) - set(DEFAULT_COMMANDS)
+        if unknown:
+            problems.append(
+                (
+                    "commands",
+                    f"unknown command names {sorted(unknown)}, known: {sorted(DEFAULT_COMMANDS)}",
+                )
+            )
+        bad = [c for c in self.commands.values() if not 0 <= c <= 0xFF]
+        if bad:
+            problems.append(("commands", f"codes must be bytes 0..255, found {bad}"))
+        if problems:
+            raise Invalid(problems)
+
+    def variant(self) -> R2000Variant:
+        """The protocol variant these keys describe."""
+        commands = dict(DEFAULT_COMMANDS)
+        commands.update(self.commands)
+        return R2000Variant(
+            header=self.header,
+            checksum=self.checksum,
+            commands=commands,
+            rssi_offset_dbm=self.rssi_offset_dbm,
+        )
+
+
+@driver("rfid", "r2000", R2000Config, "binary 0xA0 frames (R2000 module and clones)")
+def _build(
+    cfg: R2000Config,
+    *,
+    on_read: TagCallback,
+    name: str = "rfid",
+    on_raw: Callable[[bytes], None] | None = None,
+    line_kwargs: dict[str, Any] | None = None,
+    **_: Any,
+) -> R2000Reader:
+    return R2000Reader(
+        cfg.port,
+        cfg.baudrate,
+        on_read,
+        name=name,
+        address=cfg.address,
+        antennas=list(cfg.antennas),
+        repeat=cfg.repeat,
+        resend_s=cfg.resend_s,
+        variant=cfg.variant(),
+        on_raw=on_raw,
+        line_kwargs=line_kwargs,
+    )

@@ -16,11 +16,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drivers.rfid.base import RfidReader, TagCallback, TagRead
-from edged.logs import get_logger
+from drivers.config import Invalid, doc, driver
+from drivers.log import get_logger
+from drivers.rfid.base import RfidConfig, RfidReader, TagCallback, TagRead
 
 log = get_logger("rfid")
 
@@ -240,3 +241,58 @@ class WiegandReader(RfidReader):
         out = super().stats()
         out.update(vars(self.receiver.stats))
         return out
+
+
+@dataclass(frozen=True)
+class WiegandConfig(RfidConfig):
+    """Access-control readers with a Wiegand 26/34 output on two GPIO inputs."""
+
+    type: str = field(
+        default="wiegand",
+        metadata=doc("Reader protocol; the keys below depend on it", was="protocol"),
+    )
+    d0_pin: int = field(
+        default=5,
+        metadata=doc("GPIO (BCM) of Wiegand D0 (绿线)", min=0, max=53, was="wiegand_d0_pin"),
+    )
+    d1_pin: int = field(
+        default=6,
+        metadata=doc("GPIO (BCM) of Wiegand D1 (白线)", min=0, max=53, was="wiegand_d1_pin"),
+    )
+    bits: list[int] = field(
+        default_factory=lambda: [26, 34],
+        metadata=doc("Accepted Wiegand frame lengths (26, 34)", was="wiegand_bits"),
+    )
+    timeout_s: float = field(
+        default=0.025,
+        metadata=doc("Gap that ends a Wiegand frame", above=0, was="wiegand_timeout_s"),
+    )
+    id_format: IdFormat = field(
+        default="decimal",
+        metadata=doc("How a card id is written for the registry", was="wiegand_id_format"),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.bits or any(b not in (26, 34) for b in self.bits):
+            raise Invalid([("bits", f"expected values from [26, 34], found {self.bits}")])
+
+
+@driver("rfid", "wiegand", WiegandConfig, "Wiegand 26/34 on two GPIO inputs")
+def _build(
+    cfg: WiegandConfig,
+    *,
+    on_read: TagCallback,
+    name: str = "rfid",
+    pin_factory: Any = None,
+    **_: Any,
+) -> WiegandReader:
+    return WiegandReader(
+        cfg.d0_pin,
+        cfg.d1_pin,
+        on_read,
+        name=name,
+        bits=list(cfg.bits),
+        timeout_s=cfg.timeout_s,
+        id_format=cfg.id_format,
+        pin_factory=pin_factory,
+    )

@@ -5,7 +5,11 @@ import cv2
 import numpy as np
 import pytest
 
-from drivers.camera import CameraError, FolderSource, OpenCVSource, PiCameraSource, ResilientSource
+from drivers.camera import CameraError
+from drivers.camera.folder import FolderSource
+from drivers.camera.opencv import OpenCVSource
+from drivers.camera.picamera import PiCameraSource
+from drivers.camera.resilient import ResilientSource
 
 
 def _folder(tmp_path, n=3):

@@ -11,6 +11,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from drivers.gpio import GateIO, GpioConfig, InputPin, OutputPin
+from edged.config.schema import SchemaError, build
 
 
 class Clock:
@@ -39,7 +40,7 @@ def cfg(**kw: object) -> GpioConfig:
         ground_loop=InputPin(22, debounce_ms=0),
         ir_beam=InputPin(23, debounce_ms=0),
         pulse_ms=200,
-        alarm_seconds=0.1,
+        alarm_s=0.1,
     )
     base.update(kw)
     return GpioConfig(**base)  # type: ignore[arg-type]
@@ -84,7 +85,7 @@ def test_never_closes_with_vehicle_under_arm(factory: MockFactory, sensor: int) 
 
 
 def test_alarm_is_timed_and_close_is_safe(factory: MockFactory) -> None:
-    io = GateIO(cfg(alarm_seconds=5.0))
+    io = GateIO(cfg(alarm_s=5.0))
     io.alarm()
     assert factory.pin(27).state is True
     io.close()  # daemon stop: alarm must not keep sounding
@@ -111,16 +112,33 @@ def test_pull_up_input_is_active_low(factory: MockFactory) -> None:
 
 
 def test_config_rejects_bad_values() -> None:
-    with pytest.raises(ValueError, match=r"^pulse_ms: "):
-        GpioConfig(pulse_ms=10)
-    with pytest.raises(ValueError, match=r"^active_high: "):
-        InputPin(5, active_high=True, pull_up=True)
+    with pytest.raises(SchemaError) as exc:
+        build(
+            GpioConfig,
+            {
+                "pulse_ms": 10,
+                "ground_loop": {"pin": 5, "pull_up": True},
+                "alarm": {"pin": 99},
+            },
+        )
+    problems = {p.path: p.message for p in exc.value.problems}
+    assert problems["pulse_ms"] == "expected 50..5000, found 10"
+    assert "set active_high = false" in problems["ground_loop.active_high"]
+    assert problems["alarm.pin"] == "expected 0..53, found 99"
+
+
+def test_hold_keeps_the_open_relay_closed_then_releases(factory: MockFactory) -> None:
+    with GateIO(cfg(pulse_ms=50)) as io:
+        io.open_barrier(hold_s=0.3)
+        assert factory.pin(17).state  # held: the controller keeps the arm up
+        time.sleep(0.6)
+        assert not factory.pin(17).state
 
 
 def test_watchdog_loop_occupied_too_long(factory: MockFactory) -> None:
     clock = Clock()
     events: list[tuple[str, dict]] = []
-    with GateIO(cfg(loop_max_seconds=30), lambda k, **d: events.append((k, d)), clock) as io:
+    with GateIO(cfg(loop_max_s=30), lambda k, **d: events.append((k, d)), clock) as io:
         factory.pin(22).drive_high()
         clock.t += 29
         assert io.check() == []
@@ -132,7 +150,7 @@ def test_watchdog_loop_occupied_too_long(factory: MockFactory) -> None:
 
 def test_watchdog_open_without_passage(factory: MockFactory) -> None:
     clock = Clock()
-    with GateIO(cfg(pulse_ms=50, passage_timeout_seconds=15), clock=clock) as io:
+    with GateIO(cfg(pulse_ms=50, passage_timeout_s=15), clock=clock) as io:
         io.open_barrier()
         clock.t += 16
         assert io.check() == ["open_without_passage"]
@@ -146,7 +164,7 @@ def test_watchdog_open_without_passage(factory: MockFactory) -> None:
 
 def test_watchdog_passage_without_read(factory: MockFactory) -> None:
     clock = Clock()
-    with GateIO(cfg(read_window_seconds=5), clock=clock) as io:
+    with GateIO(cfg(read_window_s=5), clock=clock) as io:
         factory.pin(22).drive_high()
         clock.t += 2
         factory.pin(22).drive_low()  # crossed, nothing read

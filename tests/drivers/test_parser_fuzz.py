@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from drivers.rfid.asciihex import AsciiHexParser
 from drivers.rfid.r2000 import R2000Parser, R2000Variant, decode, tag_frame
 from drivers.rfid.wiegand import WiegandError, decode_wiegand
-from drivers.scale import AsciiWeightParser, Xk3190Parser, encode_xk3190
+from drivers.scale.ascii import AsciiWeightParser
+from drivers.scale.xk3190 import Xk3190Parser, encode_xk3190
 
 chunks = st.lists(st.binary(max_size=300), max_size=20)
 

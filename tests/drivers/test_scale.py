@@ -1,21 +1,18 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pytest
 
-from drivers.rfid.simulator import ScaleSimulator
-from drivers.scale import (
-    AsciiWeightParser,
-    ScaleConfig,
-    ScaleReader,
-    StableDetector,
-    StableWeight,
-    TareGross,
-    Xk3190Parser,
-    encode_xk3190,
-    xk3190_check,
-)
+from drivers import config as driver_config
+from drivers.scale import ScaleConfig, StableWeight
+from drivers.scale.ascii import AsciiWeightParser
+from drivers.scale.stable import StableDetector
+from drivers.scale.taregross import TareGross
+from drivers.scale.xk3190 import Xk3190Config, Xk3190Parser, encode_xk3190, xk3190_check
+from drivers.simulators import ScaleSimulator
+from edged.config.schema import SchemaError, build
 from tests.ptys import PtyCable, wait_for
 
 
@@ -109,24 +106,54 @@ def test_tare_gross_pairs_in_and_out() -> None:
     assert "鲁C1" in tg.open_tickets()
 
 
+@dataclass(frozen=True)
+class Holder:
+    scale: ScaleConfig | None = None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"regex": r"(\d+)"}, "regex"),
-        ({"regex": r"(?P<weight>"}, "regex"),
-        ({"stable_seconds": 0}, "stable_seconds"),
+        ({"type": "ascii", "regex": r"(\d+)"}, "regex"),
+        ({"type": "ascii", "regex": r"(?P<weight>"}, "regex"),
+        ({"stable_s": 0}, "stable_s"),
         ({"stable_tolerance_kg": -1}, "stable_tolerance_kg"),
+        ({"stable_seconds": 3}, "stable_seconds"),  # renamed: says to what
+        ({"tare_gross": True}, "tare_gross"),  # gone: says why
+        ({"type": "xk3191"}, "type"),
     ],
 )
 def test_scale_config_errors_name_the_field(kwargs: dict, field: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{field}: "):
-        ScaleConfig(**kwargs)
+    with pytest.raises(SchemaError) as exc:
+        build(Holder, {"scale": kwargs})
+    assert [p.path for p in exc.value.problems] == [f"scale.{field}"], exc.value.problems
+
+
+def _reader(cfg: ScaleConfig, **kwargs: object) -> object:
+    return driver_config.build(cfg, **kwargs)
+
+
+def test_a_weight_under_min_load_is_the_empty_bridge(cable: PtyCable) -> None:
+    stables: list[StableWeight] = []
+    cfg = Xk3190Config(port=cable.port, stable_s=0.2, min_load_kg=500)
+    reader = _reader(cfg, on_stable=stables.append).start()
+    sim = ScaleSimulator(cable.master, 180, rate_hz=50).start()  # a person on the bridge
+    try:
+        assert wait_for(lambda: reader.latest is not None and reader.latest.kg == 180)
+        time_enough = wait_for(lambda: reader.detector.stable is not None)
+        assert time_enough and reader.stable is None and stables == []
+        sim.kg = 32000
+        assert wait_for(lambda: reader.stable is not None and reader.stable.kg == 32000)
+        assert [s.kg for s in stables] == [32000]
+    finally:
+        sim.close()
+        assert reader.close()
 
 
 def test_scale_reader_over_pty_with_simulator(cable: PtyCable) -> None:
     stables: list[StableWeight] = []
-    cfg = ScaleConfig(port=cable.port, stable_tolerance_kg=20, stable_seconds=0.3)
-    reader = ScaleReader(cfg, on_stable=stables.append).start()
+    cfg = Xk3190Config(port=cable.port, stable_tolerance_kg=20, stable_s=0.3)
+    reader = _reader(cfg, on_stable=stables.append).start()
     sim = ScaleSimulator(cable.master, 0, rate_hz=50, profile=[(0.1, 18000), (0.3, 31240)]).start()
     try:
         assert wait_for(lambda: len(stables) == 1)
@@ -143,8 +170,8 @@ def test_scale_reader_over_pty_with_simulator(cable: PtyCable) -> None:
 
 def test_scale_reader_goes_stale_when_indicator_silent(cable: PtyCable) -> None:
     now = [1000.0]
-    cfg = ScaleConfig(port=cable.port, stale_seconds=2.0)
-    reader = ScaleReader(cfg, clock=lambda: now[0]).start()
+    cfg = Xk3190Config(port=cable.port, stale_s=2.0)
+    reader = _reader(cfg, clock=lambda: now[0]).start()
     try:
         assert wait_for(lambda: reader.line.connected)
         os.write(cable.master, encode_xk3190(5000))

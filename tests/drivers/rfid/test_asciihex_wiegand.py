@@ -6,10 +6,11 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from drivers.rfid import RfidConfig, TagRead, open_reader
-from drivers.rfid.asciihex import AsciiHexParser
+from drivers.rfid import TagRead, open_reader
+from drivers.rfid.asciihex import AsciiHexConfig, AsciiHexParser
 from drivers.rfid.wiegand import (
     WiegandCard,
+    WiegandConfig,
     WiegandError,
     WiegandReceiver,
     decode_wiegand,
@@ -56,7 +57,7 @@ def test_asciihex_custom_prefix_and_split_chunks() -> None:
 
 def test_asciihex_reader_over_pty(cable: PtyCable) -> None:
     reads: list[TagRead] = []
-    cfg = RfidConfig(protocol="asciihex", port=cable.port, baudrate=9600)
+    cfg = AsciiHexConfig(port=cable.port, baudrate=9600)
     reader = open_reader(cfg, reads.append).start()
     try:
         assert wait_for(lambda: reader.stats()["line_connected"])
@@ -134,13 +135,7 @@ def test_wiegand_receiver_on_mock_pins() -> None:
 def test_wiegand_reader_via_config() -> None:
     factory = MockFactory()
     reads: list[TagRead] = []
-    cfg = RfidConfig(
-        protocol="wiegand",
-        wiegand_d0_pin=20,
-        wiegand_d1_pin=21,
-        wiegand_bits=[34],
-        wiegand_id_format="facility_card",
-    )
+    cfg = WiegandConfig(d0_pin=20, d1_pin=21, bits=[34], id_format="facility_card")
     reader = open_reader(cfg, reads.append, pin_factory=factory)
     try:
         _drive(factory, 20, 21, encode_wiegand(4660, 99, 34))

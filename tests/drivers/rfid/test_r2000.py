@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import pytest
 
-from drivers.rfid import RfidConfig, TagRead, open_reader, variant_from_config
+from drivers.rfid import TagRead, open_reader
+from drivers.rfid.base import RfidConfig
 from drivers.rfid.r2000 import (
     FirmwareVersion,
     InventoryRoundEnd,
     InventoryTag,
+    R2000Config,
     R2000Parser,
     R2000Variant,
     StatusReply,
@@ -22,7 +25,8 @@ from drivers.rfid.r2000 import (
     round_end_frame,
     tag_frame,
 )
-from drivers.rfid.simulator import R2000Simulator
+from drivers.simulators import R2000Simulator
+from edged.config.schema import SchemaError, build
 from tests.ptys import PtyCable, wait_for
 
 EPC1 = "E2003412B802011512345678"
@@ -121,8 +125,8 @@ def test_vendor_variant_header_checksum_and_codes() -> None:
 
 
 def test_variant_from_config_overrides() -> None:
-    cfg = RfidConfig(r2000_header=0xBB, r2000_commands={"real_time_inventory": 0x8B})
-    v = variant_from_config(cfg)
+    cfg = R2000Config(header=0xBB, commands={"real_time_inventory": 0x8B})
+    v = cfg.variant()
     assert v.header == 0xBB and v.code("real_time_inventory") == 0x8B
     assert v.code("set_work_antenna") == 0x74
 
@@ -132,14 +136,27 @@ def test_variant_from_config_overrides() -> None:
     [
         ({"antennas": [0]}, "antennas"),
         ({"address": 300}, "address"),
-        ({"r2000_commands": {"teleport": 1}}, "r2000_commands"),
-        ({"wiegand_bits": [37]}, "wiegand_bits"),
+        ({"commands": {"teleport": 1}}, "commands"),
+        ({"type": "wiegand", "bits": [37]}, "bits"),
         ({"repeat": 0}, "repeat"),
+        ({"r2000_header": 1}, "r2000_header"),  # the old name says what it is now
     ],
 )
 def test_config_errors_name_the_field(kwargs: dict, field: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{field}: "):
-        RfidConfig(**kwargs)
+    with pytest.raises(SchemaError) as exc:
+        build(Holder, {"rfid": kwargs})
+    assert [p.path for p in exc.value.problems] == [f"rfid.{field}"], exc.value.problems
+
+
+def test_every_problem_of_a_reader_is_reported_at_once() -> None:
+    with pytest.raises(SchemaError) as exc:
+        build(Holder, {"rfid": {"antennas": [0], "address": 300, "repeat": 0}})
+    assert {p.path for p in exc.value.problems} == {"rfid.antennas", "rfid.address", "rfid.repeat"}
+
+
+@dataclass(frozen=True)
+class Holder:
+    rfid: RfidConfig | None = None
 
 
 def test_reader_over_pty_with_simulator(cable: PtyCable) -> None:
@@ -151,7 +168,7 @@ def test_reader_over_pty_with_simulator(cable: PtyCable) -> None:
             reads.append(r)
 
     sim = R2000Simulator(cable.master, {EPC1: -50, EPC2: -70}).start()
-    cfg = RfidConfig(enabled=True, protocol="r2000", port=cable.port, antennas=[1, 2], resend_s=0.3)
+    cfg = R2000Config(port=cable.port, antennas=[1, 2], resend_s=0.3)
     reader = open_reader(cfg, on_read, line_kwargs={"backoff_initial": 0.02})
     reader.start()
     try:
@@ -173,7 +190,7 @@ def test_reader_over_pty_with_simulator(cable: PtyCable) -> None:
 
 def test_reader_survives_unplug_and_restarts_inventory(cable: PtyCable) -> None:
     reads: list[TagRead] = []
-    cfg = RfidConfig(enabled=True, protocol="r2000", port=cable.port, resend_s=0.2)
+    cfg = R2000Config(port=cable.port, resend_s=0.2)
     reader = open_reader(cfg, reads.append, line_kwargs={"backoff_initial": 0.02})
     reader.start()
     try:
@@ -194,7 +211,7 @@ def test_reader_survives_unplug_and_restarts_inventory(cable: PtyCable) -> None:
 
 def test_min_rssi_filters_weak_tags(cable: PtyCable) -> None:
     reads: list[TagRead] = []
-    cfg = RfidConfig(protocol="r2000", port=cable.port, min_rssi_dbm=-60)
+    cfg = R2000Config(port=cable.port, min_rssi_dbm=-60)
     reader = open_reader(cfg, reads.append).start()
     try:
         assert wait_for(lambda: reader.stats()["line_connected"])

@@ -16,6 +16,7 @@ from typing import Any
 
 import serial
 
+from drivers.log import get_logger
 from drivers.rfid.r2000 import (
     R2000Parser,
     R2000Variant,
@@ -23,8 +24,7 @@ from drivers.rfid.r2000 import (
     round_end_frame,
     tag_frame,
 )
-from drivers.scale import encode_xk3190
-from edged.logs import get_logger
+from drivers.scale.xk3190 import encode_xk3190
 
 log = get_logger("simulator")
 
@@ -71,8 +71,10 @@ class R2000Simulator:
     """Answers real-time inventory commands with the tags currently "in the field".
 
     ``tags`` maps EPC -> RSSI dBm; change it with :meth:`set_tags` (a truck
-    arrives / leaves). Each inventory command gets one frame per tag (per
-    repeat round) and the end-of-round summary, like the module does.
+    arrives / leaves), for every antenna or for one (a reader serving two
+    lanes). Each inventory command gets one frame per tag in the field of the
+    antenna being inventoried (per repeat round) and the end-of-round
+    summary, like the module does.
     """
 
     def __init__(
@@ -88,7 +90,7 @@ class R2000Simulator:
         self.variant = variant or R2000Variant()
         self.address = address
         self.firmware = firmware
-        self._tags = dict(tags or {})
+        self._fields: dict[int | None, dict[str, int]] = {None: dict(tags or {})}
         self._antenna = 1
         self._lock = threading.Lock()
         self._ser: Any = open_port(port, baudrate)
@@ -101,9 +103,10 @@ class R2000Simulator:
         self._thread.start()
         return self
 
-    def set_tags(self, tags: dict[str, int]) -> None:
+    def set_tags(self, tags: dict[str, int], antenna: int | None = None) -> None:
+        """Tags now in the field of ``antenna`` (None: seen by every antenna)."""
         with self._lock:
-            self._tags = dict(tags)
+            self._fields[antenna] = dict(tags)
 
     def write_raw(self, data: bytes) -> None:
         self._ser.write(data)
@@ -125,7 +128,7 @@ class R2000Simulator:
                 if frame.cmd == v.code("real_time_inventory"):
                     repeat = frame.data[0] if frame.data else 1
                     with self._lock:
-                        tags = dict(self._tags)
+                        tags = {**self._fields[None], **self._fields.get(self._antenna, {})}
                     out = bytearray()
                     for _ in range(repeat):
                         for epc, rssi in tags.items():
