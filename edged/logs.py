@@ -16,7 +16,10 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from drivers.log import get_logger
 from edged.config.schema import doc
+
+__all__ = ["LoggingConfig", "configure", "get_logger"]
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -112,8 +115,3 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
-
-
-def get_logger(component: str) -> Any:
-    """Logger bound to one component; the name shows in every line it writes."""
-    return structlog.get_logger(component=component)

@@ -17,29 +17,49 @@ class DaemonConfig:
             "Directory for the ledger, outbox, images and state (must be writable by the edged user)"
         ),
     )
-    heartbeat_seconds: float = field(
+    heartbeat_s: float = field(
         default=5.0,
         metadata=doc(
-            "How often the heartbeat file is written; the next start uses it to tell how long the box was down"
+            "How often the heartbeat file is written; the next start uses it to tell how long the box was down",
+            above=0,
+            was="heartbeat_seconds",
         ),
     )
-    health_seconds: float = field(
-        default=30.0, metadata=doc("How often health status is published (retained) on MQTT")
+    health_s: float = field(
+        default=30.0,
+        metadata=doc(
+            "How often health status is published (retained) on MQTT",
+            above=0,
+            was="health_seconds",
+        ),
     )
-    stop_timeout_seconds: float = field(
+    stop_timeout_s: float = field(
         default=10.0,
-        metadata=doc("Time allowed to stop all components on SIGTERM before giving up"),
+        metadata=doc(
+            "Time allowed to stop all components on SIGTERM before giving up",
+            min=1,
+            max=60,
+            was="stop_timeout_seconds",
+        ),
     )
-    restart_backoff_max_seconds: float = field(
-        default=60.0, metadata=doc("Longest wait between restarts of a failed component")
+    restart_backoff_max_s: float = field(
+        default=60.0,
+        metadata=doc(
+            "Longest wait between restarts of a failed component",
+            above=0,
+            was="restart_backoff_max_seconds",
+        ),
     )
-
-    def __post_init__(self) -> None:
-        if self.heartbeat_seconds <= 0:
-            raise ValueError(
-                f"heartbeat_seconds: expected a positive number, found {self.heartbeat_seconds}"
-            )
-        if not 1 <= self.stop_timeout_seconds <= 60:
-            raise ValueError(
-                f"stop_timeout_seconds: expected 1..60, found {self.stop_timeout_seconds}"
-            )
+    allow_simulation: bool = field(
+        default=False,
+        metadata=doc(
+            "Accept simulated passages (edged simulate passage) for commissioning and tests;"
+            " each is recorded as id_source simulated, with the caller and an audit row"
+        ),
+    )
+    simulation_moves_barrier: bool = field(
+        default=False,
+        metadata=doc(
+            "Let a simulated passage drive the real barrier and alarm (off: recorded only)"
+        ),
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 from edged.config import schema
 from edged.config.positions import key_lines
-from edged.config.root import EdgedConfig
+from edged.config.root import EdgedConfig, message_as_written, short_form, written_as
 
 DEFAULT_PATH = "/etc/edged/edged.toml"
 ENV_VAR = "EDGED_CONFIG"
@@ -60,10 +60,20 @@ def parse(text: str, filename: str) -> Any:
         raise ConfigError(
             filename, [schema.Problem("", "TOML syntax error: arrays or tables nested too deeply")]
         ) from None
+    data, lines, aliases, problems = short_form(data, key_lines(text))
     try:
-        return schema.build(EdgedConfig, data, key_lines(text))
+        cfg = schema.build(EdgedConfig, data, lines)
     except schema.SchemaError as exc:
-        raise ConfigError(filename, exc.problems) from None
+        problems += exc.problems
+    if problems:
+        shown = [
+            schema.Problem(
+                written_as(p.path, aliases), message_as_written(p.message, aliases), p.line
+            )
+            for p in problems
+        ]
+        raise ConfigError(filename, shown)
+    return cfg
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Any:
@@ -76,7 +86,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Any:
             str(file),
             [
                 schema.Problem(
-                    "", "file not found: create it from config/edged.example.toml or pass --config"
+                    "",
+                    "file not found: write one from the example (edged config example >"
+                    f" {DEFAULT_PATH}) or pass --config",
                 )
             ],
         ) from None

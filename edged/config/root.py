@@ -1,130 +1,38 @@
-"""The root config schema: one section per area of the daemon.
+"""The root config schema: one section per area of the daemon, and the lanes.
 
 Each area keeps its section class next to its code; this module only puts
-them together, in the order the example config documents them.
+them together, in the order the example config documents them, turns the
+one-lane short form into ``[[lanes]]``, and runs the checks that span
+sections (:mod:`edged.config.checks`).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
-from drivers.gpio import GpioConfig
-from drivers.rfid.config import RfidConfig
-from drivers.scale import ScaleConfig
+from drivers.config import Invalid
+from edged.admission.config import RegistryConfig
 from edged.admission.policy import PolicyConfig
 from edged.app.config import DaemonConfig
-from edged.config.schema import doc
+from edged.config.checks import cross_checks
+from edged.config.schema import Problem, doc
 from edged.config.site import SiteConfig
 from edged.datalogger.instruments import InstrumentConfig
 from edged.datalogger.registers import ModbusConfig
 from edged.datalogger.store import DataStoreConfig
 from edged.hj212.config import Hj212Config
+from edged.lane.config import LaneConfig
 from edged.ledger.retention import LedgerConfig
 from edged.logs import LoggingConfig
 from edged.lpr.config import LprConfig
 from edged.mqtt.config import MqttConfig
 
-
-@dataclass(frozen=True)
-class RegistryConfig:
-    """Where the local registry lives; it must work with no network."""
-
-    db_path: str = field(
-        default="registry.db",
-        metadata=doc("Registry database, relative to daemon.data_dir unless absolute"),
-    )
-    seed_csv: str = field(
-        default="",
-        metadata=doc(
-            "CSV of vehicles imported (upsert) at start when the registry is empty; empty: none"
-        ),
-    )
-    seed_blacklist_csv: str = field(
-        default="",
-        metadata=doc(
-            "CSV of blacklist entries imported at start when the registry is empty; empty: none"
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class CameraConfig:
-    """The plate camera; gate cameras are fixed, so the plate appears in a known band."""
-
-    source: Literal["synthetic", "folder", "opencv", "picamera2", "none"] = field(
-        default="opencv",
-        metadata=doc(
-            "Frame source: picamera2 (Pi camera), opencv (V4L2 device or RTSP URL), folder (replay images/video), synthetic (demo scenes), none (no camera: an RFID or guard-only lane; no plate models needed)"
-        ),
-    )
-    device: str = field(
-        default="/dev/video0",
-        metadata=doc(
-            "For opencv: V4L2 device path, device index, or rtsp:// URL of an IP camera (抓拍机)"
-        ),
-    )
-    folder: str = field(
-        default="",
-        metadata=doc("For folder: directory of images (or a video file) replayed in name order"),
-    )
-    fps: float = field(default=10.0, metadata=doc("Frames per second to read"))
-    width: int = field(default=1920, metadata=doc("Requested frame width (opencv/picamera2)"))
-    height: int = field(default=1080, metadata=doc("Requested frame height (opencv/picamera2)"))
-    read_timeout_seconds: float = field(
-        default=2.0,
-        metadata=doc("A frame not delivered within this time counts as the camera lost"),
-    )
-    reconnect_max_seconds: float = field(
-        default=30.0,
-        metadata=doc("Longest wait between reconnect attempts while the camera is lost"),
-    )
-
-    def __post_init__(self) -> None:
-        if self.fps <= 0 or self.fps > 60:
-            raise ValueError(f"fps: expected 0 < fps <= 60, found {self.fps}")
-
-
-@dataclass(frozen=True)
-class TriggerConfig:
-    """When a passage starts: the ground loop, or the camera itself."""
-
-    mode: Literal["loop", "continuous"] = field(
-        default="loop",
-        metadata=doc(
-            "loop: a burst of frames when the ground loop (地感) rises; continuous: detect on every frame with a hold-off"
-        ),
-    )
-    burst_frames: int = field(
-        default=5, metadata=doc("Frames read per vehicle and voted over, character by character")
-    )
-    burst_interval_ms: int = field(default=80, metadata=doc("Time between frames of a burst"))
-    holdoff_seconds: float = field(
-        default=8.0,
-        metadata=doc(
-            "continuous mode: the same plate within this time is the same vehicle (one passage)"
-        ),
-    )
-    rfid_window_seconds: float = field(
-        default=2.0,
-        metadata=doc(
-            "RFID tag reads within this many seconds of the trigger belong to the vehicle"
-        ),
-    )
-    min_plate_confidence: float = field(
-        default=0.80,
-        metadata=doc(
-            "Below this voted confidence a plate is treated as unread (falls back to RFID or the guard)"
-        ),
-    )
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.burst_frames <= 30:
-            raise ValueError(f"burst_frames: expected 1..30, found {self.burst_frames}")
-        if not 0.0 <= self.min_plate_confidence <= 1.0:
-            raise ValueError(
-                f"min_plate_confidence: expected 0..1, found {self.min_plate_confidence}"
-            )
+#: Top-level sections of the one-lane short form, and where each goes in a lane.
+SHORT_FORM = {"lane": "", "camera": "camera", "trigger": "trigger", "gpio": "gpio",
+              "rfid": "rfid", "scale": "scale"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -136,20 +44,11 @@ class EdgedConfig:
         default_factory=DaemonConfig, metadata=doc("Process, data directory, systemd")
     )
     logging: LoggingConfig = field(default_factory=LoggingConfig, metadata=doc("Journal output"))
-    camera: CameraConfig = field(
-        default_factory=CameraConfig, metadata=doc("Plate camera (车牌识别摄像机)")
-    )
-    trigger: TriggerConfig = field(
-        default_factory=TriggerConfig, metadata=doc("Vehicle trigger and frame burst")
+    lanes: list[LaneConfig] = field(
+        default_factory=lambda: [LaneConfig()],
+        metadata=doc("Lanes of this gate (车道): usually an entry and an exit"),
     )
     lpr: LprConfig = field(default_factory=LprConfig, metadata=doc("Plate recognition (车牌识别)"))
-    rfid: RfidConfig = field(default_factory=RfidConfig, metadata=doc("UHF RFID reader (电子标签)"))
-    scale: ScaleConfig = field(
-        default_factory=ScaleConfig, metadata=doc("Weighbridge indicator (地磅仪表)")
-    )
-    gpio: GpioConfig = field(
-        default_factory=GpioConfig, metadata=doc("Barrier (道闸), alarm and sensors")
-    )
     policy: PolicyConfig = field(
         default_factory=PolicyConfig, metadata=doc("Admission policy (准入规则)")
     )
@@ -175,3 +74,93 @@ class EdgedConfig:
     datalogger: DataStoreConfig = field(
         default_factory=DataStoreConfig, metadata=doc("Data logger storage (数采仪)")
     )
+
+    def __post_init__(self) -> None:
+        problems = cross_checks(self)
+        if problems:
+            raise Invalid(problems)
+
+    def lane(self, name: str) -> LaneConfig:
+        """The lane called ``name``; KeyError names the lanes there are."""
+        for lane in self.lanes:
+            if lane.name == name:
+                return lane
+        raise KeyError(f"no lane {name!r}; lanes: {', '.join(ln.name for ln in self.lanes)}")
+
+
+def short_form(
+    data: Mapping[str, Any], lines: Mapping[str, int]
+) -> tuple[dict[str, Any], dict[str, int], dict[str, str], list[Problem]]:
+    """Turn the one-lane short form into ``[[lanes]]``.
+
+    Returns the rewritten data, line numbers under the rewritten paths, the
+    aliases that turn a rewritten path back into what the technician wrote
+    (``lanes[0].camera.fps`` → ``camera.fps``), and problems: a file that
+    mixes ``[[lanes]]`` with top-level lane sections is refused with what to
+    move where.
+    """
+    out = dict(data)
+    problems: list[Problem] = []
+    site = data.get("site")
+    if isinstance(site, Mapping) and "direction" in site:
+        problems.append(
+            Problem(
+                "site.direction",
+                "moved to the lane: write direction under [lane] (or in each [[lanes]] entry)",
+                lines.get("site.direction"),
+            )
+        )
+        out["site"] = {k: v for k, v in site.items() if k != "direction"}
+    present = [k for k in SHORT_FORM if k in data]
+    if "lanes" in data:
+        for key in present:
+            where = f"[lanes.{key}]" if SHORT_FORM[key] else "the [[lanes]] entry"
+            problems.append(
+                Problem(
+                    key,
+                    f"with [[lanes]] this belongs to a lane: move [{key}] into {where}",
+                    lines.get(key),
+                )
+            )
+        return out, dict(lines), {}, problems
+    lane: dict[str, Any] = {}
+    bad = [k for k in present if not isinstance(data[k], Mapping)]
+    for key in present:
+        if key in bad:
+            continue
+        if SHORT_FORM[key]:
+            lane[SHORT_FORM[key]] = data[key]
+        else:
+            lane.update(data[key])
+        del out[key]
+    if not present:
+        return out, dict(lines), {}, problems
+    out["lanes"] = [lane]
+    aliases = {"lanes[0]": "lane", **{f"lanes[0].{k}": k for k in SHORT_FORM if k != "lane"}}
+    moved: dict[str, int] = {}
+    for path, line in lines.items():
+        head, _, rest = path.partition(".")
+        if head in SHORT_FORM and head in present:
+            new = "lanes[0]" + (f".{SHORT_FORM[head]}" if SHORT_FORM[head] else "")
+            moved[new + (f".{rest}" if rest else "")] = line
+        else:
+            moved[path] = line
+    return out, moved, aliases, problems
+
+
+def written_as(path: str, aliases: Mapping[str, str]) -> str:
+    """A rewritten key path as the technician wrote it."""
+    for new, old in sorted(aliases.items(), key=lambda kv: -len(kv[0])):
+        if path == new or path.startswith(new + "."):
+            return old + path[len(new) :]
+    return path
+
+
+def message_as_written(message: str, aliases: Mapping[str, str]) -> str:
+    """Key paths named inside a message, as the technician wrote them."""
+    if not aliases:
+        return message
+    return _PATH_IN_TEXT.sub(lambda m: written_as(m.group(0), aliases), message)
+
+
+_PATH_IN_TEXT = re.compile(r"lanes\[0\](?:\.[A-Za-z0-9_]+)*")

@@ -19,10 +19,18 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union, get_args, get_origin
 
+from drivers.config import DeviceConfig, Invalid, doc, family
 
-def doc(text: str, **extra: Any) -> dict[str, Any]:
-    """Field metadata: the line that documents a key in the example config."""
-    return {"doc": text, **extra}
+__all__ = [
+    "Invalid",
+    "Problem",
+    "SchemaError",
+    "build",
+    "doc",
+    "hints",
+    "is_secret",
+    "to_dict",
+]
 
 
 SECRET_WORDS = ("password", "secret", "hmac_key", "token", "key_file_pass")
@@ -71,6 +79,10 @@ def _type_name(tp: Any) -> str:
     )
 
 
+def _unit(meta: Mapping[str, Any]) -> str:
+    return f" {meta['unit']}" if "unit" in meta else ""
+
+
 def _found(value: Any) -> str:
     kind = {
         str: "string",
@@ -100,9 +112,15 @@ class _Builder:
     def __init__(self, lines: Mapping[str, int]) -> None:
         self.lines = lines
         self.problems: list[Problem] = []
+        self.structural = 0
 
-    def fail(self, path: str, message: str) -> None:
+    def fail(self, path: str, message: str, structural: bool = True) -> None:
+        """Record a problem; a structural one (wrong type, unknown or missing key) stops
+        its section being built, a value one (out of range) does not, so the section's
+        own checks still run and every problem is reported in one go."""
         self.problems.append(Problem(path, message, self._line(path)))
+        if structural:
+            self.structural += 1
 
     def _line(self, path: str) -> int | None:
         while path:
@@ -117,6 +135,8 @@ class _Builder:
             return value
         if origin in (Union, types.UnionType):
             args = [a for a in get_args(tp) if a is not type(None)]
+            if type(None) in get_args(tp) and value == "none" and str not in args:
+                return None  # TOML has no null: "none" takes a default away (a pin not fitted)
             if len(args) == 1:
                 return self.convert(args[0], value, path)
             for arg in args:
@@ -147,6 +167,10 @@ class _Builder:
             if not isinstance(value, dict):
                 self.fail(path, f"expected {_type_name(tp)}, found {_found(value)}")
                 return None
+            if isinstance(tp, type) and issubclass(tp, DeviceConfig) and tp.family:
+                tp = self.device_class(tp, value, path)
+                if tp is None:
+                    return None
             return self.build(tp, value, path)
         if tp is bool:
             if not isinstance(value, bool):
@@ -171,34 +195,75 @@ class _Builder:
             return value
         return value
 
+    def device_class(self, base: type, value: Mapping[str, Any], path: str) -> type | None:
+        """The registered class of a device section, picked by its ``type`` key."""
+        types = family(base.family)  # type: ignore[attr-defined]
+        default = next(f.default for f in dataclasses.fields(base) if f.name == "type")
+        kind = value.get("type", default)
+        if not isinstance(kind, str) or kind not in types:
+            sub = f"{path}.type" if path else "type"
+            listed = ", ".join(f"{k!r} ({t.summary})" for k, t in types.items())
+            self.fail(sub, f"expected one of {listed}; found {_found(kind)}")
+            return None
+        return types[kind].config
+
+    def check_value(self, f: dataclasses.Field[Any], value: Any, path: str) -> None:
+        """Bounds declared with the key (``min``, ``max``, ``above``)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        meta = f.metadata
+        if "min" in meta and "max" in meta and not meta["min"] <= value <= meta["max"]:
+            self.fail(
+                path, f"expected {meta['min']}..{meta['max']}{_unit(meta)}, found {value}", False
+            )
+            return
+        if "min" in meta and value < meta["min"]:
+            self.fail(path, f"expected >= {meta['min']}{_unit(meta)}, found {value}", False)
+        if "above" in meta and value <= meta["above"]:
+            self.fail(path, f"expected > {meta['above']}{_unit(meta)}, found {value}", False)
+        if "max" in meta and value > meta["max"]:
+            self.fail(path, f"expected <= {meta['max']}{_unit(meta)}, found {value}", False)
+
     def build(self, cls: type, data: Mapping[str, Any], path: str) -> Any:
-        start = len(self.problems)
+        start = self.structural
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         types_ = hints(cls)
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             sub = f"{path}.{key}" if path else key
             if key not in fields:
+                renamed = next((n for n, f in fields.items() if f.metadata.get("was") == key), None)
+                if renamed is not None:
+                    self.fail(sub, f"renamed: write {renamed!r} instead (same meaning)")
+                    continue
+                removed = getattr(cls, "removed_keys", {}).get(key)
+                if removed is not None:
+                    self.fail(sub, f"no longer a key: {removed}")
+                    continue
                 close = difflib.get_close_matches(key, list(fields), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 known = ", ".join(sorted(fields))
                 self.fail(sub, f"unknown key{hint}; keys allowed here: {known}")
                 continue
-            before = len(self.problems)
+            before = self.structural
             converted = self.convert(types_[key], value, sub)
-            if len(self.problems) == before:
+            if self.structural == before:
+                self.check_value(fields[key], converted, sub)
                 kwargs[key] = converted
         for name, f in fields.items():
             missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if name not in data and missing:
                 sub = f"{path}.{name}" if path else name
                 self.fail(sub, f"required key missing: expected {_type_name(types_[name])}")
-        if len(self.problems) > start:
-            # Value checks on a half-built section would only add follow-on
-            # errors that confuse more than they help.
+        if self.structural > start:
+            # Checks on a half-built section would only add follow-on errors
+            # that confuse more than they help.
             return None
         try:
             return cls(**kwargs)
+        except Invalid as exc:
+            for key, message in exc.problems:
+                self.fail(f"{path}.{key}" if path else key, message)
         except ValueError as exc:
             text = str(exc)
             field_name, sep, message = text.partition(": ")

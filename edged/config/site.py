@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edged.config.schema import doc
@@ -29,10 +28,6 @@ class SiteConfig:
     )
     gate_name: str = field(
         default="", metadata=doc("Gate name as printed on reports, e.g. 东门 / east gate")
-    )
-    direction: Literal["in", "out", "both"] = field(
-        default="in",
-        metadata=doc("Traffic direction this lane records: in (进厂), out (出厂) or both"),
     )
     timezone: str = field(
         default="Asia/Shanghai",

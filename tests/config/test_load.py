@@ -45,13 +45,76 @@ BROKEN = [
     ),
     (
         "wrong_type",
-        '[daemon]\nheartbeat_seconds = "fast"\n',
-        ["broken.toml:2", "daemon.heartbeat_seconds", "expected number", "string 'fast'"],
+        '[daemon]\nheartbeat_s = "fast"\n',
+        ["broken.toml:2", "daemon.heartbeat_s", "expected number", "string 'fast'"],
     ),
     (
         "bad_choice",
-        '[site]\ndirection = "sideways"\n',
-        ["broken.toml:2", "site.direction", "one of 'in', 'out', 'both'", "'sideways'"],
+        '[lane]\ndirection = "sideways"\n',
+        ["broken.toml:2", "lane.direction", "one of 'in', 'out', 'both'", "'sideways'"],
+    ),
+    (
+        "direction_moved_to_the_lane",
+        '[site]\nid = "p"\ndirection = "out"\n',
+        ["broken.toml:3", "site.direction", "moved to the lane"],
+    ),
+    (
+        "renamed_key",
+        '[camera]\nsource = "folder"\n',
+        ["broken.toml:2", "camera.source", "renamed: write 'type'"],
+    ),
+    (
+        "removed_key",
+        '[rfid]\nenabled = true\nport = "/dev/ttyUSB0"\n',
+        ["broken.toml:2", "rfid.enabled", "no longer a key", "delete the section for none"],
+    ),
+    (
+        "unknown_device_type",
+        '[camera]\ntype = "webcam"\n',
+        ["broken.toml:2", "camera.type", "expected one of", "'opencv'", "string 'webcam'"],
+    ),
+    (
+        "pin_used_twice",
+        "[gpio.alarm]\npin = 22\n",
+        ["broken.toml:2", "gpio.alarm.pin", "GPIO 22 is also used by gpio.ground_loop.pin"],
+    ),
+    (
+        "pin_used_twice_across_lanes",
+        '[[lanes]]\nname = "a"\n[[lanes]]\nname = "b"\n[lanes.gpio.ground_loop]\npin = 5\n',
+        [
+            "lanes[1].gpio.barrier_open.pin",
+            "GPIO 17 is also used by lanes[0].gpio.barrier_open.pin",
+        ],
+    ),
+    (
+        "two_devices_on_one_port",
+        '[rfid]\nport = "/dev/ttyUSB0"\n[scale]\nport = "/dev/ttyUSB0"\n',
+        ["broken.toml:4", "scale.port", "already opened by rfid.port"],
+    ),
+    (
+        "shares_a_lane_that_is_not_there",
+        '[[lanes]]\nname = "exit"\nshares = { rfid = "entry" }\n',
+        ["broken.toml:3", "lanes[0].shares.rfid", "no other lane called 'entry'"],
+    ),
+    (
+        "lanes_mixed_with_the_short_form",
+        '[[lanes]]\nname = "entry"\n[camera]\nfps = 5\n',
+        ["broken.toml:3", "camera", "move [camera] into [lanes.camera]"],
+    ),
+    (
+        "lane_without_trigger",
+        '[camera]\ntype = "none"\n[gpio.ground_loop]\npin = "none"\n',
+        ["broken.toml:4", "gpio.ground_loop.pin", "this lane has no trigger"],
+    ),
+    (
+        "two_way_lane_needs_both_loops",
+        '[lane]\ndirection = "both"\n',
+        ["gpio.inner_loop.pin", "needs both loops"],
+    ),
+    (
+        "model_folder_missing",
+        '[lpr]\nmodel_dir = "/nonexistent/models"\n',
+        ["broken.toml:2", "lpr.model_dir", "does not exist"],
     ),
     (
         "out_of_range",
@@ -65,8 +128,8 @@ BROKEN = [
     ),
     (
         "unknown_section",
-        "[cammera]\nfps = 5\n",
-        ["broken.toml:1", "cammera", "did you mean 'camera'"],
+        "[sitte]\nid = 5\n",
+        ["broken.toml:1", "sitte", "did you mean 'site'"],
     ),
     (
         "bad_id_for_topics",
@@ -90,15 +153,28 @@ def test_broken_config_names_file_line_and_key(
 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        parse('[site]\nid = 3\ngate_id = ""\n[daemon]\nfoo = 1\n', "x.toml")
+        parse(
+            '[site]\nid = 3\ngate_id = ""\n[daemon]\nfoo = 1\nheartbeat_s = 0\n'
+            "[trigger]\nburst_frames = 0\nburst_interval_ms = -1\n"
+            "[gpio]\npulse_ms = 1\n[gpio.ground_loop]\npull_up = true\n",
+            "x.toml",
+        )
     paths = {p.path for p in info.value.problems}
-    assert {"site.id", "daemon.foo"} <= paths
+    assert {
+        "site.id",
+        "daemon.foo",
+        "daemon.heartbeat_s",
+        "trigger.burst_frames",
+        "trigger.burst_interval_ms",
+        "gpio.pulse_ms",
+        "gpio.ground_loop.active_high",
+    } <= paths, paths
 
 
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "nope.toml")
-    assert "edged.example.toml" in str(info.value)
+    assert "edged config example > /etc/edged/edged.toml" in str(info.value)
 
 
 def test_env_var_selects_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,7 +192,7 @@ def test_show_masks_secrets_and_fills_defaults(
     assert main(["--config", str(path), "config", "show"]) == 0
     out = capsys.readouterr().out
     assert 'id = "p1"' in out
-    assert "heartbeat_seconds = 5.0" in out  # default filled in
+    assert "heartbeat_s = 5.0" in out  # default filled in
 
 
 def test_key_lines_tracks_arrays_of_tables() -> None:

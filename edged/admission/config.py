@@ -1,0 +1,29 @@
+"""``[registry]``: where the local vehicle registry lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edged.config.schema import doc
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Where the local registry lives; it must work with no network."""
+
+    db_path: str = field(
+        default="registry.db",
+        metadata=doc("Registry database, relative to daemon.data_dir unless absolute"),
+    )
+    seed_csv: str = field(
+        default="",
+        metadata=doc(
+            "CSV of vehicles imported (upsert) at start when the registry is empty; empty: none"
+        ),
+    )
+    seed_blacklist_csv: str = field(
+        default="",
+        metadata=doc(
+            "CSV of blacklist entries imported at start when the registry is empty; empty: none"
+        ),
+    )
