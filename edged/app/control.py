@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -76,14 +77,19 @@ class ControlServer:
                 return
             threading.Thread(target=self._client, args=(conn,), daemon=True).start()
 
-    def handle(self, raw: bytes) -> dict[str, Any]:
-        """Pure dispatch of one request line: validation errors become error replies."""
+    def handle(self, raw: bytes, peer: dict[str, int] | None = None) -> dict[str, Any]:
+        """Pure dispatch of one request line: validation errors become error replies.
+
+        ``peer`` is who is on the other end (pid, uid, gid from the kernel,
+        not from the request), for handlers that record who asked.
+        """
         try:
             req = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             return {"ok": False, "error": f"request is not JSON: {exc}"}
         if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
             return {"ok": False, "error": "request must be a JSON object with a string 'cmd'"}
+        req["peer"] = peer or {}
         handler = self.handlers.get(req["cmd"])
         if handler is None:
             return {
@@ -108,10 +114,20 @@ class ControlServer:
                     if not chunk:
                         break
                     buf += chunk
-                reply = self.handle(buf.split(b"\n", 1)[0])
+                reply = self.handle(buf.split(b"\n", 1)[0], _peer(conn))
                 conn.sendall(json.dumps(reply, ensure_ascii=False, default=str).encode() + b"\n")
             except OSError as exc:
                 log.warning("control_client_error", error=str(exc))
+
+
+def _peer(conn: socket.socket) -> dict[str, int]:
+    """The connecting process's pid, uid and gid, as the kernel reports them (SO_PEERCRED)."""
+    try:
+        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return {}
+    pid, uid, gid = struct.unpack("3i", raw)
+    return {"pid": pid, "uid": uid, "gid": gid}
 
 
 def request(path: Path, payload: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:

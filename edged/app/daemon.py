@@ -30,7 +30,7 @@ class Daemon:
         self,
         cfg: Any,
         notifier: Notifier | None = None,
-        assemble: Callable[[Any, Daemon], Any] | None = None,
+        build: Callable[[Any, Daemon], Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self.notifier = notifier or Notifier()
@@ -38,19 +38,19 @@ class Daemon:
         self.data_dir = Path(cfg.daemon.data_dir)
         self.heartbeat = Heartbeat(self.data_dir / "state" / "heartbeat.json")
         self.supervisor = Supervisor(
-            backoff_max=cfg.daemon.restart_backoff_max_seconds, on_change=self._component_changed
+            backoff_max=cfg.daemon.restart_backoff_max_s, on_change=self._component_changed
         )
         self.started_at = time.time()
-        self.gate: Any = None  # the assembled gate (components + pipeline)
-        self._assemble = assemble
+        self.box: Any = None  # the built box (lanes and shared parts)
+        self._build = build
         self._last_health = 0.0
         self._beat_error: str | None = None
 
     # -- events from components -------------------------------------------
     def _component_changed(self, name: str, state: str, error: str) -> None:
-        if self.gate is not None and state != "stopped":
+        if self.box is not None and state != "stopped":
             severity = "error" if state == "failed" else "info"
-            self.gate.event(
+            self.box.sink.event(
                 f"component_{state}", severity, f"{name} is {state}", component=name, error=error
             )
 
@@ -75,13 +75,14 @@ class Daemon:
             previous_clean=previous.clean,
             down_s=previous.down_seconds,
         )
-        if self._assemble is None:
-            from edged.assembly import assemble as default_assemble
+        if self._build is None:
+            from edged.app.wiring import build
 
-            self._assemble = default_assemble
-        self.gate = self._assemble(cfg, self)
+            self._build = lambda cfg, daemon: build(cfg, daemon.supervisor)
+        self.box = self._build(cfg, self)
+        self.box.started_at = self.started_at
         self.supervisor.start_all()
-        self.gate.started(previous)
+        self.box.started(previous)
         self.notifier.ready(self.summary())
         log.info(
             "ready",
@@ -95,13 +96,13 @@ class Daemon:
 
     def _loop(self) -> None:
         wd = watchdog_interval()
-        beat_every = self.cfg.daemon.heartbeat_seconds
+        beat_every = self.cfg.daemon.heartbeat_s
         next_beat = next_wd = 0.0
         tick = min(0.5, wd or 0.5, beat_every)
         while not self.stop_event.wait(tick):
             now = time.monotonic()
             self.supervisor.tick()
-            self.gate.tick()
+            self.box.tick()
             healthy = self.supervisor.healthy()
             if now >= next_beat:
                 self._beat()
@@ -110,9 +111,9 @@ class Daemon:
             if healthy and now >= next_wd:
                 self.notifier.watchdog()
                 next_wd = now + (wd or 1.0)
-            if now - self._last_health >= self.cfg.daemon.health_seconds:
+            if now - self._last_health >= self.cfg.daemon.health_s:
                 self._last_health = now
-                self.gate.publish_health()
+                self.box.publish_health()
 
     def _beat(self, clean: bool = False) -> None:
         """Write the heartbeat; a full or read-only data partition must not stop the gate.
@@ -143,15 +144,15 @@ class Daemon:
         log.info("stopping")
         self.notifier.stopping()
         self.notifier.status("stopping")
-        if self.gate is not None:
-            self.gate.stopping()
-        stuck = self.supervisor.stop_all(self.cfg.daemon.stop_timeout_seconds)
+        if self.box is not None:
+            self.box.stopping()
+        stuck = self.supervisor.stop_all(self.cfg.daemon.stop_timeout_s)
         self._beat(clean=True)
         log.info("stopped", stuck=",".join(stuck) or None)
 
     def summary(self) -> str:
         states = self.supervisor.states()
         bad = [n for n, s in states.items() if s["state"] != "running"]
-        head = self.gate.summary() if self.gate is not None else ""
+        head = self.box.summary() if self.box is not None else ""
         text = head + (f"; degraded: {', '.join(bad)}" if bad else "; all components running")
         return text.strip("; ")

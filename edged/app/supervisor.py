@@ -31,6 +31,20 @@ class Component(Protocol):
     def stop(self) -> None: ...
 
 
+class Part:
+    """A named component made of start and stop callables."""
+
+    def __init__(self, name: str, start: Callable[[], None], stop: Callable[[], None]) -> None:
+        self.name = name
+        self._start, self._stop = start, stop
+
+    def start(self) -> None:
+        self._start()
+
+    def stop(self) -> None:
+        self._stop()
+
+
 @dataclass
 class _Slot:
     component: Component

@@ -31,20 +31,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _example(_args: argparse.Namespace) -> int:
-    from edged.config.root import EdgedConfig
-
-    print(EXAMPLE_HEADER)
-    print(example.render(EdgedConfig()))
+    sys.stdout.write(example.example())
     return 0
-
-
-EXAMPLE_HEADER = """\
-# edged example config — every key, its default and what it means.
-# Copy to /etc/edged/edged.toml and change what your gate needs; keys left
-# out keep the default shown here. Unknown keys are errors, so a typo is
-# reported instead of silently ignored. Check with: edged config check
-# Generated from the schema by `edged config example`; do not edit by hand.
-"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _guarded(daemon) -> int:
-    from edged.assembly import StartupError
+    from edged.app.wiring import StartupError
 
     try:
         return daemon.run()
@@ -70,20 +70,11 @@ def _demo(args: argparse.Namespace) -> int:
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
-    from edged.assembly import assemble
-    from edged.demo.traffic import DemoGate
+    from edged.demo.traffic import DemoTraffic
 
     Device.pin_factory = MockFactory()
     text = template.read_text(encoding="utf-8")
-    demo: DemoGate | None = None
-    holder: dict[str, DemoGate] = {}
-
-    def demo_assemble(cfg, daemon):
-        gate = assemble(cfg, daemon)
-        gate.frame_source_factory = lambda: holder["demo"].camera
-        holder["demo"].start_rfid()
-        holder["demo"].run()
-        return gate
+    demo: DemoTraffic | None = None
 
     repl = {
         "@DATA_DIR@": str(workdir / "data"),
@@ -97,8 +88,7 @@ def _demo(args: argparse.Namespace) -> int:
         for key, value in repl.items():
             text = text.replace(key, value)
         cfg = parse(text.replace("@RFID_PORT@", "/dev/null"), str(cfg_path))
-        demo = DemoGate(None, args.passages)
-        holder["demo"] = demo
+        demo = DemoTraffic(None, args.passages)
         text = text.replace("@RFID_PORT@", demo.rfid_port)
         cfg_path.write_text(text, encoding="utf-8")
         cfg = parse(text, str(cfg_path))
@@ -116,8 +106,9 @@ def _demo(args: argparse.Namespace) -> int:
                 hint="no MQTT broker on localhost; messages wait in the outbox and go out when one starts",
             )
         log.info("demo_start", config=str(cfg_path), passages=args.passages)
-        daemon = Daemon(cfg, assemble=demo_assemble)
+        daemon = Daemon(cfg)
         demo.daemon = daemon
+        demo.start()
         daemon.install_signals()
         rc = _guarded(daemon)
     finally:

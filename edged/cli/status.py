@@ -50,34 +50,20 @@ def _na(value: Any, unit: str = "") -> str:
 
 def format_status(reply: dict[str, Any]) -> list[str]:
     """The health status as ``key: value`` lines a technician reads on a laptop."""
+    site = reply.get("site") or {}
     lines = [
+        f"site: {site.get('id')} {site.get('name') or ''}".rstrip()
+        + f", gate {site.get('gate')} {site.get('gate_name') or ''}".rstrip(),
         f"uptime: {_fmt_uptime(reply.get('uptime_s'))}",
         f"passages: {reply.get('passages')}",
+        f"alert level: {reply.get('alert_level') or 'none'}",
     ]
     for name, st in (reply.get("components") or {}).items():
         err = f" ({st['error']})" if st.get("error") else ""
         lines.append(f"component {name}: {st['state']}{err}")
-    cam = reply.get("camera")
-    if isinstance(cam, dict):
-        err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
-        lines.append(f"camera: {cam.get('state')}, {cam.get('fps')} fps{err}")
-    else:
-        lines.append("camera: none")
-    read = reply.get("last_read")
-    lines.append(
-        f"last read: {read['plate']} conf {read['confidence']} ({read['source']}) at {read['time']}"
-        if read
-        else "last read: none yet"
-    )
-    last = reply.get("last_passage")
-    lines.append(
-        f"last passage: seq {last['seq']} {last['plate'] or '-'} {last['decision']}"
-        + (f" at {last['time']}" if last.get("time") else "")
-        if last
-        else "last passage: none yet"
-    )
-    queues = reply.get("queues") or {"gate": reply.get("gate_queue")}
-    lines.append(f"queue gate: {queues.get('gate')}")
+    for name, lane in (reply.get("lanes") or {}).items():
+        lines += _lane_lines(name, lane)
+    queues = reply.get("queues") or {}
     if queues.get("mqtt_outbox") is not None:
         out = reply.get("outbox") or {}
         conn = "connected" if out.get("connected") else "NOT connected"
@@ -115,6 +101,40 @@ def format_status(reply: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
+    """One lane: its direction and counts, then its camera, reads and devices, indented."""
+    lines = [
+        f"lane {name}: {lane.get('direction')}, {lane.get('passages')} passages,"
+        f" queue {lane.get('queue')}"
+    ]
+    cam = lane.get("camera")
+    if isinstance(cam, dict):
+        err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
+        lines.append(f"  camera: {cam.get('state')}, {cam.get('fps')} fps{err}")
+    else:
+        lines.append("  camera: none")
+    read = lane.get("last_read")
+    lines.append(
+        f"  last read: {read['plate']} conf {read['confidence']} ({read['source']}) at {read['time']}"
+        if read
+        else "  last read: none yet"
+    )
+    last = lane.get("last_passage")
+    lines.append(
+        f"  last passage: seq {last['seq']} {last['plate'] or '-'} {last['direction']}"
+        f" {last['decision']}" + (f" at {last['time']}" if last.get("time") else "")
+        if last
+        else "  last passage: none yet"
+    )
+    if lane.get("rfid"):
+        lines.append(f"  rfid: {lane['rfid']}")
+    scale = lane.get("scale")
+    if scale is not None:
+        kg = scale.get("stable_kg")
+        lines.append(f"  scale: {'empty or moving' if kg is None else f'{kg} kg stable'}")
+    return lines
+
+
 def _status(args: argparse.Namespace) -> int:
     reply = _call(args, {"cmd": "status"})
     if reply is None:
@@ -132,6 +152,7 @@ def _simulate(args: argparse.Namespace) -> int:
         "plate": args.plate,
         "rfid": args.rfid or [],
         "direction": args.direction,
+        "lane": args.lane,
     }
     reply = _call(args, payload)
     if reply is None:
@@ -140,7 +161,8 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"FAIL: {reply.get('error')}", file=sys.stderr)
         return 1
     print(
-        f"seq {reply['seq']}: {reply['plate'] or '-'} {reply['decision']} ({reply['reason']}: {reply['text']})"
+        f"seq {reply['seq']} lane {reply['lane']} {reply['direction']}: {reply['plate'] or '-'}"
+        f" {reply['decision']} ({reply['reason']}: {reply['text']})"
     )
     return 0
 
@@ -158,5 +180,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plate", help="plate as read, e.g. 冀B12345 (omit: plate unread)")
     p.add_argument("--rfid", action="append", help="tag EPC read with it (repeatable)")
     p.add_argument("--direction", choices=("in", "out"))
+    p.add_argument("--lane", help="the lane it arrives at (needed on a box with several)")
     p.add_argument("--socket", help="control socket (default: <data_dir>/state/control.sock)")
     p.set_defaults(func=_simulate)

@@ -112,3 +112,56 @@ class DataLogger:
         self, cn: str, begin: datetime, end: datetime
     ) -> list[tuple[datetime, dict[str, dict[str, float | str]]]]:
         return self.store.records(cn, begin, end)
+
+
+class DataLoggerService:
+    """Supervised part ``datalogger``: Modbus polling, the analysers on serial lines, the store."""
+
+    name = "datalogger"
+
+    def __init__(
+        self,
+        modbus: ModbusConfig,
+        store_config: DataStoreConfig,
+        instruments: list[Any],
+        data_dir: str | Path,
+        on_event: EventSink,
+    ) -> None:
+        self.modbus = modbus
+        self.store_config = store_config
+        self.instrument_configs = instruments
+        self.data_dir = data_dir
+        self.on_event = on_event
+        self.logger: DataLogger | None = None
+        self.instruments: list[Any] = []
+
+    def start(self) -> None:
+        from edged.datalogger.instruments import InstrumentInput
+
+        logger = DataLogger(self.modbus, self.store_config, self.data_dir, on_event=self.on_event)
+        logger.start()
+        self.logger = logger
+        self.instruments = [
+            InstrumentInput(c, logger.store.add_samples) for c in self.instrument_configs
+        ]
+        for inst in self.instruments:
+            inst.start()
+
+    def stop(self) -> None:
+        for inst in self.instruments:
+            inst.stop()
+        self.instruments = []
+        if self.logger is not None:
+            self.logger.stop()
+            self.logger = None
+
+    def status(self) -> dict[str, str] | None:
+        if self.logger is None:
+            return None
+        return {name: st["state"] for name, st in self.logger.stats().items()}
+
+    def records(
+        self, cn: str, begin: datetime, end: datetime
+    ) -> list[tuple[datetime, dict[str, dict[str, float | str]]]]:
+        """The uplink's data source: what the running logger has (nothing while it is down)."""
+        return self.logger.records(cn, begin, end) if self.logger is not None else []

@@ -33,12 +33,13 @@ from edged.datalogger.aggregate import (
     period_end,
     period_start,
 )
+from edged.hj212 import cn as CN
 from edged.logs import get_logger
 
 log = get_logger("datalogger")
 
 #: HJ 212 command numbers → stored table
-CN_TABLE = {"2011": "sample", "2051": "minute", "2061": "hour", "2031": "day"}
+CN_TABLE = {CN.REALTIME: "sample", CN.MINUTE: "minute", CN.HOUR: "hour", CN.DAY: "day"}
 _FMT = "%Y-%m-%d %H:%M:%S.%f"
 _PERIODS: tuple[Period, ...] = ("minute", "hour", "day")
 _CHILD: dict[str, str] = {"hour": "minute", "day": "hour"}

@@ -31,6 +31,8 @@ import re
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from edged.hj212 import cn as CN
+
 BLOCK = 16
 KEY_BYTES = 16
 
@@ -45,7 +47,7 @@ def applies(cn: str) -> bool:
     """Whether HJ 212-2025 encrypts the CP of this command (2000-2999, 1014, 3020)."""
     if not cn.isdigit():
         return False
-    return 2000 <= int(cn) <= 2999 or cn in ("1014", "3020")
+    return 2000 <= int(cn) <= 2999 or cn in (CN.NEW_KEY, CN.INFO)
 
 
 def parse_key(text: str) -> bytes:

@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
+from edged.hj212 import cn as CN
 from edged.hj212 import sm4
 from edged.hj212.clock import Clock, OffsetClock, local_naive
 from edged.hj212.codec import (
@@ -72,28 +73,14 @@ from edged.logs import get_logger
 
 log = get_logger("hj212")
 
-CN_REALTIME = "2011"
-CN_REALTIME_STOP = "2012"
-CN_RAW = "2013"
-CN_MINUTE = "2051"
-CN_HOUR = "2061"
-CN_DAY = "2031"
-CN_CHECK = "2062"
-CN_FURNACE = "2111"
-CN_RESTART = "2081"
-CN_HISTORY = (CN_MINUTE, CN_HOUR, CN_DAY)
-CN_IDENTITY = "1001"
-CN_HEARTBEAT = "9015"
-ST_SYSTEM = "91"  # system interaction (系统交互): 9011..9015 and the 1001 identity upload
-
 Factors = Mapping[str, Mapping[str, float | str]]
 Audit = Callable[[str, str, dict[str, Any]], None]
 
 # What a logger cannot do, refused with QnRtn=2 and this reason (docs/HJ212.md).
 NOT_SUPPORTED = {
-    "3022": "immediate sample retention (下发即时留样任务) needs a sampler this logger has not",
-    "3024": "standard-sample check (启动标样核查) runs on an analyser, not on the logger",
-    "1072": "the access password is set in [[hj212.platforms]] pw, not remotely",
+    CN.SAMPLE_RETAIN: "immediate sample retention (下发即时留样任务) needs a sampler this logger has not",
+    CN.STANDARD_CHECK: "standard-sample check (启动标样核查) runs on an analyser, not on the logger",
+    CN.SET_PASSWORD: "the access password is set in [[hj212.platforms]] pw, not remotely",
 }
 
 
@@ -359,7 +346,7 @@ class PlatformLink:
                 next_beat = loop.time() + beat
                 continue
             if beat and loop.time() >= next_beat:
-                await self._deliver(self.packet(CN_HEARTBEAT, Cp(), st=ST_SYSTEM))
+                await self._deliver(self.packet(CN.HEARTBEAT, Cp(), st=CN.ST_SYSTEM))
                 next_beat = loop.time() + beat
                 continue
             wait = 5.0 if not beat else max(0.0, min(5.0, next_beat - loop.time()))
@@ -377,7 +364,7 @@ class PlatformLink:
         """CN 1001 at the start of each 2025 session: the platform's MN assignment needs it."""
         identity = self.up.identity
         cp = Cp.build({}, identity.cp_factors())
-        if await self._deliver(self.packet(CN_IDENTITY, cp, st=ST_SYSTEM), fatal=False):
+        if await self._deliver(self.packet(CN.IDENTITY, cp, st=CN.ST_SYSTEM), fatal=False):
             self.up.outbox.set_state(self.cfg.name, "identity_acked", cp.text())
             self.log.info("hj212_identity_sent", logger_id=identity.logger_id)
 
@@ -504,20 +491,20 @@ class PlatformLink:
             )
         for warning in packet.warnings:
             self.log.warning("hj212_packet_warning", cn=packet.cn, qn=packet.qn, warning=warning)
-        if packet.cn in ("9013", "9014"):
+        if packet.cn in (CN.NOTICE_REPLY, CN.DATA_REPLY):
             fut = self._pending.get(packet.qn or "")
             if fut is not None and not fut.done():
                 fut.set_result(packet)
             else:
                 self.log.info("hj212_unexpected_ack", cn=packet.cn, qn=packet.qn)
             return
-        if packet.cn in ("9011", "9012"):
+        if packet.cn in (CN.REQUEST_REPLY, CN.RESULT):
             self.log.info("hj212_platform_reply", cn=packet.cn, qn=packet.qn, cp=packet.cp.text())
             return
         # Who is asking is checked before a split packet is held for reassembly:
         # only this platform's own requests may cost memory.
         qn = packet.qn
-        if packet.cn != "1002" and packet.mn != self.mn:
+        if packet.cn != CN.SET_MN and packet.mn != self.mn:
             self.log.warning(
                 "hj212_command_wrong_mn",
                 got=packet.mn,
@@ -560,18 +547,18 @@ class PlatformLink:
     async def _reply_qnrtn(self, qn: str, code: int) -> None:
         cp = Cp({"QnRtn": str(code)})
         await self._send_reply(
-            self.packet("9011", cp, qn=qn, flag=self._reply_flag(), st=ST_SYSTEM)
+            self.packet(CN.REQUEST_REPLY, cp, qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM)
         )
 
     async def _reply_exertn(self, qn: str, code: int) -> None:
         cp = Cp({"ExeRtn": str(code)})
         await self._send_reply(
-            self.packet("9012", cp, qn=qn, flag=self._reply_flag(), st=ST_SYSTEM)
+            self.packet(CN.RESULT, cp, qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM)
         )
 
     async def _reply_notice(self, qn: str) -> None:
         await self._send_reply(
-            self.packet("9013", Cp(), qn=qn, flag=self._reply_flag(), st=ST_SYSTEM)
+            self.packet(CN.NOTICE_REPLY, Cp(), qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM)
         )
 
     async def _send_reply(self, packet: Packet) -> None:
@@ -582,26 +569,26 @@ class PlatformLink:
         qn = req.qn or self.next_qn()
         self.log.info("hj212_command", cn=req.cn, qn=qn, cp=req.cp.text()[:200])
         handler = {
-            "1000": self._set_timeouts,
-            "1002": self._assign_mn,
-            "1011": self._get_time,
-            "1012": self._set_time,
-            "1014": self._new_key,
-            "1061": self._get_interval,
-            "1062": self._set_interval,
-            "1063": self._get_interval,
-            "1064": self._set_interval,
-            CN_REALTIME: self._start_realtime,
-            CN_REALTIME_STOP: self._stop_realtime,
-            CN_RAW: self._history,
-            CN_MINUTE: self._history,
-            CN_HOUR: self._history,
-            CN_DAY: self._history,
-            CN_CHECK: self._history,
-            CN_FURNACE: self._history,
-            "3020": self._info,
+            CN.SET_TIMEOUTS: self._set_timeouts,
+            CN.SET_MN: self._assign_mn,
+            CN.GET_TIME: self._get_time,
+            CN.SET_TIME: self._set_time,
+            CN.NEW_KEY: self._new_key,
+            CN.GET_RTD_INTERVAL: self._get_interval,
+            CN.SET_RTD_INTERVAL: self._set_interval,
+            CN.GET_MIN_INTERVAL: self._get_interval,
+            CN.SET_MIN_INTERVAL: self._set_interval,
+            CN.REALTIME: self._start_realtime,
+            CN.REALTIME_STOP: self._stop_realtime,
+            CN.RAW: self._history,
+            CN.MINUTE: self._history,
+            CN.HOUR: self._history,
+            CN.DAY: self._history,
+            CN.CHECK: self._history,
+            CN.FURNACE: self._history,
+            CN.INFO: self._info,
         }.get(req.cn)
-        if req.cn in ("1002", "1014") and not self.v2025:
+        if req.cn in (CN.SET_MN, CN.NEW_KEY) and not self.v2025:
             handler = None
         if req.cn in NOT_SUPPORTED:
             self.log.warning(
@@ -676,7 +663,7 @@ class PlatformLink:
         if "PolId" in req.cp.params:
             params["PolId"] = req.cp.params["PolId"]
         params["SystemTime"] = format_time(self.up.site_now())
-        await self._send_reply(self.packet("1011", Cp(params), qn=qn, flag=self._reply_flag()))
+        await self._send_reply(self.packet(CN.GET_TIME, Cp(params), qn=qn, flag=self._reply_flag()))
         await self._reply_exertn(qn, EXERTN_OK)
 
     async def _set_time(self, req: Packet, qn: str) -> None:
@@ -743,7 +730,7 @@ class PlatformLink:
         await self._reply_qnrtn(qn, QNRTN_READY)
         key, value = (
             ("RtdInterval", self.up.intervals.rtd_interval)
-            if req.cn == "1061"
+            if req.cn == CN.GET_RTD_INTERVAL
             else ("MinInterval", self.up.intervals.min_interval)
         )
         cp = Cp({key: str(value)})
@@ -753,7 +740,7 @@ class PlatformLink:
     async def _set_interval(self, req: Packet, qn: str) -> None:
         key, name, low, high = (
             ("RtdInterval", "rtd_interval", 30, 3600)
-            if req.cn == "1062"
+            if req.cn == CN.SET_RTD_INTERVAL
             else ("MinInterval", "min_interval", 1, 60)
         )
         await self._reply_qnrtn(qn, QNRTN_READY)
@@ -839,7 +826,7 @@ class PlatformLink:
             for code, value in answers.items()
         }
         cp = Cp.build(params, factors)
-        await self._write(self._encode(self.packet("3020", cp, qn=qn, flag=self._reply_flag()))[0])
+        await self._write(self._encode(self.packet(CN.INFO, cp, qn=qn, flag=self._reply_flag()))[0])
         await self._reply_exertn(qn, EXERTN_OK)
 
 
@@ -965,7 +952,7 @@ class Uplink:
         cp = self.build_cp({"DataTime": data_time}, factors)
         for link in self.links:
             if link.realtime_on and link.connected:
-                link.live.append(link.packet(CN_REALTIME, cp))
+                link.live.append(link.packet(CN.REALTIME, cp))
         self._wake_all()
 
     def send_now(self, cn: str, cp: Cp, data_time: datetime | None = None) -> None:
@@ -992,7 +979,7 @@ class Uplink:
         """Logger start-up time (2081), so platforms see power cuts and restarts."""
         now = self.clock.now()
         cp = self.build_cp({"DataTime": now, "RestartTime": restart_time})
-        self.send_now(CN_RESTART, cp, now)
+        self.send_now(CN.RESTART, cp, now)
 
     def status(self) -> list[LinkStatus]:
         return [

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Direction = Literal["in", "out"]
+Direction = Literal["in", "out", "unknown"]
 Decision = Literal["allow", "deny", "hold"]
-IdSource = Literal["plate", "rfid", "manual", "plate+rfid", "none"]
+IdSource = Literal["plate", "rfid", "manual", "plate+rfid", "simulated", "none"]
 
-DIRECTIONS = ("in", "out")
+#: ``unknown``: a two-way lane that could not tell (never guessed as ``in``).
+DIRECTIONS = ("in", "out", "unknown")
 DECISIONS = ("allow", "deny", "hold")
-ID_SOURCES = ("plate", "rfid", "manual", "plate+rfid", "none")
+ID_SOURCES = ("plate", "rfid", "manual", "plate+rfid", "simulated", "none")
 #: Fuels that count as new-energy (新能源) in the inspectors' ratio.
 NEW_ENERGY_FUELS = frozenset({"electric", "hybrid", "hydrogen"})
 
@@ -120,6 +121,7 @@ class PassageRecord:
     correction_of: int | None = None
     operator: str | None = None
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    lane: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -133,7 +135,8 @@ class PassageRecord:
             f"time: expected a UTC offset (e.g. +08:00), found {self.time!r}",
         )
         _check(
-            self.direction in DIRECTIONS, f"direction: expected in or out, found {self.direction!r}"
+            self.direction in DIRECTIONS,
+            f"direction: expected in, out or unknown, found {self.direction!r}",
         )
         _check(
             self.decision in DECISIONS,
@@ -188,6 +191,7 @@ class PassageRecord:
             "time": self.time,
             "site": self.site,
             "gate": self.gate,
+            "lane": self.lane,
             "direction": self.direction,
             "plate": self.plate,
             "plate_colour": self.plate_colour,

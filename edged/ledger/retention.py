@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -68,9 +70,13 @@ class LedgerConfig:
         default=1000,
         metadata=doc("Daemon events kept (start-ups, faults, recoveries); at least 100 (事件日志)"),
     )
-    head_publish_seconds: float = field(
+    head_publish_s: float = field(
         default=300.0,
-        metadata=doc("How often the chain heads (seq + hash) are published upstream"),
+        metadata=doc(
+            "How often the chain heads (seq + hash) are published upstream (retained)",
+            above=0,
+            was="head_publish_seconds",
+        ),
     )
     frequent_per_day: int = field(
         default=8,
@@ -101,11 +107,6 @@ class LedgerConfig:
             raise ValueError(f"min_free_mb: expected 0 or more, found {self.min_free_mb}")
         if self.events_keep < 100:
             raise ValueError(f"events_keep: expected at least 100, found {self.events_keep}")
-        if self.head_publish_seconds <= 0:
-            raise ValueError(
-                "head_publish_seconds: expected a positive "
-                f"number, found {self.head_publish_seconds}"
-            )
         if self.frequent_per_day < 1:
             raise ValueError(
                 f"frequent_per_day: expected at least 1, found {self.frequent_per_day}"
@@ -195,16 +196,25 @@ def free_mb_of(path: Path) -> float:
 class RetentionKeeper:
     """Runs the sweep and keeps the "images allowed?" answer; events on every change of it."""
 
-    def __init__(self, store: LedgerStore, cfg: LedgerConfig) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        cfg: LedgerConfig,
+        event: Callable[..., None] | None = None,
+    ) -> None:
         self.store = store
         self.cfg = cfg
         self.images_dir = Path(cfg.images_dir)
         self.decision = Decision(True, "ok")
         self._images_bytes = 0
+        # Events go where the box sends all of them (ledger and MQTT); alone, to the ledger.
+        self._event = event or store.append_event
+        self._lock = threading.Lock()  # lanes write images from their own workers
 
     def note_image_written(self, size: int) -> None:
         """The snapshot writer reports each file so the budget check needs no rescan."""
-        self._images_bytes += size
+        with self._lock:
+            self._images_bytes += size
 
     def images_allowed(self, free_mb: float | None = None) -> Decision:
         self.images_dir.mkdir(parents=True, exist_ok=True)
@@ -212,14 +222,16 @@ class RetentionKeeper:
         return self._update(images_allowed(free, self._images_bytes / MB, self.cfg))
 
     def _update(self, new: Decision) -> Decision:
-        if new != self.decision:
+        with self._lock:
+            changed, self.decision = new != self.decision, new
+        if changed:
             if not new.allowed:
                 log.error(
                     "images_stopped",
                     reason=new.reason,
                     hint="free disk space or lower image_budget_mb; ledger rows continue",
                 )
-                self.store.append_event(
+                self._event(
                     "images_stopped",
                     "error",
                     f"snapshot images stopped: {new.reason}",
@@ -227,8 +239,7 @@ class RetentionKeeper:
                 )
             else:
                 log.info("images_resumed")
-                self.store.append_event("images_resumed", "info", "snapshot images resumed")
-            self.decision = new
+                self._event("images_resumed", "info", "snapshot images resumed")
         return new
 
     def sweep(self, now: float | None = None, free_mb: float | None = None) -> dict[str, int]:
@@ -261,9 +272,7 @@ class RetentionKeeper:
             self.store.record_purged_images(items, reason)
         self._images_bytes = sum(f.size for f in files) - freed
         if counts.get("budget") or counts.get("disk_low"):
-            self.store.append_event(
-                "images_purged", "warning", "oldest images removed to make room", **counts
-            )
+            self._event("images_purged", "warning", "oldest images removed to make room", **counts)
         if counts:
             log.info("images_swept", freed_mb=round(freed / MB, 1), **counts)
         self._update(images_allowed(free + freed / MB, self._images_bytes / MB, self.cfg))

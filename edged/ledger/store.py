@@ -329,6 +329,7 @@ class LedgerStore:
         emission_stage: str | None = None,
         fuel: str | None = None,
         gate: str | None = None,
+        lane: str | None = None,
         limit: int | None = None,
     ) -> Iterator[StoredPassage]:
         """Rows in seq order, streamed. ``start``/``end`` are UNIX times (end exclusive)."""
@@ -343,6 +344,7 @@ class LedgerStore:
             emission_stage=emission_stage,
             fuel=fuel,
             gate=gate,
+            lane=lane,
             limit=limit,
         ):
             yield StoredPassage(seq, digest, prev, PassageRecord.from_fields(json.loads(fields)))
@@ -361,6 +363,14 @@ class LedgerStore:
             if not chunk:
                 break
             yield from chunk
+
+    def last_direction(self, plate: str) -> str | None:
+        """Direction of the plate's latest passage (a two-way lane's ``presence`` rule)."""
+        row = self.db.execute_sql(
+            "SELECT direction FROM passages WHERE plate = ? ORDER BY ts DESC, seq DESC LIMIT 1",
+            (plate,),
+        ).fetchone()
+        return row[0] if row else None
 
     def audit_rows(self, since_seq: int = 0) -> Iterator[tuple[int, str, str, str]]:
         cur = self.db.cursor()
@@ -431,6 +441,9 @@ def _filter_sql(table: str, since_seq: int = 0, **f: Any) -> tuple[str, list[Any
         if f.get(col) is not None:
             where.append(f"{col} = ?")
             params.append(f[col])
+    if f.get("lane") is not None:
+        where.append("json_extract(fields, '$.lane') = ?")
+        params.append(f["lane"])
     sql = (
         f"SELECT seq, hash, prev_hash, fields FROM {table} WHERE {' AND '.join(where)} ORDER BY seq"
     )

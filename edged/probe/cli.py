@@ -26,22 +26,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TextIO
 
-from edged.probe.output import ProbeOutput, probe_config
+from edged.probe.output import ProbeOutput, lane_device, probe_config
 
 # -- camera --------------------------------------------------------------------
-
-
-def camera_source(cc: Any) -> Any:
-    """The frame source a ``[camera]`` section describes (the daemon builds the same)."""
-    from drivers.camera import FolderSource, OpenCVSource, PiCameraSource
-
-    if cc.source == "folder":
-        return FolderSource(cc.folder, loop=True, fps=cc.fps)
-    if cc.source == "picamera2":
-        return PiCameraSource((cc.width, cc.height))
-    if cc.source == "opencv":
-        return OpenCVSource(cc.device)
-    raise ValueError(f"source: no camera to open for {cc.source!r}")
 
 
 def probe_camera(
@@ -56,17 +43,18 @@ def probe_camera(
     save: str | None = None,
 ) -> int:
     """Open the camera, take ``frames`` frames, report size and measured fps."""
-    from drivers.camera import ResilientSource
+    from drivers import config as driver_config
+    from drivers.camera.resilient import ResilientSource
 
     v = ProbeOutput(out)
-    if cc.source in ("none", "synthetic"):
-        what = "no camera" if cc.source == "none" else "generated demo scenes, no camera"
+    if cc.type in ("none", "mock"):
+        what = "no camera" if cc.type == "none" else "frames handed in by a program, no camera"
         return v.failed(
-            f"camera.source is {cc.source} ({what})",
-            "set camera.source to opencv, picamera2 or folder to probe a camera",
+            f"camera type is {cc.type} ({what})",
+            "set the lane's camera type to opencv, picamera2 or folder to probe a camera",
         )
-    timeout = timeout or cc.read_timeout_seconds
-    src = camera_source(cc)
+    timeout = timeout or cc.read_timeout_s
+    src = driver_config.build(cc)
     cam = ResilientSource(src, read_timeout=timeout)
     v.line(f"opening {src.name} (frame timeout {timeout:g} s)")
     opener = threading.Thread(target=cam.open, name="probe-camera-open", daemon=True)
@@ -83,7 +71,7 @@ def probe_camera(
         hint = (
             ""
             if "check" in reason or "install" in reason
-            else "check camera.source, camera.device and camera.folder"
+            else "check the camera's type, device (or folder) in the config"
         )
         return v.failed(f"cannot open {src.name}: {reason}", hint)
     times: list[float] = []
@@ -107,8 +95,9 @@ def probe_camera(
     span = times[-1] - times[0]
     fps = (len(times) - 1) / span if len(times) > 1 and span > 0 else 0.0
     v.line(f"{len(times)} frames {w}x{h}, {fps:.1f} fps measured (configured {cc.fps:g})")
-    if cc.source != "folder" and (w, h) != (cc.width, cc.height):
-        v.line(f"note: the camera delivers {w}x{h}; the config asks {cc.width}x{cc.height}")
+    asked = (getattr(cc, "width", None), getattr(cc, "height", None))
+    if None not in asked and (w, h) != asked:
+        v.line(f"note: the camera delivers {w}x{h}; the config asks {asked[0]}x{asked[1]}")
     if len(times) > 1 and fps < cc.fps * 0.5:
         v.line(
             f"note: {fps:.1f} fps is less than half of camera.fps = {cc.fps:g};"
@@ -168,6 +157,7 @@ def plate_width(corners: tuple[tuple[float, float], ...]) -> float:
 
 _INPUT_MEANING = {
     "ground_loop": "vehicle on the loop",
+    "inner_loop": "vehicle on the inner loop",
     "ir_beam": "beam broken",
     "barrier_up": "barrier up",
 }
@@ -203,6 +193,7 @@ def probe_gpio(gc: Any, out: TextIO, *, pulse: str | None = None, watch: float =
         v.line(f"pin factory: {type(Device.pin_factory).__name__}")
         inputs = (
             ("ground_loop", gc.ground_loop, io.loop),
+            ("inner_loop", gc.inner_loop, io.inner_loop),
             ("ir_beam", gc.ir_beam, io.beam),
             ("barrier_up", gc.barrier_up, io.barrier_up),
         )
@@ -713,11 +704,13 @@ def _guarded(handler: Any) -> Any:
 
 
 def _camera(args: argparse.Namespace) -> int:
-    cfg = probe_config(args, ProbeOutput(sys.stdout))
-    cc = cfg.camera
-    changes = {k: getattr(args, k) for k in ("source", "device", "folder") if getattr(args, k)}
-    if changes:
-        cc = replace(cc, **changes)
+    from edged.probe.serial import with_flags
+
+    out = ProbeOutput(sys.stdout)
+    cfg = probe_config(args, out)
+    lane, cc = lane_device(cfg, "camera", args.lane)
+    out.line(f"lane: {lane}")
+    cc = with_flags("camera", cc, args.type, device=args.device, folder=args.folder)
     return probe_camera(
         cc,
         sys.stdout,
@@ -730,8 +723,10 @@ def _camera(args: argparse.Namespace) -> int:
 
 
 def _gpio(args: argparse.Namespace) -> int:
-    cfg = probe_config(args, ProbeOutput(sys.stdout))
-    return probe_gpio(cfg.gpio, sys.stdout, pulse=args.pulse, watch=args.watch)
+    out = ProbeOutput(sys.stdout)
+    lane, gc = lane_device(probe_config(args, out), "gpio", args.lane)
+    out.line(f"lane: {lane}")
+    return probe_gpio(gc, sys.stdout, pulse=args.pulse, watch=args.watch)
 
 
 def _modbus(args: argparse.Namespace) -> int:
@@ -785,9 +780,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         serial.set_defaults(func=_guarded(serial.get_default("func")))
 
     p = kinds.add_parser("camera", help="grab frames: resolution and measured fps")
-    p.add_argument("--source", choices=["opencv", "picamera2", "folder"])
+    p.add_argument("--lane", help="the lane whose camera to probe (default: the first with one)")
+    p.add_argument("--type", choices=["opencv", "picamera2", "folder"], help="camera type")
     p.add_argument("--device", help="V4L2 device, index or rtsp:// URL (default: from config)")
-    p.add_argument("--folder", help="image folder or video file for source folder")
+    p.add_argument("--folder", help="image folder or video file for type folder")
     p.add_argument("--frames", type=int, default=20, help="frames to grab (default 20)")
     p.add_argument("--timeout", type=float, help="seconds per frame (default: from config)")
     p.add_argument("--read", action="store_true", help="read plates in the last frame")
@@ -795,6 +791,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_guarded(_camera))
 
     p = kinds.add_parser("gpio", help="show loop/beam inputs and outputs; --pulse to test one")
+    p.add_argument("--lane", help="the lane whose GPIO to probe (default: the first)")
     p.add_argument(
         "--pulse",
         choices=["barrier", "close", "alarm", "lamp"],

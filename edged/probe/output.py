@@ -51,8 +51,33 @@ def probe_config(args: argparse.Namespace, out: ProbeOutput | None = None) -> An
     if explicit is None and not os.environ.get(ENV_VAR) and not path.exists():
         if out is not None:
             out.line(f"config: {path} not found; using defaults and command-line flags")
-        return parse("", "<defaults>")
+        # No camera in the defaults: a laptop before installation has no model folder.
+        return parse('[camera]\ntype = "none"\n', "<defaults>")
     cfg = load_config(path)
     if out is not None:
         out.line(f"config: {path}")
     return cfg
+
+
+def lane_device(cfg: Any, kind: str, lane: str | None) -> tuple[str, Any]:
+    """The ``kind`` device (camera, gpio, rfid, scale) of a lane, and the lane's name.
+
+    With ``--lane`` that lane's (own or shared) device; without, the first
+    lane that has one, or the first lane. None where no lane has one.
+    """
+    lanes = list(cfg.lanes)
+    if lane is not None:
+        try:
+            chosen = [cfg.lane(lane)]
+        except KeyError as exc:
+            raise SystemExit(f"edged: {exc.args[0]}") from None
+    else:
+        chosen = lanes
+    by_name = {ln.name: ln for ln in lanes}
+    for ln in chosen:
+        dev = getattr(ln, kind)
+        if dev is None and kind in ln.shares:
+            dev = getattr(by_name[ln.shares[kind]], kind)
+        if dev is not None and getattr(dev, "type", "") != "none":
+            return ln.name, dev
+    return chosen[0].name, None

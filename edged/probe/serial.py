@@ -15,9 +15,10 @@ import threading
 import time
 from typing import Any, TextIO
 
+from drivers import config as driver_config
 from drivers.rfid import RfidConfig, TagRead, open_reader
-from drivers.scale import ScaleConfig, ScaleReader, StableWeight, WeightReading
-from edged.probe.output import ProbeOutput, probe_config
+from drivers.scale import ScaleConfig, StableWeight, WeightReading
+from edged.probe.output import ProbeOutput, lane_device, probe_config
 
 
 def _hex(data: bytes) -> str:
@@ -85,22 +86,28 @@ def _listen(reader: Any, seconds: float, out: TextIO) -> dict[str, Any]:
     return stats
 
 
+def with_flags(family: str, cfg: Any, kind: str | None, **changes: Any) -> Any:
+    """The device config with the probe's flags applied (a new ``--type`` keeps what fits)."""
+    types = driver_config.family(family)
+    kind = kind or (cfg.type if cfg is not None else next(iter(types)))
+    cls = types[kind].config
+    keep = {} if cfg is None else {k: v for k, v in vars(cfg).items() if k != "type"}
+    names = {f for f in cls.__dataclass_fields__ if f != "type"}
+    given = {**keep, **{k: v for k, v in changes.items() if v is not None}}
+    return cls(**{k: v for k, v in given.items() if k in names})
+
+
 def probe_rfid(
-    port: str,
-    baudrate: int,
-    protocol: str,
+    cfg: RfidConfig,
     raw: bool,
     seconds: float,
     out: TextIO,
     *,
-    cfg: RfidConfig | None = None,
     line_kwargs: dict[str, Any] | None = None,
 ) -> int:
     """Print tag reads for ``seconds``; 0 (PASS) if at least one tag was decoded."""
-    base = cfg or RfidConfig()
-    cfg = RfidConfig(
-        **{**vars(base), "enabled": True, "protocol": protocol, "port": port, "baudrate": baudrate}
-    )
+    port, baudrate = getattr(cfg, "port", "GPIO"), getattr(cfg, "baudrate", 0)
+    protocol = cfg.type
     tl = _Timeline(out, raw)
     epcs: dict[str, int] = {}
 
@@ -120,8 +127,7 @@ def probe_rfid(
         return v.passed(f"{total} tag reads from {len(epcs)} tags in {seconds:g} s")
     if protocol == "wiegand":
         return v.failed(
-            f"no valid Wiegand card in {seconds:g} s on GPIO D0={cfg.wiegand_d0_pin} "
-            f"D1={cfg.wiegand_d1_pin}",
+            f"no valid Wiegand card in {seconds:g} s on GPIO D0={cfg.d0_pin} D1={cfg.d1_pin}",
             "check wiring, common ground, and hold a card to the reader",
         )
     if not stats.get("line_bytes_in"):
@@ -133,21 +139,15 @@ def probe_rfid(
 
 
 def probe_scale(
-    port: str,
-    baudrate: int,
-    fmt: str,
+    cfg: ScaleConfig,
     raw: bool,
     seconds: float,
     out: TextIO,
     *,
-    cfg: ScaleConfig | None = None,
     line_kwargs: dict[str, Any] | None = None,
 ) -> int:
     """Print weights for ``seconds``; 0 (PASS) if at least one weight was decoded."""
-    base = cfg or ScaleConfig()
-    cfg = ScaleConfig(
-        **{**vars(base), "enabled": True, "format": fmt, "port": port, "baudrate": baudrate}
-    )
+    port, baudrate, fmt = cfg.port, cfg.baudrate, cfg.type
     tl = _Timeline(out, raw)
     count = [0]
     last: list[float] = []
@@ -161,7 +161,7 @@ def probe_scale(
     def on_stable(s: StableWeight) -> None:
         tl.say(f"STABLE {s.kg:g} kg")
 
-    reader = ScaleReader(
+    reader = driver_config.build(
         cfg,
         name="probe",
         on_weight=on_weight,
@@ -188,19 +188,19 @@ def probe_scale(
 
 
 def _rfid(args: argparse.Namespace) -> int:
-    cfg = probe_config(args, ProbeOutput(sys.stdout)).rfid
-    port = args.port or cfg.port
-    baud = args.baudrate or cfg.baudrate
-    protocol = args.protocol or cfg.protocol
-    return probe_rfid(port, baud, protocol, args.raw, args.seconds, sys.stdout, cfg=cfg)
+    out = ProbeOutput(sys.stdout)
+    lane, cfg = lane_device(probe_config(args, out), "rfid", args.lane)
+    out.line(f"lane: {lane}" + ("" if cfg else " (no [rfid] in the config: flags only)"))
+    cfg = with_flags("rfid", cfg, args.type, port=args.port, baudrate=args.baudrate)
+    return probe_rfid(cfg, args.raw, args.seconds, sys.stdout)
 
 
 def _scale(args: argparse.Namespace) -> int:
-    cfg = probe_config(args, ProbeOutput(sys.stdout)).scale
-    port = args.port or cfg.port
-    baud = args.baudrate or cfg.baudrate
-    fmt = args.format or cfg.format
-    return probe_scale(port, baud, fmt, args.raw, args.seconds, sys.stdout, cfg=cfg)
+    out = ProbeOutput(sys.stdout)
+    lane, cfg = lane_device(probe_config(args, out), "scale", args.lane)
+    out.line(f"lane: {lane}" + ("" if cfg else " (no [scale] in the config: flags only)"))
+    cfg = with_flags("scale", cfg, args.type, port=args.port, baudrate=args.baudrate)
+    return probe_scale(cfg, args.raw, args.seconds, sys.stdout)
 
 
 def add_kinds(kinds: argparse._SubParsersAction) -> None:
@@ -211,10 +211,14 @@ def add_kinds(kinds: argparse._SubParsersAction) -> None:
         p.add_argument("--baudrate", type=int, help="baud rate (default: from config)")
         p.add_argument("--seconds", type=float, default=10.0, help="how long to listen")
         p.add_argument("--raw", action="store_true", help="print raw bytes in hex")
-        if kind == "rfid":
-            p.add_argument("--protocol", choices=["r2000", "asciihex", "wiegand"])
-        else:
-            p.add_argument("--format", choices=["xk3190", "ascii"])
+        p.add_argument(
+            "--lane", help="the lane whose device to probe (default: the first with one)"
+        )
+        p.add_argument(
+            "--type",
+            choices=list(driver_config.family(kind)),
+            help="device type (default: from config)",
+        )
         p.set_defaults(func=handler)
 
 

@@ -42,7 +42,7 @@ def test_chain(factory: MockFactory, tmp_path: Path, stage: str, opened: bool) -
         ground_loop=InputPin(22, debounce_ms=0),
         ir_beam=InputPin(23, debounce_ms=0),
         pulse_ms=100,
-        alarm_seconds=5,
+        alarm_s=5,
     )
     passages: list[tuple[str, str]] = []
     with Registry(tmp_path / "r.sqlite") as reg, GateIO(cfg) as io:
@@ -58,7 +58,7 @@ def test_chain(factory: MockFactory, tmp_path: Path, stage: str, opened: bool) -
             act(decision, io)
             passages.append((decision.action, decision.reason))
 
-        io.on_arrival = on_loop
+        io.on_loop = lambda name, active: on_loop() if active else None
         factory.pin(22).drive_high()
         assert pulses(factory.pin(17)) == (1 if opened else 0)
         assert factory.pin(27).state is (not opened)

@@ -1,11 +1,10 @@
-"""Signed MQTT commands reach the registry, the ledger and the barrier through the gate."""
+"""Signed MQTT commands reach the registry, the ledger and the barrier through the box."""
 
 from __future__ import annotations
 
 import json
 import queue
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edged.mqtt.commands import make_command
+from tests.box_rig import passage, running_box
 from tests.broker import Mosquitto
-from tests.gate_rig import running_gate
 from tests.mqtt.helpers import wait_until
 
 KEY = "s3cret-site-key-0123456789"
@@ -23,8 +22,11 @@ KEY = "s3cret-site-key-0123456789"
 
 @pytest.fixture
 def gate(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Any]:
-    extra = f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nhmac_key = "{KEY}"\n'
-    with running_gate(tmp_path, extra, ["ledger", "registry", "mqtt", "gpio", "gate"]) as g:
+    extra = (
+        '[camera]\ntype = "none"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nhmac_key = "{KEY}"\n'
+    )
+    with running_box(tmp_path, extra) as g:
         # a command published before the gate's subscription is acknowledged is lost
         assert wait_until(lambda: g.mqtt.listening, 10), "the gate never subscribed to commands"
         yield g
@@ -72,7 +74,7 @@ def test_registry_commands_change_the_decision(gate: Any, mosquitto: Mosquitto) 
         )
     )
     assert reply.get("ok") is True, reply
-    out = gate.worker.submit(gate.passage, time.monotonic(), "test", "冀B12345", (), None, wait=10)
+    out = passage(gate, "冀B12345")
     assert out.decision == "allow"
     reply = _body(
         _send(
@@ -86,7 +88,7 @@ def test_registry_commands_change_the_decision(gate: Any, mosquitto: Mosquitto) 
         )
     )
     assert reply.get("ok") is True, reply
-    out = gate.worker.submit(gate.passage, time.monotonic(), "test", "冀B12345", (), None, wait=10)
+    out = passage(gate, "冀B12345")
     assert out.decision == "deny" and out.reason_code == "blacklisted"
     actions = [a for a in _audit_actions(gate)]
     assert any("blacklist" in a for a in actions)
@@ -132,11 +134,7 @@ def test_bad_registry_item_is_refused_with_row_and_field(gate: Any, mosquitto: M
 def _audit_actions(gate: Any) -> list[str]:
     import sqlite3
 
-    db = sqlite3.connect(
-        gate.ledger.path
-        if hasattr(gate.ledger, "path")
-        else gate.cfg.daemon.data_dir + "/ledger.db"
-    )
+    db = sqlite3.connect(gate.ctx.ledger_service.path)
     rows = [r[0] for r in db.execute("SELECT action FROM audit")]
     db.close()
     return rows
@@ -147,7 +145,6 @@ def test_status_and_simulated_passage_over_the_control_socket(
 ) -> None:
     from edged.cli.main import main
 
-    gate.control.start()
     try:
         sock = str(gate.control.path)
         assert main(["simulate", "passage", "--plate", "豫D99881", "--socket", sock]) == 0
@@ -155,7 +152,8 @@ def test_status_and_simulated_passage_over_the_control_socket(
         assert "豫D99881" in out and "unknown_vehicle" in out
         assert main(["status", "--json", "--socket", sock]) == 0
         status = json.loads(capsys.readouterr().out)
-        assert status["passages"] == 1 and status["last_passage"]["plate"] == "豫D99881"
+        last = status["lanes"]["main"]["last_passage"]
+        assert status["passages"] == 1 and last["plate"] == "豫D99881"
         assert status["ledger_head"]["passages"]["seq"] == 1
         assert main(["simulate", "passage", "--plate", "12", "--socket", sock]) == 0
     finally:

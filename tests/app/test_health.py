@@ -12,7 +12,6 @@ from edged.app.health import (
     cpu_temperature_c,
     disk_use,
 )
-from edged.cli.status import format_status
 from edged.hj212.clock import OffsetClock
 
 
@@ -68,59 +67,3 @@ def test_rate_meter_counts_frames_in_its_window() -> None:
     # the camera stalls: the figure falls, then reaches zero once the window is empty
     assert meter.rate(now=103.0) < 9.0
     assert meter.rate(now=104.5) == 0.0
-
-
-def test_status_lines_name_every_figure() -> None:
-    reply = {
-        "ok": True,
-        "uptime_s": 3725.0,
-        "passages": 3,
-        "components": {"ledger": {"state": "running", "error": ""}},
-        "camera": {"state": "lost", "fps": 0.0, "source": "opencv:0", "error": "no frame"},
-        "last_read": {
-            "plate": "冀B12345",
-            "confidence": 0.97,
-            "valid": True,
-            "source": "camera",
-            "time": "2024-05-01T08:00:00.000+08:00",
-        },
-        "last_passage": {"plate": "冀B12345", "decision": "allow", "seq": 3, "time": "t"},
-        "gate_queue": 0,
-        "queues": {"gate": 0, "mqtt_outbox": 12, "hj212_outbox": {"city": 4}},
-        "outbox": {"connected": False, "backlog": 12},
-        "hj212": {"city": {"connected": True}},
-        "datalogger": {"fan1": "comm_fault"},
-        "disk": {
-            "path": "/var/lib/edged",
-            "total_mb": 29000.0,
-            "free_mb": 20000.0,
-            "used_pct": 31.0,
-        },
-        "cpu_temp_c": None,
-        "clock": {"ntp_synchronized": False, "platform_offset_s": -2.5, "platform_set_at": "x"},
-        "ledger_head": {"passages": {"seq": 3, "hash": "ab" * 32}},
-    }
-    text = "\n".join(format_status(reply))
-    for line in (
-        "uptime: 01:02:05",
-        "component ledger: running",
-        "camera: lost, 0.0 fps (no frame)",
-        "last read: 冀B12345 conf 0.97 (camera)",
-        "last passage: seq 3 冀B12345 allow",
-        "queue gate: 0",
-        "queue mqtt outbox: 12 (NOT connected)",
-        "queue hj212 city: 4 (connected)",
-        "meter fan1: comm_fault",
-        "disk /var/lib/edged: 20000 MB free of 29000 MB (31.0% used)",
-        "cpu temperature: unknown",
-        "clock ntp: NOT synchronised",
-        "clock platform offset: -2.5 s",
-        "ledger passages: seq 3 abababab",
-    ):
-        assert line in text, line
-    # connected but the broker has not (or never) acknowledged the command topic
-    reply["outbox"] = {"connected": True, "listening": False, "backlog": 12}
-    text = "\n".join(format_status(reply))
-    assert "queue mqtt outbox: 12 (connected, commands NOT subscribed" in text
-    reply["outbox"]["listening"] = True
-    assert "queue mqtt outbox: 12 (connected)" in "\n".join(format_status(reply))

@@ -8,23 +8,27 @@ import socket
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import cv2
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
-from edged.app.supervisor import Supervisor
-from edged.assembly import Gate
-from edged.config.load import parse
+from tests.box_rig import passage, running_box
 from tests.broker import Mosquitto
-from tests.gate_rig import base_toml
 
-PARTS = ("ledger", "registry", "mqtt", "gpio", "camera", "hj212", "gate", "control")
+PARTS = [
+    "ledger",
+    "registry",
+    "mqtt",
+    "passage_feed",
+    "main.gpio",
+    "main.camera",
+    "hj212",
+    "main.worker",
+    "control",
+]
 
 
 def _closed_port() -> int:
@@ -39,13 +43,9 @@ def gate(tmp_path: Path, mosquitto: Mosquitto) -> Any:
     frames.mkdir()
     for i in range(3):
         cv2.imwrite(str(frames / f"{i}.jpg"), np.full((120, 160, 3), 40 * i, np.uint8))
-    old = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    cfg = parse(
-        base_toml(tmp_path)
-        + f"""
+    extra = f"""
 [camera]
-source = "folder"
+type = "folder"
 folder = "{frames}"
 fps = 20
 [mqtt]
@@ -57,19 +57,9 @@ host = "127.0.0.1"
 port = {_closed_port()}
 mn = "66330300010100001001"
 backoff_min = 5
-""",
-        "test.toml",
-    )
-    supervisor = Supervisor()
-    daemon = SimpleNamespace(started_at=time.time(), supervisor=supervisor)
-    g = Gate(cfg, daemon)
-    parts = {p.name: p for p, _ in g.parts()}
-    for name in PARTS:
-        supervisor.add(parts[name], critical=name == "ledger")
-    supervisor.start_all()
-    yield g
-    supervisor.stop_all(5.0)
-    Device.pin_factory = old
+"""
+    with running_box(tmp_path, extra, PARTS) as box:
+        yield box
 
 
 def _retained_status(port: int, timeout: float = 10.0) -> dict[str, Any]:
@@ -88,13 +78,16 @@ def _retained_status(port: int, timeout: float = 10.0) -> dict[str, Any]:
 
 
 def test_status_carries_every_figure_of_the_issue(gate: Any, mosquitto: Mosquitto) -> None:
+    lane = gate.lane("main")
     deadline = time.monotonic() + 10
-    while gate.camera_rate.rate() == 0 and time.monotonic() < deadline:
+    while lane.camera.rate.rate() == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
-    gate.worker.submit(gate.passage, time.monotonic(), "simulate", "冀B12345", (), None, wait=10)
-    gate.uplink.clock.set(datetime.now() + timedelta(seconds=120))  # a platform's CN 1012
+    passage(gate, "冀B12345")
+    gate.uplink.uplink.clock.set(datetime.now() + timedelta(seconds=120))  # a platform's 1012
     deadline = time.monotonic() + 10  # let the MQTT link connect and drain the passage
-    while (not gate.mqtt.connected or gate.mqtt.stats()["backlog"]) and time.monotonic() < deadline:
+    while (
+        not gate.mqtt.connected or gate.mqtt.status()["backlog"]
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     gate.publish_health()
 
@@ -104,15 +97,18 @@ def test_status_carries_every_figure_of_the_issue(gate: Any, mosquitto: Mosquitt
     assert msg["retain"] is True
     st = msg["payload"]
     assert st["uptime_s"] >= 0
-    assert st["components"]["camera"]["state"] == "running"
+    assert st["site"] == {"id": "p1", "name": "", "gate": "g1", "gate_name": ""}
+    assert st["components"]["main.camera"]["state"] == "running"
     assert st["components"]["ledger"]["state"] == "running"
-    assert st["camera"]["state"] == "ok" and 0 < st["camera"]["fps"] <= 25  # paced at 20 fps
-    assert st["last_read"]["plate"] == "冀B12345" and st["last_read"]["confidence"] == 1.0
-    assert st["last_read"]["time"]
-    assert st["last_passage"]["plate"] == "冀B12345" and st["last_passage"]["seq"] == 1
-    assert st["last_passage"]["time"]
+    ln = st["lanes"]["main"]
+    assert ln["direction"] == "in"
+    assert ln["camera"]["state"] == "ok" and 0 < ln["camera"]["fps"] <= 25  # paced at 20 fps
+    assert ln["last_read"]["plate"] == "冀B12345" and ln["last_read"]["confidence"] == 1.0
+    assert ln["last_read"]["time"]
+    assert ln["last_passage"]["plate"] == "冀B12345" and ln["last_passage"]["seq"] == 1
+    assert ln["last_passage"]["direction"] == "in" and ln["last_passage"]["time"]
     queues = st["queues"]
-    assert queues["gate"] == 0
+    assert queues["lanes"] == {"main": 0}
     assert isinstance(queues["mqtt_outbox"], int)
     assert queues["hj212_outbox"]["city"] >= 1  # the start-up packet; the platform is down
     assert st["outbox"]["backlog"] == queues["mqtt_outbox"]
@@ -128,16 +124,21 @@ def test_status_carries_every_figure_of_the_issue(gate: Any, mosquitto: Mosquitt
 def test_edged_status_prints_key_value_lines(gate: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from edged.cli.main import main
 
-    gate.worker.submit(gate.passage, time.monotonic(), "simulate", "豫D99881", (), None, wait=10)
+    assert (
+        main(["simulate", "passage", "--plate", "豫D99881", "--socket", str(gate.control.path)])
+        == 0
+    )
     assert main(["status", "--socket", str(gate.control.path)]) == 0
     out = capsys.readouterr().out
     for start in (
+        "site: p1, gate g1",
         "uptime: ",
-        "component camera: running",
-        "camera: ok, ",
-        "last read: 豫D99881 conf 1.0 (simulate)",
-        "last passage: seq 1 豫D99881",
-        "queue gate: 0",
+        "alert level: none",
+        "component main.camera: running",
+        "lane main: in, 1 passages, queue 0",
+        "  camera: ok, ",
+        "  last read: 豫D99881 conf 1.0 (simulate)",
+        "  last passage: seq 1 豫D99881 in hold",
         "queue mqtt outbox: ",
         "queue hj212 city: ",
         "disk ",

@@ -12,7 +12,7 @@ import pytest
 
 from edged.lpr.models import check_models
 from edged.lpr.synth import render_scene
-from tests.gate_rig import running_gate
+from tests.box_rig import running_box
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = Path(os.environ.get("EDGED_MODEL_DIR", REPO / "models" / "onnx"))
@@ -27,7 +27,7 @@ def test_burst_drops_every_frame_but_the_best(tmp_path: Path) -> None:
         cv2.imwrite(str(frames / f"{i}.png"), np.full((720, 1280, 3), 60 * i, np.uint8))
     extra = f"""
 [camera]
-source = "folder"
+type = "folder"
 folder = "{frames}"
 fps = 25
 [lpr]
@@ -39,11 +39,12 @@ min_plate_confidence = 1.0
 [mqtt]
 enabled = false
 """
-    parts = ["ledger", "registry", "gpio", "recognizer", "camera", "gate"]
-    with running_gate(tmp_path, extra, parts) as gate:
+    parts = ["ledger", "registry", "recognizer", "main.gpio", "main.camera", "main.worker"]
+    with running_box(tmp_path, extra, parts) as box:
+        pipeline = box.lane("main").pipeline
         for _ in range(100):  # until a burst begins on the plate frame
             time.sleep(0.03)
-            kept, result = gate._burst()
+            kept, result = pipeline.burst()
             if result.plate == "冀B12345" and result.best_frame == 0 and len(kept) > 1:
                 break
         else:

@@ -6,18 +6,18 @@ import os
 import time
 from pathlib import Path
 
-from tests.gate_rig import running_gate
+from tests.box_rig import running_box
 
 CONFIG = """
 [camera]
-source = "none"
+type = "none"
 [mqtt]
 enabled = false
 """
 
 
 def test_gate_tick_sweeps_images_past_their_age_on_the_worker(tmp_path: Path) -> None:
-    with running_gate(tmp_path, CONFIG, ["ledger", "registry", "gate"]) as gate:
+    with running_box(tmp_path, CONFIG, ["ledger", "registry", "housekeeping"]) as gate:
         day = tmp_path / "data" / "images" / "2026" / "01" / "02"
         day.mkdir(parents=True)
         old, new = day / "old.jpg", day / "new.jpg"
@@ -26,9 +26,10 @@ def test_gate_tick_sweeps_images_past_their_age_on_the_worker(tmp_path: Path) ->
         past = time.time() - 400 * 86400  # past the default image retention
         os.utime(old, (past, past))
 
-        gate.tick()  # too early: the first sweep waits for the gate to settle
+        gate._due["sweep"] = time.monotonic() + 60  # as started() sets it
+        gate.tick()  # too early: the first sweep waits for the box to settle
         assert old.exists()
-        gate._next_sweep = 0.0
+        gate._due["sweep"] = 0.0
         gate.tick()
         db = gate.ledger.raw_connection()
 

@@ -9,7 +9,7 @@ import pytest
 
 from edged.app.control import ControlServer
 from edged.lane.worker import WorkerTimeout
-from tests.gate_rig import held_worker
+from tests.box_rig import held_worker
 
 
 @pytest.fixture

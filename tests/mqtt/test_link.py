@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 
 from edged.mqtt.client import MqttLink, fallback_needed
 from edged.mqtt.commands import make_command
+from tests.box_rig import held_worker
 from tests.broker import Mosquitto
-from tests.gate_rig import held_worker
 from tests.mqtt.helpers import (
     KEY,
     Collector,

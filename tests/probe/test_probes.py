@@ -25,9 +25,9 @@ from gpiozero.pins.mock import MockFactory
 from edged.cli.main import main
 from edged.hj212.codec import FLAG_REPLY
 from edged.lpr.models import check_models
+from tests.box_rig import base_toml
 from tests.broker import Mosquitto
 from tests.datalogger.sim import Meter, TcpMeters
-from tests.gate_rig import base_toml
 from tests.hj212.platform import FakePlatform
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ def test_camera_pass_reports_size_fps_and_saves_a_frame(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = _frames(tmp_path, np.full((360, 640, 3), 90, np.uint8))
-    cfg = _config(tmp_path, f'[camera]\nsource = "folder"\nfolder = "{folder}"\nfps = 50\n')
+    cfg = _config(tmp_path, f'[camera]\ntype = "folder"\nfolder = "{folder}"\nfps = 50\n')
     saved = tmp_path / "aim.jpg"
     rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "6", "--save", str(saved))
     assert rc == 0, out
@@ -101,7 +101,7 @@ def test_camera_read_prints_the_plate_in_view(
     from edged.lpr.synth import render_scene
 
     folder = _frames(tmp_path, render_scene("京A12345", "blue", size=(1280, 720), seed=1), n=2)
-    cfg = _config(tmp_path, f'[camera]\nsource = "folder"\nfolder = "{folder}"\nfps = 50\n')
+    cfg = _config(tmp_path, f'[camera]\ntype = "folder"\nfolder = "{folder}"\nfps = 50\n')
     rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2", "--read")
     assert rc == 0, out
     assert "plate 京A12345 confidence" in out
@@ -119,7 +119,7 @@ def test_camera_read_says_when_the_plate_is_small_for_the_recogniser(
 
     frame = render_scene("京A12345", "blue", size=(1280, 720), seed=1, plate_width=100)
     folder = _frames(tmp_path, frame, n=2)
-    cfg = _config(tmp_path, f'[camera]\nsource = "folder"\nfolder = "{folder}"\nfps = 50\n')
+    cfg = _config(tmp_path, f'[camera]\ntype = "folder"\nfolder = "{folder}"\nfps = 50\n')
     rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2", "--read")
     assert rc == 0 and verdict.endswith("plates read: 京A12345"), out
     assert "plate is small: under 120 px" in out and "[lpr] roi" in out
@@ -128,7 +128,7 @@ def test_camera_read_says_when_the_plate_is_small_for_the_recogniser(
 def test_camera_fail_when_it_cannot_open_or_gives_no_frames(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = _config(tmp_path, f'[camera]\nsource = "folder"\nfolder = "{tmp_path / "gone"}"\n')
+    cfg = _config(tmp_path, f'[camera]\ntype = "folder"\nfolder = "{tmp_path / "gone"}"\n')
     rc, verdict, _ = _probe(capsys, cfg, "camera")
     assert rc == 1
     assert verdict.startswith("FAIL: cannot open folder:gone: replay folder ")
@@ -138,7 +138,7 @@ def test_camera_fail_when_it_cannot_open_or_gives_no_frames(
     rc, verdict, _ = _probe(capsys, cfg, "camera", "--folder", str(empty), "--timeout", "1")
     assert rc == 1
     assert verdict.startswith("FAIL: frame 1 of 20 from folder:empty.avi did not arrive (")
-    cfg = _config(tmp_path, '[camera]\nsource = "picamera2"\n')
+    cfg = _config(tmp_path, '[camera]\ntype = "picamera2"\n')
     rc, verdict, _ = _probe(capsys, cfg, "camera")
     if rc == 0:
         pytest.skip("picamera2 is installed here")

@@ -73,7 +73,7 @@ class Instance:
         site: str = "rel",
         gate: str = "g1",
         data_dir: Path | None = None,
-        camera: str = 'source = "none"',
+        camera: str = 'type = "none"',
         model_dir: Path | None = None,
         ledger: str = "",
         extra: str = "",
@@ -96,13 +96,13 @@ class Instance:
 [site]
 id = "{site}"
 gate_id = "{gate}"
-direction = "in"
 
 [daemon]
 data_dir = "{self.data_dir}"
-heartbeat_seconds = 1.0
-health_seconds = 30.0
-stop_timeout_seconds = 15.0
+heartbeat_s = 1.0
+health_s = 30.0
+stop_timeout_s = 15.0
+allow_simulation = true
 
 [logging]
 components = {{ mqtt = "warning", control = "warning", supervisor = "warning" }}
@@ -113,9 +113,6 @@ components = {{ mqtt = "warning", control = "warning", supervisor = "warning" }}
 [lpr]
 # with no camera: a folder without models, since such a lane must not need them
 model_dir = "{model_dir or root / "no-models"}"
-
-[rfid]
-enabled = false
 
 [gpio]
 pulse_ms = 100

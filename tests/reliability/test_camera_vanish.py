@@ -20,11 +20,11 @@ import cv2
 import pytest
 from gpiozero import Device
 
-from drivers.rfid.simulator import R2000Simulator
+from drivers.simulators import R2000Simulator
 from edged.admission.model import Vehicle
 from edged.lpr.models import check_models
 from edged.lpr.synth import render_scene
-from tests.gate_rig import running_gate
+from tests.box_rig import running_box
 from tests.ptys import PtyCable, wait_for
 from tests.reliability import summary
 
@@ -37,8 +37,8 @@ EPC = "E2003412B802011512345678"
 VANISH = 3
 
 
-def _camera_state(gate: Any) -> str | None:
-    cam = gate.health()["camera"]
+def _camera_state(box: Any) -> str | None:
+    cam = box.health()["lanes"]["main"]["camera"]
     return cam.get("state") if isinstance(cam, dict) else cam
 
 
@@ -55,19 +55,18 @@ def test_camera_vanishes_and_returns_passages_fall_back_to_rfid(tmp_path: Path) 
     sim = R2000Simulator(reader_cable.master, {EPC: -50}).start()  # the truck's tag is in the field
     extra = f"""
 [camera]
-source = "folder"
+type = "folder"
 folder = "{frames}"
 fps = 5.0
-read_timeout_seconds = 3.0
-reconnect_max_seconds = 0.3
+read_timeout_s = 3.0
+reconnect_max_s = 0.3
 [lpr]
 model_dir = "{MODEL_DIR}"
 [trigger]
 burst_frames = 2
 burst_interval_ms = 50
 [rfid]
-enabled = true
-protocol = "r2000"
+type = "r2000"
 port = "{reader_cable.port}"
 resend_s = 0.3
 window_before_s = 3.0
@@ -76,10 +75,19 @@ window_after_s = 0.5
 pin = 22
 debounce_ms = 0
 """
-    parts = ["ledger", "registry", "gpio", "recognizer", "camera", "rfid", "gate"]
+    parts = [
+        "ledger",
+        "registry",
+        "recognizer",
+        "main.gpio",
+        "main.camera",
+        "main.rfid",
+        "main.worker",
+    ]
     outcomes: list[Any] = []
     try:
-        with running_gate(tmp_path, extra, parts) as gate:
+        with running_box(tmp_path, extra, parts) as gate:
+            lane = gate.lane("main")
             gate.registry.apply(
                 "vehicles",
                 "upsert",
@@ -87,36 +95,36 @@ debounce_ms = 0
                 actor="test",
                 source="test",
             )
-            gate.on_passage.append(outcomes.append)
             loop = Device.pin_factory.pin(22)
 
             def vehicle_passes() -> Any:
-                """A vehicle drives onto the ground loop; the gate handles it on its own."""
-                before = len(outcomes)
+                """A vehicle drives onto the ground loop; the lane handles it on its own."""
+                before = lane.passages
                 loop.drive_high()
                 try:
-                    assert wait_for(lambda: len(outcomes) > before, 15), "passage hung"
+                    assert wait_for(lambda: lane.passages > before, 15), "passage hung"
                 finally:
                     loop.drive_low()
-                return outcomes[-1]
+                outcomes.append(lane.last)
+                return lane.last
 
-            assert wait_for(lambda: len(gate.tags) > 0, 10), "RFID reader reads nothing"
+            assert wait_for(lambda: len(lane.tags) > 0, 10), "RFID reader reads nothing"
             assert wait_for(
-                lambda: _camera_state(gate) == "ok" and gate._latest_frame is not None, 10
+                lambda: _camera_state(gate) == "ok" and lane.camera.latest() is not None, 10
             )
             first = vehicle_passes()
             assert first.plate == PLATE and first.record["id_source"] == "plate+rfid", first.record
             for _ in range(VANISH):
                 frames.rename(away)  # camera powered off / cable cut
                 assert wait_for(lambda: _camera_state(gate) == "lost", 10), "loss unnoticed"
-                assert wait_for(lambda: gate._latest_frame is None, 5)
+                assert wait_for(lambda: lane.camera.latest() is None, 5)
                 for _ in range(2):
                     out = vehicle_passes()
                     assert out.plate == PLATE and out.record["id_source"] == "rfid", out.record
                     assert out.frames == 0
                 away.rename(frames)  # power back
                 assert wait_for(lambda: _camera_state(gate) == "ok", 10), "camera not back"
-                assert wait_for(lambda: gate._latest_frame is not None, 5)
+                assert wait_for(lambda: lane.camera.latest() is not None, 5)
                 out = vehicle_passes()
                 assert out.plate == PLATE and out.record["id_source"] == "plate+rfid", out.record
             events = [e.kind for e in reversed(gate.ledger.recent_events(200))]

@@ -99,7 +99,7 @@ def test_disk_full_stops_images_keeps_the_ledger_and_recovers(
             mosquitto.port,
             gate="diskfull",
             data_dir=data,
-            camera=f'source = "folder"\nfolder = "{scenes}"\nfps = 5.0',
+            camera=f'type = "folder"\nfolder = "{scenes}"\nfps = 5.0',
             model_dir=MODELS,
             ledger=f"min_free_mb = {MIN_FREE_MB}",
             extra="[trigger]\nburst_frames = 2\nmin_plate_confidence = 0.6\n",

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 import pytest
 
-from drivers.rfid import variant_from_config
+from drivers import config as driver_config
 from drivers.rfid.asciihex import AsciiHexParser
 from drivers.rfid.r2000 import (
     R2000Parser,
@@ -45,13 +45,9 @@ from drivers.rfid.r2000 import (
     decode as r2000_decode,
 )
 from drivers.rfid.wiegand import WiegandError, decode_wiegand, encode_wiegand
-from drivers.scale import (
-    AsciiWeightParser,
-    StableDetector,
-    Xk3190Parser,
-    encode_xk3190,
-    make_parser,
-)
+from drivers.scale.ascii import AsciiWeightParser
+from drivers.scale.stable import StableDetector
+from drivers.scale.xk3190 import Xk3190Parser, encode_xk3190
 from edged.admission.csv_import import KINDS, MODES, ParseResult, RowError, parse_csv, parse_items
 from edged.config.load import ConfigError, load_config, parse
 from edged.hj212.codec import (
@@ -77,9 +73,9 @@ from edged.mqtt.commands import (
     sign,
 )
 from edged.mqtt.topics import Topics
+from tests.box_rig import running_box
 from tests.broker import Mosquitto
 from tests.conftest import SHARED_DATA
-from tests.gate_rig import running_gate
 from tests.mqtt.helpers import wait_until
 from tests.reliability import summary
 from tests.reliability.fuzzing import (
@@ -642,8 +638,8 @@ def _config_texts() -> list[str]:
     small = (
         '[site]\nid = "p1"\ngate_id = "g1"\ntimezone = "Asia/Shanghai"\n'
         '[daemon]\ndata_dir = "/tmp/edged"\n[mqtt]\nhost = "127.0.0.1"\nport = 1883\n'
-        '[rfid]\nenabled = true\nport = "/dev/serial/by-id/usb-reader"\nantennas = [1, 2]\n'
-        '[scale]\nenabled = true\nformat = "ascii"\nregex = "G=(?P<weight>\\\\d+)"\n'
+        '[rfid]\ntype = "r2000"\nport = "/dev/serial/by-id/usb-reader"\nantennas = [1, 2]\n'
+        '[scale]\ntype = "ascii"\nport = "/dev/ttyUSB1"\nregex = "G=(?P<weight>\\\\d+)"\n'
         '[[hj212.platforms]]\nname = "city"\nhost = "10.0.0.1"\nport = 5000\nmn = "88888880000001"\n'
     )
     texts = [example, small]
@@ -657,9 +653,14 @@ def _usable(cfg: Any) -> None:
     """A config the parser accepted must not fail later when the daemon starts:
     what start-up builds from plain values (time zone, regexes, protocol variant)."""
     ZoneInfo(cfg.site.timezone)
-    make_parser(cfg.scale)
-    AsciiHexParser(cfg.rfid.asciihex_prefix, cfg.rfid.asciihex_min_hex, cfg.rfid.asciihex_max_hex)
-    variant_from_config(cfg.rfid)
+    for lane in cfg.lanes:
+        if lane.scale is not None:
+            driver_config.build(lane.scale)  # parser and reader, not started
+        rfid = lane.rfid
+        if rfid is not None and rfid.type == "asciihex":
+            AsciiHexParser(rfid.prefix, rfid.min_hex, rfid.max_hex)
+        if rfid is not None and rfid.type == "r2000":
+            rfid.variant()
     Topics(cfg.mqtt.prefix, cfg.site.id, cfg.site.gate_id)
 
 
@@ -928,7 +929,10 @@ def test_garbage_commands_on_a_running_gate_get_specific_replies(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     t0 = time.monotonic()
-    extra = f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nhmac_key = "{KEY}"\n'
+    extra = (
+        f'[camera]\ntype = "none"\n[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
+        f'hmac_key = "{KEY}"\n'
+    )
     replies: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     subscribed = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzz-backend")
@@ -963,21 +967,22 @@ def test_garbage_commands_on_a_running_gate_get_specific_replies(
         return envelope["payload"]
 
     try:
-        with running_gate(tmp_path, extra, ["ledger", "registry", "mqtt", "gpio", "gate"]) as gate:
+        parts = ["ledger", "registry", "mqtt", "passage_feed", "main.gpio", "main.worker"]
+        with running_box(tmp_path, extra, parts) as gate:
             # listening, not just connected: a command sent before the broker
             # acknowledged the subscription would never reach the gate
             assert wait_until(lambda: gate.mqtt.listening, 10)
-            before = gate.mqtt.stats()
+            before = gate.mqtt.status()
 
             def handled() -> int:  # commands the gate has answered or refused since ``before``
-                st = gate.mqtt.stats()
+                st = gate.mqtt.status()
                 return sum(st[k] - before[k] for k in ("commands_accepted", "commands_refused"))
 
             for name, payload, _ in messages:
                 client.publish(f"edged/p1/g1/cmd/{name}", payload, qos=1)
             collect(len(answerable), 180)  # about 3 s here; generous for a loaded CI machine
             if len(got) != len(answerable):
-                st = gate.mqtt.stats()
+                st = gate.mqtt.status()
                 pytest.fail(
                     f"{len(answerable) - len(got)} commands unanswered: the gate handled"
                     f" {handled()} of {len(messages)}, {st['commands_queued']} still queued,"
@@ -1009,7 +1014,7 @@ def test_garbage_commands_on_a_running_gate_get_specific_replies(
             assert opened["ok"], opened
             assert gate.ledger.heads()["passages"][0] == heads + 1
             assert handled() == len(messages) + 2, "a command was dropped or crashed the worker"
-            assert gate.mqtt.connected and gate.health() and gate.worker.depth == 0
+            assert gate.mqtt.connected and gate.health() and gate.lane(None).worker.depth == 0
             rows = gate.ledger.heads()["passages"][0]
     finally:
         client.loop_stop()
@@ -1060,9 +1065,9 @@ def test_inputs_the_fuzzer_found_are_refused_cleanly() -> None:
     # config: a 5000-digit integer, deep nesting, 10**400 where a number goes,
     # and values start-up could not use (time zone, regex, non-ASCII ids in topics)
     for text in (
-        "[daemon]\nheartbeat_seconds = " + "9" * 5000,
+        "[daemon]\nheartbeat_s = " + "9" * 5000,
         "x = " + "[" * 5000 + "]" * 5000,
-        "[daemon]\nstop_timeout_seconds = 1" + "0" * 400,
+        "[daemon]\nstop_timeout_s = 1" + "0" * 400,
         '[site]\ntimezone = "Mars/Olympus"',
         '[site]\ntimezone = "' + "Asia/Shanghai" * 300 + '"',
         '[rfid]\nasciihex_prefix = "(EPC"',

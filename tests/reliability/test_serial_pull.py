@@ -24,10 +24,12 @@ import pytest
 import serial
 from structlog.testing import capture_logs
 
-from drivers.rfid import RfidConfig, TagRead, open_reader
-from drivers.rfid.r2000 import InventoryTag, R2000Parser, decode
-from drivers.rfid.simulator import R2000Simulator
-from drivers.scale import ScaleConfig, ScaleReader, WeightReading, encode_xk3190
+from drivers import config as driver_config
+from drivers.rfid import TagRead, open_reader
+from drivers.rfid.r2000 import InventoryTag, R2000Config, R2000Parser, decode
+from drivers.scale import WeightReading
+from drivers.scale.xk3190 import Xk3190Config, encode_xk3190
+from drivers.simulators import R2000Simulator
 from edged.datalogger.aggregate import Sample
 from edged.datalogger.instruments import InstrumentConfig, InstrumentInput
 from edged.hj212.codec import Cp, Packet, encode
@@ -85,7 +87,7 @@ def test_rfid_reader_cable_pulled_and_returned(cable: PtyCable) -> None:
         with lock:
             received[read.epc] += 1
 
-    cfg = RfidConfig(enabled=True, protocol="r2000", port=cable.port, resend_s=0.2)
+    cfg = R2000Config(port=cable.port, resend_s=0.2)
     reader = open_reader(cfg, on_read, line_kwargs=FAST)
     sent: collections.Counter[str] = collections.Counter()
     with capture_logs() as logs:
@@ -138,8 +140,8 @@ def test_rfid_reader_cable_pulled_and_returned(cable: PtyCable) -> None:
 def test_scale_indicator_cable_pulled_and_returned(cable: PtyCable) -> None:
     t0 = time.monotonic()
     got: list[float] = []
-    cfg = ScaleConfig(enabled=True, port=cable.port, stale_seconds=5.0)
-    reader = ScaleReader(cfg, on_weight=lambda r: got.append(r.kg), line_kwargs=FAST)
+    cfg = Xk3190Config(port=cable.port, stale_s=5.0)
+    reader = driver_config.build(cfg, on_weight=lambda r: got.append(r.kg), line_kwargs=FAST)
     sent: list[float] = []
     per_cycle = 20
     with capture_logs() as logs:

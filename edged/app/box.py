@@ -1,0 +1,225 @@
+"""The running box: its lanes and shared parts, and the daemon's hooks into them.
+
+:mod:`edged.app.wiring` builds a :class:`Box`; the daemon calls its hooks
+(``started``, ``tick``, ``publish_health``, ``stopping``). Each hook only
+delegates: passages live in the lanes, forwarding in the feeds, health
+figures in each part's ``status()``; this class keeps the clocks that say
+when each periodic job is due.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from edged.app.health import clock_status, cpu_temperature_c, disk_use
+from edged.lane.passage import Trigger
+from edged.lane.worker import GateWorker
+from edged.logs import get_logger
+
+log = get_logger("gate")
+
+MQTT_CHECK_S = 5.0  # how often a gap in the MQTT feed is looked for, and its mark saved
+FORWARD_S = 10.0  # how often closed data-logger records go to the HJ 212 uplink
+SWEEP_S = 3600.0  # how often images past their age or over budget are removed
+
+
+@dataclass
+class Box:
+    """One box: shared parts, lanes, feeds and the control socket."""
+
+    cfg: Any
+    supervisor: Any
+    ctx: Any  # LaneContext: sink, ledger, registry, recogniser, passage feed
+    lanes: list[Any]
+    mqtt: Any = None  # MqttService
+    datalogger: Any = None  # DataLoggerService
+    uplink: Any = None  # UplinkService
+    record_feed: Any = None  # RecordFeed
+    control: Any = None  # ControlServer
+    started_at: float = field(default_factory=time.time)
+    housekeeping: GateWorker = field(default_factory=lambda: GateWorker("housekeeping"))
+    _due: dict[str, float] = field(default_factory=dict)
+
+    # -- shortcuts ------------------------------------------------------------------
+    @property
+    def sink(self) -> Any:
+        return self.ctx.sink
+
+    @property
+    def tz(self) -> Any:
+        return self.ctx.tz
+
+    @property
+    def registry(self) -> Any:
+        return self.ctx.registry
+
+    @property
+    def ledger(self) -> Any:
+        return self.ctx.ledger
+
+    @property
+    def passage_feed(self) -> Any:
+        return self.ctx.passage_feed
+
+    def lane(self, name: str | None) -> Any:
+        """A lane by name; without a name, the only lane (an error on a multi-lane box)."""
+        if name is None:
+            if len(self.lanes) == 1:
+                return self.lanes[0]
+            raise ValueError(
+                f"lane: this box has lanes {', '.join(ln.name for ln in self.lanes)}; say which"
+            )
+        for lane in self.lanes:
+            if lane.name == name:
+                return lane
+        raise ValueError(
+            f"lane: no lane {name!r}; lanes: {', '.join(ln.name for ln in self.lanes)}"
+        )
+
+    # -- daemon hooks ---------------------------------------------------------------
+    def started(self, previous: Any) -> None:
+        d = previous.as_dict()
+        if previous.first_start:
+            self.sink.event("first_start", "info", "edged started for the first time")
+        else:
+            sev = "info" if previous.clean else "warning"
+            msg = (
+                "previous run stopped cleanly"
+                if previous.clean
+                else "previous run did not stop cleanly (power cut or crash)"
+            )
+            self.sink.event("previous_stop", sev, msg, **d)
+        self.sink.event("started", "info", "edged started", pid=os.getpid())
+        if self.passage_feed is not None:
+            try:
+                self.housekeeping.submit(self.passage_feed.catch_up, wait=60)
+            except Exception as exc:  # retried from tick()
+                log.error("mqtt_catch_up_failed", error=repr(exc), hint="retried in 5 s")
+        self._due["sweep"] = time.monotonic() + 60.0  # first sweep once the box has settled
+        self.publish_health()
+
+    def stopping(self) -> None:
+        self.sink.event("stopping", "info", "edged stopping (SIGTERM)")
+
+    def _is_due(self, job: str, every: float, now: float) -> bool:
+        if now < self._due.get(job, 0.0):
+            return False
+        self._due[job] = now + every
+        return True
+
+    def tick(self) -> None:
+        """From the main loop, twice a second: watchdogs, and periodic jobs when due."""
+        for lane in self.lanes:
+            lane.tick()
+        now = time.monotonic()
+        feed = self.passage_feed
+        if feed is not None and self._is_due("mqtt", MQTT_CHECK_S, now):
+            if feed.gap:
+                with contextlib.suppress(RuntimeError):  # worker busy: next time
+                    self.housekeeping.submit(feed.catch_up)
+            feed.save_mark()
+        if self._is_due("sweep", SWEEP_S, now):
+            with contextlib.suppress(RuntimeError):
+                self.housekeeping.submit(self.ctx.ledger_service.sweep_images)
+        if self.record_feed is not None and self._is_due("forward", FORWARD_S, now):
+            try:
+                self.record_feed.forward()
+            except Exception as exc:  # the uplink must never stop the gate
+                log.error("hj212_forward_failed", error=repr(exc))
+        if self._is_due("heads", self.cfg.ledger.head_publish_s, now):
+            self.publish_heads()
+
+    def summary(self) -> str:
+        return "; ".join(lane.summary() for lane in self.lanes)
+
+    # -- health -------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Everything a backend or a technician needs to judge the box at a glance.
+
+        Each part reports its own figures; this only collects them. A figure a
+        part cannot give is None rather than missing, so a dashboard can tell
+        "not fitted" from "not reported".
+        """
+        site = self.cfg.site
+        mqtt = self.mqtt.status() if self.mqtt is not None else None
+        links = self.uplink.status() if self.uplink is not None else None
+        return {
+            "site": {
+                "id": site.id,
+                "name": site.name,
+                "gate": site.gate_id,
+                "gate_name": site.gate_name,
+            },
+            "time": datetime.now(self.tz).isoformat(timespec="seconds"),
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "components": self.supervisor.states(),
+            "passages": sum(lane.passages for lane in self.lanes),
+            "lanes": {lane.name: lane.status() for lane in self.lanes},
+            "queues": {
+                "lanes": {lane.name: lane.worker.depth for lane in self.lanes},
+                "mqtt_outbox": mqtt["backlog"] if mqtt else None,
+                "hj212_outbox": {k: v["backlog"] for k, v in links.items()} if links else None,
+            },
+            "outbox": mqtt,
+            "hj212": links,
+            "datalogger": self.datalogger.status() if self.datalogger is not None else None,
+            "disk": disk_use(self.cfg.daemon.data_dir),
+            "cpu_temp_c": cpu_temperature_c(),
+            "clock": clock_status(
+                self.uplink.uplink.clock
+                if self.uplink is not None and self.uplink.uplink
+                else None,
+                self.uplink.clock_set_at if self.uplink is not None else None,
+            ),
+            **self.ctx.registry_service.status(),
+            **self.ctx.ledger_service.status(),
+        }
+
+    def publish_health(self) -> None:
+        if self.mqtt is not None and self.mqtt.link is not None:
+            self.mqtt.publish("status", self.health(), retain=True, durable=False)
+
+    def publish_heads(self) -> None:
+        """Chain heads (seq + hash), retained, for a backend to compare with what it holds."""
+        ledger = self.ledger
+        if self.mqtt is None or self.mqtt.link is None or ledger is None:
+            return
+        heads = ledger.heads()
+        self.mqtt.publish(
+            "ledger_head", {k: {"seq": v[0], "hash": v[1]} for k, v in heads.items()}, retain=True
+        )
+
+    # -- control socket ---------------------------------------------------------------
+    def simulate(self, req: dict[str, Any]) -> dict[str, Any]:
+        """``edged simulate passage``: only where allowed, marked, audited, barrier untouched."""
+        if not self.cfg.daemon.allow_simulation:
+            raise ValueError(
+                "simulated passages are off on this box: set [daemon] allow_simulation = true"
+                " (commissioning and tests only; every simulated row is marked and audited)"
+            )
+        plate = req.get("plate")
+        if plate is not None and not isinstance(plate, str):
+            raise ValueError("plate must be a string")
+        direction = req.get("direction")
+        if direction not in (None, "in", "out"):
+            raise ValueError(f"direction: expected in or out, found {direction!r}")
+        peer = req.get("peer") or {}
+        who = f"uid:{peer['uid']}" if "uid" in peer else "unknown"
+        lane = self.lane(req.get("lane"))
+        trig = Trigger("simulate", plate, tuple(req.get("rfid") or ()), direction, operator=who)
+        out = lane.run(trig, wait=30)
+        return {
+            "seq": out.seq,
+            "event_id": out.record.get("event_id"),
+            "lane": out.lane,
+            "direction": out.direction,
+            "plate": out.plate,
+            "decision": out.decision,
+            "reason": out.reason_code,
+            "text": out.reason_zh,
+        }

@@ -1,0 +1,80 @@
+"""The signed MQTT commands of a box, as one table of small handlers.
+
+``edged.mqtt`` has already checked the signature, the freshness and the
+parameters against each command's schema; a handler here only does the
+work and returns the reply's body. Anything that moves a barrier runs on
+that lane's worker; list changes are all-or-nothing, like a CSV import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+Handler = Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+def command_table(box: Any) -> dict[str, Handler]:
+    """Name → handler(params, actor) for every command the box answers."""
+
+    def lists(kind: str, mode: str, key: str) -> Handler:
+        def handler(p: dict[str, Any], actor: str) -> dict[str, Any]:
+            from edged.admission.csv_import import parse_items
+
+            records, errors = parse_items(kind, mode, p[key], box.tz)
+            if errors:
+                raise ValueError("; ".join(str(e) for e in errors[:20]))
+            applied = box.registry.apply(kind, mode, records, actor=actor, source="mqtt")
+            return {"applied": applied}
+
+        return handler
+
+    def open_(p: dict[str, Any], actor: str) -> dict[str, Any]:
+        lane = box.lane(p.get("lane"))
+        return lane.manual(
+            operator=p.get("operator", actor),
+            reason=p["reason"],
+            remote=True,
+            plate=p.get("plate"),
+            direction=p.get("direction"),
+            hold_s=p.get("hold_s"),
+        )
+
+    def alert_level(p: dict[str, Any], actor: str) -> dict[str, Any]:
+        box.registry.set_alert_level(p["level"], actor, p.get("reason", ""))
+        return {"level": p["level"]}
+
+    def approval(p: dict[str, Any], actor: str) -> dict[str, Any]:
+        a = box.registry.add_approval(
+            p["plate"],
+            p["reason"],
+            p["applicant"],
+            p["approver"],
+            _aware(p["valid_from"], box.tz),
+            _aware(p["valid_until"], box.tz),
+            actor=actor,
+        )
+        return {"approval_id": a.id}
+
+    def resend(p: dict[str, Any], actor: str) -> dict[str, Any]:
+        if box.passage_feed is None:
+            raise ValueError("MQTT is not enabled on this box")
+        return {"resent": box.passage_feed.resend(p.get("from_seq", 1), p.get("to_seq"))}
+
+    return {
+        "open": open_,
+        "alert_level": alert_level,
+        "registry_upsert": lists("vehicles", "upsert", "vehicles"),
+        "registry_replace": lists("vehicles", "replace", "vehicles"),
+        "registry_delete": lists("vehicles", "delete", "plates"),
+        "blacklist_upsert": lists("blacklist", "upsert", "entries"),
+        "blacklist_delete": lists("blacklist", "delete", "plates"),
+        "approval": approval,
+        "resend": resend,
+    }
+
+
+def _aware(text: str, tz: Any) -> datetime:
+    t = datetime.fromisoformat(text)
+    return t if t.tzinfo else t.replace(tzinfo=tz)

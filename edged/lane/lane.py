@@ -1,0 +1,170 @@
+"""One lane: its devices, its worker thread, its direction and its passages.
+
+Everything that touches a lane's barrier — vehicle triggers, manual and
+remote opens — runs on the lane's own worker, one job at a time, so two
+threads never drive its relays against each other, and a truck at the exit
+never waits behind one at the entry.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from drivers import config as driver_config
+from drivers.rfid import TagBuffer, TagRead
+from edged.app.supervisor import Part
+from edged.lane.camera_feed import CameraFeed
+from edged.lane.config import LaneConfig
+from edged.lane.context import LaneContext
+from edged.lane.devices import GpioPart, RfidPart, ScalePart
+from edged.lane.direction import DirectionTracker, rule_of
+from edged.lane.passage import PassageOutcome, PassagePipeline, Trigger
+from edged.lane.worker import GateWorker
+from edged.logs import get_logger
+
+log = get_logger("gate")
+
+
+class Lane:
+    """A lane of the gate, built from its ``[[lanes]]`` entry."""
+
+    def __init__(self, cfg: LaneConfig, ctx: LaneContext, pin_factory: Any = None) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.ctx = ctx
+        self.worker = GateWorker(f"lane-{cfg.name}")
+        self.tracker = DirectionTracker(rule_of(cfg.direction, cfg.both_rule))
+        self.pipeline = PassagePipeline(self, ctx)
+        self.tags = TagBuffer()
+        self.io: Any = None  # GateIO while the gpio part runs
+        self.camera: CameraFeed | None = None
+        self.camera_source: Any = None  # the driver's FrameSource (a mock one in the demo)
+        self.gpio_part = GpioPart(self, pin_factory)
+        self.rfid_part: RfidPart | None = None  # the reader this lane listens to (own or shared)
+        self.scale_part: ScalePart | None = None  # the weighbridge it reads (own or shared)
+        if cfg.rfid is not None:
+            self.rfid_part = RfidPart(cfg.name, cfg.rfid, pin_factory)
+            self.rfid_part.listeners.append(self.tag_seen)
+        if cfg.scale is not None:
+            self.scale_part = ScalePart(cfg.name, cfg.scale)
+        self.passages = 0
+        self.last: PassageOutcome | None = None
+        self.last_read: dict[str, Any] | None = None
+
+    # -- parts -------------------------------------------------------------------
+    def parts(self) -> list[tuple[Any, bool]]:
+        """Supervised parts this lane owns, in start order; (part, critical)."""
+        out: list[tuple[Any, bool]] = [(self.gpio_part, False)]
+        if self.cfg.has_camera:
+            out.append((Part(f"{self.name}.camera", self._start_camera, self._stop_camera), False))
+        if self.cfg.rfid is not None and self.rfid_part is not None:
+            out.append((self.rfid_part, False))
+        if self.cfg.scale is not None and self.scale_part is not None:
+            out.append((self.scale_part, False))
+        out.append((Part(f"{self.name}.worker", self.worker.start, self.worker.stop), True))
+        return out
+
+    def share(self, kind: str, owner: Lane) -> None:
+        """Use ``owner``'s reader or weighbridge (``shares = { rfid = "entry" }``)."""
+        if kind == "rfid" and owner.rfid_part is not None:
+            self.rfid_part = owner.rfid_part
+            self.rfid_part.listeners.append(self.tag_seen)
+        elif kind == "scale":
+            self.scale_part = owner.scale_part
+
+    def _start_camera(self) -> None:
+        self.camera_source = driver_config.build(self.cfg.camera)
+        self.camera = CameraFeed(
+            f"{self.name}.camera", self.camera_source, self.cfg.camera, self._camera_event
+        )
+        self.camera.start()
+
+    def _stop_camera(self) -> None:
+        if self.camera is not None:
+            self.camera.stop()
+
+    def _camera_event(self, kind: str, severity: str, message: str, **details: Any) -> None:
+        self.ctx.sink.event(kind, severity, message, lane=self.name, **details)
+
+    # -- inputs ------------------------------------------------------------------
+    def tag_seen(self, read: TagRead) -> None:
+        """A tag read by this lane's reader; a shared reader's other antennas are not ours."""
+        wanted = self.cfg.rfid_antennas
+        if wanted and read.antenna is not None and read.antenna not in wanted:
+            return
+        self.tags.add(read)
+
+    def tag_window(self) -> list[Any]:
+        """Tags seen around now, within the reader's window."""
+        if self.rfid_part is None:
+            return []
+        rc = self.rfid_part.cfg
+        return self.tags.window(time.time(), rc.window_before_s, rc.window_after_s)
+
+    def on_loop(self, loop: str, active: bool) -> None:
+        """A loop edge from GPIO: a new vehicle starts a passage."""
+        arrival = self.tracker.edge(loop, active)
+        if arrival is not None:
+            self.trigger(Trigger("loop", direction=arrival.direction))
+
+    def trigger(self, trig: Trigger) -> None:
+        """From a GPIO thread or the control socket: queue one passage on this lane."""
+        try:
+            self.worker.submit(self.pipeline.run, trig)
+        except RuntimeError:
+            self.ctx.sink.event(
+                "passage_dropped",
+                "error",
+                "lane worker overloaded; passage not handled",
+                lane=self.name,
+                source=trig.source,
+            )
+
+    def run(self, trig: Trigger, wait: float = 30.0) -> PassageOutcome:
+        """Queue one passage and wait for it (control socket, tests)."""
+        return self.worker.submit(self.pipeline.run, trig, wait=wait)
+
+    def manual(self, wait: float = 10.0, **kwargs: Any) -> dict[str, Any]:
+        """A guard's or remote open, on this lane's worker."""
+        return self.worker.submit(self.pipeline.manual, wait=wait, **kwargs)
+
+    def note_passage(self, outcome: PassageOutcome) -> None:
+        self.passages += 1
+        self.last = outcome
+
+    # -- status ------------------------------------------------------------------
+    def tick(self) -> None:
+        if self.io is not None:
+            self.io.check()
+
+    def weight(self) -> Any:
+        """The weighbridge's stable vehicle weight now, or None."""
+        reader = self.scale_part.reader if self.scale_part is not None else None
+        return reader.stable if reader is not None else None
+
+    def status(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "direction": self.cfg.direction,
+            "passages": self.passages,
+            "last_passage": None
+            if last is None
+            else {
+                "plate": last.plate,
+                "decision": last.decision,
+                "direction": last.direction,
+                "seq": last.seq,
+                "time": last.record.get("time"),
+            },
+            "last_read": self.last_read,
+            "queue": self.worker.depth,
+            "camera": None if self.camera is None else self.camera.status(),
+            "rfid": None if self.rfid_part is None else self.rfid_part.name,
+            "scale": None if self.scale_part is None else self.scale_part.status(),
+        }
+
+    def summary(self) -> str:
+        last = self.last
+        tail = f", last {last.plate or '-'} {last.decision}" if last else ""
+        return f"{self.name}: {self.passages} passages{tail}"

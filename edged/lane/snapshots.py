@@ -1,0 +1,51 @@
+"""A passage's snapshot and plate crop on disk, within the image budget, hashed for the row.
+
+Images are evidence, but a row without them is still a row: when the disk
+budget or free space stops images, or a write fails, the passage goes on
+with no snapshots and the event log says why (once per change, through the
+retention keeper, not once per passage).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edged.ledger.record import Snapshot as LedgerSnapshot
+
+
+def save_passage_images(
+    ctx: Any,
+    lane: str,
+    frames: list[np.ndarray | None],
+    vr: Any,
+    passage_id: str,
+    now: datetime,
+) -> tuple[LedgerSnapshot, ...]:
+    """Write the best frame and plate crop of the vote; their paths and SHA-256 for the row."""
+    if not frames or vr is None or vr.best is None or vr.best_frame is None:
+        return ()
+    frame = frames[vr.best_frame]
+    if frame is None:
+        return ()
+    from edged.lpr import save_snapshots
+
+    service = ctx.ledger_service
+    retention, images_dir = service.retention, service.images_dir
+    if retention is not None and not retention.images_allowed().allowed:
+        return ()
+    day = images_dir / now.strftime("%Y/%m/%d")
+    try:
+        shots = save_snapshots(day, frame, vr.best, stem=passage_id)
+    except OSError as exc:
+        ctx.sink.event("images_failed", "error", "snapshot not written", lane=lane, error=str(exc))
+        return ()
+    out = []
+    for s in shots:
+        if retention is not None:
+            retention.note_image_written(Path(s.path).stat().st_size)
+        out.append(LedgerSnapshot(str(Path(s.path).relative_to(images_dir)), s.sha256))
+    return tuple(out)

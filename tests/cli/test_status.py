@@ -1,0 +1,114 @@
+"""``edged status`` prints every figure of the health status as lines a technician reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edged.cli.status import format_status
+
+
+def _reply() -> dict[str, Any]:
+    return {
+        "ok": True,
+        "site": {"id": "p1", "name": "演示钢铁", "gate": "east", "gate_name": "东门"},
+        "uptime_s": 3725.0,
+        "passages": 3,
+        "alert_level": "orange",
+        "components": {"ledger": {"state": "running", "error": ""}},
+        "lanes": {
+            "entry": {
+                "direction": "in",
+                "passages": 2,
+                "queue": 0,
+                "camera": {"state": "lost", "fps": 0.0, "source": "opencv:0", "error": "no frame"},
+                "last_read": {
+                    "plate": "冀B12345",
+                    "confidence": 0.97,
+                    "valid": True,
+                    "source": "camera",
+                    "time": "2024-05-01T08:00:00.000+08:00",
+                },
+                "last_passage": {
+                    "plate": "冀B12345",
+                    "decision": "allow",
+                    "direction": "in",
+                    "seq": 3,
+                    "time": "t",
+                },
+                "rfid": "entry.rfid",
+                "scale": {"kg": 31000, "stable_kg": 31000},
+            },
+            "exit": {
+                "direction": "out",
+                "passages": 1,
+                "queue": 1,
+                "camera": None,
+                "last_read": None,
+                "last_passage": None,
+                "rfid": "entry.rfid",
+                "scale": None,
+            },
+        },
+        "queues": {
+            "lanes": {"entry": 0, "exit": 1},
+            "mqtt_outbox": 12,
+            "hj212_outbox": {"city": 4},
+        },
+        "outbox": {"connected": False, "backlog": 12},
+        "hj212": {"city": {"connected": True}},
+        "datalogger": {"fan1": "comm_fault"},
+        "disk": {
+            "path": "/var/lib/edged",
+            "total_mb": 29000.0,
+            "free_mb": 20000.0,
+            "used_pct": 31.0,
+        },
+        "cpu_temp_c": None,
+        "clock": {"ntp_synchronized": False, "platform_offset_s": -2.5, "platform_set_at": "x"},
+        "ledger_head": {"passages": {"seq": 3, "hash": "ab" * 32}},
+    }
+
+
+def test_status_lines_name_every_figure() -> None:
+    reply = _reply()
+    lines = format_status(reply)
+    for line in (
+        "site: p1 演示钢铁, gate east 东门",
+        "uptime: 01:02:05",
+        "passages: 3",
+        "alert level: orange",
+        "component ledger: running",
+        "lane entry: in, 2 passages, queue 0",
+        "  camera: lost, 0.0 fps (no frame)",
+        "  last read: 冀B12345 conf 0.97 (camera) at 2024-05-01T08:00:00.000+08:00",
+        "  last passage: seq 3 冀B12345 in allow at t",
+        "  rfid: entry.rfid",
+        "  scale: 31000 kg stable",
+        "lane exit: out, 1 passages, queue 1",
+        "  camera: none",
+        "  last read: none yet",
+        "  last passage: none yet",
+        "queue mqtt outbox: 12 (NOT connected)",
+        "queue hj212 city: 4 (connected)",
+        "meter fan1: comm_fault",
+        "disk /var/lib/edged: 20000 MB free of 29000 MB (31.0% used)",
+        "cpu temperature: unknown",
+        "clock ntp: NOT synchronised",
+        "clock platform offset: -2.5 s (set x)",
+    ):
+        assert line in lines, (line, lines)
+    assert any(line.startswith("ledger passages: seq 3 abababab") for line in lines)
+    # the exit lane's lines come after the entry lane's, each under its own lane line
+    assert lines.index("lane exit: out, 1 passages, queue 1") > lines.index(
+        "  scale: 31000 kg stable"
+    )
+
+
+def test_status_says_when_commands_are_not_subscribed() -> None:
+    reply = _reply()
+    # connected but the broker has not (or never) acknowledged the command topic
+    reply["outbox"] = {"connected": True, "listening": False, "backlog": 12}
+    text = "\n".join(format_status(reply))
+    assert "queue mqtt outbox: 12 (connected, commands NOT subscribed" in text
+    reply["outbox"]["listening"] = True
+    assert "queue mqtt outbox: 12 (connected)" in "\n".join(format_status(reply))
