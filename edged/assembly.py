@@ -132,6 +132,13 @@ class Gate:
         if self.ledger is not None:
             self.ledger.append_audit(actor, action, details)
 
+    def _record_event(
+        self, kind: str, severity: str, message: str, details: dict[str, Any]
+    ) -> None:
+        """An event a component publishes itself: only into the bounded event log."""
+        if self.ledger is not None:
+            self.ledger.append_event(kind, severity, message, **details)
+
     # -- components ------------------------------------------------------------
     def parts(self) -> list[tuple[Part, bool]]:
         cfg = self.cfg
@@ -204,6 +211,7 @@ class Gate:
             _path(self.cfg, "outbox.db"),
             on_event=lambda name, details: log.info("mqtt_" + name, **details),
             audit=self.audit,
+            record_event=self._record_event,
         )
         self._register_commands()
         self.mqtt.start()

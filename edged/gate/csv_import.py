@@ -40,7 +40,13 @@ _HEADINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "plate": ("plate", "车牌号", "车牌号码", "号牌号码", "车牌"),
         "plate_colour": ("plate_colour", "plate_color", "车牌颜色", "号牌颜色"),
         "vin": ("vin", "车辆识别代码", "车辆识别号", "车架号"),
-        "registered_on": ("registered_on", "registration_date", "注册日期", "注册登记日期"),
+        "registered_on": (
+            "registered_on",
+            "registration_date",
+            "registered",
+            "注册日期",
+            "注册登记日期",
+        ),
         "brand_model": ("brand_model", "model", "品牌型号", "车辆品牌型号"),
         "vehicle_type": ("vehicle_type", "车辆类型"),
         "vehicle_class": ("vehicle_class", "class", "车辆分类"),
@@ -58,7 +64,7 @@ _HEADINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "reason": ("reason", "原因", "列入原因", "黑名单原因"),
         "source": ("source", "来源", "发布单位", "下发单位"),
         "valid_from": ("valid_from", "开始时间", "生效时间", "起始时间"),
-        "valid_until": ("valid_until", "结束时间", "截止时间", "失效时间"),
+        "valid_until": ("valid_until", "until", "结束时间", "截止时间", "失效时间"),
     },
     "nrmm": {
         "registry_no": ("registry_no", "登记号", "环保登记编码", "登记编码", "编码"),
@@ -76,6 +82,7 @@ _REQUIRED = {
 _TRUE = {"1", "y", "yes", "true", "是", "有"}
 _FALSE = {"", "0", "n", "no", "false", "否", "无"}
 _SPLIT = re.compile(r"[;,|、；，\s]+")
+_ISO_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,8 @@ def _norm_heading(text: str) -> str:
 
 
 def _parse_time(text: str, tz: tzinfo, end_of_day: bool) -> datetime:
+    if _ISO_OFFSET.match(text.strip()):  # from a backend: an exact time with its offset
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     t = text.strip().replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-")
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
         try:
@@ -322,7 +331,9 @@ def parse_items(
     """Records from JSON objects (MQTT commands) with the same checks as a CSV row.
 
     Keys may be any heading the CSV import accepts (``plate_color`` or
-    ``车牌颜色``); item N is reported as "row N" counting from 1.
+    ``车牌颜色``); item N is reported as "row N" counting from 1. A key that
+    is no heading is an error, not skipped: a signed command whose field the
+    gate would drop must be refused, never half applied.
     """
     aliases = {_norm_heading(a): name for name, names in _HEADINGS[kind].items() for a in names}
     records: list[Any] = []
@@ -337,6 +348,7 @@ def parse_items(
         for key, value in item.items():
             name = aliases.get(_norm_heading(str(key)))
             if name is None:
+                errors.append(RowError(number, str(key)[:64], "unknown field"))
                 continue
             if isinstance(value, list):
                 value = ";".join(str(v) for v in value)

@@ -267,3 +267,27 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad.write_text("车牌号码,燃料类型\n冀C1,柴油\n", encoding="utf-8")
     assert run_cli("registry", "import", str(bad), "--mode", "upsert", "--db", db) == 1
     assert "row 2, plate" in capsys.readouterr().err
+
+
+def test_items_from_commands_honour_every_field_or_refuse_it() -> None:
+    from edged.gate.csv_import import parse_items
+
+    rows, errors = parse_items(
+        "blacklist",
+        "upsert",
+        [{"plate": "晋C55667", "reason": "遥感监测超标排放", "until": "2030-12-31T00:00:00+08:00"}],
+        TZ,
+    )
+    assert not errors
+    assert rows[0].valid_until == datetime(2030, 12, 31, tzinfo=TZ), "until was dropped"
+    rows, errors = parse_items(
+        "vehicles",
+        "upsert",
+        [{"plate": "冀A12345", "fuel": "diesel", "registered": "2019-05-20", "fleet": "唐山运输"}],
+        TZ,
+    )
+    assert not errors and rows[0].registered_on == "2019-05-20" and rows[0].haulier == "唐山运输"
+    rows, errors = parse_items(
+        "vehicles", "upsert", [{"plate": "冀A12345", "fuel": "diesel", "nrmm_id": "X1"}], TZ
+    )
+    assert rows == [] and [str(e) for e in errors] == ["row 1, nrmm_id: unknown field"]
