@@ -382,6 +382,8 @@ def _envelope_ok(body: dict[str, Any]) -> bool:
         and isinstance(cmd_id, str)
         and len(cmd_id) <= 64
     )
+
+
 _ID_MAX = 64
 _ACTOR_MAX = 100
 
