@@ -947,8 +947,11 @@ class Gate:
             self._aware(p["valid_from"]),
             self._aware(p["valid_until"]),
             actor=actor,
+            direction=p.get("direction", "any"),
+            uses=p.get("uses", 1),
+            ref=p.get("approval_id"),
         )
-        return {"approval_id": a.id}
+        return {"approval_id": a.id, "ref": a.ref, "direction": a.direction, "uses": a.uses}
 
     def _aware(self, text: str) -> datetime:
         t = datetime.fromisoformat(text)

@@ -291,3 +291,72 @@ def test_items_from_commands_honour_every_field_or_refuse_it() -> None:
         "vehicles", "upsert", [{"plate": "冀A12345", "fuel": "diesel", "nrmm_id": "X1"}], TZ
     )
     assert rows == [] and [str(e) for e in errors] == ["row 1, nrmm_id: unknown field"]
+
+
+def test_approval_honours_direction_uses_and_the_backends_id(reg: Registry) -> None:
+    start, end = NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+    a = reg.add_approval(
+        "冀A12345", "抢修设备运输", "张三", "李四", start, end, direction="out", uses=2, ref="BK-7"
+    )
+    assert (a.direction, a.uses, a.used, a.ref) == ("out", 2, 0, "BK-7")
+
+    def decide(direction: str) -> object:
+        return decide_read(
+            GateRead("冀A12345"),
+            reg.snapshot(),
+            "none",
+            NOW,
+            direction,
+            PolicyConfig(exit_mode="check"),
+        )
+
+    assert decide("in").approval_id is None, "an exit pass does not open the way in"
+    assert decide("out").approval_id == a.id
+    assert reg.consume_approval(a.id, "P-1", now=NOW) is True
+    assert decide("out").approval_id == a.id, "a second use is left"
+    assert reg.consume_approval(a.id, "P-2", now=NOW) is True
+    assert reg.consume_approval(a.id, "P-3", now=NOW) is False
+    assert decide("out").approval_id is None
+    got = reg.get_approval(a.id)
+    assert (got.used, got.used_by_passage) == (2, "P-2")
+    with pytest.raises(ApprovalRefused, match="approval_id: 'BK-7' already entered"):
+        reg.add_approval("冀A12345", "抢修设备运输", "张三", "李四", start, end, ref="BK-7")
+    with pytest.raises(ApprovalRefused, match=r"direction: .*uses: "):
+        reg.add_approval(
+            "冀A12345",
+            "抢修设备运输",
+            "张三",
+            "李四",
+            start,
+            end,
+            "x",
+            **{"direction": "sideways", "uses": 0},
+        )
+
+
+def test_a_registry_from_before_multi_use_approvals_keeps_its_used_passes(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE approval (id INTEGER PRIMARY KEY, plate TEXT, reason TEXT, applicant TEXT,"
+        " approver TEXT, valid_from TEXT, valid_until TEXT, created_at TEXT, created_by TEXT,"
+        " used_at TEXT, used_by_passage TEXT)"
+    )
+    window = ((NOW - timedelta(hours=1)).isoformat(), (NOW + timedelta(hours=1)).isoformat())
+    for used_at in (NOW.isoformat(), None):
+        db.execute(
+            "INSERT INTO approval(plate, reason, applicant, approver, valid_from, valid_until,"
+            " created_at, created_by, used_at) VALUES ('冀A12345', '抢修设备运输', '张三', '李四',"
+            " ?, ?, ?, 'x', ?)",
+            (*window, NOW.isoformat(), used_at),
+        )
+    db.commit()
+    db.close()
+    with Registry(path) as reg:
+        used, fresh = reg.list_approvals()
+        assert (used.used, used.uses, fresh.used, fresh.direction) == (1, 1, 0, "any")
+        assert reg.snapshot().approval_for("冀A12345", NOW).id == fresh.id
