@@ -22,6 +22,8 @@ import numpy as np
 
 from drivers.rfid import TagBuffer
 from edged.control import ControlServer
+from edged.devicekey import create as create_device_key
+from edged.devicekey import key_path
 from edged.gate.csv_import import import_csv
 from edged.gate.model import GateRead
 from edged.gate.policy import decide_read, manual_open
@@ -169,6 +171,9 @@ class Gate:
     def _start_ledger(self) -> None:
         lc = self.cfg.ledger
         self.ledger = LedgerStore(_path(self.cfg, lc.db_path), events_keep=lc.events_keep)
+        self.device_key, made = create_device_key(key_path(self.cfg.daemon.data_dir))
+        if made:
+            log.info("device_key_created", public_key=self.device_key.public_hex)
         self.images_dir = _path(self.cfg, lc.images_dir)
         # The keeper measures free space where images really go: a relative
         # images_dir is under data_dir, not the service's working directory.

@@ -72,6 +72,13 @@ class LedgerConfig:
         default=300.0,
         metadata=doc("How often the chain heads (seq + hash) are published upstream"),
     )
+    attest_seconds: float = field(
+        default=900.0,
+        metadata=doc(
+            "How often the device key signs the chain heads (attestation, stored and published"
+            " on ledger/attestation); also on every export"
+        ),
+    )
     frequent_per_day: int = field(
         default=8,
         metadata=doc("Reports flag a vehicle passing more than this many times a day (频繁进出)"),
@@ -105,6 +112,10 @@ class LedgerConfig:
             raise ValueError(
                 "head_publish_seconds: expected a positive "
                 f"number, found {self.head_publish_seconds}"
+            )
+        if not 60 <= self.attest_seconds <= 86400:
+            raise ValueError(
+                f"attest_seconds: expected 60..86400 seconds, found {self.attest_seconds}"
             )
         if self.frequent_per_day < 1:
             raise ValueError(
