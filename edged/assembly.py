@@ -199,7 +199,14 @@ class Gate:
         if not self.registry.list_vehicles():
             for csv, kind in ((rc.seed_csv, "vehicles"), (rc.seed_blacklist_csv, "blacklist")):
                 if csv:
-                    report = import_csv(self.registry, csv, kind, "upsert", actor="seed")
+                    report = import_csv(
+                        self.registry,
+                        csv,
+                        kind,
+                        "upsert",
+                        actor="seed",
+                        max_rows=rc.import_max_rows,
+                    )
                     log.info("registry_seeded", file=csv, kind=kind, report=str(report))
 
     def _stop_registry(self) -> None:

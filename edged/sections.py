@@ -43,6 +43,14 @@ class RegistryConfig:
             "CSV of blacklist entries imported at start when the registry is empty; empty: none"
         ),
     )
+    import_max_rows: int = field(
+        default=2_000_000,
+        metadata=doc("Most rows one CSV import may hold (the seed files here); over it: refused"),
+    )
+
+    def __post_init__(self) -> None:
+        if self.import_max_rows < 1:
+            raise ValueError(f"import_max_rows: expected >= 1, found {self.import_max_rows}")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from edged.gate.csv_import import KINDS, MODES, import_csv
+from edged.gate.csv_import import DEFAULT_MAX_ROWS, KINDS, MODES, import_csv
 from edged.gate.model import ALERT_LEVELS, BlacklistEntry
 from edged.gate.registry import ApprovalRefused, Audit, Registry
 
@@ -66,11 +66,15 @@ def _cmd(sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: s
 
 def registry_import(args: argparse.Namespace) -> int:
     with _open(args) as reg:
-        report = import_csv(reg, args.file, args.kind, args.mode, actor=_actor(args))
+        report = import_csv(
+            reg, args.file, args.kind, args.mode, actor=_actor(args), max_rows=args.max_rows
+        )
     if not report.ok:
-        _err(f"import refused, nothing changed ({len(report.errors)} problems):")
+        _err(f"import refused, nothing changed ({report.error_count} problems):")
         for e in report.errors:
             _err(f"  {e}")
+        if report.error_count > len(report.errors):
+            _err(f"  ... and {report.error_count - len(report.errors)} more")
         return 1
     _out(f"{args.kind}: {report.applied} rows {args.mode} ({report.encoding})")
     return 0
@@ -201,6 +205,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file")
     p.add_argument("--mode", choices=MODES, required=True)
     p.add_argument("--kind", choices=KINDS, default="vehicles")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=DEFAULT_MAX_ROWS,
+        metavar="N",
+        help=f"refuse a file of more rows (default {DEFAULT_MAX_ROWS:,}); memory does not"
+        " grow with the file either way",
+    )
     p = _cmd(rs, "list", registry_list, "list vehicles, blacklist or machinery")
     p.add_argument("--kind", choices=KINDS, default="vehicles")
     p.add_argument("--limit", type=int)

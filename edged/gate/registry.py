@@ -491,6 +491,49 @@ class Registry:
         self._report(actor, f"{kind}.{mode}", {"count": n, "source": source})
         return n
 
+    def apply_stream(
+        self,
+        kind: Kind,
+        mode: Mode,
+        batches: Iterable[list[Any]],
+        actor: str = "system",
+        source: str = "",
+    ) -> int:
+        """``apply`` for batches that arrive one at a time (a streamed CSV import).
+
+        One transaction over all of them: if the iterator raises (a bad row found
+        late in the file), every batch already written is rolled back. Only one
+        batch is in memory at a time.
+        """
+        model = {"vehicles": self._m.vehicle, "blacklist": self._m.blacklist, "nrmm": self._m.nrmm}[
+            kind
+        ]
+        table = model._meta.table_name
+        now = now_local()
+        n = 0
+        with self._lock, self._db.atomic():
+            if mode == "replace":
+                model.delete().execute()
+            conn = self._db.connection()
+            for batch in batches:
+                if mode == "delete":
+                    keys = [self._key(kind, r) for r in batch]
+                    marks = ",".join("?" * len(keys))
+                    pk = model._meta.primary_key.column_name
+                    n += conn.execute(f"DELETE FROM {table} WHERE {pk} IN ({marks})", keys).rowcount
+                    continue
+                rows = [self._row(kind, r, now) for r in batch]
+                cols = list(rows[0])
+                sql = (
+                    f"INSERT OR REPLACE INTO {table} ({', '.join(cols)})"
+                    f" VALUES ({', '.join('?' * len(cols))})"
+                )
+                conn.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
+                n += len(rows)
+            self._changed()
+        self._report(actor, f"{kind}.{mode}", {"count": n, "source": source})
+        return n
+
     def _key(self, kind: Kind, record: Any) -> str:
         if isinstance(record, str):
             return record.strip().upper() if kind == "nrmm" else normalize_plate(record)

@@ -360,3 +360,40 @@ def test_a_registry_from_before_multi_use_approvals_keeps_its_used_passes(
         used, fresh = reg.list_approvals()
         assert (used.used, used.uses, fresh.used, fresh.direction) == (1, 1, 0, "any")
         assert reg.snapshot().approval_for("冀A12345", NOW).id == fresh.id
+
+
+def test_streamed_import_refuses_late_errors_duplicates_and_the_row_cap(
+    reg: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A problem found after thousands of rows were written still leaves nothing behind."""
+    good = tmp_path / "v.csv"
+    good.write_bytes(CSV_ZH.encode("gbk"))
+    assert import_csv(reg, good, "vehicles", "replace").applied == 3
+    rows = [f"冀A{i:05d},柴油" for i in range(2500)]
+    big = tmp_path / "big.csv"
+    # a replace whose last row is bad: the 2,500 rows already streamed are rolled back
+    big.write_text("车牌号码,燃料类型\n" + "\n".join([*rows, "冀C22222,煤"]) + "\n", "utf-8")
+    report = import_csv(reg, big, "vehicles", "replace")
+    assert not report.ok and report.errors[0].row == 2502
+    assert reg.count_vehicles() == 3 and reg.get_vehicle("冀A12345") is not None
+    # a key given twice, in different batches
+    big.write_text("车牌号码,燃料类型\n" + "\n".join([*rows, rows[1]]) + "\n", "utf-8")
+    report = import_csv(reg, big, "vehicles", "upsert")
+    assert [str(e) for e in report.errors] == ["row 2502, plate: 冀A00001 already on row 3"]
+    # GBK that only shows in the last row, past the first megabyte of UTF-8-looking text
+    tail = "冀B99999,天然气\n".encode("gbk")
+    pad = "车牌号码,燃料类型\n" + "\n".join(f"冀D{i:05d},diesel" for i in range(80000)) + "\n"
+    big.write_bytes(pad.encode("gbk") + tail)
+    assert import_csv(reg, big, "vehicles", "upsert").applied == 80001
+    assert reg.get_vehicle("冀B99999").fuel == "gas"
+    # the row cap, from the command line
+    argv = ["registry", "import", str(good), "--mode", "upsert", "--max-rows", "2"]
+    assert _cli([*argv, "--db", str(reg.path)]) == 1
+    err = capsys.readouterr().err
+    assert "more than 2 rows (the import row cap)" in err
+
+
+def _cli(argv: list[str]) -> int:
+    from edged.cli import main
+
+    return main(argv)
