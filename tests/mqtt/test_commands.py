@@ -316,3 +316,19 @@ def test_open_takes_plate_direction_hold_and_lane(verifier: CommandVerifier) -> 
     params = {"reason": "地磅故障", "plate": "冀A12345", "direction": "out", "hold_s": 30}
     v = verifier.check("open", _raw("open", {**params, "lane": "east-1"}))
     assert v.ok and v.params["lane"] == "east-1" and v.params["hold_s"] == 30
+
+
+def test_the_caps_table_in_the_docs_is_the_code() -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "MQTT.md").read_text(encoding="utf-8")
+    section = doc.split("### Size caps, checked before parsing", 1)[1].split("###", 1)[0]
+    units = {"KiB": 1024, "MiB": 1024 * 1024}
+    seen = set()
+    for names, cap in re.findall(r"^\| (`[^|]+) \| ([^|]+) \|$", section, re.M):
+        m = re.match(r"(\d+) (KiB|MiB)", cap)
+        for name in re.findall(r"`(\w+)`", names):
+            want = 16 << 20 if "cmd_max_bytes" in cap else int(m.group(1)) * units[m.group(2)]
+            assert max_bytes(name, 16 << 20) == want, name
+            seen.add(name)
+    assert seen == set(SCHEMAS)
