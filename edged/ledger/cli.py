@@ -28,6 +28,7 @@ class Settings:
     site: str
     gate: str
     ledger: LedgerConfig
+    data_dir: Path  # where the device key is (keys/): daemon.data_dir, or beside --db
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -42,6 +43,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             getattr(args, "site", None) or "site",
             "gate",
             LedgerConfig(),
+            Path(args.db).parent,
         )
     from edged.config import load_config
 
@@ -56,6 +58,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         cfg.site.id,
         cfg.site.gate_id,
         lc,
+        data_dir,
     )
 
 
@@ -105,7 +108,7 @@ def _verify(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, TypeError) as exc:
         print(f"edged: --attestation: not attestations as published: {exc}", file=sys.stderr)
         return 2
-    public = args.public_key or _beside_key(s.db)
+    public = args.public_key or _beside_key(s.data_dir)
     res = verify_db(
         s.db,
         images,
@@ -141,12 +144,12 @@ def _verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def _beside_key(db: Path) -> str | None:
-    """The public key of the device key kept in the ledger's data directory, if readable."""
+def _beside_key(data_dir: Path) -> str | None:
+    """The public key of the device key kept in the data directory, if readable."""
     from edged.devicekey import DeviceKeyError, key_path, load
 
     try:
-        return load(key_path(db.parent)).public_hex
+        return load(key_path(data_dir)).public_hex
     except (DeviceKeyError, OSError):
         return None
 
@@ -160,7 +163,7 @@ def _attest(args: argparse.Namespace) -> int:
     if (rc := _need_db(s)) is not None:
         return rc
     try:
-        key = load(key_path(s.db.parent))
+        key = load(key_path(s.data_dir))
     except DeviceKeyError as exc:
         print(f"edged: {exc}", file=sys.stderr)
         return 1
@@ -255,7 +258,7 @@ def _export(args: argparse.Namespace) -> int:
     from edged.devicekey import DeviceKeyError, key_path, load
 
     try:
-        key = load(key_path(s.db.parent))
+        key = load(key_path(s.data_dir))
     except (DeviceKeyError, OSError) as exc:
         key = None
         print(f"edged: export not attested: {exc}", file=sys.stderr)

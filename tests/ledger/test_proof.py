@@ -251,3 +251,24 @@ def test_restored_older_backup_is_refused_and_verify_names_the_rollback(
     with LedgerStore(db) as s:
         last = json.loads(list(s.audit_rows())[-1][3])
     assert last["action"] == "restore" and last["details"]["forced"] is True
+
+
+def test_exports_are_attested_and_checkable_from_the_stick_alone(
+    box: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    assert main(["export", "--db", str(box / "ledger.db"), "--to", str(stick)]) == 0
+    (folder,) = (stick / "edged-export").iterdir()
+    manifest = json.loads((folder / "MANIFEST.json").read_text(encoding="utf-8"))
+    att = Attestation.from_json(json.loads((folder / "ATTESTATION.json").read_text()))
+    assert manifest["attestation"] == att.to_json() and att.n == 2
+    public = load(key_path(box)).public_hex
+    assert att.signed_by(public), "the stick's attestation checks with the box's public key"
+    rows = [json.loads(line) for line in (folder / "passages.jsonl").read_text().splitlines()]
+    assert rows[-1]["hash"] == att.heads["passages"][1] and rows[-1]["seq"] == 6
+    # by hand, and it comes out as the message the daemon publishes
+    assert main(["ledger", "attest", "--db", str(box / "ledger.db")]) == 0
+    published = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert published["n"] == 3 and published["public_key"] == public
+    assert verify(public, published["payload"].encode(), published["sig"])
