@@ -164,13 +164,16 @@ def approval_add(args: argparse.Namespace) -> int:
                 start,
                 end,
                 actor=_actor(args),
+                direction=args.direction,
+                uses=args.uses,
+                ref=args.ref,
             )
         except ApprovalRefused as exc:
             _err(f"approval refused: {exc}")
             return 2
     _out(
         f"approval {a.id}: {a.plate} valid {a.valid_from.isoformat()}"
-        f" .. {a.valid_until.isoformat()}"
+        f" .. {a.valid_until.isoformat()}, {a.uses} use(s), direction {a.direction}"
     )
     return 0
 
@@ -178,7 +181,11 @@ def approval_add(args: argparse.Namespace) -> int:
 def approval_list(args: argparse.Namespace) -> int:
     with _open(args) as reg:
         for a in reg.list_approvals(include_used=args.all):
-            used = f"used {a.used_at.isoformat()} by {a.used_by_passage}" if a.used_at else "unused"
+            used = (
+                f"used {a.used}/{a.uses}, last {a.used_at.isoformat()} by {a.used_by_passage}"
+                if a.used_at
+                else f"unused (0/{a.uses})"
+            )
             _out(f"{a.id}\t{a.plate}\t{a.reason}\t{a.applicant}/{a.approver}\t{used}")
     return 0
 
@@ -235,7 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ap = sub.add_parser("approval", help="special approvals (特批放行)")
     aps = ap.add_subparsers(dest="approval_cmd", required=True)
-    p = _cmd(aps, "add", approval_add, "enter a one-time pass")
+    p = _cmd(aps, "add", approval_add, "enter a pass (one use unless --uses)")
     p.add_argument("plate")
     p.add_argument("--reason", required=True)
     p.add_argument("--applicant", required=True)
@@ -243,6 +250,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--valid-from", help="ISO time; default now")
     p.add_argument("--valid-until", help="ISO time; default valid-from + --hours")
     p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument("--direction", choices=("in", "out", "any"), default="any")
+    p.add_argument("--uses", type=int, default=1, help="passages it opens for (1-100)")
+    p.add_argument("--ref", help="the approval's number in the plant's own system")
     p = _cmd(aps, "list", approval_list, "list unused approvals (--all: with used ones)")
     p.add_argument("--all", action="store_true")
 

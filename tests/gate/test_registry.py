@@ -251,13 +251,20 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
             "a",
             "--approver",
             "b",
+            "--direction",
+            "out",
+            "--uses",
+            "2",
+            "--ref",
+            "OA-2024-17",
             "--db",
             db,
         )
         == 0
     )
     assert run_cli("approval", "list", "--db", db) == 0
-    assert "抢修设备运输" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "抢修设备运输" in out and "2 use(s), direction out" in out and "unused (0/2)" in out
     assert run_cli("alert", "set", "orange", "--actor", "环保专员", "--db", db) == 0
     assert run_cli("alert", "show", "--db", db) == 0
     assert "orange" in capsys.readouterr().out
