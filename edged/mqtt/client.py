@@ -66,7 +66,7 @@ _REFUSED_PAUSE_S = 5.0
 _DROP_REPORT_S = 60.0
 _SIGNED_QUEUE = 256  # signed commands waiting for the worker (only the key holder fills it)
 _BULK_QUEUE = 64  # list commands waiting to be checked, and together at most cmd_max_bytes
-_REPLY_BACKLOG = 100  # refusals waiting for a reply token; older ones are only counted
+_REPLY_BACKLOG = 1000  # most refusals waiting for a reply token; older ones are only counted
 _EXAMPLES = 5  # refused commands quoted in each summary
 _NAMES = 20  # distinct command names counted in each summary; the rest as "(other)"
 _TICK_S = 0.2
@@ -209,7 +209,10 @@ class MqttLink:
         self._bulk_bytes = 0  # raw bytes waiting in _bulk (paho's thread adds, the worker takes)
         self._bulk_lock = threading.Lock()
         self._tally = RefusalTally()
-        self._to_reply: deque[Verdict] = deque(maxlen=_REPLY_BACKLOG)
+        # no more waiting than a minute's budget can answer: the rest is only counted
+        self._to_reply: deque[Verdict] = deque(
+            maxlen=max(1, min(config.cmd_refusal_replies_per_min, _REPLY_BACKLOG))
+        )
         self._reply_tokens = float(config.cmd_refusal_replies_per_min)
         self._reply_time = time.monotonic()
         self._last_refusal_report = -float("inf")
