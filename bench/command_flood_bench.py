@@ -34,7 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.mqtt_bench import start_broker
 from bench.report import emit
-from edged.control import request
+from edged.app.control import request
 from edged.mqtt.commands import make_command
 
 REPO = Path(__file__).resolve().parent.parent

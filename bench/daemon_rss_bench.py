@@ -4,7 +4,7 @@
 
 Runs ``edged run`` (folder camera of dev scenes fitted into 1920x1080 frames,
 no MQTT, mock GPIO) and drives passages through ``edged simulate passage``,
-once with the daemon's malloc tuning (edged.memory) and once without, and
+once with the daemon's malloc tuning (edged.app.memory) and once without, and
 prints peak and final RSS of each: the issue's budget is 200 MB.
 """
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"daemon RSS after {n} passages, 1080p folder camera:")
     print(f"  malloc as is      peak {plain[0]:.0f} MB, now {plain[1]:.0f} MB")
     print(
-        f"  edged.memory on   peak {tuned[0]:.0f} MB, now {tuned[1]:.0f} MB "
+        f"  edged.app.memory on   peak {tuned[0]:.0f} MB, now {tuned[1]:.0f} MB "
         f"(peak ratio {tuned[0] / plain[0]:.2f})"
     )
     emit("daemon RSS peak, 1080p camera", tuned[0], "MB", "<= 200")

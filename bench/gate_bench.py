@@ -28,9 +28,9 @@ from edged.logs import configure  # noqa: E402
 
 configure(level="warning")  # before the gate modules bind their loggers
 
-from edged.gate.model import STAGES, BlacklistEntry, GateRead, Vehicle  # noqa: E402
-from edged.gate.policy import PolicyConfig, decide_read  # noqa: E402
-from edged.gate.registry import Registry, Snapshot  # noqa: E402
+from edged.admission.model import STAGES, BlacklistEntry, GateRead, Vehicle  # noqa: E402
+from edged.admission.policy import PolicyConfig, decide_read  # noqa: E402
+from edged.admission.registry import Registry, Snapshot  # noqa: E402
 
 PROVINCES = "冀晋蒙辽吉黑苏浙皖闽赣鲁豫鄂湘粤"
 FUELS = ("diesel", "diesel", "diesel", "gas", "petrol", "electric")
@@ -137,10 +137,10 @@ def trigger_to_relay(passages: int, size: tuple[int, int] = (1920, 1080)) -> dic
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
+    from edged.app.supervisor import Supervisor
     from edged.assembly import Gate
-    from edged.config import parse
+    from edged.config.load import parse
     from edged.lpr.synth import render_scene
-    from edged.supervisor import Supervisor
 
     repo = Path(__file__).resolve().parent.parent
     Device.pin_factory = MockFactory()

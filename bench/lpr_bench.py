@@ -246,7 +246,7 @@ def rss_probe(model_dir: str, threads: int, images: list[Path]) -> int:
     small for the frame pass (the second pass's windows and zoomed look), and an
     empty frame. The frames are made by the parent: rendering one here would
     set the peak itself."""
-    from edged.memory import bound_heap
+    from edged.app.memory import bound_heap
 
     bound_heap()  # as the daemon does at start
     rec = PlateRecognizer(LprConfig(model_dir=model_dir, threads=threads))

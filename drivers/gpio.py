@@ -20,7 +20,7 @@ from typing import Any
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
-from edged.config import doc
+from edged.config.schema import doc
 from edged.logs import get_logger
 
 log = get_logger("gpio")

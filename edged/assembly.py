@@ -21,22 +21,22 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from drivers.rfid import TagBuffer
-from edged.control import ControlServer
+from edged.admission.csv_import import import_csv
+from edged.admission.identity import fuse
+from edged.admission.model import GateRead
+from edged.admission.policy import decide_read, manual_open
+from edged.admission.registry import Registry
+from edged.app.control import ControlServer
+from edged.app.health import RateMeter, clock_status, cpu_temperature_c, disk_use
 from edged.devicekey import create as create_device_key
 from edged.devicekey import key_path
-from edged.gate.csv_import import import_csv
-from edged.gate.model import GateRead
-from edged.gate.policy import decide_read, manual_open
-from edged.gate.registry import Registry
-from edged.health import RateMeter, clock_status, cpu_temperature_c, disk_use
-from edged.identity import fuse
+from edged.lane.worker import GateWorker, PassageOutcome
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
 from edged.ledger.record import Snapshot as LedgerSnapshot
 from edged.ledger.retention import RetentionKeeper
 from edged.ledger.store import LedgerError, LedgerFullError, LedgerStore
 from edged.logs import get_logger
-from edged.passage import GateWorker, PassageOutcome
 
 log = get_logger("gate")
 
@@ -371,7 +371,21 @@ class Gate:
         # by the platform (1012) becomes an offset for HJ 212 times, and an event
         # tells the technician the board's clock is off.
         clock = OffsetClock(on_set=self._platform_set_clock)
-        self.uplink = Uplink(hc, _path(self.cfg, hc.store), source=self.datalogger, clock=clock)
+        units = {
+            p.factor: p.unit
+            for d in self.cfg.modbus.devices
+            for p in d.points
+            if p.factor and p.unit
+        }
+        self.uplink = Uplink(
+            hc,
+            _path(self.cfg, hc.store),
+            source=self.datalogger,
+            clock=clock,
+            tz=self.tz,
+            audit=self.audit,
+            units=units,
+        )
         self._stop_uplink_thread = self.uplink.start_thread()
         self.uplink.send_startup(datetime.now())
         self._forwarded: dict[str, datetime] = {}
@@ -721,7 +735,7 @@ class Gate:
             raise
         relay_ms = None
         if self.io is not None:
-            from edged.gate.actions import act
+            from edged.admission.actions import act
 
             # The relay switches at the start of act(); the pulse itself then
             # holds for its configured length, which is not latency.
@@ -940,7 +954,7 @@ class Gate:
 
     def _lists(self, kind: str, mode: str, items: list[Any], actor: str) -> dict[str, Any]:
         """Registry and blacklist changes from MQTT: all-or-nothing, like a CSV import."""
-        from edged.gate.csv_import import parse_items
+        from edged.admission.csv_import import parse_items
 
         assert self.registry is not None
         records, errors = parse_items(kind, mode, items, self.tz)

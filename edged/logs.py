@@ -11,11 +11,45 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from dataclasses import dataclass, field
+from typing import Any, Literal, TextIO
 
 import structlog
 
+from edged.config.schema import doc
+
 LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Journal output; per-component levels let one noisy device be turned up alone."""
+
+    level: Literal["debug", "info", "warning", "error"] = field(
+        default="info", metadata=doc("Default level for every component")
+    )
+    format: Literal["logfmt", "json"] = field(
+        default="logfmt",
+        metadata=doc("logfmt (key=value, reads well in journalctl) or json (for log shippers)"),
+    )
+    timestamps: bool = field(
+        default=True,
+        metadata=doc(
+            "Prefix each line with a time stamp (the journal adds its own; set false under systemd)"
+        ),
+    )
+    components: dict[str, str] = field(
+        default_factory=dict,
+        metadata=doc('Per-component level, e.g. { rfid = "debug", mqtt = "warning" }'),
+    )
+
+    def __post_init__(self) -> None:
+        for name, lvl in self.components.items():
+            if lvl not in ("debug", "info", "warning", "error"):
+                raise ValueError(
+                    f"components: level for {name!r} must be debug, info, warning or error, found {lvl!r}"
+                )
+
 
 _state: dict[str, Any] = {"default": logging.INFO, "per_component": {}}
 

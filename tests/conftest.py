@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.broker import Mosquitto, find_mosquitto
+from tests.ptys import PtyCable
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("EDGED_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -23,6 +24,14 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def cable(tmp_path: Path) -> Iterator[PtyCable]:
+    """A serial cable: a pty pair whose device end has a stable name, as udev gives one."""
+    c = PtyCable(tmp_path / "ttyGATE0")
+    yield c
+    c.close()
 
 
 def shared_data(name: str) -> Path:

@@ -13,10 +13,10 @@ from typing import Any
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+from edged.app.supervisor import Supervisor
 from edged.assembly import Gate
-from edged.config import parse
-from edged.passage import GateWorker
-from edged.supervisor import Supervisor
+from edged.config.load import parse
+from edged.lane.worker import GateWorker
 
 
 def base_toml(tmp_path: Path) -> str:

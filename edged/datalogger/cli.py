@@ -20,12 +20,12 @@ from edged.datalogger.registers import ModbusConfig
 
 
 def _load(args: argparse.Namespace) -> ModbusConfig:
-    from edged import schema
+    from edged.config import schema
 
     if args.map:
         data = tomllib.loads(Path(args.map).read_text(encoding="utf-8"))
         return schema.build(ModbusConfig, data.get("modbus", {}))
-    from edged.config import load_config
+    from edged.config.load import load_config
 
     cfg = load_config(args.config)
     section = getattr(cfg, "modbus", None)
@@ -35,7 +35,7 @@ def _load(args: argparse.Namespace) -> ModbusConfig:
 
 
 def _poll(args: argparse.Namespace) -> int:
-    from edged import schema
+    from edged.config import schema
 
     try:
         cfg = _load(args)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from edged.config import doc
+from edged.config.schema import doc
 from edged.datalogger.aggregate import Sample
 from edged.hj212.serial_in import Sample as PacketSample
 from edged.hj212.serial_in import SerialPacketReader

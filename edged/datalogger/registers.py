@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edged.config import doc
+from edged.config.schema import doc
 
 DataType = Literal[
     "bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from peewee import SqliteDatabase
 
-from edged.config import doc
+from edged.config.schema import doc
 from edged.datalogger.aggregate import (
     Aggregate,
     Period,

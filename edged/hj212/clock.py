@@ -3,6 +3,10 @@
 Setting the board's system time needs root and belongs to the daemon, so the
 uplink only talks to a :class:`Clock`; the daemon passes one whose ``set``
 does the real work, tests pass :class:`ManualClock` and move time by hand.
+
+``now()`` is the board's local wall time, naive, as ``datetime.now()`` gives
+it; ``set()`` takes that or an aware datetime (a 1012 SystemTime read in the
+site's zone), so a board whose system zone differs from the site's is set right.
 """
 
 from __future__ import annotations
@@ -11,6 +15,11 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
+
+
+def local_naive(when: datetime) -> datetime:
+    """``when`` as the board's local wall time without zone (aware ones converted)."""
+    return when if when.tzinfo is None else when.astimezone().replace(tzinfo=None)
 
 
 class Clock(Protocol):
@@ -33,9 +42,9 @@ class OffsetClock:
 
     def set(self, when: datetime) -> None:
         with self._lock:
-            self._offset = when - datetime.now()
+            self._offset = local_naive(when) - datetime.now()
         if self._on_set is not None:
-            self._on_set(when)
+            self._on_set(local_naive(when))
 
 
 class ManualClock:
@@ -51,7 +60,10 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         with self._lock:
-            self._now = when
+            if self._now.tzinfo is None:
+                self._now = local_naive(when)
+            else:
+                self._now = when if when.tzinfo is not None else when.astimezone()
 
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:

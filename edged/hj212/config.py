@@ -1,4 +1,9 @@
-"""Config of the HJ 212 uplink: one ``[[hj212.platforms]]`` table per platform (一点多传)."""
+"""Config of the HJ 212 uplink: one ``[[hj212.platforms]]`` table per platform (一点多传).
+
+Each platform speaks its own version of the standard: platforms move from
+HJ 212-2017 to HJ 212-2025 at different times, so one logger talks 2017 to
+one and 2025 (SM4, heartbeat, hardware identity) to another.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 _CN_RE = re.compile(r"\d{4}")
+_FACTOR_RE = re.compile(r"[A-Za-z0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,32 @@ class PlatformConfig:
         default=True, metadata={"doc": "Resend unacknowledged data after an outage 断点续传"}
     )
     realtime: bool = field(
-        default=True, metadata={"doc": "Send real-time data 实时数据 (CN 2011) to this platform"}
+        default=True,
+        metadata={
+            "doc": "Send real-time data 实时数据 (CN 2011) to this platform until it sends CN 2012"
+        },
+    )
+    version: Literal["2017", "2025"] = field(
+        default="2017",
+        metadata={
+            "doc": "Standard this platform speaks: 2017 (HJ 212-2017) or 2025 (HJ 212-2025: SM4,"
+            " heartbeat 9015, hardware identity 1001, MN assignment 1002, RF=1 on backfill)"
+        },
+    )
+    sm4_key: str = field(
+        default="",
+        metadata={
+            "doc": "HJ 212-2025 SM4 key 密钥 as 32 hex digits, from the platform operator; empty ="
+            " no encryption. A key the platform later sends (CN 1014) is kept in the store",
+            "secret": True,
+        },
+    )
+    heartbeat_s: float = field(
+        default=60.0,
+        metadata={
+            "doc": "HJ 212-2025 heartbeat 心跳 (CN 9015) after this many idle seconds; 0 = off."
+            " Not sent to 2017 platforms (no such command there)"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -87,11 +118,23 @@ class PlatformConfig:
             )
         if not 0 <= self.retries <= 20:
             raise ValueError(f"retries: expected 0..20, found {self.retries}")
+        if self.sm4_key and not re.fullmatch(r"[0-9A-Fa-f]{32}", self.sm4_key):
+            raise ValueError(
+                "sm4_key: expected 32 hex digits (a 16-byte SM4 key),"
+                f" found {len(self.sm4_key)} characters"
+            )
+        if self.sm4_key and self.version != "2025":
+            raise ValueError(
+                f'sm4_key: only HJ 212-2025 encrypts; set version = "2025" or remove the key'
+                f" (version is {self.version!r})"
+            )
+        if self.heartbeat_s != 0 and not 1 <= self.heartbeat_s <= 3600:
+            raise ValueError(f"heartbeat_s: expected 0 (off) or 1..3600, found {self.heartbeat_s}")
 
 
 @dataclass(frozen=True)
 class Hj212Config:
-    """HJ 212-2017 uplink to one or more platforms."""
+    """HJ 212 uplink (2017 and 2025) to one or more platforms."""
 
     platforms: list[PlatformConfig] = field(
         default_factory=list,
@@ -119,6 +162,48 @@ class Hj212Config:
     accept_time_set: bool = field(
         default=True, metadata={"doc": "Let platforms set the clock 设置现场机时间 (CN 1012)"}
     )
+    time_set_max_h: float = field(
+        default=24.0,
+        metadata={
+            "doc": "Largest clock change a platform may make (CN 1012), in hours from the board's"
+            " system time; a larger one is refused. Both are audited"
+        },
+    )
+    decimals: dict[str, int] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "Decimal places per factor code, e.g. { a34013 = 2 }; a factor not listed gets"
+            " them from its unit (mg/m3: 3, ℃: 1, A: 2, ...), else up to 6"
+        },
+    )
+    logger_id: str = field(
+        default="",
+        metadata={
+            "doc": "Logger id 数采仪编号 (i23005-Info, CN 1001/1002); empty = the CPU id below"
+        },
+    )
+    cpu_id: str = field(
+        default="",
+        metadata={
+            "doc": "CPU id (i23006-Info); empty = read from the board (/proc/cpuinfo Serial,"
+            " else /etc/machine-id)"
+        },
+    )
+    macs: list[str] = field(
+        default_factory=list,
+        metadata={
+            "doc": "MAC addresses (i23007/i23008-Info); empty = the first two network"
+            " interfaces of the board (/sys/class/net)"
+        },
+    )
+    split_max_groups: int = field(
+        default=16,
+        metadata={"doc": "Split packets 拆分包 from a platform being reassembled at once, at most"},
+    )
+    split_max_bytes: int = field(
+        default=262144,
+        metadata={"doc": "Bytes of split packets from one platform held for reassembly, at most"},
+    )
     split_mode: Literal["split", "refuse"] = field(
         default="split",
         metadata={"doc": "Over-long CP: split into PNUM/PNO sub-packets 拆分包, or refuse and log"},
@@ -141,3 +226,35 @@ class Hj212Config:
             raise ValueError(f"min_interval: expected 1..60 minutes, found {self.min_interval}")
         if not _CN_RE.fullmatch(self.alarm_cn):
             raise ValueError(f"alarm_cn: expected a 4-digit CN, found {self.alarm_cn!r}")
+        if not 0 < self.time_set_max_h <= 8760:
+            raise ValueError(
+                f"time_set_max_h: expected more than 0 and at most 8760 hours,"
+                f" found {self.time_set_max_h}"
+            )
+        for code, places in self.decimals.items():
+            if not _FACTOR_RE.fullmatch(code) or not 0 <= places <= 12:
+                raise ValueError(
+                    f"decimals: expected factor code = 0..12 places, found {code} = {places}"
+                )
+        for name in ("logger_id", "cpu_id"):
+            value = getattr(self, name)
+            if value and not re.fullmatch(r"[0-9A-Za-z_\-:.]{1,64}", value):
+                raise ValueError(
+                    f"{name}: expected up to 64 letters, digits, '_', '-', ':' or '.',"
+                    f" found {value!r}"
+                )
+        for mac in self.macs:
+            if not re.fullmatch(r"[0-9A-Fa-f]{2}(?:[:-]?[0-9A-Fa-f]{2}){5}", mac):
+                raise ValueError(
+                    f"macs: expected addresses like 'b8:27:eb:12:34:56', found {mac!r}"
+                )
+        if len(self.macs) > 2:
+            raise ValueError(
+                f"macs: HJ 212-2025 carries two (i23007, i23008), found {len(self.macs)}"
+            )
+        if not 1 <= self.split_max_groups <= 1024:
+            raise ValueError(f"split_max_groups: expected 1..1024, found {self.split_max_groups}")
+        if not 4096 <= self.split_max_bytes <= 64 << 20:
+            raise ValueError(
+                f"split_max_bytes: expected 4096..67108864, found {self.split_max_bytes}"
+            )

@@ -45,7 +45,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             LedgerConfig(),
             Path(args.db).parent,
         )
-    from edged.config import load_config
+    from edged.config.load import load_config
 
     cfg = load_config(getattr(args, "config", None))
     lc = cfg.ledger if isinstance(cfg.ledger, LedgerConfig) else LedgerConfig(**(cfg.ledger or {}))

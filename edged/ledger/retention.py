@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from edged.config import doc
+from edged.config.schema import doc
 from edged.ledger.store import LedgerStore
 from edged.logs import get_logger
 

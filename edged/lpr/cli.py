@@ -27,7 +27,7 @@ def _config(args: argparse.Namespace):
 
     cfg = LprConfig()
     if getattr(args, "config", None):
-        from edged.config import load_config
+        from edged.config.load import load_config
 
         cfg = getattr(load_config(args.config), "lpr", cfg)
     if args.model_dir:

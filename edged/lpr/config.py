@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edged.config import doc
+from edged.config.schema import doc
 
 
 @dataclass(frozen=True)

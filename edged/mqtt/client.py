@@ -39,6 +39,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edged.lane.worker import WorkerTimeout
 from edged.logs import get_logger
 from edged.mqtt.commands import (
     BULK_COMMANDS,
@@ -50,7 +51,6 @@ from edged.mqtt.commands import (
 from edged.mqtt.config import MqttConfig
 from edged.mqtt.outbox import Outbox, Row
 from edged.mqtt.topics import Topics, build_envelope, encode, new_id, now_iso
-from edged.passage import WorkerTimeout
 
 log = get_logger("mqtt")
 

@@ -1,9 +1,16 @@
-"""A real asyncio TCP monitoring platform for uplink tests.
+"""A real asyncio TCP monitoring platform for uplink tests, in HJ 212-2017 or -2025.
 
-Modes: ``ack`` answers every reply-wanted packet with 9014, ``silent`` takes
-packets and never answers, ``refuse`` closes each connection as it opens,
+No public HJ 212 platform can run here, so this one speaks the wire format
+byte for byte through the project's codec: in ``version="2025"`` with an
+SM4 key it decrypts what the logger sends, encrypts the commands it sends,
+answers heartbeats (9015) and hardware identity (1001) with 9013 and data
+with 9014, as a 2025 platform does.
+
+Modes: ``ack`` answers every reply-wanted packet, ``silent`` takes packets
+and never answers, ``refuse`` closes each connection as it opens,
 ``disconnect`` drops the connection after ``drop_after`` packets. ``stop()``
-and ``start()`` on the same port simulate an outage.
+and ``start()`` on the same port simulate an outage. ``key`` is the key the
+platform encrypts with; ``old_keys`` it still opens packets with.
 """
 
 from __future__ import annotations
@@ -12,26 +19,44 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from edged.hj212.codec import Cp, Hj212Error, Packet, decode, encode
+from edged.hj212.codec import Cp, Hj212Error, Packet, decode, encode, encode_all, version_flag
 from edged.hj212.crc import crc16_hex
 from edged.hj212.framing import PacketFramer
+
+NOTICE_ACKED = ("1001", "9015", "1014")  # answered with 9013 (通知应答), data with 9014
 
 
 class FakePlatform:
     def __init__(
-        self, mode: str = "ack", mn: str = "66330300010100001001", pw: str = "123456"
+        self,
+        mode: str = "ack",
+        mn: str = "66330300010100001001",
+        pw: str = "123456",
+        version: str = "2017",
+        key: bytes | None = None,
     ) -> None:
         self.mode = mode
         self.mn = mn
         self.pw = pw
+        self.version = version
+        self.key = key
+        self.old_keys: list[bytes] = []
         self.port = 0
         self.received: list[Packet] = []
+        self.raw: list[bytes] = []
         self.bad: list[tuple[bytes, str]] = []
         self.connections = 0
         self.drop_after = 3
         self._server: asyncio.base_events.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self._changed = asyncio.Event()
+
+    @property
+    def flag(self) -> int:
+        return version_flag(self.version)
+
+    def keys(self) -> list[bytes]:
+        return [k for k in (self.key, *self.old_keys) if k is not None]
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
@@ -60,10 +85,12 @@ class FakePlatform:
             while data := await reader.read(4096):
                 for raw in framer.feed(data):
                     try:
-                        packet = decode(raw)
+                        packet = decode(raw, sm4_keys=self.keys(), encrypted=bool(self.key))
                     except Hj212Error as exc:
                         self.bad.append((raw, str(exc)))
+                        self._touch()
                         continue
+                    self.raw.append(raw)
                     self.received.append(packet)
                     count += 1
                     self._touch()
@@ -71,7 +98,8 @@ class FakePlatform:
                         writer.close()
                         return
                     if self.mode == "ack" and packet.reply_wanted:
-                        ack = Packet("9014", packet.mn, packet.pw, "91", packet.qn, 4, cp=Cp())
+                        cn = "9013" if packet.cn in NOTICE_ACKED else "9014"
+                        ack = Packet(cn, packet.mn, packet.pw, "91", packet.qn, self.flag, cp=Cp())
                         writer.write(encode(ack))
         except (ConnectionError, OSError):
             pass
@@ -84,9 +112,11 @@ class FakePlatform:
         self._changed.set()
 
     async def send(self, packet: Packet | bytes) -> None:
-        """Send a command to the (first) connected logger."""
+        """Send a command to the (first) connected logger, encrypted when the platform is."""
         await self.wait_for(lambda: bool(self._writers), 5)
-        data = packet if isinstance(packet, bytes) else encode(packet)
+        data = (
+            packet if isinstance(packet, bytes) else b"".join(encode_all(packet, sm4_key=self.key))
+        )
         self._writers[0].write(data)
         await self._writers[0].drain()
 
@@ -97,7 +127,13 @@ class FakePlatform:
 
     def command(self, cn: str, qn: str, params: dict[str, str] | None = None, **kw: str) -> Packet:
         return Packet(
-            cn, kw.get("mn", self.mn), kw.get("pw", self.pw), "31", qn, 5, cp=Cp(params or {})
+            cn,
+            kw.get("mn", self.mn),
+            kw.get("pw", self.pw),
+            "31",
+            qn,
+            self.flag | 1,
+            cp=Cp(params or {}),
         )
 
     def data(self, cn: str) -> list[Packet]:
@@ -113,7 +149,8 @@ class FakePlatform:
             left = deadline - loop.time()
             if left <= 0:
                 raise AssertionError(
-                    f"timed out after {timeout}s; received {len(self.received)} packets"
+                    f"timed out after {timeout}s; received {len(self.received)} packets,"
+                    f" refused {[why for _, why in self.bad][-3:]}"
                 )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):

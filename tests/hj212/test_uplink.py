@@ -48,6 +48,7 @@ def run(
     platforms: list[FakePlatform],
     body: Callable[[Uplink, ManualClock], Awaitable[None]],
     cfgs: Callable[[list[FakePlatform]], list[PlatformConfig]] | None = None,
+    timeout: float = 20,
     **uplink_kw: object,
 ) -> None:
     async def main() -> None:
@@ -57,12 +58,13 @@ def run(
             cfgs(platforms) if cfgs else [pcfg(f"p{i}", p.port) for i, p in enumerate(platforms)]
         )
         clock = ManualClock(T0)
+        uplink_kw.setdefault("system_clock", lambda: T0.astimezone())
         up = Uplink(
             Hj212Config(platforms=configs), tmp_path / "outbox.sqlite", clock=clock, **uplink_kw
         )  # type: ignore[arg-type]
         task = asyncio.create_task(up.serve())
         try:
-            await asyncio.wait_for(body(up, clock), 20)
+            await asyncio.wait_for(body(up, clock), timeout)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -235,15 +237,15 @@ def test_time_and_intervals_get_and_set(tmp_path: Path) -> None:
             await plat.wait_for(lambda: any(p.cn == "9012" for p in plat.replies(qn)))
             return plat.replies(qn)
 
-        r = await ask("1012", "20240501100000001", {"SystemTime": "20250102030405"})
+        r = await ask("1012", "20240501100000001", {"SystemTime": "20240501230405"})
         assert [p.cp.params for p in r] == [{"QnRtn": "1"}, {"ExeRtn": "1"}]
-        assert clock.now() == datetime(2025, 1, 2, 3, 4, 5)
+        assert clock.now() == datetime(2024, 5, 1, 23, 4, 5)
         r = await ask("1011", "20240501100000002", {"PolId": "a34013"})
         assert r[1].cn == "1011"
-        assert r[1].cp.params == {"PolId": "a34013", "SystemTime": "20250102030405"}
+        assert r[1].cp.params == {"PolId": "a34013", "SystemTime": "20240501230405"}
         r = await ask("1012", "20240501100000003", {"SystemTime": "20251340000000"})
         assert r[-1].cp.params == {"ExeRtn": "3"}
-        assert clock.now() == datetime(2025, 1, 2, 3, 4, 5)
+        assert clock.now() == datetime(2024, 5, 1, 23, 4, 5)
         r = await ask("1062", "20240501100000004", {"RtdInterval": "60"})
         assert r[-1].cp.params == {"ExeRtn": "1"}
         r = await ask("1061", "20240501100000005", {})
@@ -262,7 +264,7 @@ def test_unknown_wrong_and_garbage_commands_are_refused_not_fatal(tmp_path: Path
     plat = FakePlatform()
 
     async def body(up: Uplink, clock: ManualClock) -> None:
-        await plat.send(plat.command("3020", "20240501100000001"))
+        await plat.send(plat.command("3011", "20240501100000001"))
         await plat.send(plat.command("1011", "20240501100000002", pw="999999"))
         await plat.send(plat.command("1011", "20240501100000003", mn="0000"))
         await plat.send(b"garbage\r\n##0010QN=1;&&0000\r\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edged.cli import main
+from edged.cli.main import main
 from edged.devicekey import create, key_path, load, verify
 from edged.ledger import LedgerStore
 from edged.ledger.attest import Attestation, attest, message, sidecar_path

@@ -25,7 +25,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edged.control import request
+from edged.app.control import request
 from edged.ledger.verify import VerifyResult, verify_db
 from tests.broker import Mosquitto
 

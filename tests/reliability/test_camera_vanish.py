@@ -21,12 +21,12 @@ import pytest
 from gpiozero import Device
 
 from drivers.rfid.simulator import R2000Simulator
-from edged.gate.model import Vehicle
+from edged.admission.model import Vehicle
 from edged.lpr.models import check_models
 from edged.lpr.synth import render_scene
 from tests.gate_rig import running_gate
+from tests.ptys import PtyCable, wait_for
 from tests.reliability import summary
-from tests.serial.ptys import PtyCable, wait_for
 
 pytestmark = pytest.mark.reliability
 

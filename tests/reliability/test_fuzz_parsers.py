@@ -52,8 +52,8 @@ from drivers.scale import (
     encode_xk3190,
     make_parser,
 )
-from edged.config import ConfigError, load_config, parse
-from edged.gate.csv_import import KINDS, MODES, ParseResult, RowError, parse_csv, parse_items
+from edged.admission.csv_import import KINDS, MODES, ParseResult, RowError, parse_csv, parse_items
+from edged.config.load import ConfigError, load_config, parse
 from edged.hj212.codec import (
     Cp,
     Hj212Error,

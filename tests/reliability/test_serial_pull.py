@@ -31,8 +31,8 @@ from drivers.scale import ScaleConfig, ScaleReader, WeightReading, encode_xk3190
 from edged.datalogger.aggregate import Sample
 from edged.datalogger.instruments import InstrumentConfig, InstrumentInput
 from edged.hj212.codec import Cp, Packet, encode
+from tests.ptys import PtyCable, wait_for
 from tests.reliability import summary
-from tests.serial.ptys import PtyCable, wait_for
 
 pytestmark = pytest.mark.reliability
 

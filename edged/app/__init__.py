@@ -1,0 +1,1 @@
+"""The process: daemon loop, supervisor, control socket, health, wiring."""

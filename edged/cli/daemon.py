@@ -1,0 +1,154 @@
+"""``edged run`` (the service) and ``edged demo`` (a simulated gate on this machine)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from edged import logs
+from edged.config.load import load_config, parse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _configure_logging(cfg, force_timestamps: bool | None = None) -> None:
+    lg = cfg.logging
+    logs.configure(
+        lg.level,
+        lg.components,
+        lg.format,
+        lg.timestamps if force_timestamps is None else force_timestamps,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edged.app.daemon import Daemon
+    from edged.app.memory import bound_heap
+
+    bound_heap()
+
+    cfg = load_config(args.config)
+    _configure_logging(cfg)
+    daemon = Daemon(cfg)
+    daemon.install_signals()
+    return _guarded(daemon)
+
+
+def _guarded(daemon) -> int:
+    from edged.assembly import StartupError
+
+    try:
+        return daemon.run()
+    except StartupError as exc:
+        print(f"edged: cannot start: {exc}", file=sys.stderr)
+        return 2
+
+
+def _broker_up(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from edged.app.daemon import Daemon
+    from edged.app.memory import bound_heap
+
+    bound_heap()
+
+    workdir = Path(args.dir).resolve()
+    if args.fresh and workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    template = Path(args.template or REPO / "config" / "demo.toml")
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from edged.assembly import assemble
+    from edged.demo.traffic import DemoGate
+
+    Device.pin_factory = MockFactory()
+    text = template.read_text(encoding="utf-8")
+    demo: DemoGate | None = None
+    holder: dict[str, DemoGate] = {}
+
+    def demo_assemble(cfg, daemon):
+        gate = assemble(cfg, daemon)
+        gate.frame_source_factory = lambda: holder["demo"].camera
+        holder["demo"].start_rfid()
+        holder["demo"].run()
+        return gate
+
+    repl = {
+        "@DATA_DIR@": str(workdir / "data"),
+        "@MODEL_DIR@": os.environ.get("EDGED_MODEL_DIR", str(REPO / "models" / "onnx")),
+        "@MQTT_PORT@": str(args.mqtt_port),
+        "@REPO@": str(REPO),
+    }
+    log = logs.get_logger("demo")
+    cfg_path = workdir / "edged.toml"
+    try:
+        for key, value in repl.items():
+            text = text.replace(key, value)
+        cfg = parse(text.replace("@RFID_PORT@", "/dev/null"), str(cfg_path))
+        demo = DemoGate(None, args.passages)
+        holder["demo"] = demo
+        text = text.replace("@RFID_PORT@", demo.rfid_port)
+        cfg_path.write_text(text, encoding="utf-8")
+        cfg = parse(text, str(cfg_path))
+        _configure_logging(cfg)
+        if _broker_up("127.0.0.1", args.mqtt_port):
+            log.info(
+                "demo_broker_found",
+                port=args.mqtt_port,
+                hint="watch with: mosquitto_sub -t 'edged/#' -v",
+            )
+        else:
+            log.warning(
+                "demo_no_broker",
+                port=args.mqtt_port,
+                hint="no MQTT broker on localhost; messages wait in the outbox and go out when one starts",
+            )
+        log.info("demo_start", config=str(cfg_path), passages=args.passages)
+        daemon = Daemon(cfg, assemble=demo_assemble)
+        demo.daemon = daemon
+        daemon.install_signals()
+        rc = _guarded(daemon)
+    finally:
+        if demo is not None:
+            demo.close()
+    log.info(
+        "demo_done",
+        ledger=str(workdir / "data" / "ledger.db"),
+        hint=f"inspect with: edged ledger query --db {workdir / 'data' / 'ledger.db'}",
+    )
+    return rc
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the gate daemon (what the systemd service starts)")
+    p.set_defaults(func=_run)
+    d = sub.add_parser("demo", help="run a simulated gate on this machine (no hardware needed)")
+    d.add_argument(
+        "--passages",
+        type=int,
+        default=12,
+        help="simulated vehicles before the demo stops (0: run until Ctrl-C)",
+    )
+    d.add_argument(
+        "--dir",
+        default="var/demo",
+        help="working directory for the demo's config and data (default: var/demo)",
+    )
+    d.add_argument(
+        "--mqtt-port", type=int, default=1883, help="local MQTT broker port to publish to"
+    )
+    d.add_argument("--template", help="demo config template (default: config/demo.toml)")
+    d.add_argument("--fresh", action="store_true", help="start with an empty ledger")
+    d.set_defaults(func=_demo)

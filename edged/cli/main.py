@@ -1,0 +1,69 @@
+"""``edged``: the daemon and the technician's tools in one command.
+
+Each area registers its own subcommands (``register(sub)``); this module only
+holds the root parser, the ``config`` commands and the error handling that
+turns a broken config into one clear message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from edged import __version__
+
+# Modules that add subcommands, in the order ``edged --help`` lists them.
+COMMAND_MODULES = (
+    "edged.cli.daemon",
+    "edged.cli.config",
+    "edged.cli.status",
+    "edged.lpr.cli",
+    "edged.admission.cli",
+    "edged.ledger.cli",
+    "edged.devicekey",
+    "edged.hj212.cli",
+    "edged.datalogger.cli",
+    "edged.probe.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edged",
+        description="Environmental gate appliance: plate recognition, admission, ledger, MQTT, HJ 212.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $EDGED_CONFIG or /etc/edged/edged.toml)",
+    )
+    parser.add_argument("--version", action="version", version=f"edged {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from edged.config.load import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"edged: config error:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""``edged status`` and ``edged simulate passage``: talk to the running daemon.
+
+Both go through the daemon's local control socket, so they work at the gate
+without network or broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from edged.app.control import request
+from edged.config.load import load_config
+
+
+def _socket(args: argparse.Namespace) -> Path:
+    if getattr(args, "socket", None):
+        return Path(args.socket)
+    return Path(load_config(args.config).daemon.data_dir) / "state" / "control.sock"
+
+
+def _call(args: argparse.Namespace, payload: dict) -> dict | None:
+    path = _socket(args)
+    try:
+        return request(path, payload)
+    except OSError as exc:
+        print(
+            f"edged: no daemon answers on {path}: {exc} (is the service running? systemctl status edged)",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _fmt_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def _na(value: Any, unit: str = "") -> str:
+    return "unknown" if value is None else f"{value}{unit}"
+
+
+def format_status(reply: dict[str, Any]) -> list[str]:
+    """The health status as ``key: value`` lines a technician reads on a laptop."""
+    lines = [
+        f"uptime: {_fmt_uptime(reply.get('uptime_s'))}",
+        f"passages: {reply.get('passages')}",
+    ]
+    for name, st in (reply.get("components") or {}).items():
+        err = f" ({st['error']})" if st.get("error") else ""
+        lines.append(f"component {name}: {st['state']}{err}")
+    cam = reply.get("camera")
+    if isinstance(cam, dict):
+        err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
+        lines.append(f"camera: {cam.get('state')}, {cam.get('fps')} fps{err}")
+    else:
+        lines.append("camera: none")
+    read = reply.get("last_read")
+    lines.append(
+        f"last read: {read['plate']} conf {read['confidence']} ({read['source']}) at {read['time']}"
+        if read
+        else "last read: none yet"
+    )
+    last = reply.get("last_passage")
+    lines.append(
+        f"last passage: seq {last['seq']} {last['plate'] or '-'} {last['decision']}"
+        + (f" at {last['time']}" if last.get("time") else "")
+        if last
+        else "last passage: none yet"
+    )
+    queues = reply.get("queues") or {"gate": reply.get("gate_queue")}
+    lines.append(f"queue gate: {queues.get('gate')}")
+    if queues.get("mqtt_outbox") is not None:
+        out = reply.get("outbox") or {}
+        conn = "connected" if out.get("connected") else "NOT connected"
+        if out.get("connected") and out.get("listening") is False:
+            conn += ", commands NOT subscribed: see mqtt_command_subscribe_refused"
+        lines.append(f"queue mqtt outbox: {queues['mqtt_outbox']} ({conn})")
+    for name, n in (queues.get("hj212_outbox") or {}).items():
+        link = (reply.get("hj212") or {}).get(name) or {}
+        conn = "connected" if link.get("connected") else "NOT connected"
+        lines.append(f"queue hj212 {name}: {n} ({conn})")
+    for name, state in (reply.get("datalogger") or {}).items():
+        lines.append(f"meter {name}: {state}")
+    disk = reply.get("disk")
+    if disk:
+        lines.append(
+            f"disk {disk['path']}: {disk['free_mb']:.0f} MB free of {disk['total_mb']:.0f} MB"
+            f" ({disk['used_pct']}% used)"
+        )
+    if "cpu_temp_c" in reply:
+        lines.append(f"cpu temperature: {_na(reply['cpu_temp_c'], ' °C')}")
+    clock = reply.get("clock")
+    if clock:
+        ntp = clock.get("ntp_synchronized")
+        lines.append(
+            "clock ntp: "
+            + ("synchronised" if ntp else "unknown" if ntp is None else "NOT synchronised")
+        )
+        if clock.get("platform_offset_s") is not None:
+            lines.append(
+                f"clock platform offset: {clock['platform_offset_s']} s"
+                f" (set {clock['platform_set_at']})"
+            )
+    for chain, head in (reply.get("ledger_head") or {}).items():
+        lines.append(f"ledger {chain}: seq {head['seq']} {str(head['hash'])[:16]}…")
+    return lines
+
+
+def _status(args: argparse.Namespace) -> int:
+    reply = _call(args, {"cmd": "status"})
+    if reply is None:
+        return 1
+    if args.json:
+        print(json.dumps(reply, ensure_ascii=False, indent=2, default=str))
+    else:
+        print("\n".join(format_status(reply)))
+    return 0 if reply.get("ok") else 1
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    payload = {
+        "cmd": "simulate_passage",
+        "plate": args.plate,
+        "rfid": args.rfid or [],
+        "direction": args.direction,
+    }
+    reply = _call(args, payload)
+    if reply is None:
+        return 1
+    if not reply.get("ok"):
+        print(f"FAIL: {reply.get('error')}", file=sys.stderr)
+        return 1
+    print(
+        f"seq {reply['seq']}: {reply['plate'] or '-'} {reply['decision']} ({reply['reason']}: {reply['text']})"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("status", help="health of the running daemon")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--socket", help="control socket (default: <data_dir>/state/control.sock)")
+    s.set_defaults(func=_status)
+    sim = sub.add_parser(
+        "simulate", help="inject a passage into the running daemon (acceptance tests)"
+    )
+    ssub = sim.add_subparsers(dest="what", required=True, metavar="WHAT")
+    p = ssub.add_parser("passage", help="a vehicle with this plate (and tags) arrives")
+    p.add_argument("--plate", help="plate as read, e.g. 冀B12345 (omit: plate unread)")
+    p.add_argument("--rfid", action="append", help="tag EPC read with it (repeatable)")
+    p.add_argument("--direction", choices=("in", "out"))
+    p.add_argument("--socket", help="control socket (default: <data_dir>/state/control.sock)")
+    p.set_defaults(func=_simulate)

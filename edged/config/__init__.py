@@ -1,0 +1,1 @@
+"""The config engine: schema rules, loading, positions, the example file, the root."""

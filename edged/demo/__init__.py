@@ -1,0 +1,1 @@
+"""``edged demo``: a simulated gate whose vehicles arrive on real device interfaces."""

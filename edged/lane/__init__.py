@@ -1,0 +1,1 @@
+"""One lane of the gate: its devices, its worker and the passage pipeline."""

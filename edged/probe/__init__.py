@@ -1,0 +1,1 @@
+"""``edged probe``: installation checks of every device and link."""

@@ -1,0 +1,148 @@
+"""The gate's health status: retained on MQTT with every figure, and readable in ``edged status``."""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import cv2
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from edged.app.supervisor import Supervisor
+from edged.assembly import Gate
+from edged.config.load import parse
+from tests.broker import Mosquitto
+from tests.gate_rig import base_toml
+
+PARTS = ("ledger", "registry", "mqtt", "gpio", "camera", "hj212", "gate", "control")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def gate(tmp_path: Path, mosquitto: Mosquitto) -> Any:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.jpg"), np.full((120, 160, 3), 40 * i, np.uint8))
+    old = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    cfg = parse(
+        base_toml(tmp_path)
+        + f"""
+[camera]
+source = "folder"
+folder = "{frames}"
+fps = 20
+[mqtt]
+host = "127.0.0.1"
+port = {mosquitto.port}
+[[hj212.platforms]]
+name = "city"
+host = "127.0.0.1"
+port = {_closed_port()}
+mn = "66330300010100001001"
+backoff_min = 5
+""",
+        "test.toml",
+    )
+    supervisor = Supervisor()
+    daemon = SimpleNamespace(started_at=time.time(), supervisor=supervisor)
+    g = Gate(cfg, daemon)
+    parts = {p.name: p for p, _ in g.parts()}
+    for name in PARTS:
+        supervisor.add(parts[name], critical=name == "ledger")
+    supervisor.start_all()
+    yield g
+    supervisor.stop_all(5.0)
+    Device.pin_factory = old
+
+
+def _retained_status(port: int, timeout: float = 10.0) -> dict[str, Any]:
+    """What a backend that connects now sees on the status topic."""
+    got: queue.Queue[dict[str, Any]] = queue.Queue()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = lambda _c, _u, m: got.put({"retain": m.retain, **json.loads(m.payload)})
+    c.connect("127.0.0.1", port)
+    c.subscribe("edged/p1/g1/status", qos=1)
+    c.loop_start()
+    try:
+        return got.get(timeout=timeout)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_status_carries_every_figure_of_the_issue(gate: Any, mosquitto: Mosquitto) -> None:
+    deadline = time.monotonic() + 10
+    while gate.camera_rate.rate() == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    gate.worker.submit(gate.passage, time.monotonic(), "simulate", "冀B12345", (), None, wait=10)
+    gate.uplink.clock.set(datetime.now() + timedelta(seconds=120))  # a platform's CN 1012
+    deadline = time.monotonic() + 10  # let the MQTT link connect and drain the passage
+    while (not gate.mqtt.connected or gate.mqtt.stats()["backlog"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gate.publish_health()
+
+    msg = _retained_status(mosquitto.port)
+    if not msg["retain"]:  # it was still on its way: a backend connecting now gets it retained
+        msg = _retained_status(mosquitto.port)
+    assert msg["retain"] is True
+    st = msg["payload"]
+    assert st["uptime_s"] >= 0
+    assert st["components"]["camera"]["state"] == "running"
+    assert st["components"]["ledger"]["state"] == "running"
+    assert st["camera"]["state"] == "ok" and 0 < st["camera"]["fps"] <= 25  # paced at 20 fps
+    assert st["last_read"]["plate"] == "冀B12345" and st["last_read"]["confidence"] == 1.0
+    assert st["last_read"]["time"]
+    assert st["last_passage"]["plate"] == "冀B12345" and st["last_passage"]["seq"] == 1
+    assert st["last_passage"]["time"]
+    queues = st["queues"]
+    assert queues["gate"] == 0
+    assert isinstance(queues["mqtt_outbox"], int)
+    assert queues["hj212_outbox"]["city"] >= 1  # the start-up packet; the platform is down
+    assert st["outbox"]["backlog"] == queues["mqtt_outbox"]
+    assert st["hj212"]["city"]["connected"] is False
+    assert st["disk"]["total_mb"] > 0 and 0 <= st["disk"]["used_pct"] <= 100
+    assert "cpu_temp_c" in st  # None in a container, a number on a board
+    assert 119 < st["clock"]["platform_offset_s"] < 121
+    assert st["clock"]["platform_set_at"]
+    assert "ntp_synchronized" in st["clock"]
+    assert st["ledger_head"]["passages"]["seq"] == 1
+
+
+def test_edged_status_prints_key_value_lines(gate: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from edged.cli.main import main
+
+    gate.worker.submit(gate.passage, time.monotonic(), "simulate", "豫D99881", (), None, wait=10)
+    assert main(["status", "--socket", str(gate.control.path)]) == 0
+    out = capsys.readouterr().out
+    for start in (
+        "uptime: ",
+        "component camera: running",
+        "camera: ok, ",
+        "last read: 豫D99881 conf 1.0 (simulate)",
+        "last passage: seq 1 豫D99881",
+        "queue gate: 0",
+        "queue mqtt outbox: ",
+        "queue hj212 city: ",
+        "disk ",
+        "cpu temperature: ",
+        "clock ntp: ",
+        "ledger passages: seq 1",
+    ):
+        assert any(line.startswith(start) for line in out.splitlines()), (start, out)
