@@ -172,8 +172,9 @@ outbox_sync = "NORMAL"
         self.log.close()
 
 
-def ping(port: int, echo: str) -> float:
-    """Send one signed ping; seconds until its reply."""
+def ping(port: int, echo: str, retry_s: float = 2.0, tries: int = 15) -> tuple[float, int]:
+    """Send a signed ping as a backend does, again (new nonce) every ``retry_s`` without a
+    reply; returns seconds from the first send to a reply, and how many were sent."""
     got: list[float] = []
     sub = mqtt.Client(CallbackAPIVersion.VERSION2)
     sub.on_message = lambda _c, _u, m: echo.encode() in m.payload and got.append(time.monotonic())
@@ -184,14 +185,20 @@ def ping(port: int, echo: str) -> float:
     sub.loop_start()
     while not ready:
         time.sleep(0.01)
-    cmd = make_command(KEY, "bench", "g1", "ping", {"echo": echo}, actor="bench")
     t0 = time.monotonic()
-    sub.publish("edged/bench/g1/cmd/ping", json.dumps(cmd), qos=1)
-    while not got and time.monotonic() - t0 < 60:
-        time.sleep(0.005)
-    sub.loop_stop()
-    sub.disconnect()
-    return (got[0] - t0) if got else float("inf")
+    sent = 0
+    try:
+        while not got and sent < tries:
+            cmd = make_command(KEY, "bench", "g1", "ping", {"echo": echo}, actor="bench")
+            sub.publish("edged/bench/g1/cmd/ping", json.dumps(cmd), qos=1)
+            sent += 1
+            deadline = time.monotonic() + retry_s
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.005)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    return ((got[0] - t0) if got else float("inf")), sent
 
 
 def wait_refused(gate: Gate, total: int, timeout: float = 300) -> int:
@@ -252,11 +259,13 @@ def main() -> int:
             junk = [m for m in junk if len(m[1]) < 100_000]  # the flood: small messages
             counted1 = int(gate.stats().get("commands_refused_unverified", 0))
             raw_publish(port, junk[:10_000])
-            latency = ping(port, "through-the-flood")
+            latency, sent = ping(port, "through-the-flood")
             arrived = wait_refused(gate, counted1 + len(junk[:10_000])) - counted1
             print(
                 f"signed ping answered {latency:.2f} s after {len(junk[:10_000])} junk commands"
-                f" at QoS 0 ({arrived} reached the gate, the broker dropped the rest)"
+                f" at QoS 0, {sent} sent ({arrived} junk reached the gate, the broker dropped the"
+                " rest: its queue per subscriber is full during the flood, and it may drop a"
+                " signed command too; the backend sends it again after 2 s without a reply)"
             )
             emit("audit growth per 1,000 refused commands", audit_growth, "bytes", "<= 0")
             emit(
@@ -278,7 +287,13 @@ def main() -> int:
             )
             emit("daemon RSS peak over idle, refused commands", peak - idle, "MB", "<= 64")
             emit("daemon RSS peak / idle", peak / max(idle, 1), "x")
-            emit("signed ping reply during a 10,000-message flood", latency, "s", "<= 1")
+            emit(
+                "signed ping reply during a 10,000-message flood (backend resends after 2 s)",
+                latency,
+                "s",
+                "<= 1",
+            )
+            emit("signed pings sent until one was answered", sent, "pings")
         finally:
             gate.stop()
             broker.terminate()
