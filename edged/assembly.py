@@ -28,8 +28,8 @@ from edged.admission.policy import decide_read, manual_open
 from edged.admission.registry import Registry
 from edged.app.control import ControlServer
 from edged.app.health import RateMeter, clock_status, cpu_temperature_c, disk_use
+from edged.devicekey import DeviceKeyError, key_path
 from edged.devicekey import create as create_device_key
-from edged.devicekey import key_path
 from edged.lane.worker import GateWorker, PassageOutcome
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
@@ -171,9 +171,18 @@ class Gate:
     def _start_ledger(self) -> None:
         lc = self.cfg.ledger
         self.ledger = LedgerStore(_path(self.cfg, lc.db_path), events_keep=lc.events_keep)
-        self.device_key, made = create_device_key(key_path(self.cfg.daemon.data_dir))
-        if made:
-            log.info("device_key_created", public_key=self.device_key.public_hex)
+        self.device_key = None
+        try:  # no key means no attestations, never no passages
+            self.device_key, made = create_device_key(key_path(self.cfg.daemon.data_dir))
+            if made:
+                log.info("device_key_created", public_key=self.device_key.public_hex)
+        except (DeviceKeyError, OSError) as exc:
+            log.error(
+                "device_key_unusable",
+                error=str(exc),
+                hint="ledger heads are not attested: the key must belong to the service user"
+                " (chown edged keys/device-ed25519.pem, mode 600)",
+            )
         self.images_dir = _path(self.cfg, lc.images_dir)
         # The keeper measures free space where images really go: a relative
         # images_dir is under data_dir, not the service's working directory.

@@ -285,3 +285,16 @@ def test_a_replayed_open_is_refused_across_a_clock_step(gate: Any, mosquitto: Mo
     assert reply["ok"] is False and reply["error"] == "stale", reply
     assert "newest command this gate accepted" in reply["detail"]
     assert gate.ledger.heads()["passages"][0] == opened, "the replayed open opened again"
+
+
+def test_an_unusable_device_key_stops_attestations_not_the_gate(tmp_path: Path) -> None:
+    from edged.devicekey import create, key_path
+
+    key = key_path(tmp_path / "data")
+    create(key)
+    key.chmod(0o644)  # readable by others: refused, so nothing is signed with it
+    with running_gate(tmp_path, "", ["ledger"]) as g:
+        assert g.ledger is not None and g.device_key is None
+    key.chmod(0o600)
+    with running_gate(tmp_path, "", ["ledger"]) as g:
+        assert g.device_key is not None and g.device_key.path == key
