@@ -205,6 +205,8 @@ class MqttLink:
         self._worker: threading.Thread | None = None
         self._bulk_worker: threading.Thread | None = None
         self._signed: queue.Queue[Signed | None] = queue.Queue(maxsize=_SIGNED_QUEUE)
+        self._queued_nonces: set[str] = set()  # nonces in _signed, so copies are not queued
+        self._queued_lock = threading.Lock()
         self._bulk: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
         self._bulk_bytes = 0  # raw bytes waiting in _bulk (paho's thread adds, the worker takes)
         self._bulk_lock = threading.Lock()
@@ -519,9 +521,27 @@ class MqttLink:
         if isinstance(got, Verdict):
             self._refuse(got, len(raw))
             return
+        early = self.verifier.looks_fresh(got)
+        with self._queued_lock:
+            if early is None and got.nonce in self._queued_nonces:
+                early = refusal(
+                    name,
+                    "replayed",
+                    f"nonce {got.nonce} is already waiting to be handled",
+                    cmd_id=got.cmd_id,
+                    nonce=got.nonce,
+                    actor=got.actor,
+                )
+            if early is None:
+                self._queued_nonces.add(got.nonce)
+        if early is not None:  # copies of a captured command: counted like junk
+            self._refuse(early, len(raw))
+            return
         try:
             self._signed.put_nowait(got)
         except queue.Full:  # only the key holder can fill it: say so loudly, every time
+            with self._queued_lock:
+                self._queued_nonces.discard(got.nonce)
             log.error(
                 "mqtt_signed_command_queue_full",
                 command=name,
@@ -721,7 +741,12 @@ class MqttLink:
                 return
             try:
                 if isinstance(item, Signed):
-                    self._dispatch(self.verifier.admit(item))
+                    try:
+                        verdict = self.verifier.admit(item)
+                    finally:
+                        with self._queued_lock:
+                            self._queued_nonces.discard(item.nonce)
+                    self._dispatch(verdict)
                 self._reply_refusals()
                 self._report_refusals()
             except Exception as exc:  # never let a command kill the worker

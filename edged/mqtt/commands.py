@@ -649,30 +649,62 @@ class CommandVerifier:
             )
         return Signed(name, ts, nonce, actor, params, ident["cmd_id"])
 
+    def _replay_refusal(self, cmd: Signed, status: str) -> Verdict | None:
+        ident = {"cmd_id": cmd.cmd_id, "nonce": cmd.nonce, "actor": cmd.actor}
+        if status == "seen":
+            return refusal(cmd.name, "replayed", f"nonce {cmd.nonce} was already used", **ident)
+        if status != "new":
+            return refusal(
+                cmd.name,
+                "stale",
+                f"ts: {cmd.ts} is more than {int(self.horizon_s)} s older than the newest"
+                " command this gate accepted; a replay, or the backend's clock went back",
+                **ident,
+            )
+        return None
+
+    def _stale(self, cmd: Signed) -> Verdict | None:
+        now = self.clock()
+        if abs(now - cmd.ts) <= self.max_skew_s:
+            return None
+        return refusal(
+            cmd.name,
+            "stale",
+            f"ts: expected within {self.max_skew_s} s of gate time {int(now)}, found {cmd.ts}"
+            f" ({int(cmd.ts - now):+d} s); check clocks (NTP)",
+            cmd_id=cmd.cmd_id,
+            nonce=cmd.nonce,
+            actor=cmd.actor,
+        )
+
+    def looks_fresh(self, cmd: Signed) -> Verdict | None:
+        """The arrival check of age and replay: reads only, claims nothing (``admit`` does).
+
+        A captured signed command replayed thousands of times is signed traffic
+        too; this keeps its copies out of the queue signed commands wait in.
+        """
+        stale = self._stale(cmd)
+        if stale is not None:
+            return stale
+        status = getattr(self.store, "nonce_status", None)
+        return (
+            None
+            if status is None
+            else self._replay_refusal(cmd, status(cmd.nonce, cmd.ts, self.horizon_s))
+        )
+
     def admit(self, cmd: Signed) -> Verdict:
         """Clock skew, replay, allowed list and parameters of a signed command."""
         ident = {"cmd_id": cmd.cmd_id, "nonce": cmd.nonce, "actor": cmd.actor}
-        name, ts = cmd.name, cmd.ts
-        now = self.clock()
-        if abs(now - ts) > self.max_skew_s:
-            return refusal(
-                name,
-                "stale",
-                f"ts: expected within {self.max_skew_s} s of gate time {int(now)}, found {ts}"
-                f" ({int(ts - now):+d} s); check clocks (NTP)",
-                **ident,
-            )
-        claim = self.store.claim_nonce(cmd.nonce, ts, self.horizon_s)
-        if claim == "seen":
-            return refusal(name, "replayed", f"nonce {cmd.nonce} was already used", **ident)
-        if claim != "new":
-            return refusal(
-                name,
-                "stale",
-                f"ts: {ts} is more than {int(self.horizon_s)} s older than the newest command"
-                " this gate accepted; a replay, or the backend's clock went back",
-                **ident,
-            )
+        name = cmd.name
+        stale = self._stale(cmd)
+        if stale is not None:
+            return stale
+        replay = self._replay_refusal(
+            cmd, self.store.claim_nonce(cmd.nonce, cmd.ts, self.horizon_s)
+        )
+        if replay is not None:
+            return replay
         fresh = {**ident, "fresh": True}
         if name not in self.allowed:
             return refusal(

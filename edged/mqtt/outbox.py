@@ -353,6 +353,14 @@ class Outbox:
                 raise
             return "new"
 
+    def nonce_status(self, nonce: str, ts: int, horizon_s: float) -> str:
+        """What ``claim_nonce`` would answer, without claiming: a read, for the arrival check."""
+        with self._lock:
+            if ts < self._meta("nonce_high_ts", 0) - horizon_s:
+                return "too_old"
+            row = self._db.execute("SELECT 1 FROM nonces WHERE nonce=?", (nonce,)).fetchone()
+            return "seen" if row else "new"
+
     def nonce_high_ts(self) -> int:
         """The newest signed timestamp of an accepted command (0: none yet)."""
         with self._lock:

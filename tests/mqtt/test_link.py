@@ -508,3 +508,37 @@ def test_junk_flood_never_delays_a_signed_command(mosquitto: Mosquitto, tmp_path
         col.close()
     # the rest is summarised when the period ends, or at the latest when the link stops
     assert len(events.entries) == 2 and sum(e[3]["count"] for e in events.entries) == 10_000
+
+
+def test_replayed_copies_of_a_signed_command_never_crowd_the_signed_queue(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Someone who captured one signed command floods it: the copies are signed too, so the
+    arrival check also reads the nonce cache; only the first copy is queued and acted on."""
+    audit = Audit()
+    link = MqttLink(link_config(mosquitto.port), ("s1", "g1"), tmp_path / "o.db", audit=audit)
+    link.start()
+    col = Collector(mosquitto.port, "edged/s1/g1/cmd/ping/reply", client_id="backend-replay")
+    try:
+        assert wait_until(lambda: link.listening, 5)
+        captured = json.dumps(make_command(KEY, "s1", "g1", "ping", {}, actor="ops")).encode()
+        fresh = make_command(KEY, "s1", "g1", "ping", {"echo": "fresh"}, actor="ops")
+        raw_flood(
+            mosquitto.port,
+            [("edged/s1/g1/cmd/ping", captured)] * 3000
+            + [("edged/s1/g1/cmd/ping", json.dumps(fresh).encode())],
+        )
+        assert wait_until(
+            lambda: any(
+                b["payload"]["cmd_id"] == fresh["id"] and b["payload"]["ok"]
+                for b in col.on("/ping/reply")
+            ),
+            20,
+        )
+        assert wait_until(lambda: link.stats()["commands_refused_unverified"] == 2999, 10)
+        st = link.stats()
+        assert st["commands_accepted"] == 2 and st["commands_queued"] == 0
+        assert [a for _x, a, _d in audit.entries] == ["mqtt_command_accepted"] * 2
+    finally:
+        link.stop(2)
+        col.close()
