@@ -47,8 +47,8 @@ def run(tmp: Path, passages: int, tuned: bool) -> tuple[float, float]:
     data_dir = tmp / ("tuned" if tuned else "plain")
     cfg = tmp / f"edged-{data_dir.name}.toml"
     cfg.write_text(
-        f'[site]\nid = "bench"\ngate_id = "g1"\n[daemon]\ndata_dir = "{data_dir}"\n'
-        f'[camera]\nsource = "folder"\nfolder = "{tmp / "frames"}"\nfps = 5\n'
+        f'[site]\nid = "bench"\ngate_id = "g1"\n[daemon]\ndata_dir = "{data_dir}"\nallow_simulation = true\n'
+        f'[camera]\ntype = "folder"\nfolder = "{tmp / "frames"}"\nfps = 5\n'
         f'[lpr]\nmodel_dir = "{REPO / "models" / "onnx"}"\n[mqtt]\nenabled = false\n'
     )
     env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}

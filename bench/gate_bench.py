@@ -131,14 +131,11 @@ def trigger_to_relay(passages: int, size: tuple[int, int] = (1920, 1080)) -> dic
     window, registry lookup, decision, snapshot JPEGs, fsynced ledger row,
     relay. Vehicles alternate between allowed and refused ones.
     """
-    import queue
-    from types import SimpleNamespace
-
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
     from edged.app.supervisor import Supervisor
-    from edged.assembly import Gate
+    from edged.app.wiring import build
     from edged.config.load import parse
     from edged.lpr.synth import render_scene
 
@@ -149,6 +146,10 @@ def trigger_to_relay(passages: int, size: tuple[int, int] = (1920, 1080)) -> dic
             f"""
 [daemon]
 data_dir = "{tmp}"
+[camera]
+type = "mock"
+width = {size[0]}
+height = {size[1]}
 [lpr]
 model_dir = "{repo / "models" / "onnx"}"
 threads = 1
@@ -166,12 +167,10 @@ enabled = false
 """,
             "bench.toml",
         )
-        gate = Gate(cfg, SimpleNamespace(started_at=time.time(), supervisor=Supervisor()))
-        for part, _ in gate.parts():
-            if part.name in ("ledger", "registry", "gpio", "recognizer", "gate"):
-                part.start()
-        done: queue.Queue[float] = queue.Queue()
-        gate.on_passage.append(lambda o: done.put(o.trigger_to_relay_ms or 0.0))
+        supervisor = Supervisor()
+        box = build(cfg, supervisor)
+        supervisor.start_all()
+        lane = box.lane(None)
         scenes = [
             render_scene(p, "yellow", size=size, seed=i)
             for i, p in enumerate(("冀B12345", "冀A8K302"))
@@ -179,14 +178,18 @@ enabled = false
         pin = Device.pin_factory.pin(22)
         samples: list[float] = []
         for i in range(passages):
-            gate._latest_frame = scenes[i % 2]
+            lane.camera_source.show(scenes[i % 2])
+            while lane.camera.latest() is not scenes[i % 2]:
+                time.sleep(0.005)  # the camera thread has the vehicle's frame
+            before = lane.passages
             pin.drive_high()
-            samples.append(done.get(timeout=30))
+            deadline = time.monotonic() + 30
+            while lane.passages == before and time.monotonic() < deadline:
+                time.sleep(0.001)
+            samples.append(lane.last.trigger_to_relay_ms or 0.0)
             pin.drive_low()
             time.sleep(0.05)
-        for part, _ in reversed(gate.parts()):
-            if part.name in ("ledger", "registry", "gpio", "gate"):
-                part.stop()
+        supervisor.stop_all(10.0)
     samples.sort()
     return {
         "p50_ms": samples[len(samples) // 2],

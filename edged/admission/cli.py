@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from edged.admission.csv_import import KINDS, MODES, import_csv
+from edged.admission.csv_import import DEFAULT_MAX_ROWS, KINDS, MODES, import_csv
 from edged.admission.model import ALERT_LEVELS, BlacklistEntry
 from edged.admission.registry import ApprovalRefused, Audit, Registry
 
@@ -66,11 +66,15 @@ def _cmd(sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: s
 
 def registry_import(args: argparse.Namespace) -> int:
     with _open(args) as reg:
-        report = import_csv(reg, args.file, args.kind, args.mode, actor=_actor(args))
+        report = import_csv(
+            reg, args.file, args.kind, args.mode, actor=_actor(args), max_rows=args.max_rows
+        )
     if not report.ok:
-        _err(f"import refused, nothing changed ({len(report.errors)} problems):")
+        _err(f"import refused, nothing changed ({report.error_count} problems):")
         for e in report.errors:
             _err(f"  {e}")
+        if report.error_count > len(report.errors):
+            _err(f"  ... and {report.error_count - len(report.errors)} more")
         return 1
     _out(f"{args.kind}: {report.applied} rows {args.mode} ({report.encoding})")
     return 0
@@ -160,13 +164,16 @@ def approval_add(args: argparse.Namespace) -> int:
                 start,
                 end,
                 actor=_actor(args),
+                direction=args.direction,
+                uses=args.uses,
+                ref=args.ref,
             )
         except ApprovalRefused as exc:
             _err(f"approval refused: {exc}")
             return 2
     _out(
         f"approval {a.id}: {a.plate} valid {a.valid_from.isoformat()}"
-        f" .. {a.valid_until.isoformat()}"
+        f" .. {a.valid_until.isoformat()}, {a.uses} use(s), direction {a.direction}"
     )
     return 0
 
@@ -174,7 +181,11 @@ def approval_add(args: argparse.Namespace) -> int:
 def approval_list(args: argparse.Namespace) -> int:
     with _open(args) as reg:
         for a in reg.list_approvals(include_used=args.all):
-            used = f"used {a.used_at.isoformat()} by {a.used_by_passage}" if a.used_at else "unused"
+            used = (
+                f"used {a.used}/{a.uses}, last {a.used_at.isoformat()} by {a.used_by_passage}"
+                if a.used_at
+                else f"unused (0/{a.uses})"
+            )
             _out(f"{a.id}\t{a.plate}\t{a.reason}\t{a.applicant}/{a.approver}\t{used}")
     return 0
 
@@ -201,6 +212,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file")
     p.add_argument("--mode", choices=MODES, required=True)
     p.add_argument("--kind", choices=KINDS, default="vehicles")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=DEFAULT_MAX_ROWS,
+        metavar="N",
+        help=f"refuse a file of more rows (default {DEFAULT_MAX_ROWS:,}); memory does not"
+        " grow with the file either way",
+    )
     p = _cmd(rs, "list", registry_list, "list vehicles, blacklist or machinery")
     p.add_argument("--kind", choices=KINDS, default="vehicles")
     p.add_argument("--limit", type=int)
@@ -223,7 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ap = sub.add_parser("approval", help="special approvals (特批放行)")
     aps = ap.add_subparsers(dest="approval_cmd", required=True)
-    p = _cmd(aps, "add", approval_add, "enter a one-time pass")
+    p = _cmd(aps, "add", approval_add, "enter a pass (one use unless --uses)")
     p.add_argument("plate")
     p.add_argument("--reason", required=True)
     p.add_argument("--applicant", required=True)
@@ -231,6 +250,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--valid-from", help="ISO time; default now")
     p.add_argument("--valid-until", help="ISO time; default valid-from + --hours")
     p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument("--direction", choices=("in", "out", "any"), default="any")
+    p.add_argument("--uses", type=int, default=1, help="passages it opens for (1-100)")
+    p.add_argument("--ref", help="the approval's number in the plant's own system")
     p = _cmd(aps, "list", approval_list, "list unused approvals (--all: with used ones)")
     p.add_argument("--all", action="store_true")
 

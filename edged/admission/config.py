@@ -27,3 +27,9 @@ class RegistryConfig:
             "CSV of blacklist entries imported at start when the registry is empty; empty: none"
         ),
     )
+    import_max_rows: int = field(
+        default=2_000_000,
+        metadata=doc(
+            "Most rows one CSV import may hold (the seed files here); over it: refused", min=1
+        ),
+    )

@@ -9,9 +9,12 @@ single error, in one transaction.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -40,7 +43,13 @@ _HEADINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "plate": ("plate", "车牌号", "车牌号码", "号牌号码", "车牌"),
         "plate_colour": ("plate_colour", "plate_color", "车牌颜色", "号牌颜色"),
         "vin": ("vin", "车辆识别代码", "车辆识别号", "车架号"),
-        "registered_on": ("registered_on", "registration_date", "注册日期", "注册登记日期"),
+        "registered_on": (
+            "registered_on",
+            "registration_date",
+            "registered",
+            "注册日期",
+            "注册登记日期",
+        ),
         "brand_model": ("brand_model", "model", "品牌型号", "车辆品牌型号"),
         "vehicle_type": ("vehicle_type", "车辆类型"),
         "vehicle_class": ("vehicle_class", "class", "车辆分类"),
@@ -58,7 +67,7 @@ _HEADINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "reason": ("reason", "原因", "列入原因", "黑名单原因"),
         "source": ("source", "来源", "发布单位", "下发单位"),
         "valid_from": ("valid_from", "开始时间", "生效时间", "起始时间"),
-        "valid_until": ("valid_until", "结束时间", "截止时间", "失效时间"),
+        "valid_until": ("valid_until", "until", "结束时间", "截止时间", "失效时间"),
     },
     "nrmm": {
         "registry_no": ("registry_no", "登记号", "环保登记编码", "登记编码", "编码"),
@@ -76,6 +85,7 @@ _REQUIRED = {
 _TRUE = {"1", "y", "yes", "true", "是", "有"}
 _FALSE = {"", "0", "n", "no", "false", "否", "无"}
 _SPLIT = re.compile(r"[;,|、；，\s]+")
+_ISO_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,8 @@ def _norm_heading(text: str) -> str:
 
 
 def _parse_time(text: str, tz: tzinfo, end_of_day: bool) -> datetime:
+    if _ISO_OFFSET.match(text.strip()):  # from a backend: an exact time with its offset
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     t = text.strip().replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-")
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
         try:
@@ -177,22 +189,7 @@ def parse_csv(
         result.errors.append(RowError(1, "heading", "file is empty or has no heading row"))
         return result
 
-    aliases = {_norm_heading(a): name for name, names in _HEADINGS[kind].items() for a in names}
-    columns: dict[str, int] = {}
-    for i, heading in enumerate(rows[0]):
-        name = aliases.get(_norm_heading(heading))
-        if name is None:
-            if heading.strip():
-                log.info("csv_column_ignored", heading=heading, kind=kind)
-            continue
-        if name in columns:
-            result.errors.append(RowError(1, name, f"column given twice ({heading!r})"))
-        columns[name] = i
-    needed = (_KEY[kind],) if mode == "delete" else _REQUIRED[kind]
-    for name in needed:
-        if name not in columns:
-            wanted = " / ".join(_HEADINGS[kind][name][:3])
-            result.errors.append(RowError(1, name, f"missing column (heading {wanted})"))
+    columns = _columns(rows[0], kind, mode, result.errors)
     if result.errors:
         return result
 
@@ -212,6 +209,27 @@ def parse_csv(
                 result.records.append(record)
         result.errors.extend(errors)
     return result
+
+
+def _columns(heading: list[str], kind: Kind, mode: Mode, errors: list[RowError]) -> dict[str, int]:
+    """Which column holds which field; problems with the heading row go to ``errors``."""
+    aliases = {_norm_heading(a): name for name, names in _HEADINGS[kind].items() for a in names}
+    columns: dict[str, int] = {}
+    for i, text in enumerate(heading):
+        name = aliases.get(_norm_heading(text))
+        if name is None:
+            if text.strip():
+                log.info("csv_column_ignored", heading=text, kind=kind)
+            continue
+        if name in columns:
+            errors.append(RowError(1, name, f"column given twice ({text!r})"))
+        columns[name] = i
+    needed = (_KEY[kind],) if mode == "delete" else _REQUIRED[kind]
+    for name in needed:
+        if name not in columns:
+            wanted = " / ".join(_HEADINGS[kind][name][:3])
+            errors.append(RowError(1, name, f"missing column (heading {wanted})"))
+    return columns
 
 
 def _record(
@@ -288,32 +306,194 @@ class ImportReport:
     applied: int
     errors: tuple[RowError, ...]
     encoding: str
+    error_count: int = 0  # all problems found; ``errors`` holds the first MAX_ERRORS
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
 
+DEFAULT_MAX_ROWS = 2_000_000
+"""Rows one import may hold unless told otherwise (``--max-rows``, ``[registry]``)."""
+MAX_ERRORS = 1000
+"""Problems listed per import; the rest are counted (a wrong file has one per row)."""
+_BATCH = 1000
+_CHUNK = 1 << 20
+
+
+class ImportRefused(Exception):
+    """The file has problems: raised inside the registry transaction, so nothing is kept."""
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) if the whole file decodes as UTF-8, else GBK (GB18030).
+
+    Reads in 1 MB chunks through an incremental decoder: a 100 MB file is never
+    held whole, and a file that turns GBK in its last row is still caught.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(3)
+        if head == b"\xef\xbb\xbf":
+            return "utf-8-sig"
+        fh.seek(0)
+        dec = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := fh.read(_CHUNK):
+                dec.decode(chunk)
+            dec.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "gb18030"
+    return "utf-8"
+
+
 def import_csv(
-    registry: Registry, path: str | Path, kind: Kind, mode: Mode, actor: str = "system"
+    registry: Registry,
+    path: str | Path,
+    kind: Kind,
+    mode: Mode,
+    actor: str = "system",
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> ImportReport:
-    """Parse then apply in one transaction; a file with any error changes nothing."""
+    """Stream the file into the registry in one transaction; a file with any error, or
+    more than ``max_rows`` rows, changes nothing.
+
+    Memory stays bounded whatever the file's size: rows are parsed and written a
+    batch at a time, and duplicate keys are found through a temporary SQLite
+    table instead of a dictionary of every key.
+    """
     path = Path(path)
-    result = parse_csv(path.read_bytes(), kind, mode)
-    if not result.ok:
+    errors: list[RowError] = []
+    counted = [0]  # problems found, listed or not
+    enc = ""
+
+    def problem(e: RowError) -> None:
+        counted[0] += 1
+        if len(errors) < MAX_ERRORS:
+            errors.append(e)
+
+    try:
+        enc = detect_encoding(path)
+        batches = _stream(path, enc, kind, mode, problem, counted, max_rows)
+        n = registry.apply_stream(kind, mode, batches, actor=actor, source=path.name)
+    except ImportRefused:
+        n = 0
+    except UnicodeDecodeError as exc:
+        problem(RowError(0, "file", f"neither UTF-8 nor GBK text ({exc.reason})"))
+        n = 0
+    except csv.Error as exc:  # NUL bytes, a binary file renamed .csv
+        problem(RowError(0, "file", f"not a CSV file ({exc})"))
+        n = 0
+    encoding = {"utf-8-sig": "utf-8-sig", "utf-8": "utf-8", "gb18030": "gbk"}.get(enc, enc)
+    if counted[0]:
         log.warning(
             "csv_import_refused",
             file=str(path),
             kind=kind,
             mode=mode,
-            errors=len(result.errors),
-            first=str(result.errors[0]),
+            errors=counted[0],
+            first=str(errors[0]),
             hint="fix the rows listed and import again; nothing was changed",
         )
-        return ImportReport(kind, mode, 0, tuple(result.errors), result.encoding)
-    n = registry.apply(kind, mode, result.records, actor=actor, source=path.name)
-    log.info("csv_imported", file=str(path), kind=kind, mode=mode, rows=n, encoding=result.encoding)
-    return ImportReport(kind, mode, n, (), result.encoding)
+        return ImportReport(kind, mode, 0, tuple(errors), encoding, counted[0])
+    log.info("csv_imported", file=str(path), kind=kind, mode=mode, rows=n, encoding=encoding)
+    return ImportReport(kind, mode, n, (), encoding)
+
+
+def _stream(
+    path: Path,
+    enc: str,
+    kind: Kind,
+    mode: Mode,
+    problem: Any,
+    counted: list[int],
+    max_rows: int,
+) -> Iterator[list[Any]]:
+    """Batches of parsed records; raises ImportRefused at the end if anything was wrong.
+
+    Runs inside the registry's transaction (``apply_stream``), so raising undoes
+    every batch already written. Keys seen go to a private temporary SQLite
+    database (on disk, a small page cache) to find a key given twice.
+    """
+    seen = sqlite3.connect("")
+    seen.execute("CREATE TABLE k (key TEXT PRIMARY KEY, row INTEGER NOT NULL)")
+
+    def duplicates(keys: list[tuple[str, int]]) -> None:
+        before = seen.total_changes
+        seen.executemany("INSERT OR IGNORE INTO k(key, row) VALUES (?, ?)", keys)
+        if seen.total_changes - before == len(keys):
+            return
+        for key, number in keys:  # rare: find which ones
+            (first,) = seen.execute("SELECT row FROM k WHERE key = ?", (key,)).fetchone()
+            if first != number:
+                problem(RowError(number, _KEY[kind], f"{key} already on row {first}"))
+
+    try:
+        yield from _batches(path, enc, kind, mode, problem, max_rows, duplicates)
+    finally:
+        seen.close()
+    if counted[0]:
+        raise ImportRefused
+
+
+def _batches(
+    path: Path,
+    enc: str,
+    kind: Kind,
+    mode: Mode,
+    problem: Any,
+    max_rows: int,
+    duplicates: Any,
+) -> Iterator[list[Any]]:
+    with path.open("r", encoding=enc, newline="") as fh:
+        reader = csv.reader(fh)
+        heading = next(reader, None)
+        if heading is None or not any(c.strip() for c in heading):
+            problem(RowError(1, "heading", "file is empty or has no heading row"))
+            raise ImportRefused
+        head_errors: list[RowError] = []
+        columns = _columns(heading, kind, mode, head_errors)
+        for e in head_errors:
+            problem(e)
+        if head_errors:
+            raise ImportRefused
+        tz = datetime.now().astimezone().tzinfo
+        assert tz is not None
+        batch: list[Any] = []
+        keys: list[tuple[str, int]] = []
+        rows = 0
+        for number, row in enumerate(reader, start=2):
+            if not any(c.strip() for c in row):
+                continue
+            rows += 1
+            if rows > max_rows:
+                problem(
+                    RowError(
+                        number,
+                        "file",
+                        f"more than {max_rows} rows (the import row cap); split the file or"
+                        " raise --max-rows",
+                    )
+                )
+                raise ImportRefused
+            cells = {name: (row[i].strip() if i < len(row) else "") for name, i in columns.items()}
+            row_errors: list[RowError] = []
+            record = _record(kind, mode, cells, number, tz, row_errors)
+            for e in row_errors:
+                problem(e)
+            if record is None:
+                continue
+            keys.append(
+                (record if isinstance(record, str) else getattr(record, _KEY[kind]), number)
+            )
+            batch.append(record)
+            if len(batch) >= _BATCH:
+                duplicates(keys)
+                yield batch
+                batch, keys = [], []
+        if batch:
+            duplicates(keys)
+            yield batch
 
 
 def parse_items(
@@ -322,7 +502,9 @@ def parse_items(
     """Records from JSON objects (MQTT commands) with the same checks as a CSV row.
 
     Keys may be any heading the CSV import accepts (``plate_color`` or
-    ``车牌颜色``); item N is reported as "row N" counting from 1.
+    ``车牌颜色``); item N is reported as "row N" counting from 1. A key that
+    is no heading is an error, not skipped: a signed command whose field the
+    gate would drop must be refused, never half applied.
     """
     aliases = {_norm_heading(a): name for name, names in _HEADINGS[kind].items() for a in names}
     records: list[Any] = []
@@ -337,6 +519,7 @@ def parse_items(
         for key, value in item.items():
             name = aliases.get(_norm_heading(str(key)))
             if name is None:
+                errors.append(RowError(number, str(key)[:64], "unknown field"))
                 continue
             if isinstance(value, list):
                 value = ";".join(str(v) for v in value)

@@ -216,9 +216,17 @@ class Nrmm:
     updated_at: datetime | None = None
 
 
+APPROVAL_DIRECTIONS = ("in", "out", "any")
+
+
 @dataclass(frozen=True)
 class Approval:
-    """A one-time special pass (特批放行)."""
+    """A special pass (特批放行): one use unless ``uses`` says more, for one direction or any.
+
+    ``ref`` is the backend's own id for it (the ``approval_id`` of the MQTT
+    command), so both sides name the same pass; ``used_at`` and
+    ``used_by_passage`` tell the last use.
+    """
 
     id: int
     plate: str
@@ -230,9 +238,16 @@ class Approval:
     created_at: datetime | None = None
     used_at: datetime | None = None
     used_by_passage: str | None = None
+    direction: str = "any"
+    uses: int = 1
+    used: int = 0
+    ref: str | None = None
 
-    def usable(self, now: datetime) -> bool:
-        return self.used_at is None and self.valid_from <= now < self.valid_until
+    def usable(self, now: datetime, direction: str | None = None) -> bool:
+        """Uses left, inside its window, and for this direction (None: any direction)."""
+        if direction is not None and self.direction not in ("any", direction):
+            return False
+        return self.used < self.uses and self.valid_from <= now < self.valid_until
 
 
 @dataclass(frozen=True)

@@ -364,7 +364,7 @@ def decide(
     fl = list(flags)
     if blacklist_entry is not None and not blacklist_entry.active(now):
         blacklist_entry = None
-    if approval is not None and (approval.plate != plate or not approval.usable(now)):
+    if approval is not None and (approval.plate != plate or not approval.usable(now, direction)):
         approval = None
 
     if direction == "out" and policy.exit_mode == "open":
@@ -424,10 +424,14 @@ class SnapshotLike(Protocol):
     def vehicle(self, plate: str | None) -> Vehicle | None: ...
     def vehicle_by_tag(self, tag: str) -> Vehicle | None: ...
     def blacklisted(self, plate: str | None, now: datetime) -> BlacklistEntry | None: ...
-    def approval_for(self, plate: str | None, now: datetime) -> Approval | None: ...
+    def approval_for(
+        self, plate: str | None, now: datetime, direction: str | None = None
+    ) -> Approval | None: ...
 
 
-def resolve(read: GateRead, snapshot: SnapshotLike, now: datetime) -> Resolved:
+def resolve(
+    read: GateRead, snapshot: SnapshotLike, now: datetime, direction: str | None = None
+) -> Resolved:
     """Find the vehicle by plate, else by RFID tag; flag a tag that belongs to another
     plate (a swapped plate or tag is the evasion inspectors look for)."""
     flags: list[str] = []
@@ -440,7 +444,10 @@ def resolve(read: GateRead, snapshot: SnapshotLike, now: datetime) -> Resolved:
         flags.append("identified_by_tag")
     plate = read.plate or (vehicle.plate if vehicle else None)
     return Resolved(
-        vehicle, snapshot.blacklisted(plate, now), snapshot.approval_for(plate, now), tuple(flags)
+        vehicle,
+        snapshot.blacklisted(plate, now),
+        snapshot.approval_for(plate, now, direction),
+        tuple(flags),
     )
 
 
@@ -453,7 +460,7 @@ def decide_read(
     policy: PolicyConfig,
 ) -> Decision:
     """``resolve`` then ``decide``: the one call the passage pipeline makes."""
-    r = resolve(read, snapshot, now)
+    r = resolve(read, snapshot, now, direction)
     return decide(
         read,
         r.vehicle,

@@ -28,6 +28,7 @@ import peewee as pw
 
 from edged.admission.model import (
     ALERT_LEVELS,
+    APPROVAL_DIRECTIONS,
     Approval,
     BlacklistEntry,
     Nrmm,
@@ -124,6 +125,10 @@ def _make_models(db: pw.Database) -> SimpleNamespace:
         created_by = pw.CharField(default="")
         used_at = pw.CharField(null=True)
         used_by_passage = pw.CharField(null=True)
+        direction = pw.CharField(default="any")
+        uses = pw.IntegerField(default=1)
+        used = pw.IntegerField(default=0)
+        ref = pw.CharField(null=True, unique=True)
 
         class Meta:
             table_name = "approval"
@@ -178,11 +183,13 @@ class Snapshot:
         entry = None if plate is None else self.blacklist.get(plate)
         return entry if entry is not None and entry.active(now) else None
 
-    def approval_for(self, plate: str | None, now: datetime) -> Approval | None:
+    def approval_for(
+        self, plate: str | None, now: datetime, direction: str | None = None
+    ) -> Approval | None:
         """The usable approval that expires first: it is the one most at risk of lapsing."""
         if plate is None:
             return None
-        usable = [a for a in self.approvals.get(plate, ()) if a.usable(now)]
+        usable = [a for a in self.approvals.get(plate, ()) if a.usable(now, direction)]
         return min(usable, key=lambda a: (a.valid_until, a.id)) if usable else None
 
 
@@ -208,11 +215,29 @@ class Registry:
         self._m = _make_models(self._db)
         with self._lock:
             self._db.connect()
+            if self._db.table_exists("approval"):
+                self._migrate()  # before create_tables makes indexes on the new columns
             self._db.create_tables(self._m.all)
         self._snapshot: Snapshot | None = None
         self._data_version: int | None = None
 
     # -- plumbing ---------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Add the approval columns a registry written by an older edged lacks."""
+        have = {c.name for c in self._db.get_columns("approval")}
+        added = {
+            "direction": "TEXT NOT NULL DEFAULT 'any'",
+            "uses": "INTEGER NOT NULL DEFAULT 1",
+            "used": "INTEGER NOT NULL DEFAULT 0",
+            "ref": "TEXT",
+        }
+        with self._db.atomic():
+            for name, decl in added.items():
+                if name not in have:
+                    self._db.execute_sql(f"ALTER TABLE approval ADD COLUMN {name} {decl}")
+            if "used" not in have:  # an old one-time pass already used counts as used up
+                self._db.execute_sql("UPDATE approval SET used = 1 WHERE used_at IS NOT NULL")
 
     def close(self) -> None:
         with self._lock:
@@ -351,6 +376,10 @@ class Registry:
             created_at=_dt(r.created_at),
             used_at=_dt(r.used_at),
             used_by_passage=r.used_by_passage,
+            direction=r.direction,
+            uses=r.uses,
+            used=r.used,
+            ref=r.ref,
         )
 
     # -- vehicles ---------------------------------------------------------------
@@ -462,6 +491,49 @@ class Registry:
         self._report(actor, f"{kind}.{mode}", {"count": n, "source": source})
         return n
 
+    def apply_stream(
+        self,
+        kind: Kind,
+        mode: Mode,
+        batches: Iterable[list[Any]],
+        actor: str = "system",
+        source: str = "",
+    ) -> int:
+        """``apply`` for batches that arrive one at a time (a streamed CSV import).
+
+        One transaction over all of them: if the iterator raises (a bad row found
+        late in the file), every batch already written is rolled back. Only one
+        batch is in memory at a time.
+        """
+        model = {"vehicles": self._m.vehicle, "blacklist": self._m.blacklist, "nrmm": self._m.nrmm}[
+            kind
+        ]
+        table = model._meta.table_name
+        now = now_local()
+        n = 0
+        with self._lock, self._db.atomic():
+            if mode == "replace":
+                model.delete().execute()
+            conn = self._db.connection()
+            for batch in batches:
+                if mode == "delete":
+                    keys = [self._key(kind, r) for r in batch]
+                    marks = ",".join("?" * len(keys))
+                    pk = model._meta.primary_key.column_name
+                    n += conn.execute(f"DELETE FROM {table} WHERE {pk} IN ({marks})", keys).rowcount
+                    continue
+                rows = [self._row(kind, r, now) for r in batch]
+                cols = list(rows[0])
+                sql = (
+                    f"INSERT OR REPLACE INTO {table} ({', '.join(cols)})"
+                    f" VALUES ({', '.join('?' * len(cols))})"
+                )
+                conn.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
+                n += len(rows)
+            self._changed()
+        self._report(actor, f"{kind}.{mode}", {"count": n, "source": source})
+        return n
+
     def _key(self, kind: Kind, record: Any) -> str:
         if isinstance(record, str):
             return record.strip().upper() if kind == "nrmm" else normalize_plate(record)
@@ -485,8 +557,13 @@ class Registry:
         valid_from: datetime,
         valid_until: datetime,
         actor: str = "system",
+        *,
+        direction: str = "any",
+        uses: int = 1,
+        ref: str | None = None,
     ) -> Approval:
-        """Record a one-time pass. Vague or incomplete approvals are refused, because
+        """Record a pass for ``uses`` passages in ``direction`` (in, out or any); ``ref`` is
+        the backend's id for it. Vague or incomplete approvals are refused, because
         an inspector reads them later and "ok" or "急" explains nothing."""
         plate = normalize_plate(plate)
         problems = []
@@ -502,10 +579,23 @@ class Registry:
             problems.append("approver: who authorised the pass is required")
         if valid_until <= valid_from:
             problems.append(f"valid_until: must be after valid_from ({valid_from.isoformat()})")
+        if direction not in APPROVAL_DIRECTIONS:
+            problems.append(f"direction: expected in, out or any, found {direction!r}")
+        if not isinstance(uses, int) or isinstance(uses, bool) or not 1 <= uses <= 100:
+            problems.append(f"uses: expected 1..100 passages, found {uses!r}")
+        if ref is not None and not 0 < len(ref) <= 64:
+            problems.append("approval_id: expected 1-64 characters")
         if problems:
             raise ApprovalRefused("; ".join(problems))
         now = now_local()
         with self._lock:
+            if ref is not None:
+                clash = self._m.approval.get_or_none(self._m.approval.ref == ref)
+                if clash is not None:
+                    raise ApprovalRefused(
+                        f"approval_id: {ref!r} already entered (local id {clash.id}, plate"
+                        f" {clash.plate}); an approval is entered once"
+                    )
             row = self._m.approval.create(
                 plate=plate,
                 reason=reason.strip(),
@@ -515,6 +605,10 @@ class Registry:
                 valid_until=_iso(valid_until),
                 created_at=_iso(now),
                 created_by=actor,
+                direction=direction,
+                uses=uses,
+                used=0,
+                ref=ref,
             )
             self._changed(small=True)
             approval = self._approval(row)
@@ -529,6 +623,9 @@ class Registry:
                 "approver": approval.approver,
                 "valid_from": _iso(valid_from),
                 "valid_until": _iso(valid_until),
+                "direction": direction,
+                "uses": uses,
+                "ref": ref,
             },
         )
         return approval
@@ -536,13 +633,14 @@ class Registry:
     def consume_approval(
         self, approval_id: int, passage_id: str, now: datetime | None = None, actor: str = "gate"
     ) -> bool:
-        """Use up an approval. Returns False if it was already used (a second passage
-        racing for the same pass loses): the caller must then not open on it."""
+        """Use one passage of an approval. Returns False if none was left (a second
+        passage racing for the last use loses): the caller must then not open on it."""
         now = now or now_local()
+        m = self._m.approval
         with self._lock:
             n = (
-                self._m.approval.update(used_at=_iso(now), used_by_passage=passage_id)
-                .where((self._m.approval.id == approval_id) & self._m.approval.used_at.is_null())
+                m.update(used_at=_iso(now), used_by_passage=passage_id, used=m.used + 1)
+                .where((m.id == approval_id) & (m.used < m.uses))
                 .execute()
             )
             self._changed(small=True)
@@ -570,7 +668,7 @@ class Registry:
         with self._lock:
             q = self._m.approval.select().order_by(self._m.approval.id)
             if not include_used:
-                q = q.where(self._m.approval.used_at.is_null())
+                q = q.where(self._m.approval.used < self._m.approval.uses)
             return [self._approval(r) for r in q]
 
     # -- alert level (重污染天气预警) ------------------------------------------------
@@ -613,7 +711,8 @@ class Registry:
 
     def _approvals_map(self) -> dict[str, tuple[Approval, ...]]:
         approvals: dict[str, list[Approval]] = {}
-        for r in self._m.approval.select().where(self._m.approval.used_at.is_null()):
+        m = self._m.approval
+        for r in m.select().where(m.used < m.uses):
             a = self._approval(r)
             approvals.setdefault(a.plate, []).append(a)
         return {k: tuple(v) for k, v in approvals.items()}

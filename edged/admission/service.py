@@ -33,7 +33,14 @@ class RegistryService:
                 (self.cfg.seed_blacklist_csv, "blacklist"),
             ):
                 if csv:
-                    report = import_csv(self.registry, csv, kind, "upsert", actor="seed")
+                    report = import_csv(
+                        self.registry,
+                        csv,
+                        kind,
+                        "upsert",
+                        actor="seed",
+                        max_rows=self.cfg.import_max_rows,
+                    )
                     log.info("registry_seeded", file=csv, kind=kind, report=str(report))
 
     def stop(self) -> None:

@@ -133,6 +133,9 @@ class Box:
                 log.error("hj212_forward_failed", error=repr(exc))
         if self._is_due("heads", self.cfg.ledger.head_publish_s, now):
             self.publish_heads()
+        if self._is_due("attest", self.cfg.ledger.attest_s, now):
+            with contextlib.suppress(RuntimeError):
+                self.housekeeping.submit(self.attest)
 
     def summary(self) -> str:
         return "; ".join(lane.summary() for lane in self.lanes)
@@ -193,6 +196,25 @@ class Box:
         self.mqtt.publish(
             "ledger_head", {k: {"seq": v[0], "hash": v[1]} for k, v in heads.items()}, retain=True
         )
+
+    def attest(self) -> None:
+        """Sign the chain heads and publish the attestation for the backend's archive."""
+        service = self.ctx.ledger_service
+        try:
+            att = service.attest(self.cfg.site.id, self.cfg.site.gate_id)
+        except Exception as exc:  # a failed signature never stops passages
+            log.error("attestation_failed", error=repr(exc), hint="check the ledger and its key")
+            return
+        if att is None or self.mqtt is None:
+            return
+        from edged.ledger.attest import message
+
+        try:
+            self.mqtt.publish(
+                "attestation", message(att, service.device_key.public_hex), durable=True
+            )
+        except Exception as exc:
+            log.error("attestation_not_sent", n=att.n, error=repr(exc))
 
     # -- control socket ---------------------------------------------------------------
     def simulate(self, req: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def command_table(box: Any) -> dict[str, Handler]:
     def open_(p: dict[str, Any], actor: str) -> dict[str, Any]:
         lane = box.lane(p.get("lane"))
         return lane.manual(
-            operator=p.get("operator", actor),
+            operator=actor,
             reason=p["reason"],
             remote=True,
             plate=p.get("plate"),
@@ -54,8 +54,11 @@ def command_table(box: Any) -> dict[str, Handler]:
             _aware(p["valid_from"], box.tz),
             _aware(p["valid_until"], box.tz),
             actor=actor,
+            direction=p.get("direction", "any"),
+            uses=p.get("uses", 1),
+            ref=p.get("approval_id"),
         )
-        return {"approval_id": a.id}
+        return {"approval_id": a.id, "ref": a.ref, "direction": a.direction, "uses": a.uses}
 
     def resend(p: dict[str, Any], actor: str) -> dict[str, Any]:
         if box.passage_feed is None:

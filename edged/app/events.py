@@ -66,6 +66,12 @@ class EventSink:
             except Exception as exc:  # a full outbox disk must not fail what reports it
                 log.error("event_not_sent", kind=kind, error=repr(exc))
 
+    def record(self, kind: str, severity: str, message: str, details: dict[str, Any]) -> None:
+        """An event its sender publishes itself (MQTT's refusal summaries): the event log only."""
+        ledger = self._ledger
+        if ledger is not None:
+            self._write(ledger, kind, severity, message, details)
+
     def audit(self, actor: str, action: str, details: dict[str, Any]) -> None:
         """A change made at the box, into the hash-chained audit log."""
         ledger = self._ledger

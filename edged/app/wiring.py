@@ -68,6 +68,7 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
             (cfg.site.id, cfg.site.gate_id),
             data_dir / "outbox.db",
             audit=sink.audit,
+            record_event=sink.record,
             commands=command_table(box),
             on_stop=feed.save_mark,
         )

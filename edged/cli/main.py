@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "edged.lpr.cli",
     "edged.admission.cli",
     "edged.ledger.cli",
+    "edged.devicekey",
     "edged.hj212.cli",
     "edged.datalogger.cli",
     "edged.probe.cli",

@@ -15,6 +15,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+from edged.ledger.attest import Attestation, read_known, sidecar_path
 from edged.ledger.store import LedgerStore
 from edged.ledger.verify import VerifyResult, verify_db
 from edged.logs import get_logger
@@ -69,15 +70,44 @@ def c_heads(res: VerifyResult) -> dict[str, tuple[int, str]]:
     return {k: c.head for k, c in res.chains.items()}
 
 
+def last_attestation(db_path: Path) -> Attestation | None:
+    """The newest attestation the box knows: beside the ledger, or in the live ledger."""
+    known = read_known([sidecar_path(db_path)])
+    if db_path.is_file():
+        with LedgerStore(db_path) as store:
+            last = store.last_attestation()
+        if last is not None:
+            known.append(Attestation(*last))
+    return max(known, key=lambda a: a.n, default=None)
+
+
 def restore(
     db_path: str | Path, source: str | Path, force: bool = False, actor: str = "restore"
 ) -> Path | None:
-    """Replace the live ledger with a verified backup. Returns where the old one was kept."""
+    """Replace the live ledger with a verified backup. Returns where the old one was kept.
+
+    A backup whose chains end before the box's last attestation would roll the
+    ledger back past what the box already signed (and a backend archived): that
+    needs ``force``, and the audit entry says it was forced and past which one.
+    """
     db_path, source = Path(db_path), Path(source)
     res = verify_db(source)
     if not res.ok:
         raise RestoreError(f"backup {source} does not verify: {res.problem}; nothing replaced")
     new = c_heads(res)
+    attested = last_attestation(db_path)
+    behind = (
+        [c for c, (seq, _h) in attested.heads.items() if new.get(c, (0, ""))[0] < seq]
+        if attested is not None
+        else []
+    )
+    if behind and not force:
+        heads = ", ".join(f"{c} seq {attested.heads[c][0]}" for c in behind)  # type: ignore[union-attr]
+        raise RestoreError(
+            f"backup {source} is older than the box's last attestation ({attested.n},"  # type: ignore[union-attr]
+            f" {attested.body.get('time')}: {heads}): restoring it would roll the ledger back"  # type: ignore[union-attr]
+            " past what the box signed; use --force to do it anyway (audited); nothing replaced"
+        )
     kept: Path | None = None
     if db_path.is_file():
         cur = verify_db(db_path)
@@ -95,6 +125,9 @@ def restore(
         _copy(db_path, kept)
     else:
         db_path.parent.mkdir(parents=True, exist_ok=True)
+    if behind and kept is not None and sidecar_path(db_path).is_file():
+        # the restored ledger no longer reaches it: keep it with the ledger it attests
+        os.replace(sidecar_path(db_path), sidecar_path(kept))
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(db_path)
     try:
@@ -112,6 +145,7 @@ def restore(
                 "heads": {k: list(v) for k, v in new.items()},
                 "previous_kept_as": kept.name if kept else None,
                 "forced": force,
+                "rolled_back_past_attestation": attested.n if behind and attested else None,
             },
         )
     log.warning("ledger_restored", source=str(source), kept=str(kept) if kept else None)

@@ -28,6 +28,7 @@ class Settings:
     site: str
     gate: str
     ledger: LedgerConfig
+    data_dir: Path  # where the device key is (keys/): daemon.data_dir, or beside --db
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -42,6 +43,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             getattr(args, "site", None) or "site",
             "gate",
             LedgerConfig(),
+            Path(args.db).parent,
         )
     from edged.config.load import load_config
 
@@ -56,6 +58,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         cfg.site.id,
         cfg.site.gate_id,
         lc,
+        data_dir,
     )
 
 
@@ -98,7 +101,22 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"edged: --expect-head: expected CHAIN:SEQ:HASH, found {item!r}", file=sys.stderr)
             return 2
     images = s.images if s.images is not None and s.images.is_dir() else None
-    res = verify_db(s.db, images, expect or None)
+    from edged.ledger.attest import read_known, sidecar_path
+
+    try:
+        known = read_known([sidecar_path(s.db), *(Path(a) for a in args.attestation or ())])
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"edged: --attestation: not attestations as published: {exc}", file=sys.stderr)
+        return 2
+    public = args.public_key or _beside_key(s.data_dir)
+    res = verify_db(
+        s.db,
+        images,
+        expect or None,
+        image_retention_days=s.ledger.image_retention_days,
+        attestations=known,
+        public_key=public,
+    )
     for chain, c in res.chains.items():
         print(
             f"{chain}: {c.rows} rows verified"
@@ -107,12 +125,52 @@ def _verify(args: argparse.Namespace) -> int:
     if images is None:
         print("snapshots: not checked (pass --images DIR)")
     elif res.ok:
-        print(f"snapshots: {res.images_checked} verified, {res.images_purged} removed by retention")
+        early = (
+            f" ({res.images_purged_early} early, for disk space)" if res.images_purged_early else ""
+        )
+        print(
+            f"snapshots: {res.images_checked} verified, {res.images_purged} removed by"
+            f" retention{early}"
+        )
     if res.ok:
+        print(
+            f"attestations: {res.attestations} checked"
+            + (f" against device key {public[:16]}…" if public else " (no device key to check")
+            + ("" if public else " signatures against: pass --public-key)")
+        )
         print("OK: ledger unaltered")
         return 0
     print(f"FAIL: {res.problem}")
     return 1
+
+
+def _beside_key(data_dir: Path) -> str | None:
+    """The public key of the device key kept in the data directory, if readable."""
+    from edged.devicekey import DeviceKeyError, key_path, load
+
+    try:
+        return load(key_path(data_dir)).public_hex
+    except (DeviceKeyError, OSError):
+        return None
+
+
+def _attest(args: argparse.Namespace) -> int:
+    from edged.devicekey import DeviceKeyError, key_path, load
+    from edged.ledger.attest import attest, message
+    from edged.ledger.store import LedgerStore
+
+    s = _settings(args)
+    if (rc := _need_db(s)) is not None:
+        return rc
+    try:
+        key = load(key_path(s.data_dir))
+    except DeviceKeyError as exc:
+        print(f"edged: {exc}", file=sys.stderr)
+        return 1
+    with LedgerStore(s.db) as store:
+        att = attest(store, key, s.site, s.gate)
+    print(json.dumps(message(att, key.public_hex), ensure_ascii=False))
+    return 0
 
 
 # -- ledger query -----------------------------------------------------------
@@ -197,6 +255,13 @@ def _export(args: argparse.Namespace) -> int:
         return rc
     dest = args.usb or args.to
     include = args.images or (bool(args.usb) and s.ledger.export_images)
+    from edged.devicekey import DeviceKeyError, key_path, load
+
+    try:
+        key = load(key_path(s.data_dir))
+    except (DeviceKeyError, OSError) as exc:
+        key = None
+        print(f"edged: export not attested: {exc}", file=sys.stderr)
     with LedgerStore(s.db) as store:
         try:
             res = export(
@@ -210,6 +275,7 @@ def _export(args: argparse.Namespace) -> int:
                 report_days=s.ledger.export_report_days,
                 frequent_per_day=s.ledger.frequent_per_day,
                 actor="usb" if args.usb else "operator",
+                device_key=key,
             )
         except ExportError as exc:
             print(f"edged: {exc}", file=sys.stderr)
@@ -281,7 +347,25 @@ def register(sub: Any) -> None:
         metavar="CHAIN:SEQ:HASH",
         help="a head published earlier (catches rows cut off the end)",
     )
+    p.add_argument(
+        "--attestation",
+        action="append",
+        metavar="FILE",
+        help="attestations archived from MQTT (JSON Lines) to check against; the box's own"
+        " latest (<ledger>.attestation) is always checked",
+    )
+    p.add_argument(
+        "--public-key",
+        metavar="HEX",
+        help="the box's public key (edged key show); default: the key in the data directory",
+    )
     p.set_defaults(func=_verify)
+
+    p = lsub.add_parser(
+        "attest", help="sign the chain heads now with the device key; prints the MQTT message"
+    )
+    _db_opt(p)
+    p.set_defaults(func=_attest)
 
     p = lsub.add_parser("query", help="find passages")
     _db_opt(p)
@@ -356,6 +440,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="restore even if the backup is older than the live ledger",
+        help="restore even if the backup is older than the live ledger or the box's last"
+        " attestation (recorded in the audit log)",
     )
     p.set_defaults(func=_restore)

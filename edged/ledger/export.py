@@ -25,6 +25,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from edged.devicekey import DeviceKey
+from edged.ledger.attest import Attestation, attest
 from edged.ledger.query import COLUMNS, safe_text
 from edged.ledger.record import safe_relative_path
 from edged.ledger.reports import build_report, write_report_csv_to
@@ -94,6 +96,7 @@ class ExportResult:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     images: int = 0
     missing_images: list[str] = field(default_factory=list)
+    attestation: Attestation | None = None
 
 
 def export(
@@ -108,8 +111,15 @@ def export(
     report_days: int = 31,
     frequent_per_day: int = 8,
     actor: str = "export",
+    device_key: DeviceKey | None = None,
 ) -> ExportResult:
-    """Write one export folder under ``dest/edged-export/`` and remember what was exported."""
+    """Write one export folder under ``dest/edged-export/`` and remember what was exported.
+
+    With ``device_key`` the heads are attested (signed, stored, kept beside the
+    ledger) first, and the attestation goes into the manifest and
+    ``ATTESTATION.json``: whoever holds the stick can check the rows against the
+    box's key without trusting the stick.
+    """
     dest = Path(dest)
     if dest.is_symlink() or not dest.is_dir():
         raise ExportError(f"--to: expected an existing folder (the mounted stick), found {dest}")
@@ -120,7 +130,12 @@ def export(
 
     since_p = int(store.get_state(STATE_PASSAGES, "0") or 0)
     since_a = int(store.get_state(STATE_AUDIT, "0") or 0)
-    heads = store.heads()
+    att: Attestation | None = None
+    if device_key is not None:
+        att = attest(store, device_key, site, gate)
+        heads = att.heads
+    else:
+        heads = store.heads()
     until_p, until_a = heads["passages"][0], heads["audit"][0]
     stamp = datetime.now(tz).strftime("%Y%m%dT%H%M%S")
     name = f"{site}-{gate}-{stamp}-p{since_p + 1}-{until_p}"
@@ -130,6 +145,7 @@ def export(
         raise ExportError(f"{final} already exists on the stick; try again in a second")
     work.mkdir()
     res = ExportResult(final, (since_p + 1, until_p), (since_a + 1, until_a), heads)
+    res.attestation = att
     days: set[str] = set()
     snaps: list[tuple[str, str]] = []
     try:
@@ -170,7 +186,12 @@ def export(
         if include_images and images_dir is not None:
             _copy_images(Path(images_dir), work, snaps, res)
 
+        if att is not None:
+            out = _Out(work, "ATTESTATION.json")
+            out.write(json.dumps(att.to_json(), ensure_ascii=False))
+            res.files["ATTESTATION.json"] = out.close()
         manifest = {
+            "attestation": att.to_json() if att is not None else None,
             "format": FORMAT,
             "site": site,
             "gate": gate,
@@ -210,6 +231,7 @@ def export(
             "audit": [since_a + 1, until_a],
             "heads": {k: [s, h] for k, (s, h) in heads.items()},
             "images": res.images,
+            "attestation": att.n if att is not None else None,
         },
     )
     log.info(

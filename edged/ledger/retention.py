@@ -78,6 +78,15 @@ class LedgerConfig:
             was="head_publish_seconds",
         ),
     )
+    attest_s: float = field(
+        default=900.0,
+        metadata=doc(
+            "How often the device key signs the chain heads (attestation, stored and published"
+            " on ledger/attestation); also on every export",
+            min=60,
+            max=86400,
+        ),
+    )
     frequent_per_day: int = field(
         default=8,
         metadata=doc("Reports flag a vehicle passing more than this many times a day (频繁进出)"),

@@ -37,7 +37,9 @@ from edged.logs import get_logger
 
 log = get_logger("ledger")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+PURGE_ACTION = "images_purged"  # audit action of a retention purge (verify relies on it)
+PURGE_CHUNK = 500  # images per purge audit entry
 EVENTS_KEEP_MIN = 100
 CHAINS = ("passages", "audit")
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -88,7 +90,14 @@ _DDL = [
         reason TEXT NOT NULL
     )""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS attestations (
+        n INTEGER PRIMARY KEY,
+        payload TEXT NOT NULL,
+        sig TEXT NOT NULL
+    )""",
 ]
+#: Tables every ledger has had from its first version; verify requires them.
+CORE_TABLES = ("passages", "audit", "events", "export_state", "purged_images", "meta")
 
 
 class LedgerError(Exception):
@@ -152,9 +161,39 @@ class LedgerStore:
         with self._write():
             for stmt in _DDL:
                 self.db.execute_sql(stmt)
+            row = self.db.execute_sql(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if row is not None and int(row[0]) < 2:
+                self._adopt_purges()
             self.db.execute_sql(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
+            )
+
+    def _adopt_purges(self) -> None:
+        """Upgrade from a ledger whose purges were not chained: chain them now, saying so.
+
+        Before schema 2 a removed image was noted only in ``purged_images``, which
+        anyone could write; verify now wants a chained entry. The entry made here is
+        honest about its origin (``adopted_at_upgrade``) and its time.
+        """
+        rows = self.db.execute_sql(
+            "SELECT path, sha256, purged_at, reason FROM purged_images ORDER BY purged_at, path"
+        ).fetchall()
+        for i in range(0, len(rows), PURGE_CHUNK):
+            chunk = rows[i : i + PURGE_CHUNK]
+            self._append(
+                "audit",
+                self._audit_fields(
+                    "retention",
+                    PURGE_ACTION,
+                    {
+                        "reason": "adopted_at_upgrade",
+                        "images": [[p, h, at, why] for p, h, at, why in chunk],
+                    },
+                ),
             )
 
     # -- plumbing ---------------------------------------------------------
@@ -406,7 +445,8 @@ class LedgerStore:
             )
 
     def record_purged_images(self, items: list[tuple[str, str | None]], reason: str) -> None:
-        """Remember images retention removed (path, sha256), so verify tells purged from missing."""
+        """Record images retention removed (path, sha256): chained audit entries (what verify
+        trusts) and the ``purged_images`` index, in one transaction."""
         if not items:
             return
         when = now_iso()
@@ -416,9 +456,44 @@ class LedgerStore:
                 "sha256, purged_at, reason) VALUES (?, ?, ?, ?)",
                 [(p, h, when, reason) for p, h in items],
             )
+            for i in range(0, len(items), PURGE_CHUNK):
+                self._append(
+                    "audit",
+                    self._audit_fields(
+                        "retention",
+                        PURGE_ACTION,
+                        {"reason": reason, "images": [list(x) for x in items[i : i + PURGE_CHUNK]]},
+                    ),
+                )
 
     def record_purged_image(self, path: str, sha256: str | None, reason: str) -> None:
         self.record_purged_images([(path, sha256)], reason)
+
+    # -- attestations -----------------------------------------------------
+
+    def append_attestation(self, payload: str, sig: str) -> int:
+        """Store a signed attestation (see :mod:`edged.ledger.attest`); returns its number."""
+        with self._write():
+            row = self.db.execute_sql("SELECT max(n) FROM attestations").fetchone()
+            n = int(row[0] or 0) + 1
+            self.db.execute_sql(
+                "INSERT INTO attestations(n, payload, sig) VALUES (?, ?, ?)", (n, payload, sig)
+            )
+        return n
+
+    def attestations(self, since_n: int = 0) -> list[tuple[int, str, str]]:
+        return [
+            (int(n), p, s)
+            for n, p, s in self.db.execute_sql(
+                "SELECT n, payload, sig FROM attestations WHERE n > ? ORDER BY n", (since_n,)
+            )
+        ]
+
+    def last_attestation(self) -> tuple[int, str, str] | None:
+        row = self.db.execute_sql(
+            "SELECT n, payload, sig FROM attestations ORDER BY n DESC LIMIT 1"
+        ).fetchone()
+        return (int(row[0]), row[1], row[2]) if row else None
 
     def raw_connection(self) -> sqlite3.Connection:
         """The underlying sqlite3 connection (backup API); hold no lock across long work."""

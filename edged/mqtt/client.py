@@ -7,8 +7,17 @@ Three threads, each with one job, so no slow part can stall another:
   while calling them).
 * the sender: moves messages from the SQLite outbox into a bounded QoS 1
   window, deletes them after PUBACK (batched), prunes the outbox.
-* the command worker: verifies and dispatches ``cmd/<name>`` messages, so a
-  slow handler (a registry replace) never delays keepalives.
+* the command workers: one runs signed commands, one checks and runs the
+  list commands (registry, blacklist), so a slow handler (a registry
+  replace) never delays keepalives, a ping or an open.
+
+Commands are sorted as they arrive, on paho's thread, by checks that cost
+microseconds: the size cap of the command's name on the raw bytes, then (for
+all but list commands) the HMAC. Only signed commands are queued; refusals
+of unverified traffic are counted and summarised in one event per
+``cmd_refusal_report_s`` and answered at most ``cmd_refusal_replies_per_min``
+times a minute. So a flood of junk costs a counter, never a queue slot a
+signed command needs, an audit row, or an outbox full of replies.
 
 Ordering: live messages (enqueued while connected) go first, in order; the
 backlog left from an outage or a previous run drains in order beside them at
@@ -32,7 +41,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edged.lane.worker import WorkerTimeout
 from edged.logs import get_logger
-from edged.mqtt.commands import CommandVerifier, Verdict
+from edged.mqtt.commands import (
+    BULK_COMMANDS,
+    CommandVerifier,
+    Signed,
+    Verdict,
+    refusal,
+)
 from edged.mqtt.config import MqttConfig
 from edged.mqtt.outbox import Outbox, Row
 from edged.mqtt.topics import Topics, build_envelope, encode, new_id, now_iso
@@ -42,12 +57,78 @@ log = get_logger("mqtt")
 EventCallback = Callable[[str, dict[str, Any]], None]
 AuditCallback = Callable[[str, str, dict[str, Any]], None]
 CommandHandler = Callable[[dict[str, Any], str], dict[str, Any] | None]
+RecordEvent = Callable[[str, str, str, dict[str, Any]], None]
 
 _ACK_BATCH = 256
 _ACK_FLUSH_S = 0.1
 _MAINTAIN_S = 10.0
 _REFUSED_PAUSE_S = 5.0
 _DROP_REPORT_S = 60.0
+_SIGNED_QUEUE = 256  # signed commands waiting for the worker (only the key holder fills it)
+_BULK_QUEUE = 64  # list commands waiting to be checked, and together at most cmd_max_bytes
+_REPLY_BACKLOG = 1000  # most refusals waiting for a reply token; older ones are only counted
+_EXAMPLES = 5  # refused commands quoted in each summary
+_NAMES = 20  # distinct command names counted in each summary; the rest as "(other)"
+_TICK_S = 0.2
+
+
+class RefusalTally:
+    """Refused unverified commands since the last summary: counts and a few examples.
+
+    Bounded whatever arrives: counters, at most ``_EXAMPLES`` examples with
+    clipped fields, at most ``_NAMES`` command names.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        self.by_error: dict[str, int] = {}
+        self.by_command: dict[str, int] = {}
+        self.examples: list[dict[str, Any]] = []
+        self.since: str | None = None
+
+    def add(self, verdict: Verdict, size: int) -> None:
+        with self._lock:
+            if self.count == 0:
+                self.since = now_iso()
+            self.count += 1
+            self.bytes += size
+            err = verdict.error or "refused"
+            self.by_error[err] = self.by_error.get(err, 0) + 1
+            name = verdict.name[:64]
+            if name not in self.by_command and len(self.by_command) >= _NAMES:
+                name = "(other)"
+            self.by_command[name] = self.by_command.get(name, 0) + 1
+            if len(self.examples) < _EXAMPLES:
+                self.examples.append(
+                    {
+                        "command": verdict.name[:64],
+                        "error": err,
+                        "detail": verdict.detail[:200],
+                        "actor": verdict.actor,
+                        "cmd_id": verdict.cmd_id,
+                        "bytes": size,
+                    }
+                )
+
+    def take(self) -> dict[str, Any] | None:
+        with self._lock:
+            if self.count == 0:
+                return None
+            out = {
+                "count": self.count,
+                "bytes": self.bytes,
+                "by_error": dict(self.by_error),
+                "by_command": dict(self.by_command),
+                "examples": list(self.examples),
+                "since": self.since,
+            }
+            self._reset()
+            return out
 
 
 def fallback_needed(setting: str, using_v5: bool, reason: int) -> bool:
@@ -69,7 +150,12 @@ class MqttLink:
         outbox_path: str | Path,
         on_event: EventCallback | None = None,
         audit: AuditCallback | None = None,
+        record_event: RecordEvent | None = None,
     ) -> None:
+        """``audit(actor, action, details)`` gets one chained entry per signed, fresh
+        command (accepted or refused for its content); ``record_event(kind,
+        severity, message, details)`` stores the link's own events in the bounded
+        event log (the link publishes them on ``events`` itself)."""
         self.config = config
         self.site, self.gate = identity
         self.topics = Topics(config.prefix, self.site, self.gate)
@@ -83,6 +169,7 @@ class MqttLink:
         )
         self._on_event = on_event
         self._audit = audit
+        self._record_event = record_event
         keys = [config.hmac_key, config.hmac_key_previous]
         self.verifier = CommandVerifier(
             self.site,
@@ -91,6 +178,7 @@ class MqttLink:
             self.outbox,
             max_skew_s=config.cmd_max_skew_s,
             allowed=list(config.commands_allowed),
+            bulk_max_bytes=config.cmd_max_bytes,
         )
         self._handlers: dict[str, CommandHandler] = {"ping": self._ping}
         self._use_v5 = config.protocol != "3.1.1"
@@ -115,12 +203,28 @@ class MqttLink:
         self._stop_deadline = 0.0
         self._sender: threading.Thread | None = None
         self._worker: threading.Thread | None = None
-        self._commands: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=1000)
+        self._bulk_worker: threading.Thread | None = None
+        self._signed: queue.Queue[Signed | None] = queue.Queue(maxsize=_SIGNED_QUEUE)
+        self._queued_nonces: set[str] = set()  # nonces in _signed, so copies are not queued
+        self._queued_lock = threading.Lock()
+        self._bulk: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
+        self._bulk_bytes = 0  # raw bytes waiting in _bulk (paho's thread adds, the worker takes)
+        self._bulk_lock = threading.Lock()
+        self._tally = RefusalTally()
+        # no more waiting than a minute's budget can answer: the rest is only counted
+        self._to_reply: deque[Verdict] = deque(
+            maxlen=max(1, min(config.cmd_refusal_replies_per_min, _REPLY_BACKLOG))
+        )
+        self._reply_tokens = float(config.cmd_refusal_replies_per_min)
+        self._reply_time = time.monotonic()
+        self._last_refusal_report = -float("inf")
         self._counters = {
             "sent": 0,
             "possible_duplicates": 0,
             "commands_accepted": 0,
             "commands_refused": 0,
+            "commands_refused_unverified": 0,
+            "refusal_replies_skipped": 0,
             "connects": 0,
         }
         self._restored = len(self.outbox)
@@ -172,8 +276,12 @@ class MqttLink:
         self._connect(self._client)
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._worker = threading.Thread(target=self._command_loop, name="mqtt-cmd", daemon=True)
+        self._bulk_worker = threading.Thread(
+            target=self._bulk_loop, name="mqtt-cmd-bulk", daemon=True
+        )
         self._sender.start()
         self._worker.start()
+        self._bulk_worker.start()
         if self._restored:
             log.info("mqtt_backlog_restored", messages=self._restored)
 
@@ -188,8 +296,12 @@ class MqttLink:
         if self._sender:
             self._sender.join(timeout + 5)
         if self._worker:
-            self._commands.put(None)
+            self._signed.put(None)
             self._worker.join(5)
+        if self._bulk_worker:
+            self._bulk.put(None)
+            self._bulk_worker.join(5)
+        self._report_refusals(force=True)  # nothing refused goes unreported
         client = self._client
         if client is not None:
             if self._connected:
@@ -226,7 +338,7 @@ class MqttLink:
             "listening": self.listening,
             "protocol": "5" if self._use_v5 else "3.1.1",
             "inflight": len(self._inflight),
-            "commands_queued": self._commands.qsize(),
+            "commands_queued": self._signed.qsize() + self._bulk.qsize(),
         }
         out.update(self.outbox.stats())
         out["backlog"] = max(out["backlog"] - len(self._pending_acks), 0)
@@ -359,20 +471,102 @@ class MqttLink:
         name = self.topics.command_name(msg.topic)
         if name is None:
             return
+        raw = bytes(msg.payload)
         if msg.retain:
-            log.warning(
-                "mqtt_command_retained_ignored",
-                topic=msg.topic,
-                hint="a backend published a command with retain=true; clear it"
-                f" (publish an empty retained message to {msg.topic})",
+            self._refuse(
+                refusal(
+                    name,
+                    "retained",
+                    "a backend published a command with retain=true; clear it (publish an"
+                    " empty retained message on the topic): retained commands are ignored",
+                ),
+                len(raw),
+                reply=False,
             )
             return
+        self.intake(name, raw)
+
+    def intake(self, name: str, raw: bytes) -> None:
+        """Sort one arriving command: signed to its queue, anything else counted.
+
+        Runs on paho's network thread, so it only does what costs microseconds
+        for a message within its cap; list commands are too big to check here
+        and go to their own small queue.
+        """
+        if name in BULK_COMMANDS:
+            early = self.verifier.precheck(name, raw)
+            if early is not None:
+                self._refuse(early, len(raw))
+                return
+            with self._bulk_lock:
+                room = (
+                    self._bulk.qsize() < _BULK_QUEUE
+                    and self._bulk_bytes + len(raw) <= self.config.cmd_max_bytes
+                )
+                if room:
+                    self._bulk_bytes += len(raw)
+                    self._bulk.put_nowait((name, raw))
+            if not room:
+                self._refuse(
+                    refusal(
+                        name,
+                        "busy",
+                        "list commands are being handled one at a time and the queue is"
+                        " full; send it again in a few seconds",
+                    ),
+                    len(raw),
+                )
+            return
+        got = self.verifier.authenticate(name, raw)
+        if isinstance(got, Verdict):
+            self._refuse(got, len(raw))
+            return
+        early = self.verifier.looks_fresh(got)
+        with self._queued_lock:
+            if early is None and got.nonce in self._queued_nonces:
+                early = refusal(
+                    name,
+                    "replayed",
+                    f"nonce {got.nonce} is already waiting to be handled",
+                    cmd_id=got.cmd_id,
+                    nonce=got.nonce,
+                    actor=got.actor,
+                )
+            if early is None:
+                self._queued_nonces.add(got.nonce)
+        if early is not None:  # copies of a captured command: counted like junk
+            self._refuse(early, len(raw))
+            return
         try:
-            self._commands.put_nowait((name, bytes(msg.payload)))
-        except queue.Full:
+            self._signed.put_nowait(got)
+        except queue.Full:  # only the key holder can fill it: say so loudly, every time
+            with self._queued_lock:
+                self._queued_nonces.discard(got.nonce)
             log.error(
-                "mqtt_command_queue_full", command=name, hint="commands arrive faster than handled"
+                "mqtt_signed_command_queue_full",
+                command=name,
+                hint="signed commands arrive faster than the gate handles them; the"
+                " backend must wait for replies before sending more",
             )
+            verdict = refusal(
+                name,
+                "busy",
+                "the gate is handling too many signed commands; send it again shortly",
+                cmd_id=got.cmd_id,
+                nonce=got.nonce,
+                actor=got.actor,
+            )
+            self._refuse(verdict, len(raw))
+
+    def _refuse(self, verdict: Verdict, size: int, reply: bool = True) -> None:
+        """Count a refusal of unverified traffic; maybe reply later (rate-limited)."""
+        self._tally.add(verdict, size)
+        self._counters["commands_refused"] += 1
+        self._counters["commands_refused_unverified"] += 1
+        if reply:
+            if len(self._to_reply) == self._to_reply.maxlen:
+                self._counters["refusal_replies_skipped"] += 1
+            self._to_reply.append(verdict)
 
     def _event(self, name: str, details: dict[str, Any]) -> None:
         if self._on_event is None:
@@ -506,8 +700,7 @@ class MqttLink:
         self._event("protocol_fallback", {"protocol": "3.1.1"})
 
     def _maintain(self) -> None:
-        self.outbox.prune_age()
-        self.outbox.prune_nonces(time.time() - 2 * self.config.cmd_max_skew_s - 60)
+        self.outbox.prune_age()  # nonces are pruned as newer commands arrive (claim_nonce)
 
     def _report_drops(self, now: float) -> None:
         # At most one event a minute: the event is itself a message, and at a
@@ -537,33 +730,61 @@ class MqttLink:
         self.publish("events", details, durable=True)
         self._event("telemetry_dropped", details)
 
-    # -- command worker -------------------------------------------------------------
+    # -- command workers ------------------------------------------------------------
     def _command_loop(self) -> None:
         while True:
-            item = self._commands.get()
+            try:
+                item = self._signed.get(timeout=_TICK_S)
+            except queue.Empty:
+                item = False
+            if item is None:
+                return
+            try:
+                if isinstance(item, Signed):
+                    try:
+                        verdict = self.verifier.admit(item)
+                    finally:
+                        with self._queued_lock:
+                            self._queued_nonces.discard(item.nonce)
+                    self._dispatch(verdict)
+                self._reply_refusals()
+                self._report_refusals()
+            except Exception as exc:  # never let a command kill the worker
+                log.error("mqtt_command_crashed", error=repr(exc))
+
+    def _bulk_loop(self) -> None:
+        while True:
+            item = self._bulk.get()
             if item is None:
                 return
             name, raw = item
+            with self._bulk_lock:
+                self._bulk_bytes -= len(raw)
             try:
                 self._handle_command(name, raw)
             except Exception as exc:  # never let a command kill the worker
                 log.error("mqtt_command_crashed", command=name, error=repr(exc))
+            finally:
+                del item, raw  # a list command may be cmd_max_bytes: do not keep it
 
     def handle_command(self, name: str, raw: bytes) -> dict[str, Any]:
         """Verify, dispatch and reply to one command; returns the reply payload."""
         return self._handle_command(name, raw)
 
     def _handle_command(self, name: str, raw: bytes) -> dict[str, Any]:
-        if len(raw) > self.config.cmd_max_bytes:
-            verdict = Verdict(
-                name=name,
-                ok=False,
-                error="too_large",
-                detail=f"payload: expected at most {self.config.cmd_max_bytes} bytes,"
-                f" found {len(raw)}",
-            )
-        else:
-            verdict = self.verifier.check(name, raw)
+        got = self.verifier.authenticate(name, raw)
+        verdict = got if isinstance(got, Verdict) else self.verifier.admit(got)
+        if not verdict.ok and not verdict.fresh:
+            self._refuse(verdict, len(raw))
+            return verdict.reply()
+        return self._dispatch(verdict)
+
+    def _dispatch(self, verdict: Verdict) -> dict[str, Any]:
+        """Run a signed command and reply; audit it (it is fresh: the key holder sent it)."""
+        name = verdict.name
+        if not verdict.ok and not verdict.fresh:  # stale or replayed: counted, not audited
+            self._refuse(verdict, 0)
+            return verdict.reply()
         result: dict[str, Any] | None = None
         error, detail = verdict.error, verdict.detail
         if verdict.ok:
@@ -583,7 +804,7 @@ class MqttLink:
                 except Exception as exc:
                     result = None
                     error = "handler_error"
-                    detail = f"{type(exc).__name__}: {exc}"
+                    detail = f"{type(exc).__name__}: {exc}"[:1000]
                     log.error("mqtt_command_handler_failed", command=name, error=repr(exc))
         ok = error is None
         reply = {
@@ -603,7 +824,7 @@ class MqttLink:
             "ok": ok,
             "error": error,
             "detail": detail,
-            "signature_verified": verdict.ok,
+            "signature_verified": True,
         }
         if verdict.ok:
             audit_details["params"] = verdict.params
@@ -616,12 +837,70 @@ class MqttLink:
         (log.info if ok else log.warning)(
             action, command=name, actor=verdict.actor, error=error, detail=detail
         )
-        if name.isidentifier() or all(c.isalnum() or c in "_-." for c in name):
-            try:
-                self.publish("reply", reply, subtopic=name, durable=False)
-            except ValueError as exc:
-                log.warning("mqtt_reply_not_sent", command=name, error=str(exc))
+        self._send_reply(name, reply)
         return reply
+
+    def _send_reply(self, name: str, reply: dict[str, Any]) -> None:
+        try:
+            self.publish("reply", reply, subtopic=name, durable=False)
+        except ValueError as exc:  # a topic level no reply can be sent on
+            log.debug("mqtt_reply_not_sent", command=name[:64], error=str(exc)[:200])
+
+    def _reply_refusals(self) -> None:
+        """Answer queued refusals while the per-minute budget lasts; skip (count) the rest."""
+        rate = self.config.cmd_refusal_replies_per_min
+        now = time.monotonic()
+        self._reply_tokens = min(
+            float(rate), self._reply_tokens + (now - self._reply_time) * rate / 60.0
+        )
+        self._reply_time = now
+        while self._to_reply:
+            if self._reply_tokens < 1.0:
+                skipped = len(self._to_reply)
+                self._to_reply.clear()
+                self._counters["refusal_replies_skipped"] += skipped
+                return
+            verdict = self._to_reply.popleft()
+            self._reply_tokens -= 1.0
+            self._send_reply(verdict.name, verdict.reply())
+
+    def _report_refusals(self, force: bool = False) -> None:
+        """One summary per ``cmd_refusal_report_s``: log line, event log, ``events`` topic."""
+        now = time.monotonic()
+        if not force and now - self._last_refusal_report < self.config.cmd_refusal_report_s:
+            return
+        summary = self._tally.take()
+        if summary is None:
+            return
+        self._last_refusal_report = now
+        summary["replies_skipped_total"] = self._counters["refusal_replies_skipped"]
+        message = (
+            f"{summary['count']} unverified commands refused since {summary['since']}"
+            f" ({', '.join(f'{k} {v}' for k, v in sorted(summary['by_error'].items()))})"
+        )
+        log.warning(
+            "mqtt_commands_refused",
+            count=summary["count"],
+            by_error=summary["by_error"],
+            first=summary["examples"][0] if summary["examples"] else None,
+            hint="someone publishes commands that are not signed with this site's key, or"
+            " replays old ones: check the broker's ACL and the backend's key and clock",
+        )
+        if self._record_event is not None:
+            try:
+                self._record_event("mqtt_commands_refused", "warning", message, summary)
+            except Exception as exc:
+                log.error("mqtt_event_not_recorded", error=repr(exc))
+        try:
+            self.publish(
+                "events",
+                {"kind": "mqtt_commands_refused", "severity": "warning", "message": message}
+                | summary,
+                durable=True,
+            )
+        except Exception as exc:
+            log.error("event_not_sent", kind="mqtt_commands_refused", error=repr(exc))
+        self._event("commands_refused", summary)
 
     def _ping(self, params: dict[str, Any], _actor: str) -> dict[str, Any]:
         return {"pong": True, "echo": params.get("echo"), "backlog": len(self.outbox)}

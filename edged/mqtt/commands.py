@@ -121,7 +121,11 @@ _DATETIME = {
     "pattern": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
 }
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 500}
+_LANE = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"}
 
+# Every property listed here is honoured by the gate (``parse_items`` maps it
+# onto a registry field); anything else is refused, never accepted and dropped:
+# a signed field the gate ignored would be a promise it did not keep.
 VEHICLE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["plate", "plate_color"],
@@ -132,6 +136,7 @@ VEHICLE_SCHEMA: dict[str, Any] = {
         "registered": _DATE,
         "brand_model": {"type": "string", "maxLength": 100},
         "vehicle_type": {"type": "string", "maxLength": 50},
+        "vehicle_class": {"type": "string", "maxLength": 50},
         "fuel": {
             "type": "string",
             "enum": ["diesel", "petrol", "gas", "electric", "hybrid", "hydrogen"],
@@ -140,11 +145,12 @@ VEHICLE_SCHEMA: dict[str, Any] = {
             "type": "string",
             "enum": ["0", "1", "2", "3", "4", "5", "6", "6a", "6b"],
         },
+        "hazardous": {"type": "boolean"},
         "fleet": {"type": "string", "maxLength": 100},
         "rfid": {"type": "string", "maxLength": 64},
-        "nrmm_id": {"type": "string", "maxLength": 64},
+        "valid_until": _DATETIME,
     },
-    "additionalProperties": True,
+    "additionalProperties": False,
 }
 
 BLACKLIST_ENTRY_SCHEMA: dict[str, Any] = {
@@ -152,9 +158,9 @@ BLACKLIST_ENTRY_SCHEMA: dict[str, Any] = {
     "required": ["plate", "reason"],
     "properties": {
         "plate": _PLATE,
-        "plate_color": _COLOR,
         "reason": _TEXT,
         "source": {"type": "string", "maxLength": 100},
+        "valid_from": _DATETIME,
         "until": _DATETIME,
     },
     "additionalProperties": False,
@@ -209,9 +215,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["plate", "applicant", "approver", "reason", "valid_from", "valid_until"],
         "properties": {
-            "approval_id": {"type": "string", "maxLength": 64},
+            "approval_id": {"type": "string", "minLength": 1, "maxLength": 64},
             "plate": _PLATE,
-            "plate_color": _COLOR,
             "applicant": _TEXT,
             "approver": _TEXT,
             "reason": _TEXT,
@@ -227,9 +232,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["reason"],
         "properties": {
             "reason": _TEXT,
-            "direction": {"type": "string", "enum": ["in", "out", "any"]},
+            "direction": {"type": "string", "enum": ["in", "out"]},
             "plate": _PLATE,
             "hold_s": {"type": "integer", "minimum": 1, "maximum": 120},
+            "lane": _LANE,
         },
         "additionalProperties": False,
     },
@@ -238,8 +244,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["level"],
         "properties": {
             "level": {"type": "string", "enum": ["none", "blue", "yellow", "orange", "red"]},
-            "valid_from": _DATETIME,
-            "valid_until": _DATETIME,
             "reason": {"type": "string", "maxLength": 500},
         },
         "additionalProperties": False,
@@ -275,7 +279,7 @@ def _extra_checks(name: str, params: dict[str, Any]) -> list[str]:
                 f"params.to_seq: range expected at most {MAX_RESEND_RANGE} rows,"
                 f" found {hi - lo + 1}"
             ]
-    if name in ("approval", "alert_level"):
+    if name == "approval":
         a, b = params.get("valid_from"), params.get("valid_until")
         if a and b and b < a:
             return [f"params.valid_until: expected after valid_from ({a}), found {b}"]
@@ -283,6 +287,63 @@ def _extra_checks(name: str, params: dict[str, Any]) -> list[str]:
 
 
 COMMAND_NAMES: tuple[str, ...] = tuple(SCHEMAS)
+
+#: Commands that carry lists (thousands of records): too big to check on the
+#: network thread, so they are verified one at a time on their own worker.
+BULK_COMMANDS: frozenset[str] = frozenset(
+    {
+        "registry_upsert",
+        "registry_delete",
+        "registry_replace",
+        "blacklist_upsert",
+        "blacklist_delete",
+    }
+)
+
+#: Largest payload accepted per command, checked on the raw bytes before any
+#: parsing. Each is a few times the largest valid command (every text at its
+#: maximum length, written with ``\u`` escapes), so a real command always
+#: fits and a hostile one costs at most this much to look at.
+#: ``registry_replace`` takes ``cmd_max_bytes`` from the config instead.
+MAX_BYTES: dict[str, int] = {
+    "ping": 4 * 1024,
+    "open": 16 * 1024,
+    "alert_level": 8 * 1024,
+    "resend": 4 * 1024,
+    "approval": 32 * 1024,
+    "registry_delete": 1024 * 1024,
+    "blacklist_delete": 1024 * 1024,
+    "registry_upsert": 8 * 1024 * 1024,
+    "blacklist_upsert": 8 * 1024 * 1024,
+}
+#: A name that is no command gets the smallest cap: it is refused anyway.
+UNKNOWN_MAX_BYTES = 4 * 1024
+
+#: Most JSON containers (``[`` or ``{``) a command may hold: the envelope, its
+#: params and one per list item. Counted on the raw bytes (C speed) before
+#: parsing, because a few MB of ``[],[],…`` become millions of Python objects
+#: and hundreds of MB while ``json.loads`` runs. Brackets inside strings are
+#: counted too, which only makes the bound looser.
+_SMALL_CONTAINERS = 32
+_LIST_ITEMS = {
+    "registry_upsert": 10000,
+    "registry_delete": 0,
+    "registry_replace": 200000,
+    "blacklist_upsert": 10000,
+    "blacklist_delete": 0,
+}
+
+
+def max_bytes(name: str, bulk_max: int) -> int:
+    """The payload cap for command ``name``; ``bulk_max`` is ``cmd_max_bytes``."""
+    if name == "registry_replace":
+        return bulk_max
+    return min(MAX_BYTES.get(name, UNKNOWN_MAX_BYTES), bulk_max)
+
+
+def max_containers(name: str) -> int:
+    return _SMALL_CONTAINERS + 2 * _LIST_ITEMS.get(name, 0)
+
 
 _ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -293,10 +354,61 @@ _ENVELOPE_SCHEMA: dict[str, Any] = {
         "nonce": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{16,64}$"},
         "actor": {"type": "string", "minLength": 1, "maxLength": 100},
         "params": {"type": "object"},
-        "sig": {"type": "string"},
+        "sig": {"type": "string", "maxLength": 128},
     },
     "additionalProperties": False,
 }
+
+_NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_ENVELOPE_KEYS = frozenset(_ENVELOPE_SCHEMA["properties"])
+
+
+def _envelope_ok(body: dict[str, Any]) -> bool:
+    """``_ENVELOPE_SCHEMA`` written out: the check runs for every arriving message, and the
+    generic validator is ten times slower. On False, ``validate`` says what is wrong."""
+    ts, nonce, actor = body.get("ts"), body.get("nonce"), body.get("actor")
+    cmd_id, sig = body.get("id", ""), body.get("sig")
+    return (
+        _ENVELOPE_KEYS.issuperset(body)
+        and type(ts) is int
+        and ts >= 0
+        and isinstance(nonce, str)
+        and _NONCE_RE.fullmatch(nonce) is not None
+        and isinstance(actor, str)
+        and 1 <= len(actor) <= 100
+        and isinstance(body.get("params"), dict)
+        and isinstance(sig, str)
+        and len(sig) <= 128
+        and isinstance(cmd_id, str)
+        and len(cmd_id) <= 64
+    )
+
+
+_ID_MAX = 64
+_ACTOR_MAX = 100
+
+
+def _printable(text: str) -> bool:
+    return text.isprintable()
+
+
+def identity(body: dict[str, Any]) -> dict[str, Any]:
+    """The envelope's ``id``, ``nonce`` and ``actor`` if they are within their limits.
+
+    Only these are ever echoed in a reply or written to a log or the event
+    log; a value over its limit (or with control characters) is replaced by
+    None / ``"unknown"``, so a 5 MB ``id`` costs nothing downstream.
+    """
+    cmd_id, nonce, actor = body.get("id"), body.get("nonce"), body.get("actor")
+    return {
+        "cmd_id": cmd_id
+        if isinstance(cmd_id, str) and len(cmd_id) <= _ID_MAX and _printable(cmd_id)
+        else None,
+        "nonce": nonce if isinstance(nonce, str) and _NONCE_RE.fullmatch(nonce) else None,
+        "actor": actor
+        if isinstance(actor, str) and 0 < len(actor) <= _ACTOR_MAX and _printable(actor)
+        else "unknown",
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -356,12 +468,44 @@ def make_command(
 
 
 class NonceStore(Protocol):
-    def nonce_seen_or_add(self, nonce: str, when: float) -> bool: ...
+    """Durable memory of the nonces of accepted commands (see ``Outbox.claim_nonce``).
+
+    ``claim_nonce`` answers ``"new"`` (remembered now), ``"seen"`` (a replay)
+    or ``"too_old"`` (``ts`` lies more than ``horizon_s`` before the newest
+    command ever accepted, so its nonce may have been forgotten: refused).
+    Age is measured against signed timestamps, never the gate's clock, so
+    stepping the clock cannot make a used nonce forgotten.
+    """
+
+    def claim_nonce(self, nonce: str, ts: int, horizon_s: float) -> str: ...
+
+
+#: Errors decided before a command's nonce is used: they come from anyone who
+#: can publish on the broker, so they are counted and summarised, never each
+#: written to the chained audit log.
+UNVERIFIED_ERRORS = frozenset(
+    {
+        "too_large",
+        "malformed",
+        "unknown_command",
+        "unsigned",
+        "not_configured",
+        "bad_signature",
+        "stale",
+        "replayed",
+        "busy",
+    }
+)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Outcome of checking one command message."""
+    """Outcome of checking one command message.
+
+    ``fresh`` is True once the signature held and the nonce was used for the
+    first time: only such commands (accepted, or refused for their content)
+    come from the key holder and are audited one by one.
+    """
 
     name: str
     ok: bool
@@ -371,6 +515,7 @@ class Verdict:
     nonce: str | None = None
     actor: str = "unknown"
     params: dict[str, Any] = field(default_factory=dict)
+    fresh: bool = False
 
     def reply(self, result: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
@@ -384,8 +529,29 @@ class Verdict:
         }
 
 
+@dataclass(frozen=True)
+class Signed:
+    """A command whose HMAC holds: what the gate may then check for age and replay."""
+
+    name: str
+    ts: int
+    nonce: str
+    actor: str
+    params: dict[str, Any]
+    cmd_id: str | None
+
+
+def refusal(name: str, error: str, detail: str, **ident: Any) -> Verdict:
+    return Verdict(name=name, ok=False, error=error, detail=detail, **ident)
+
+
 class CommandVerifier:
-    """Checks a raw command payload; remembers nonces through ``store``."""
+    """Checks a raw command payload; remembers nonces through ``store``.
+
+    Two steps, so the cheap one can run as messages arrive: ``authenticate``
+    (size, JSON, envelope, HMAC; no state) and ``admit`` (clock skew, nonce,
+    allowed list, parameters). ``check`` does both.
+    """
 
     def __init__(
         self,
@@ -397,79 +563,164 @@ class CommandVerifier:
         max_skew_s: int = 120,
         allowed: list[str] | None = None,
         clock: Callable[[], float] = time.time,
+        bulk_max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.site = site
         self.gate = gate
-        self.keys = [k for k in keys if k]
+        # The previous key only ever works beside a current one: a config that
+        # sets only hmac_key_previous has commands disabled.
+        self.keys = [k for k in keys if k] if keys and keys[0] else []
         self.store = store
         self.max_skew_s = max_skew_s
+        self.horizon_s = 2 * max_skew_s + 60
         self.allowed = set(COMMAND_NAMES if allowed is None else allowed)
         self.clock = clock
+        self.bulk_max_bytes = bulk_max_bytes
 
-    def check(self, name: str, raw: bytes) -> Verdict:
-        def refuse(error: str, detail: str, **kw: Any) -> Verdict:
-            return Verdict(name=name, ok=False, error=error, detail=detail, **kw)
+    def precheck(self, name: str, raw: bytes) -> Verdict | None:
+        """Size and shape limits on the raw bytes, before anything is parsed."""
+        cap = max_bytes(name, self.bulk_max_bytes)
+        if len(raw) > cap:
+            return refusal(
+                name,
+                "too_large",
+                f"payload: expected at most {cap} bytes for {name!r}, found {len(raw)}",
+            )
+        containers = raw.count(b"[") + raw.count(b"{")
+        if containers > max_containers(name):
+            return refusal(
+                name,
+                "malformed",
+                f"payload: expected at most {max_containers(name)} JSON arrays/objects for"
+                f" {name!r}, found {containers}",
+            )
+        return None
 
+    def authenticate(self, name: str, raw: bytes) -> Signed | Verdict:
+        """The signed command, or the refusal; touches no state, so it is safe anywhere."""
+        early = self.precheck(name, raw)
+        if early is not None:
+            return early
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            return refuse("malformed", f"payload is not UTF-8 JSON: {exc}")
+            return refusal(name, "malformed", f"payload is not UTF-8 JSON: {str(exc)[:200]}")
         except RecursionError:
-            return refuse("malformed", "payload: JSON nested too deeply")
+            return refusal(name, "malformed", "payload: JSON nested too deeply")
         if not isinstance(body, dict):
-            return refuse("malformed", f"payload: expected a JSON object, found {_kind(body)}")
-        ident = {
-            "cmd_id": body.get("id") if isinstance(body.get("id"), str) else None,
-            "nonce": body.get("nonce") if isinstance(body.get("nonce"), str) else None,
-            "actor": body.get("actor")
-            if isinstance(body.get("actor"), str) and body.get("actor")
-            else "unknown",
-        }
+            return refusal(
+                name, "malformed", f"payload: expected a JSON object, found {_kind(body)}"
+            )
+        ident = identity(body)
         if name not in SCHEMAS:
-            return refuse(
+            return refusal(
+                name,
                 "unknown_command",
-                f"command {name!r} is not known; known: {', '.join(COMMAND_NAMES)}",
+                f"command {name[:64]!r} is not known; known: {', '.join(COMMAND_NAMES)}",
                 **ident,
             )
         if not body.get("sig"):
-            return refuse(
-                "unsigned", "sig: required, missing (HMAC-SHA256, see docs/MQTT.md)", **ident
+            return refusal(
+                name, "unsigned", "sig: required, missing (HMAC-SHA256, see docs/MQTT.md)", **ident
             )
-        problems = validate(body, _ENVELOPE_SCHEMA, "command")
-        if problems:
-            return refuse("malformed", "; ".join(problems[:10]), **ident)
+        if not _envelope_ok(body):
+            problems = validate(body, _ENVELOPE_SCHEMA, "command")
+            return refusal(name, "malformed", _clip("; ".join(problems[:10])), **ident)
         if not self.keys:
-            return refuse(
-                "not_configured", "no hmac_key configured on this gate: commands disabled", **ident
+            return refusal(
+                name,
+                "not_configured",
+                "no hmac_key configured on this gate: commands disabled",
+                **ident,
             )
         ts, nonce, actor, params = body["ts"], body["nonce"], body["actor"], body["params"]
         try:
             canonical = canonical_string(self.site, self.gate, name, ts, nonce, actor, params)
         except RecursionError:
-            return refuse("malformed", "params: JSON nested too deeply", **ident)
-        sig = body["sig"].lower().encode("utf-8", "replace")  # compare_digest: ASCII str or bytes
+            return refusal(name, "malformed", "params: JSON nested too deeply", **ident)
+        sig = body["sig"].lower().encode("utf-8", "replace")  # compare_digest: bytes
         if not any(hmac.compare_digest(sign(k, canonical).encode(), sig) for k in self.keys):
-            return refuse(
+            return refusal(
+                name,
                 "bad_signature",
                 "sig does not match: check the site key and the canonical string"
                 " (site, gate, command, ts, nonce, actor, params)",
                 **ident,
             )
-        now = self.clock()
-        if abs(now - ts) > self.max_skew_s:
-            return refuse(
+        return Signed(name, ts, nonce, actor, params, ident["cmd_id"])
+
+    def _replay_refusal(self, cmd: Signed, status: str) -> Verdict | None:
+        ident = {"cmd_id": cmd.cmd_id, "nonce": cmd.nonce, "actor": cmd.actor}
+        if status == "seen":
+            return refusal(cmd.name, "replayed", f"nonce {cmd.nonce} was already used", **ident)
+        if status != "new":
+            return refusal(
+                cmd.name,
                 "stale",
-                f"ts: expected within {self.max_skew_s} s of gate time {int(now)}, found {ts}"
-                f" ({int(ts - now):+d} s); check clocks (NTP)",
+                f"ts: {cmd.ts} is more than {int(self.horizon_s)} s older than the newest"
+                " command this gate accepted; a replay, or the backend's clock went back",
                 **ident,
             )
-        if self.store.nonce_seen_or_add(nonce, now):
-            return refuse("replayed", f"nonce {nonce} was already used", **ident)
+        return None
+
+    def _stale(self, cmd: Signed) -> Verdict | None:
+        now = self.clock()
+        if abs(now - cmd.ts) <= self.max_skew_s:
+            return None
+        return refusal(
+            cmd.name,
+            "stale",
+            f"ts: expected within {self.max_skew_s} s of gate time {int(now)}, found {cmd.ts}"
+            f" ({int(cmd.ts - now):+d} s); check clocks (NTP)",
+            cmd_id=cmd.cmd_id,
+            nonce=cmd.nonce,
+            actor=cmd.actor,
+        )
+
+    def looks_fresh(self, cmd: Signed) -> Verdict | None:
+        """The arrival check of age and replay: reads only, claims nothing (``admit`` does).
+
+        A captured signed command replayed thousands of times is signed traffic
+        too; this keeps its copies out of the queue signed commands wait in.
+        """
+        stale = self._stale(cmd)
+        if stale is not None:
+            return stale
+        status = getattr(self.store, "nonce_status", None)
+        return (
+            None
+            if status is None
+            else self._replay_refusal(cmd, status(cmd.nonce, cmd.ts, self.horizon_s))
+        )
+
+    def admit(self, cmd: Signed) -> Verdict:
+        """Clock skew, replay, allowed list and parameters of a signed command."""
+        ident = {"cmd_id": cmd.cmd_id, "nonce": cmd.nonce, "actor": cmd.actor}
+        name = cmd.name
+        stale = self._stale(cmd)
+        if stale is not None:
+            return stale
+        replay = self._replay_refusal(
+            cmd, self.store.claim_nonce(cmd.nonce, cmd.ts, self.horizon_s)
+        )
+        if replay is not None:
+            return replay
+        fresh = {**ident, "fresh": True}
         if name not in self.allowed:
-            return refuse(
-                "not_allowed", f"command {name!r} is disabled in this gate's config", **ident
+            return refusal(
+                name, "not_allowed", f"command {name!r} is disabled in this gate's config", **fresh
             )
-        problems = validate(params, SCHEMAS[name]) or _extra_checks(name, params)
+        problems = validate(cmd.params, SCHEMAS[name]) or _extra_checks(name, cmd.params)
         if problems:
-            return refuse("invalid_params", "; ".join(problems[:10]), **ident)
-        return Verdict(name=name, ok=True, params=params, **ident)
+            return refusal(name, "invalid_params", _clip("; ".join(problems[:10])), **fresh)
+        return Verdict(name=name, ok=True, params=cmd.params, **fresh)
+
+    def check(self, name: str, raw: bytes) -> Verdict:
+        """``authenticate`` then ``admit``: one call for one message."""
+        got = self.authenticate(name, raw)
+        return got if isinstance(got, Verdict) else self.admit(got)
+
+
+def _clip(text: str, limit: int = 1000) -> str:
+    """Details quote what was sent; a reply or log line never grows with the payload."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

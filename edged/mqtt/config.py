@@ -76,13 +76,35 @@ class MqttConfig:
         },
     )
     hmac_key_previous: str = field(
-        default="", metadata={"doc": "Previous site key, still accepted during key rotation"}
+        default="",
+        metadata={
+            "doc": "Previous site key, still accepted during key rotation; only beside"
+            " hmac_key, same rules (at least 16 characters)"
+        },
     )
     cmd_max_skew_s: int = field(
         default=120, metadata={"doc": "Commands whose ts differs more from gate time are stale"}
     )
     cmd_max_bytes: int = field(
-        default=16 * 1024 * 1024, metadata={"doc": "Largest command payload accepted, bytes"}
+        default=16 * 1024 * 1024,
+        metadata={
+            "doc": "Largest registry_replace payload, bytes; every other command has its own"
+            " smaller cap (docs/MQTT.md), checked before the payload is parsed"
+        },
+    )
+    cmd_refusal_report_s: float = field(
+        default=60.0,
+        metadata={
+            "doc": "Refused unverified commands (unsigned, bad signature, replayed, too large)"
+            " are counted and summarised in one event per this many seconds, not one each"
+        },
+    )
+    cmd_refusal_replies_per_min: int = field(
+        default=60,
+        metadata={
+            "doc": "Most replies a minute to refused unverified commands; beyond it they are"
+            " only counted (a flood must not fill the outbox)"
+        },
     )
     commands_allowed: list[str] = field(
         default_factory=lambda: list(COMMAND_NAMES),
@@ -129,7 +151,22 @@ class MqttConfig:
                 f"commands_allowed: expected names from {', '.join(COMMAND_NAMES)},"
                 f" found {', '.join(unknown)}"
             )
-        if self.hmac_key and len(self.hmac_key) < 16:
+        for name in ("hmac_key", "hmac_key_previous"):
+            key = getattr(self, name)
+            if key and len(key) < 16:
+                raise ValueError(f"{name}: expected at least 16 characters, found {len(key)}")
+        if self.hmac_key_previous and not self.hmac_key:
             raise ValueError(
-                f"hmac_key: expected at least 16 characters, found {len(self.hmac_key)}"
+                "hmac_key_previous: set without hmac_key; the previous key only works beside"
+                " a current one (put the key in hmac_key, or leave both empty to disable"
+                " commands)"
+            )
+        if self.cmd_refusal_report_s <= 0:
+            raise ValueError(
+                f"cmd_refusal_report_s: expected > 0 seconds, found {self.cmd_refusal_report_s}"
+            )
+        if self.cmd_refusal_replies_per_min < 0:
+            raise ValueError(
+                "cmd_refusal_replies_per_min: expected >= 0,"
+                f" found {self.cmd_refusal_replies_per_min}"
             )

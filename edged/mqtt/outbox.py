@@ -321,24 +321,54 @@ class Outbox:
         return self._count
 
     # -- nonce cache (command replay protection) ------------------------------
-    def nonce_seen_or_add(self, nonce: str, when: float) -> bool:
-        """True if ``nonce`` was already used; otherwise remember it, durably."""
+    # Nonces are kept by the *signed* timestamp of their command, and forgotten
+    # only once they lie more than ``horizon_s`` before the newest signed
+    # timestamp ever accepted (``meta.nonce_high_ts``, persisted with them).
+    # A command older than that mark is refused as too old. So "forgotten"
+    # and "refusable" move together, on timestamps only the key holder can
+    # write: stepping the gate's clock forward, pruning, and stepping it back
+    # cannot make a used nonce acceptable again (it could when the cache was
+    # pruned by the gate's wall clock).
+    def claim_nonce(self, nonce: str, ts: int, horizon_s: float) -> str:
+        """``"new"`` (remembered, durably), ``"seen"`` (replay) or ``"too_old"``."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                high = self._meta("nonce_high_ts", 0)
+                if ts < high - horizon_s:
+                    self._db.execute("COMMIT")
+                    return "too_old"
                 cur = self._db.execute(
-                    "INSERT OR IGNORE INTO nonces(nonce, seen) VALUES(?, ?)", (nonce, when)
+                    "INSERT OR IGNORE INTO nonces(nonce, seen) VALUES(?, ?)", (nonce, ts)
                 )
+                if cur.rowcount == 0:
+                    self._db.execute("COMMIT")
+                    return "seen"
+                if ts > high:
+                    self._set_meta("nonce_high_ts", int(ts))
+                    self._db.execute("DELETE FROM nonces WHERE seen<?", (ts - horizon_s,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
                 raise
-            return cur.rowcount == 0
+            return "new"
 
-    def prune_nonces(self, older_than: float) -> int:
+    def nonce_status(self, nonce: str, ts: int, horizon_s: float) -> str:
+        """What ``claim_nonce`` would answer, without claiming: a read, for the arrival check."""
         with self._lock:
-            cur = self._db.execute("DELETE FROM nonces WHERE seen<?", (older_than,))
-            return int(cur.rowcount)
+            if ts < self._meta("nonce_high_ts", 0) - horizon_s:
+                return "too_old"
+            row = self._db.execute("SELECT 1 FROM nonces WHERE nonce=?", (nonce,)).fetchone()
+            return "seen" if row else "new"
+
+    def nonce_high_ts(self) -> int:
+        """The newest signed timestamp of an accepted command (0: none yet)."""
+        with self._lock:
+            return self._meta("nonce_high_ts", 0)
+
+    def nonces_kept(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM nonces").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:

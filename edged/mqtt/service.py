@@ -34,6 +34,7 @@ class MqttService:
         identity: tuple[str, str],
         outbox_path: str | Path,
         audit: Callable[[str, str, dict[str, Any]], None],
+        record_event: Callable[[str, str, str, dict[str, Any]], None],
         commands: Mapping[str, Handler],
         on_stop: Callable[[], None] | None = None,
     ) -> None:
@@ -41,6 +42,7 @@ class MqttService:
         self.identity = identity
         self.outbox_path = Path(outbox_path)
         self.audit = audit
+        self.record_event = record_event
         self.commands = commands
         self.on_stop = on_stop
         self.link: Any = None
@@ -54,6 +56,7 @@ class MqttService:
             self.outbox_path,
             on_event=lambda name, details: log.info("mqtt_" + name, **details),
             audit=self.audit,
+            record_event=self.record_event,
         )
         for name, handler in self.commands.items():
             link.on_command(name, handler)

@@ -29,6 +29,7 @@ PUBLISH_KINDS: dict[str, str] = {
     "events": "events",
     "sensors": "sensors",
     "ledger_head": "ledger/head",
+    "attestation": "ledger/attestation",
 }
 
 #: Kinds the link publishes itself.

@@ -24,7 +24,7 @@ BL_OLD = replace(BL, valid_until=NOW - timedelta(days=1))
 AP = Approval(
     7, P, "抢修设备运输", "张三", "李四", NOW - timedelta(hours=1), NOW + timedelta(hours=1)
 )
-AP_USED = replace(AP, used_at=NOW - timedelta(minutes=5))
+AP_USED = replace(AP, used=1, used_at=NOW - timedelta(minutes=5))
 AP_LATER = replace(AP, valid_from=NOW + timedelta(hours=2), valid_until=NOW + timedelta(hours=3))
 BASE = PolicyConfig()
 HAZ_POLICY = PolicyConfig(hazardous_windows=["22:00-06:00"])

@@ -251,13 +251,20 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
             "a",
             "--approver",
             "b",
+            "--direction",
+            "out",
+            "--uses",
+            "2",
+            "--ref",
+            "OA-2024-17",
             "--db",
             db,
         )
         == 0
     )
     assert run_cli("approval", "list", "--db", db) == 0
-    assert "抢修设备运输" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "抢修设备运输" in out and "2 use(s), direction out" in out and "unused (0/2)" in out
     assert run_cli("alert", "set", "orange", "--actor", "环保专员", "--db", db) == 0
     assert run_cli("alert", "show", "--db", db) == 0
     assert "orange" in capsys.readouterr().out
@@ -267,3 +274,133 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad.write_text("车牌号码,燃料类型\n冀C1,柴油\n", encoding="utf-8")
     assert run_cli("registry", "import", str(bad), "--mode", "upsert", "--db", db) == 1
     assert "row 2, plate" in capsys.readouterr().err
+
+
+def test_items_from_commands_honour_every_field_or_refuse_it() -> None:
+    from edged.admission.csv_import import parse_items
+
+    rows, errors = parse_items(
+        "blacklist",
+        "upsert",
+        [{"plate": "晋C55667", "reason": "遥感监测超标排放", "until": "2030-12-31T00:00:00+08:00"}],
+        TZ,
+    )
+    assert not errors
+    assert rows[0].valid_until == datetime(2030, 12, 31, tzinfo=TZ), "until was dropped"
+    rows, errors = parse_items(
+        "vehicles",
+        "upsert",
+        [{"plate": "冀A12345", "fuel": "diesel", "registered": "2019-05-20", "fleet": "唐山运输"}],
+        TZ,
+    )
+    assert not errors and rows[0].registered_on == "2019-05-20" and rows[0].haulier == "唐山运输"
+    rows, errors = parse_items(
+        "vehicles", "upsert", [{"plate": "冀A12345", "fuel": "diesel", "nrmm_id": "X1"}], TZ
+    )
+    assert rows == [] and [str(e) for e in errors] == ["row 1, nrmm_id: unknown field"]
+
+
+def test_approval_honours_direction_uses_and_the_backends_id(reg: Registry) -> None:
+    start, end = NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+    a = reg.add_approval(
+        "冀A12345", "抢修设备运输", "张三", "李四", start, end, direction="out", uses=2, ref="BK-7"
+    )
+    assert (a.direction, a.uses, a.used, a.ref) == ("out", 2, 0, "BK-7")
+
+    def decide(direction: str) -> object:
+        return decide_read(
+            GateRead("冀A12345"),
+            reg.snapshot(),
+            "none",
+            NOW,
+            direction,
+            PolicyConfig(exit_mode="check"),
+        )
+
+    assert decide("in").approval_id is None, "an exit pass does not open the way in"
+    assert decide("out").approval_id == a.id
+    assert reg.consume_approval(a.id, "P-1", now=NOW) is True
+    assert decide("out").approval_id == a.id, "a second use is left"
+    assert reg.consume_approval(a.id, "P-2", now=NOW) is True
+    assert reg.consume_approval(a.id, "P-3", now=NOW) is False
+    assert decide("out").approval_id is None
+    got = reg.get_approval(a.id)
+    assert (got.used, got.used_by_passage) == (2, "P-2")
+    with pytest.raises(ApprovalRefused, match="approval_id: 'BK-7' already entered"):
+        reg.add_approval("冀A12345", "抢修设备运输", "张三", "李四", start, end, ref="BK-7")
+    with pytest.raises(ApprovalRefused, match=r"direction: .*uses: "):
+        reg.add_approval(
+            "冀A12345",
+            "抢修设备运输",
+            "张三",
+            "李四",
+            start,
+            end,
+            "x",
+            **{"direction": "sideways", "uses": 0},
+        )
+
+
+def test_a_registry_from_before_multi_use_approvals_keeps_its_used_passes(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE approval (id INTEGER PRIMARY KEY, plate TEXT, reason TEXT, applicant TEXT,"
+        " approver TEXT, valid_from TEXT, valid_until TEXT, created_at TEXT, created_by TEXT,"
+        " used_at TEXT, used_by_passage TEXT)"
+    )
+    window = ((NOW - timedelta(hours=1)).isoformat(), (NOW + timedelta(hours=1)).isoformat())
+    for used_at in (NOW.isoformat(), None):
+        db.execute(
+            "INSERT INTO approval(plate, reason, applicant, approver, valid_from, valid_until,"
+            " created_at, created_by, used_at) VALUES ('冀A12345', '抢修设备运输', '张三', '李四',"
+            " ?, ?, ?, 'x', ?)",
+            (*window, NOW.isoformat(), used_at),
+        )
+    db.commit()
+    db.close()
+    with Registry(path) as reg:
+        used, fresh = reg.list_approvals()
+        assert (used.used, used.uses, fresh.used, fresh.direction) == (1, 1, 0, "any")
+        assert reg.snapshot().approval_for("冀A12345", NOW).id == fresh.id
+
+
+def test_streamed_import_refuses_late_errors_duplicates_and_the_row_cap(
+    reg: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A problem found after thousands of rows were written still leaves nothing behind."""
+    good = tmp_path / "v.csv"
+    good.write_bytes(CSV_ZH.encode("gbk"))
+    assert import_csv(reg, good, "vehicles", "replace").applied == 3
+    rows = [f"冀A{i:05d},柴油" for i in range(2500)]
+    big = tmp_path / "big.csv"
+    # a replace whose last row is bad: the 2,500 rows already streamed are rolled back
+    big.write_text("车牌号码,燃料类型\n" + "\n".join([*rows, "冀C22222,煤"]) + "\n", "utf-8")
+    report = import_csv(reg, big, "vehicles", "replace")
+    assert not report.ok and report.errors[0].row == 2502
+    assert reg.count_vehicles() == 3 and reg.get_vehicle("冀A12345") is not None
+    # a key given twice, in different batches
+    big.write_text("车牌号码,燃料类型\n" + "\n".join([*rows, rows[1]]) + "\n", "utf-8")
+    report = import_csv(reg, big, "vehicles", "upsert")
+    assert [str(e) for e in report.errors] == ["row 2502, plate: 冀A00001 already on row 3"]
+    # GBK that only shows in the last row, past the first megabyte of UTF-8-looking text
+    tail = "冀B99999,天然气\n".encode("gbk")
+    pad = "车牌号码,燃料类型\n" + "\n".join(f"冀D{i:05d},diesel" for i in range(80000)) + "\n"
+    big.write_bytes(pad.encode("gbk") + tail)
+    assert import_csv(reg, big, "vehicles", "upsert").applied == 80001
+    assert reg.get_vehicle("冀B99999").fuel == "gas"
+    # the row cap, from the command line
+    argv = ["registry", "import", str(good), "--mode", "upsert", "--max-rows", "2"]
+    assert _cli([*argv, "--db", str(reg.path)]) == 1
+    err = capsys.readouterr().err
+    assert "more than 2 rows (the import row cap)" in err
+
+
+def _cli(argv: list[str]) -> int:
+    from edged.cli.main import main
+
+    return main(argv)

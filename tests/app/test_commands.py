@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,180 @@ def test_status_and_simulated_passage_over_the_control_socket(
     finally:
         gate.control.stop()
     assert main(["status", "--socket", sock]) == 1  # no daemon: clear failure, no traceback
+
+
+def _send_raw(port: int, name: str, payload: bytes, wait: float = 10) -> dict[str, Any] | None:
+    """Publish raw bytes on a command topic; the reply, or None when none came."""
+    replies: queue.Queue[dict[str, Any]] = queue.Queue()
+    subscribed = threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = lambda _c, _u, m: replies.put(json.loads(m.payload))
+    c.on_subscribe = lambda *_a: subscribed.set()
+    c.connect("127.0.0.1", port)
+    c.subscribe(f"edged/p1/g1/cmd/{name}/reply", qos=1)
+    c.loop_start()
+    assert subscribed.wait(10)
+    c.publish(f"edged/p1/g1/cmd/{name}", payload, qos=1).wait_for_publish(10)
+    try:
+        return replies.get(timeout=wait)
+    except queue.Empty:
+        return None
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def _audit_rows(gate: Any) -> list[tuple[str, int]]:
+    import sqlite3
+
+    db = sqlite3.connect(gate.ledger.path)
+    rows = [(a, n) for a, n in db.execute("SELECT action, length(fields) FROM audit")]
+    db.close()
+    return rows
+
+
+def test_refused_giant_command_leaves_no_trace_but_a_bounded_summary(
+    gate: Any, mosquitto: Mosquitto
+) -> None:
+    """The finding: an unsigned command with a 5 MB id and 2 MB actor and nonce became a
+    9 MB audit row and a 7 MB reply. Now: a counted refusal, a small reply, no audit row."""
+    body = {
+        "id": "i" * 5_000_000,
+        "ts": int(time.time()),
+        "nonce": "n" * 2_000_000,
+        "actor": "a" * 2_000_000,
+        "params": {"version": "1", "vehicles": []},
+    }
+    before = _audit_rows(gate)
+    reply = _send_raw(mosquitto.port, "registry_replace", json.dumps(body).encode())
+    assert reply is not None
+    reply = _body(reply)
+    assert reply["error"] == "unsigned" and reply["cmd_id"] is None and reply["nonce"] is None
+    assert len(json.dumps(reply)) < 1000
+    # over its name's cap, an open is not even parsed
+    reply = _body(_send_raw(mosquitto.port, "open", json.dumps(body).encode()[:100_000]) or {})
+    assert reply["error"] == "too_large"
+    assert _audit_rows(gate) == before, "refusals of unverified commands are not audited"
+    assert wait_until(lambda: any(e.kind == "mqtt_commands_refused" for e in _events(gate)), 5)
+    summary = next(e for e in _events(gate) if e.kind == "mqtt_commands_refused")
+    assert len(json.dumps(summary.details)) < 4000
+    outbox = gate.mqtt.link.outbox.path
+    on_disk = sum(p.stat().st_size for p in outbox.parent.glob(outbox.name + "*"))
+    assert on_disk < 2_000_000, f"outbox files {on_disk} bytes: a giant reply was stored"
+
+
+def _events(gate: Any) -> list[Any]:
+    return gate.ledger.recent_events(200)
+
+
+def test_parameters_the_gate_would_ignore_are_refused_and_approvals_honoured(
+    gate: Any, mosquitto: Mosquitto
+) -> None:
+    reply = _body(
+        _send(
+            mosquitto.port,
+            "alert_level",
+            {"level": "red", "valid_until": "2030-01-01T00:00:00+08:00"},
+        )
+    )
+    assert reply["error"] == "invalid_params" and "valid_until" in reply["detail"]
+    assert gate.registry.alert_state().level == "none"
+    reply = _body(
+        _send(
+            mosquitto.port,
+            "approval",
+            {
+                "approval_id": "BK-2024-0042",
+                "plate": "冀B12345",
+                "applicant": "李四",
+                "approver": "王五",
+                "reason": "抢修设备出厂",
+                "valid_from": "2024-06-01T08:00:00+08:00",
+                "valid_until": "2034-06-01T18:00:00+08:00",
+                "direction": "out",
+                "uses": 3,
+            },
+        )
+    )
+    assert reply["ok"] is True, reply
+    (a,) = gate.registry.list_approvals()
+    assert (a.ref, a.direction, a.uses, a.plate) == ("BK-2024-0042", "out", 3, "冀B12345")
+    assert reply["result"]["ref"] == "BK-2024-0042"
+
+
+def test_a_replayed_open_is_refused_across_a_clock_step(gate: Any, mosquitto: Mosquitto) -> None:
+    """The finding: accept an open at T, step the clock to T+1 h, prune, step back to
+    T+30 s, and the same open was accepted again."""
+    t = int(time.time())
+    clock = [float(t)]
+    gate.mqtt.link.verifier.clock = lambda: clock[0]
+    first = make_command(
+        KEY, "p1", "g1", "open", {"reason": "司机卡顿，人工放行"}, actor="op", ts=t
+    )
+    raw = json.dumps(first, ensure_ascii=False).encode()
+    assert _body(_send_raw(mosquitto.port, "open", raw) or {})["ok"] is True
+    opened = gate.ledger.heads()["passages"][0]
+    clock[0] = t + 3600.0
+    later = make_command(KEY, "p1", "g1", "ping", {}, actor="op", ts=t + 3600)
+    assert _body(_send_raw(mosquitto.port, "ping", json.dumps(later).encode()) or {})["ok"]
+    gate.mqtt.link._maintain()  # whatever pruning the link does on its own, it has done now
+    assert gate.mqtt.link.outbox.nonces_kept() == 1, "the open's nonce was forgotten at T+1 h"
+    clock[0] = t + 30.0
+    reply = _body(_send_raw(mosquitto.port, "open", raw) or {})
+    # refused by the signed high-water mark, whatever any clock says now
+    assert reply["ok"] is False and reply["error"] == "stale", reply
+    assert "newest command this gate accepted" in reply["detail"]
+    assert gate.ledger.heads()["passages"][0] == opened, "the replayed open opened again"
+
+
+def test_an_unusable_device_key_stops_attestations_not_the_gate(tmp_path: Path) -> None:
+    from edged.devicekey import create, key_path
+
+    key = key_path(tmp_path / "data")
+    create(key)
+    key.chmod(0o644)  # readable by others: refused, so nothing is signed with it
+    config = '[camera]\ntype = "none"\n'
+    with running_box(tmp_path, config, ["ledger"]) as g:
+        service = g.ctx.ledger_service
+        assert g.ledger is not None and service.device_key is None
+        assert service.attest("p1", "g1") is None  # nothing signed, nothing failed
+    key.chmod(0o600)
+    with running_box(tmp_path, config, ["ledger"]) as g:
+        service = g.ctx.ledger_service
+        assert service.device_key is not None and service.device_key.path == key
+        assert service.attest("p1", "g1").n == 1
+
+
+def test_open_honours_plate_direction_hold_and_lane(gate: Any, mosquitto: Mosquitto) -> None:
+    from gpiozero import Device
+
+    reply = _body(
+        _send(
+            mosquitto.port,
+            "open",
+            {
+                "reason": "长车出厂，人工放行",
+                "plate": "冀B12345",
+                "direction": "out",
+                "hold_s": 2,
+                "lane": "main",
+            },
+        )
+    )
+    assert reply["ok"] is True, reply
+    assert reply["result"]["direction"] == "out" and reply["result"]["lane"] == "main"
+    relay = Device.pin_factory.pin(17)
+    assert relay.state, "held open: the relay stays closed for hold_s"
+    row = next(gate.ledger.passages(since_seq=reply["result"]["ledger_seq"] - 1)).record
+    assert (row.plate, row.direction, row.lane, row.id_source) == (
+        "冀B12345",
+        "out",
+        "main",
+        "manual",
+    )
+    assert row.operator == "backend-op" and row.reason_code == "remote_open"
+    assert wait_until(lambda: not relay.state, 5), "the held relay was never released"
+    audit = _audit_actions(gate)
+    assert "manual_open" in audit[-2:]
+    reply = _body(_send(mosquitto.port, "open", {"reason": "人工放行测试", "lane": "west"}))
+    assert reply["ok"] is False and "no lane 'west'" in json.dumps(reply, ensure_ascii=False)

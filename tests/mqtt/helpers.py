@@ -132,3 +132,44 @@ def unique_in_order(bodies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
         seen.add(b["id"])
         out.append(b)
     return out, dups
+
+
+def _remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _utf8(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return len(data).to_bytes(2, "big") + data
+
+
+def raw_flood(port: int, messages: list[tuple[str, bytes]], client_id: str = "flood") -> float:
+    """Publish ``messages`` at QoS 0 as fast as the socket takes them; returns seconds.
+
+    A hostile publisher is not a polite Python client: it writes MQTT 3.1.1
+    PUBLISH packets back to back (the bytes are the standard's, built here),
+    so the flood reaches the broker in milliseconds and the test measures the
+    gate, not the flooder.
+    """
+    import socket
+
+    body = _utf8("MQTT") + bytes([4, 0x02]) + (60).to_bytes(2, "big") + _utf8(client_id)
+    connect = b"\x10" + _remaining_length(len(body)) + body
+    packets = bytearray()
+    for topic, payload in messages:
+        var = _utf8(topic) + payload
+        packets += b"\x30" + _remaining_length(len(var)) + var
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(connect)
+        connack = sock.recv(4)
+        if connack[:1] != b"\x20" or connack[3:4] != b"\x00":
+            raise RuntimeError(f"broker refused the flooder: {connack!r}")
+        sock.sendall(bytes(packets))
+        sock.sendall(b"\xe0\x00")  # DISCONNECT
+    return time.monotonic() - t0

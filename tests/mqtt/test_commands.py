@@ -10,6 +10,7 @@ from edged.mqtt.commands import (
     CommandVerifier,
     canonical_string,
     make_command,
+    max_bytes,
     sign,
     validate,
 )
@@ -175,3 +176,159 @@ def test_every_command_has_a_valid_example() -> None:
         SCHEMAS["registry_upsert"],
     )
     assert any("plate_color" in e for e in bad) and any(".vin" in e for e in bad)
+
+
+# -- hardening: caps before parsing, bounded identity, replay across clock steps ------------
+
+
+def _worst_case(name: str) -> dict:
+    """The largest params the schema allows for a small command, every text at its
+    maximum length in characters that JSON escapes (6 bytes each)."""
+    long_text = "运" * 500
+    return {
+        "ping": {"echo": "运" * 200},
+        "open": {
+            "reason": long_text,
+            "direction": "out",
+            "plate": "冀" * 10,
+            "hold_s": 120,
+            "lane": "l" * 64,
+        },
+        "alert_level": {"level": "orange", "reason": long_text},
+        "resend": {"from_seq": 10**15, "to_seq": 10**15 + 99_999, "kind": "passage"},
+        "approval": {
+            "approval_id": "a" * 64,
+            "plate": "冀" * 10,
+            "applicant": long_text,
+            "approver": long_text,
+            "reason": long_text,
+            "valid_from": "2024-06-01T08:00:00.000000+08:00",
+            "valid_until": "2024-06-01T18:00:00.000000+08:00",
+            "direction": "any",
+            "uses": 100,
+        },
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["ping", "open", "alert_level", "resend", "approval"])
+def test_the_largest_valid_small_command_fits_its_cap(verifier: CommandVerifier, name: str) -> None:
+    params = _worst_case(name)
+    assert validate(params, SCHEMAS[name]) == []
+    body = make_command(
+        KEY, "s1", "g1", name, params, actor="运" * 100, ts=NOW, nonce="n" * 64, cmd_id="i" * 64
+    )
+    raw = json.dumps(body, indent=2).encode()  # a backend may pretty-print, escaping all
+    assert len(raw) <= max_bytes(name, 16 << 20), (name, len(raw))
+    assert verifier.check(name, raw).ok
+
+
+def test_caps_per_command_are_checked_on_the_raw_bytes(verifier: CommandVerifier) -> None:
+    # 5 KB of valid, signed JSON is still too much for a ping: refused before parsing
+    raw = _raw("ping", {"echo": "x" * 190}, cmd_id="c" * 64)
+    padded = raw[:-1] + b" " * 5000 + b"}"
+    v = verifier.check("ping", padded)
+    assert v.error == "too_large" and "for 'ping'" in v.detail
+    assert v.cmd_id is None, "nothing of an oversized payload is read, not even its id"
+    # a million empty lists would be a million Python objects: counted, refused, not parsed
+    bomb = b'{"params": [' + b"[]," * 300_000 + b"[]]}"
+    v = verifier.check("registry_delete", bomb)
+    assert v.error == "malformed" and "JSON arrays/objects" in v.detail
+    assert max_bytes("open", 16 << 20) <= 16 * 1024
+    assert max_bytes("registry_replace", 16 << 20) == 16 << 20
+    assert max_bytes("no_such_command", 16 << 20) <= 4096
+
+
+def test_oversized_identity_fields_are_never_echoed(verifier: CommandVerifier) -> None:
+    body = {
+        "id": "i" * 500_000,
+        "ts": NOW,
+        "nonce": "n" * 200_000,
+        "actor": "a" * 200_000,
+        "params": {"version": "1", "vehicles": []},
+    }
+    v = verifier.check("registry_replace", json.dumps(body).encode())
+    assert v.error == "unsigned"
+    assert v.cmd_id is None and v.nonce is None and v.actor == "unknown"
+    assert len(json.dumps(v.reply())) < 600
+    body["sig"] = "0" * 64
+    v = verifier.check("registry_replace", json.dumps(body).encode())
+    assert v.error == "malformed" and len(v.detail) <= 1000
+    # within limits they are echoed
+    v = verifier.check("ping", _raw("ping", {}, cmd_id="backend-42"))
+    assert v.ok and v.cmd_id == "backend-42"
+
+
+def test_replay_is_refused_across_clock_steps(tmp_path: Path) -> None:
+    """Accept at T, step the clock an hour on (commands still come), step it back."""
+    clock = [float(NOW)]
+    ver = CommandVerifier(
+        "s1", "g1", [KEY], Outbox(tmp_path / "o.db"), max_skew_s=120, clock=lambda: clock[0]
+    )
+    first = _raw("open", {"reason": "weighbridge down"}, nonce="first-open-000000")
+    assert ver.check("open", first).ok
+    clock[0] = NOW + 3600  # the clock jumps; the backend's does too and sends a command
+    assert ver.check("ping", _raw("ping", {}, ts=NOW + 3600)).ok
+    clock[0] = NOW + 30  # stepped back: the first open would be fresh by the clock alone
+    v = ver.check("open", first)
+    assert not v.ok and v.error == "stale" and "newest command" in v.detail
+    # without a newer command in between, the nonce itself is still remembered
+    clock[0] = float(NOW)
+    ver2 = CommandVerifier(
+        "s1", "g1", [KEY], Outbox(tmp_path / "o2.db"), max_skew_s=120, clock=lambda: clock[0]
+    )
+    assert ver2.check("open", first).ok
+    clock[0] = NOW + 86400  # nothing prunes by the clock: no command came at this time
+    clock[0] = NOW + 30
+    assert ver2.check("open", first).error == "replayed"
+
+
+def test_previous_key_never_enables_commands_on_its_own(tmp_path: Path) -> None:
+    ver = CommandVerifier("s1", "g1", ["", KEY], Outbox(tmp_path / "o.db"), clock=lambda: NOW)
+    assert ver.check("ping", _raw("ping", {})).error == "not_configured"
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "field"),
+    [
+        ("open", {"reason": "地磅故障", "operator": "x"}, "params.operator"),
+        ("open", {"reason": "地磅故障", "direction": "any"}, "params.direction"),
+        ("alert_level", {"level": "red", "valid_until": "2024-06-03T00:00:00+08:00"}, "valid_"),
+        (
+            "registry_upsert",
+            {"vehicles": [{"plate": "冀A12345", "plate_color": "yellow", "nrmm_id": "x"}]},
+            "nrmm_id",
+        ),
+        (
+            "blacklist_upsert",
+            {"entries": [{"plate": "冀A12345", "reason": "超标排放", "plate_color": "blue"}]},
+            "plate_color",
+        ),
+    ],
+)
+def test_parameters_the_gate_would_ignore_are_refused(
+    verifier: CommandVerifier, name: str, params: dict, field: str
+) -> None:
+    v = verifier.check(name, _raw(name, params))
+    assert v.error == "invalid_params" and field in v.detail, v.detail
+
+
+def test_open_takes_plate_direction_hold_and_lane(verifier: CommandVerifier) -> None:
+    params = {"reason": "地磅故障", "plate": "冀A12345", "direction": "out", "hold_s": 30}
+    v = verifier.check("open", _raw("open", {**params, "lane": "east-1"}))
+    assert v.ok and v.params["lane"] == "east-1" and v.params["hold_s"] == 30
+
+
+def test_the_caps_table_in_the_docs_is_the_code() -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "MQTT.md").read_text(encoding="utf-8")
+    section = doc.split("### Size caps, checked before parsing", 1)[1].split("###", 1)[0]
+    units = {"KiB": 1024, "MiB": 1024 * 1024}
+    seen = set()
+    for names, cap in re.findall(r"^\| (`[^|]+) \| ([^|]+) \|$", section, re.M):
+        m = re.match(r"(\d+) (KiB|MiB)", cap)
+        for name in re.findall(r"`(\w+)`", names):
+            want = 16 << 20 if "cmd_max_bytes" in cap else int(m.group(1)) * units[m.group(2)]
+            assert max_bytes(name, 16 << 20) == want, name
+            seen.add(name)
+    assert seen == set(SCHEMAS)

@@ -65,12 +65,22 @@ def test_age_limit_drops_old_telemetry_and_persists_counter(tmp_path: Path) -> N
     assert Outbox(tmp_path / "o.db").dropped_total == 1
 
 
-def test_nonce_cache_is_persistent_and_pruned(tmp_path: Path) -> None:
+def test_nonce_cache_is_persistent_and_forgets_only_behind_its_high_water_mark(
+    tmp_path: Path,
+) -> None:
     ob = Outbox(tmp_path / "o.db")
-    assert ob.nonce_seen_or_add("abc", 100.0) is False
-    assert ob.nonce_seen_or_add("abc", 101.0) is True
+    assert ob.claim_nonce("abc", 1000, 300) == "new"
+    assert ob.claim_nonce("abc", 1000, 300) == "seen"
     ob.close()
     ob = Outbox(tmp_path / "o.db")
-    assert ob.nonce_seen_or_add("abc", 102.0) is True
-    assert ob.prune_nonces(older_than=200.0) == 1
-    assert ob.nonce_seen_or_add("abc", 300.0) is False
+    assert ob.claim_nonce("abc", 1000, 300) == "seen", "the cache survives a restart"
+    assert ob.nonce_high_ts() == 1000
+    # a newer command moves the mark: "abc" is forgotten, and its ts is refused as too old
+    assert ob.claim_nonce("def", 1400, 300) == "new"
+    assert ob.nonces_kept() == 1
+    assert ob.claim_nonce("abc", 1000, 300) == "too_old"
+    # inside the horizon, nonces stay: an older-but-recent command is still caught
+    assert ob.claim_nonce("ghi", 1200, 300) == "new"
+    assert ob.claim_nonce("ghi", 1200, 300) == "seen"
+    assert ob.nonce_high_ts() == 1400, "an older command never moves the mark back"
+    ob.close()

@@ -70,6 +70,10 @@ def test_envelope_roundtrip_keeps_chinese_readable() -> None:
         ({"cert_file": "c.pem"}, "cert_file"),
         ({"commands_allowed": ["open", "launch"]}, "commands_allowed"),
         ({"hmac_key": "short"}, "hmac_key"),
+        ({"hmac_key": "k" * 16, "hmac_key_previous": "x"}, "hmac_key_previous"),
+        ({"hmac_key_previous": "p" * 16}, "hmac_key_previous"),
+        ({"cmd_refusal_report_s": 0}, "cmd_refusal_report_s"),
+        ({"cmd_refusal_replies_per_min": -1}, "cmd_refusal_replies_per_min"),
         ({"cmd_max_skew_s": 1}, "cmd_max_skew_s"),
     ],
 )
