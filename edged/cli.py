@@ -56,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"edged: config error:\n{exc}", file=sys.stderr)
+        from edged.logs import print_stderr
+
+        print_stderr(f"edged: config error:\n{exc}")
         return 2
     except KeyboardInterrupt:
         return 130

@@ -125,10 +125,11 @@ class LoggingConfig:
         default="logfmt",
         metadata=doc("logfmt (key=value, reads well in journalctl) or json (for log shippers)"),
     )
-    timestamps: bool = field(
-        default=True,
+    timestamps: bool | Literal["auto"] = field(
+        default="auto",
         metadata=doc(
-            "Prefix each line with a time stamp (the journal adds its own; set false under systemd)"
+            'Time stamp on each line, with the offset of site.timezone: "auto" = not under systemd'
+            " (the journal stamps each entry itself), yes elsewhere; or true / false"
         ),
     )
     components: dict[str, str] = field(
