@@ -215,8 +215,13 @@ class Gate:
             log.info("mqtt_stopped", left_in_outbox=left)
 
     def _start_gpio(self) -> None:
-        from drivers.gpio import GateIO
+        from gpiozero import Device
 
+        from drivers.gpio import GateIO
+        from edged.pins import open_pin_factory
+
+        if Device.pin_factory is None:  # the demo and tests set mock pins first
+            Device.pin_factory, _ = open_pin_factory()
         self.io = GateIO(
             self.cfg.gpio,
             on_event=lambda kind, **d: self.event(kind, "warning", kind.replace("_", " "), **d),

@@ -167,8 +167,9 @@ def configure(
     """Set up structlog once for the whole process.
 
     ``journal`` (default: detected from ``JOURNAL_STREAM``) prefixes each line
-    with its syslog priority and sends uncaught exceptions through the log as
-    one critical line instead of a traceback stored line by line at "info".
+    with its syslog priority and sends Python warnings and uncaught exceptions
+    through the log as one line each, instead of text stored line by line at
+    "info".
     ``timestamps="auto"`` stamps lines unless they go to the journal, which
     stamps entries itself. ``timezone`` is the site's (``site.timezone``).
     """
@@ -205,8 +206,8 @@ def configure(
         cache_logger_on_first_use=False,
     )
     _bridge_stdlib(_state["per_component"])
-    warnings.showwarning = _show_warning
     if journal:
+        warnings.showwarning = _show_warning
         sys.excepthook = _uncaught
         threading.excepthook = _thread_uncaught
 
