@@ -133,8 +133,9 @@ def test_journal_lines_carry_the_priority_journalctl_filters_on() -> None:
     assert "ValueError: boom" in entries[5][1]
     shown = [msg for prio, msg in entries if prio <= logs.PRIORITY["warning"]]
     assert len(shown) == 6 and not any("level=info" in m or "level=debug" in m for m in shown)
-    assert 'component=python event=python_warning category=RuntimeWarning message="Falling' in (
-        entries[7][1]
+    assert (
+        'component=python event=python_warning category=RuntimeWarning message="Falling'
+        in (entries[7][1])
     )
 
 
@@ -201,13 +202,17 @@ def test_a_broken_config_is_an_error_in_the_journal(tmp_path: Path) -> None:
     """ExecStartPre's ``edged config check``: why the start failed shows under -p err."""
     bad = tmp_path / "edged.toml"
     bad.write_text('[site]\ndirection = "sideways"\n')
-    code = f"import sys; from edged.cli import main; sys.exit(main(['config', 'check', {str(bad)!r}]))"
+    code = (
+        f"import sys; from edged.cli import main; sys.exit(main(['config', 'check', {str(bad)!r}]))"
+    )
     entries = journal_entries(_run_with_stderr(tmp_path, code, "this"))
     assert len(entries) >= 2 and {prio for prio, _ in entries} == {3}
     assert "site.direction" in entries[0][1] and entries[-1][1].startswith("FAIL: 1 problem")
 
 
-@pytest.mark.parametrize(("value", "expected"), [('"auto"', "auto"), ("true", True), ("false", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [('"auto"', "auto"), ("true", True), ("false", False)]
+)
 def test_timestamps_setting(value: str, expected: object) -> None:
     cfg = parse(f"[logging]\ntimestamps = {value}\n", "edged.toml")
     assert cfg.logging.timestamps == expected
