@@ -110,7 +110,9 @@ class Gate:
     # -- events --------------------------------------------------------------
     def event(self, kind: str, severity: str, message: str, **details: Any) -> None:
         """Event log + MQTT ``events``; kept until the ledger is open."""
-        log.info("event", kind=kind, severity=severity, message=message, **details)
+        # At its own severity, so journalctl -p warning shows the events that are warnings.
+        level = severity if severity in ("debug", "warning", "error", "critical") else "info"
+        getattr(log, level)("event", kind=kind, severity=severity, message=message, **details)
         if self.ledger is None:
             self._pending_events.append((kind, severity, message, details))
             return
