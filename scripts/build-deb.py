@@ -167,7 +167,9 @@ def install_site(site: Path, wheel: Path, arch: str) -> None:
     ]
     for tag in PLATFORMS[arch]:
         cmd += ["--platform", tag]
-    cmd += ["-c", str(REPO / "constraints.txt"), str(wheel)]
+    # simplejpeg: apt's picamera2 imports it, and apt's own build of it is for
+    # Bookworm's numpy 1.x, not the environment's numpy 2 (docs/INSTALL.md, Picamera2).
+    cmd += ["-c", str(REPO / "constraints.txt"), str(wheel), "simplejpeg"]
     run(cmd)
 
 

@@ -129,7 +129,9 @@ class Root:
     def merged(self) -> Path:
         return self.base / "m"
 
-    def sh(self, script: str, network: bool = False, timeout: float = 300) -> str:
+    def sh(
+        self, script: str, network: bool = False, timeout: float = 300, input: str | None = None
+    ) -> str:
         cmd = ["nsenter", "-t", str(self.holder.pid), "-m"]
         if not network:
             cmd += ["unshare", "-n"]
@@ -140,7 +142,7 @@ class Root:
             "LANG=C.UTF-8",
         ]
         cmd += ["sh", "-c", script]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
         assert res.returncode == 0, f"{script}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
         return res.stdout
 
@@ -167,7 +169,23 @@ B=$1
 mount -t tmpfs -o size=3g tmpfs "$B"
 mkdir -p "$B/u" "$B/w" "$B/m"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$B/u,workdir=$B/w" "$B/m"
-mount --rbind /dev "$B/m/dev"
+M=$B/m
+# A /dev of its own, as a container gets: the basic nodes, plus a serial port
+# (ttyS4: the 8250 driver's major, no UART behind it) and a device the service
+# must not open (/dev/net/tun), to see the unit's device policy at work.
+mount -t tmpfs -o mode=755 tmpfs "$M/dev"
+mknod -m 666 "$M/dev/null" c 1 3
+mknod -m 666 "$M/dev/zero" c 1 5
+mknod -m 666 "$M/dev/full" c 1 7
+mknod -m 666 "$M/dev/random" c 1 8
+mknod -m 666 "$M/dev/urandom" c 1 9
+mknod -m 666 "$M/dev/tty" c 5 0
+mkdir -p "$M/dev/pts" "$M/dev/shm" "$M/dev/net"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$M/dev/pts"
+ln -s pts/ptmx "$M/dev/ptmx"
+mknod -m 660 "$M/dev/ttyS4" c 4 68
+chgrp dialout "$M/dev/ttyS4"
+mknod -m 666 "$M/dev/net/tun" c 10 200
 mount --rbind /sys "$B/m/sys"
 mount -t proc proc "$B/m/proc"
 mount -t tmpfs tmpfs "$B/m/run"
@@ -238,7 +256,7 @@ def test_apt_installs_it_without_network(installed: Root) -> None:
     )
     # onnx is not in the daemon's environment; ONNX Runtime and lgpio are.
     r.sh(
-        "cd /tmp && /opt/edged/venv/bin/python -c 'import onnxruntime, lgpio, cv2, edged.lpr'"
+        "cd /tmp && /opt/edged/venv/bin/python -c 'import onnxruntime, lgpio, cv2, simplejpeg, edged.lpr'"
         " && ! /opt/edged/venv/bin/python -c 'import onnx' 2>/dev/null"
     )
 
@@ -320,6 +338,26 @@ def test_the_service_runs_in_its_sandbox_and_logs_with_priorities(installed: Roo
         re.match(r"level=(warning|error|critical) ", line) for line in warn.splitlines()
     ), warn
     assert "pin factory lgpio does not know this board" in warn
+    # MQTT over the network the sandbox keeps: a broker in the root, the daemon connects.
+    if r.in_systemd("systemctl", "cat", "mosquitto.service").returncode == 0:
+        assert r.in_systemd("systemctl", "start", "mosquitto").returncode == 0
+        r.in_systemd("systemctl", "restart", "edged.service", timeout=180)
+        deadline = time.monotonic() + 60
+        log = ""
+        while "event=mqtt_connected" not in log and time.monotonic() < deadline:
+            time.sleep(0.5)
+            log = r.in_systemd("journalctl", "-u", "edged", "-o", "cat").stdout
+        assert "event=mqtt_connected host=localhost port=1883" in log, log[-3000:]
+    # The control socket answers a technician's edged status.
+    status_text = r.in_systemd("edged", "--config", "/etc/edged/edged.toml", "status").stdout
+    assert "component ledger: running" in status_text, status_text
+    # Devices, through the unit's own sandbox: the serial port is let through (ENXIO:
+    # no UART behind the node), a device the unit does not list is refused (EPERM).
+    assert devices_seen_by_the_unit(r) == {
+        "/dev/ttyS4": "ENXIO",
+        "/dev/net/tun": "EPERM",
+        "/dev/null": "opened",
+    }
     # The installed unit, as systemd loaded it, keeps its score.
     sec = r.in_systemd("systemd-analyze", "security", "edged.service", "--no-pager").stdout
     score = float(re.search(r"Overall exposure level for edged.service: (\d+\.\d)", sec).group(1))
@@ -329,6 +367,40 @@ def test_the_service_runs_in_its_sandbox_and_logs_with_priorities(installed: Roo
     subprocess.run(["kill", "-9", str(r.systemd)], check=False)
     boot.wait(timeout=30)
     r.systemd = None
+
+
+DEVICE_CHECK = """\
+import errno, os
+for path in ("/dev/ttyS4", "/dev/net/tun", "/dev/null"):
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK))
+        print(path, "opened")
+    except OSError as exc:
+        print(path, errno.errorcode[exc.errno])
+"""
+
+
+def devices_seen_by_the_unit(r: Root) -> dict[str, str]:
+    """Open device nodes from a unit that is edged.service with only its command changed."""
+    unit = r.in_systemd("cat", "/lib/systemd/system/edged.service").stdout
+    drop = ("ExecStartPre=", "WatchdogSec=", "Restart=", "NotifyAccess=")
+    lines = [line for line in unit.splitlines() if not line.startswith(drop)]
+    lines = [
+        "Type=oneshot"
+        if line == "Type=notify"
+        else "ExecStart=/opt/edged/venv/bin/python /run/devcheck.py"
+        if line.startswith("ExecStart=")
+        else line
+        for line in lines
+    ]
+    assert "Type=oneshot" in lines and "DevicePolicy=closed" in lines
+    r.sh("cat > /run/systemd/system/edged-devcheck.service", input="\n".join(lines) + "\n")
+    r.sh("cat > /run/devcheck.py", input=DEVICE_CHECK)
+    assert r.in_systemd("systemctl", "daemon-reload").returncode == 0
+    run = r.in_systemd("systemctl", "start", "edged-devcheck.service")
+    assert run.returncode == 0, run.stderr
+    out = r.in_systemd("journalctl", "-u", "edged-devcheck", "-o", "cat").stdout
+    return dict(line.split(" ", 1) for line in out.splitlines() if line.startswith("/dev/"))
 
 
 def test_upgrade_keeps_config_and_data_then_remove_and_purge(
