@@ -53,6 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from edged.logs import configure
+
+    # Every command logs to stderr (stdout is for its output), with priorities when
+    # systemd runs it (the USB export unit, ExecStartPre); a command that loads the
+    # config refines this with [logging] and the site's time zone.
+    configure()
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -155,6 +155,17 @@ def _thread_uncaught(args: threading.ExceptHookArgs) -> None:
     _uncaught(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback, name)
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written (it may be replaced after
+    configure: pytest's capture, a CLI that redirects it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(
     level: str = "info",
     components: Mapping[str, str] | None = None,
@@ -173,9 +184,9 @@ def configure(
     ``timestamps="auto"`` stamps lines unless they go to the journal, which
     stamps entries itself. ``timezone`` is the site's (``site.timezone``).
     """
-    out = stream or sys.stderr
     if journal is None:
-        journal = stderr_is_journal(out)
+        journal = stderr_is_journal(stream)
+    out: Any = stream or _CurrentStderr()
     if timestamps == "auto":
         timestamps = not journal
     tz = ZoneInfo(timezone) if isinstance(timezone, str) else timezone

@@ -223,3 +223,19 @@ def test_timestamps_default_is_auto_and_a_wrong_value_names_the_key() -> None:
     with pytest.raises(ConfigError) as err:
         parse('[logging]\ntimestamps = "yes"\n', "edged.toml")
     assert "edged.toml:2: logging.timestamps" in str(err.value)
+
+
+def test_every_command_logs_to_stderr_with_priorities(tmp_path: Path) -> None:
+    """A command run by systemd without loading the config (the USB export unit's
+    ``edged export``) still writes its log lines with priorities, and never on stdout."""
+    image = tmp_path / "x.jpg"
+    image.write_bytes(b"")
+    code = (
+        "import sys; from edged.cli import main;"
+        f" sys.exit(main(['lpr', 'read', '--json', {str(image)!r}]))"
+    )
+    err = _run_with_stderr(tmp_path, code, "this")  # tmp_path has no models/onnx
+    logged = [line for line in err.splitlines() if "event=" in line]
+    assert logged, err
+    [(prio, msg)] = journal_entries(logged[0])
+    assert prio == 3 and msg.startswith("level=error component=lpr event=lpr_model_problem"), err

@@ -298,6 +298,16 @@ def test_the_service_runs_in_its_sandbox_and_logs_with_priorities(installed: Roo
         r.systemd = int(found[0]) if found else None
         time.sleep(0.2)
     assert r.systemd is not None, "systemd did not start"
+    try:
+        check_the_running_service(r)
+    finally:
+        subprocess.run(["kill", "-9", str(r.systemd)], check=False)
+        boot.wait(timeout=30)
+        r.systemd = None
+
+
+def check_the_running_service(r: Root) -> None:
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         state = r.in_systemd("systemctl", "is-system-running").stdout.strip()
         if state in ("running", "degraded"):
@@ -358,15 +368,18 @@ def test_the_service_runs_in_its_sandbox_and_logs_with_priorities(installed: Roo
         "/dev/net/tun": "EPERM",
         "/dev/null": "opened",
     }
+    # The USB export in its own sandbox: the real export writes its folder, and no
+    # Internet socket can even be made.
+    exported, sockets = export_in_its_sandbox(r)
+    assert "level=info component=ledger event=export_done" in exported, exported
+    assert "exported passages" in exported, exported
+    assert sockets == {"AF_INET": "EAFNOSUPPORT", "AF_INET6": "EAFNOSUPPORT"}, sockets
     # The installed unit, as systemd loaded it, keeps its score.
     sec = r.in_systemd("systemd-analyze", "security", "edged.service", "--no-pager").stdout
     score = float(re.search(r"Overall exposure level for edged.service: (\d+\.\d)", sec).group(1))
     assert score <= 2.5, sec
     stop = r.in_systemd("systemctl", "stop", "edged.service", timeout=60)
     assert stop.returncode == 0, stop.stderr
-    subprocess.run(["kill", "-9", str(r.systemd)], check=False)
-    boot.wait(timeout=30)
-    r.systemd = None
 
 
 DEVICE_CHECK = """\
@@ -403,13 +416,55 @@ def devices_seen_by_the_unit(r: Root) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines() if line.startswith("/dev/"))
 
 
+SOCKET_CHECK = """\
+import errno, socket
+for name in ("AF_INET", "AF_INET6"):
+    try:
+        socket.socket(getattr(socket, name), socket.SOCK_STREAM).close()
+        print("family", name, "allowed")
+    except OSError as exc:
+        print("family", name, errno.errorcode[exc.errno])
+"""
+
+
+def export_in_its_sandbox(r: Root) -> tuple[str, dict[str, str]]:
+    """Run the export unit's command, and a socket check, under the export unit's sandbox.
+
+    The unit is edged-usb-export@.service without the stick (no BindsTo= on a device
+    that is not there, no mount): the export writes into its runtime directory instead.
+    """
+    unit = r.in_systemd("cat", "/lib/systemd/system/edged-usb-export@.service").stdout
+    drop = ("BindsTo=", "ExecStartPre=", "ExecStopPost=")
+    base = [line for line in unit.splitlines() if not line.startswith(drop)]
+    assert "PrivateNetwork=yes" in base and "RestrictAddressFamilies=AF_UNIX" in base
+    check = [
+        "ExecStart=/opt/edged/venv/bin/python /run/socketcheck.py"
+        if line.startswith("ExecStart=")
+        else line
+        for line in base
+    ]
+    r.sh("cat > /run/systemd/system/edged-export-check@.service", input="\n".join(base) + "\n")
+    r.sh("cat > /run/systemd/system/edged-socket-check@.service", input="\n".join(check) + "\n")
+    r.sh("cat > /run/socketcheck.py", input=SOCKET_CHECK)
+    assert r.in_systemd("systemctl", "daemon-reload").returncode == 0
+    for unit_name in ("edged-export-check@sdz9.service", "edged-socket-check@sdz9.service"):
+        run = r.in_systemd("systemctl", "start", unit_name, timeout=120)
+        assert run.returncode == 0, run.stderr + r.in_systemd("journalctl", "-u", unit_name).stdout
+    exported = r.in_systemd(
+        "journalctl", "-u", "edged-export-check@sdz9.service", "-o", "cat"
+    ).stdout
+    out = r.in_systemd("journalctl", "-u", "edged-socket-check@sdz9.service", "-o", "cat").stdout
+    sockets = dict(line.split()[1:] for line in out.splitlines() if line.startswith("family "))
+    return exported, sockets
+
+
 def test_upgrade_keeps_config_and_data_then_remove_and_purge(
     installed: Root, deb: Path, tmp_path: Path
 ) -> None:
     # Last: it changes the installation the tests above look at.
     r = installed
     r.sh('sed -i \'s/^id = "site1"/id = "plant-east"/\' /etc/edged/edged.toml')
-    r.sh("echo ours > /var/lib/edged/ledger.db")
+    r.sh("echo ours > /var/lib/edged/keep.txt")
     # The next version: the same package, a higher version and a changed module.
     tree = tmp_path / "tree"
     subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True, timeout=300)
@@ -429,7 +484,7 @@ def test_upgrade_keeps_config_and_data_then_remove_and_purge(
     out = r.sh("apt-get install -y /tmp/edged-2.deb")
     assert "kept /etc/edged/edged.toml" in out, out
     assert 'id = "plant-east"' in r.sh("cat /etc/edged/edged.toml")
-    assert r.sh("cat /var/lib/edged/ledger.db") == "ours\n"
+    assert r.sh("cat /var/lib/edged/keep.txt") == "ours\n"
     assert r.sh("cd /tmp && edged --version").strip() == "edged 0.1.0.2"
     assert r.sh("dpkg-query -W -f '${Version}' edged") == "0.1.0-2"
 
@@ -442,7 +497,7 @@ def test_upgrade_keeps_config_and_data_then_remove_and_purge(
         == 3
     )
     assert 'id = "plant-east"' in r.sh("cat /etc/edged/edged.toml")
-    assert r.sh("cat /var/lib/edged/ledger.db") == "ours\n"
+    assert r.sh("cat /var/lib/edged/keep.txt") == "ours\n"
     assert r.sh("id -u edged >/dev/null && echo user") == "user\n"
 
     r.sh("apt-get purge -y edged")
