@@ -3,7 +3,7 @@
 #   make test   set everything up (test tools, mosquitto) and run all tests
 VENV ?= .venv
 
-.PHONY: demo test setup setup-test lint bench bench-full clean install uninstall
+.PHONY: demo test setup setup-test lint bench bench-full clean install uninstall deb
 
 setup:
 	scripts/setup.sh
@@ -26,7 +26,11 @@ bench: setup
 bench-full: setup
 	$(VENV)/bin/python bench/run_all.py --full
 
-# On the board (docs/INSTALL.md): sudo make install; sudo make uninstall [PURGE=1]
+# The package for a box without internet (docs/INSTALL.md): make deb [ARCH=arm64]
+deb: setup
+	$(VENV)/bin/python scripts/build-deb.py $(if $(ARCH),--arch $(ARCH))
+
+# On the board from a clone (docs/INSTALL.md): sudo make install; sudo make uninstall [PURGE=1]
 install:
 	scripts/install.sh
 

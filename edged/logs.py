@@ -4,15 +4,31 @@ One line per event, ``key=value`` (logfmt) by default because that is what a
 technician reads in ``journalctl -u edged``; JSON for log shippers. Every
 component logs under its own name (``component=rfid``) and can have its own
 level, so a noisy serial line can be turned up without drowning the rest.
+
+Under systemd, stderr is a stream into the journal (``JOURNAL_STREAM`` names
+it). There every line starts with its syslog priority, ``<4>`` for a warning,
+which journald strips and stores as the entry's priority: without it every
+line is stored at "info" and ``journalctl -p warning`` shows nothing. The
+journal also stamps each entry, so by default lines carry no time stamp
+there; elsewhere (demo, CLI, a plain log file) they do, with an explicit
+offset in the site's time zone, the same zone the ledger and reports use.
+Library messages from Python's ``logging`` (pymodbus) and ``warnings``
+(gpiozero) go through the same path, so they carry a priority too.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from types import TracebackType
 from typing import Any, Literal, TextIO
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -35,10 +51,11 @@ class LoggingConfig:
         default="logfmt",
         metadata=doc("logfmt (key=value, reads well in journalctl) or json (for log shippers)"),
     )
-    timestamps: bool = field(
-        default=True,
+    timestamps: bool | Literal["auto"] = field(
+        default="auto",
         metadata=doc(
-            "Prefix each line with a time stamp (the journal adds its own; set false under systemd)"
+            'Time stamp on each line, with the offset of site.timezone: "auto" = not under systemd'
+            " (the journal stamps each entry itself), yes elsewhere; or true / false"
         ),
     )
     components: dict[str, str] = field(
@@ -54,7 +71,30 @@ class LoggingConfig:
                 )
 
 
-_state: dict[str, Any] = {"default": logging.INFO, "per_component": {}}
+# syslog(3) priorities, which journald reads from a leading "<N>" on a line.
+PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+
+_KEY_ORDER = ("timestamp", "level", "component", "event")
+
+_state: dict[str, Any] = {"default": logging.INFO, "per_component": {}, "journal": False}
+
+
+def stderr_is_journal(stream: TextIO | None = None) -> bool:
+    """True if ``stream`` (default stderr) is the journal stream systemd connected.
+
+    systemd sets ``JOURNAL_STREAM=<device>:<inode>`` for a service whose output
+    goes to the journal; the stream is the journal only if the file descriptor
+    is still that one (a child with redirected stderr inherits the variable).
+    """
+    value = os.environ.get("JOURNAL_STREAM", "")
+    dev, _, ino = value.partition(":")
+    if not (dev.isdigit() and ino.isdigit()):
+        return False
+    try:
+        st = os.fstat((stream or sys.stderr).fileno())
+    except (AttributeError, OSError, ValueError):  # no real file behind it (StringIO, closed)
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
 
 
 def _level_filter(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -65,53 +105,168 @@ def _level_filter(_logger: Any, method: str, event: dict[str, Any]) -> dict[str,
     return event
 
 
-def _logfmt_value(value: Any) -> str:
-    text = str(value)
-    if text == "" or any(c in text for c in ' ="\\\n\t'):
-        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return text
+def _drop_none(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A key whose value is None says nothing: leave it out (no ``flags=None``)."""
+    return {k: v for k, v in event.items() if v is not None}
 
 
-def _logfmt(_logger: Any, _method: str, event: dict[str, Any]) -> str:
-    """Render ``level= component= event= key=value ...`` in a stable order."""
-    head = []
-    for key in ("timestamp", "level", "component", "event"):
-        if key in event:
-            head.append(f"{key}={_logfmt_value(event.pop(key))}")
-    tail = [f"{k}={_logfmt_value(v)}" for k, v in event.items()]
-    return " ".join(head + tail)
+def _stamper(tz: tzinfo | None) -> Any:
+    """ISO 8601 time with an explicit offset: the site's zone, else the board's."""
+
+    def stamp(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+        now = datetime.now(tz) if tz is not None else datetime.now().astimezone()
+        event["timestamp"] = now.isoformat(timespec="milliseconds")
+        return event
+
+    return stamp
+
+
+def _with_priority(render: Any) -> Any:
+    """Prefix the rendered line with the syslog priority journald reads."""
+
+    def prefixed(logger: Any, method: str, event: dict[str, Any]) -> str:
+        level = event.get("level", method)
+        return f"<{PRIORITY.get(level, 6)}>{render(logger, method, event)}"
+
+    return prefixed
+
+
+class _ToStructlog(logging.Handler):
+    """Python ``logging`` records (libraries) as structlog events of the same level."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            method = record.levelname.lower()
+            if method not in LEVELS:
+                method = "critical" if record.levelno >= logging.CRITICAL else "info"
+            log = structlog.get_logger(component=record.name.split(".")[0])
+            getattr(log, method)(record.getMessage().strip(), logger=record.name)
+        except Exception:  # logging must never take the daemon down
+            self.handleError(record)
+
+
+def _bridge_stdlib(per_component: Mapping[str, int]) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _ToStructlog):
+            root.removeHandler(handler)
+    root.addHandler(_ToStructlog())
+    # Libraries only say what matters unless a component level asks for more
+    # (``components = { pymodbus = "debug" }``).
+    root.setLevel(logging.WARNING)
+    for name, level in per_component.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.warn`` from a library (gpiozero's fallbacks) as one warning line."""
+    structlog.get_logger(component="python").warning(
+        "python_warning",
+        category=category.__name__,
+        message=str(message),
+        where=f"{os.path.basename(filename)}:{lineno}",
+    )
+
+
+def _uncaught(
+    kind: type[BaseException], exc: BaseException, tb: TracebackType | None, where: str = "main"
+) -> None:
+    structlog.get_logger(component="edged").critical(
+        "uncaught_exception",
+        thread=where,
+        exc_info=(kind, exc, tb),
+        hint="a bug: report this line with the journal around it",
+    )
+
+
+def _thread_uncaught(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    _uncaught(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback, name)
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written (it may be replaced after
+    configure: pytest's capture, a CLI that redirects it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure(
     level: str = "info",
     components: Mapping[str, str] | None = None,
     fmt: str = "logfmt",
-    timestamps: bool = True,
+    timestamps: bool | Literal["auto"] = "auto",
     stream: TextIO | None = None,
+    timezone: str | tzinfo | None = None,
+    journal: bool | None = None,
 ) -> None:
     """Set up structlog once for the whole process.
 
-    Under systemd the journal stamps each line itself, so ``timestamps`` can be
-    turned off there; the demo and the CLI keep them.
+    ``journal`` (default: detected from ``JOURNAL_STREAM``) prefixes each line
+    with its syslog priority and sends Python warnings and uncaught exceptions
+    through the log as one line each, instead of text stored line by line at
+    "info".
+    ``timestamps="auto"`` stamps lines unless they go to the journal, which
+    stamps entries itself. ``timezone`` is the site's (``site.timezone``).
     """
+    if journal is None:
+        journal = stderr_is_journal(stream)
+    out: Any = stream or _CurrentStderr()
+    if timestamps == "auto":
+        timestamps = not journal
+    tz = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
     _state["default"] = logging.getLevelName(level.upper())
     _state["per_component"] = {
         name: logging.getLevelName(lvl.upper()) for name, lvl in (components or {}).items()
     }
+    _state["journal"] = journal
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         _level_filter,
+        _drop_none,
     ]
     if timestamps:
-        processors.append(structlog.processors.TimeStamper(fmt="iso", utc=False))
+        processors.append(_stamper(tz))
     processors.append(structlog.processors.format_exc_info)
     if fmt == "json":
-        processors.append(structlog.processors.JSONRenderer(ensure_ascii=False))
+        render: Any = structlog.processors.JSONRenderer(ensure_ascii=False, default=str)
     else:
-        processors.append(_logfmt)
+        render = structlog.processors.LogfmtRenderer(
+            key_order=list(_KEY_ORDER), drop_missing=True, bool_as_flag=False
+        )
+    processors.append(_with_priority(render) if journal else render)
     structlog.configure(
         processors=processors,
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    _bridge_stdlib(_state["per_component"])
+    if journal:
+        warnings.showwarning = _show_warning
+        sys.excepthook = _uncaught
+        threading.excepthook = _thread_uncaught
+
+
+def print_stderr(text: str, level: str = "error") -> None:
+    """Print a human message (a config error, a refusal to start) on stderr.
+
+    Under the journal each line gets the priority of ``level``, so the reason a
+    start failed shows in ``journalctl -p err``; on a terminal it reads as is.
+    """
+    prefix = f"<{PRIORITY[level]}>" if stderr_is_journal() else ""
+    sys.stderr.write("".join(f"{prefix}{line}\n" for line in text.splitlines() or [""]))
+    sys.stderr.flush()

@@ -24,7 +24,12 @@ from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64")
+PLATFORMS = (
+    "manylinux2014_aarch64",
+    "manylinux_2_17_aarch64",
+    "manylinux_2_28_aarch64",
+    "manylinux_2_34_aarch64",  # lgpio; Bookworm has glibc 2.36
+)
 EXTRA = ("simplejpeg",)  # with picamera2 from apt; see install.sh
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+")
 

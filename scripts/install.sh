@@ -147,9 +147,16 @@ if [ -n "$MODELS_FROM" ]; then
   "$VENV/bin/python" "$CODE/models/fetch.py" --dest "$DESTDIR$DATA/models" --from "$MODELS_FROM" \
     || die "model files in $MODELS_FROM are missing or do not match models/manifest.toml"
 else
+  # Deriving the faster recogniser needs onnx, which the daemon does not: it goes
+  # into a throwaway set-up environment, not into /opt/edged/venv.
+  SETUP_VENV=$(mktemp -d)/setup-venv
+  "$VENV/bin/python" -m venv --system-site-packages "$SETUP_VENV" >/dev/null \
+    && "$SETUP_VENV/bin/python" -m pip install -q -c "$CODE/constraints.txt" onnx \
+    || die "could not install onnx for the model set-up (see above); re-run when the network is back, or set EDGED_MODELS_FROM=DIR"
   say "fetching model files into $DATA/models"
-  "$VENV/bin/python" "$CODE/models/fetch.py" --dest "$DESTDIR$DATA/models" \
+  "$SETUP_VENV/bin/python" "$CODE/models/fetch.py" --dest "$DESTDIR$DATA/models" \
     || die "could not fetch the models (see above); re-run when the network is back, or set EDGED_MODELS_FROM=DIR"
+  rm -rf "$(dirname "$SETUP_VENV")"
 fi
 
 if [ ! -f "$DESTDIR$ETC/edged.toml" ]; then

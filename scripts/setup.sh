@@ -45,8 +45,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
   fi
 fi
-extras=""
-[ $want_test = 1 ] && extras="[test]"
+# [models]: onnx, which models/fetch.py needs to derive the faster recogniser
+# (set-up only: the daemon and the .deb do without it).
+extras="[models]"
+[ $want_test = 1 ] && extras="[models,test]"
 stamp="$VENV/.edged-installed"
 if [ $want_test = 1 ]; then stamp="$stamp-test"; fi
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then

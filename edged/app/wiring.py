@@ -18,6 +18,7 @@ from edged.app.box import Box
 from edged.app.commands import command_table
 from edged.app.control import ControlServer
 from edged.app.events import EventSink
+from edged.app.pins import PinSource
 from edged.app.supervisor import Part
 from edged.datalogger.service import DataLoggerService
 from edged.hj212.record_feed import RecordFeed
@@ -53,7 +54,8 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
         recognizer=RecognizerService(cfg.lpr) if cameras else None,
         simulation_moves_barrier=cfg.daemon.simulation_moves_barrier,
     )
-    lanes = [Lane(lane_cfg, ctx, pin_factory) for lane_cfg in cfg.lanes]
+    pins = PinSource(pin_factory)
+    lanes = [Lane(lane_cfg, ctx, pins) for lane_cfg in cfg.lanes]
     by_name = {lane.name: lane for lane in lanes}
     for lane in lanes:
         for kind, owner in lane.cfg.shares.items():

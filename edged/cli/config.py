@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edged import logs
 from edged.config import example_file as example
 from edged.config.load import ConfigError, load_config, resolve_path
 
@@ -15,7 +16,7 @@ def _check(args: argparse.Namespace) -> int:
         load_config(path)
     except ConfigError as exc:
         n = len(exc.problems)
-        print(f"{exc}\nFAIL: {n} problem{'s' if n != 1 else ''} in {exc.filename}", file=sys.stderr)
+        logs.print_stderr(f"{exc}\nFAIL: {n} problem{'s' if n != 1 else ''} in {exc.filename}")
         return 1
     print(f"OK: {resolve_path(path)} is valid")
     return 0

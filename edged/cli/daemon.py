@@ -6,7 +6,6 @@ import argparse
 import os
 import shutil
 import socket
-import sys
 from pathlib import Path
 
 from edged import logs
@@ -22,6 +21,7 @@ def _configure_logging(cfg, force_timestamps: bool | None = None) -> None:
         lg.components,
         lg.format,
         lg.timestamps if force_timestamps is None else force_timestamps,
+        timezone=cfg.site.timezone,
     )
 
 
@@ -44,7 +44,7 @@ def _guarded(daemon) -> int:
     try:
         return daemon.run()
     except StartupError as exc:
-        print(f"edged: cannot start: {exc}", file=sys.stderr)
+        logs.print_stderr(f"edged: cannot start: {exc}")
         return 2
 
 

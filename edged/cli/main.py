@@ -54,10 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from edged.logs import configure
+
+    # Every command logs to stderr (stdout is for its output), with priorities when
+    # systemd runs it (the USB export unit, ExecStartPre); a command that loads the
+    # config refines this with [logging] and the site's time zone.
+    configure()
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"edged: config error:\n{exc}", file=sys.stderr)
+        from edged.logs import print_stderr
+
+        print_stderr(f"edged: config error:\n{exc}")
         return 2
     except KeyboardInterrupt:
         return 130

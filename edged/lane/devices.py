@@ -19,10 +19,10 @@ from drivers.rfid import TagRead, open_reader
 class GpioPart:
     """The lane's barrier, alarm and loops (``<lane>.gpio``)."""
 
-    def __init__(self, lane: Any, pin_factory: Any = None) -> None:
+    def __init__(self, lane: Any, pins: Any) -> None:
         self.name = f"{lane.name}.gpio"
         self.lane = lane
-        self.pin_factory = pin_factory
+        self.pins = pins  # PinSource: the process's one pin factory
 
     def start(self) -> None:
         lane = self.lane
@@ -32,7 +32,7 @@ class GpioPart:
                 kind, "warning", kind.replace("_", " "), lane=lane.name, **d
             ),
             on_loop=lane.on_loop,
-            pin_factory=self.pin_factory,
+            pin_factory=self.pins.get(),
         )
 
     def stop(self) -> None:
@@ -44,10 +44,10 @@ class GpioPart:
 class RfidPart:
     """One reader and the lanes listening to it (``<lane>.rfid``)."""
 
-    def __init__(self, owner: str, cfg: Any, pin_factory: Any = None) -> None:
+    def __init__(self, owner: str, cfg: Any, pins: Any) -> None:
         self.name = f"{owner}.rfid"
         self.cfg = cfg
-        self.pin_factory = pin_factory
+        self.pins = pins
         self.listeners: list[Callable[[TagRead], None]] = []
         self.reader: Any = None
 
@@ -56,8 +56,12 @@ class RfidPart:
             listener(read)
 
     def start(self) -> None:
+        wiegand = self.cfg.type == "wiegand"  # the one reader type on GPIO pins
         self.reader = open_reader(
-            self.cfg, self._fan_out, name=self.name, pin_factory=self.pin_factory
+            self.cfg,
+            self._fan_out,
+            name=self.name,
+            pin_factory=self.pins.get() if wiegand else None,
         )
         self.reader.start()
 

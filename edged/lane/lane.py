@@ -13,6 +13,7 @@ from typing import Any
 
 from drivers import config as driver_config
 from drivers.rfid import TagBuffer, TagRead
+from edged.app.pins import PinSource
 from edged.app.supervisor import Part
 from edged.lane.camera_feed import CameraFeed
 from edged.lane.config import LaneConfig
@@ -29,7 +30,7 @@ log = get_logger("gate")
 class Lane:
     """A lane of the gate, built from its ``[[lanes]]`` entry."""
 
-    def __init__(self, cfg: LaneConfig, ctx: LaneContext, pin_factory: Any = None) -> None:
+    def __init__(self, cfg: LaneConfig, ctx: LaneContext, pins: PinSource) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.ctx = ctx
@@ -40,11 +41,11 @@ class Lane:
         self.io: Any = None  # GateIO while the gpio part runs
         self.camera: CameraFeed | None = None
         self.camera_source: Any = None  # the driver's FrameSource (a mock one in the demo)
-        self.gpio_part = GpioPart(self, pin_factory)
+        self.gpio_part = GpioPart(self, pins)
         self.rfid_part: RfidPart | None = None  # the reader this lane listens to (own or shared)
         self.scale_part: ScalePart | None = None  # the weighbridge it reads (own or shared)
         if cfg.rfid is not None:
-            self.rfid_part = RfidPart(cfg.name, cfg.rfid, pin_factory)
+            self.rfid_part = RfidPart(cfg.name, cfg.rfid, pins)
             self.rfid_part.listeners.append(self.tag_seen)
         if cfg.scale is not None:
             self.scale_part = ScalePart(cfg.name, cfg.scale)

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TextIO
@@ -166,31 +165,35 @@ _INPUT_MEANING = {
 def probe_gpio(gc: Any, out: TextIO, *, pulse: str | None = None, watch: float = 0.0) -> int:
     """Show inputs and outputs; pulse one output only when asked."""
     from gpiozero import Device
-    from gpiozero.exc import BadPinFactory, GPIOZeroError
+    from gpiozero.exc import GPIOZeroError
 
     from drivers.gpio import GateIO
 
     v = ProbeOutput(out)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    how = "set by the caller"
+    if Device.pin_factory is None:  # chosen here, explicitly: no fallback chain, no warnings
+        from edged.app.pins import PinFactoryError, open_pin_factory
+
         try:
-            io = GateIO(gc)
-        except BadPinFactory:
-            for w in caught:
-                v.line(f"gpiozero: {w.message}")
-            return v.failed(
-                "no GPIO on this machine (gpiozero found no pin factory)",
-                "run the probe on the gate's Raspberry Pi (python3-lgpio installed); to try it"
-                " on a PC set GPIOZERO_PIN_FACTORY=mock",
-            )
-        except (GPIOZeroError, OSError, RuntimeError) as exc:
-            return v.failed(
-                f"GPIO pins could not be opened: {type(exc).__name__}: {exc}",
-                "stop the daemon first (sudo systemctl stop edged) if it holds the pins, check"
-                " the pin numbers in [gpio] and that the user is in the gpio group",
-            )
+            Device.pin_factory, choice = open_pin_factory()
+        except PinFactoryError as exc:
+            return v.failed(exc.message, exc.hint)
+        chip = getattr(Device.pin_factory, "chip", None)
+        how = f"{choice.name}, chosen by {choice.source}" + (
+            f", chip {chip}" if chip is not None else ""
+        )
+        if choice.board:
+            how += f", board {choice.board}"
     try:
-        v.line(f"pin factory: {type(Device.pin_factory).__name__}")
+        io = GateIO(gc)
+    except (GPIOZeroError, OSError, RuntimeError) as exc:
+        return v.failed(
+            f"GPIO pins could not be opened: {type(exc).__name__}: {exc}",
+            "stop the daemon first (sudo systemctl stop edged) if it holds the pins, check"
+            " the pin numbers in [gpio] and that the user is in the gpio group",
+        )
+    try:
+        v.line(f"pin factory: {type(Device.pin_factory).__name__} ({how})")
         inputs = (
             ("ground_loop", gc.ground_loop, io.loop),
             ("inner_loop", gc.inner_loop, io.inner_loop),

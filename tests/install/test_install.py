@@ -148,6 +148,23 @@ def test_installed_edged_runs_from_the_root(installed: Install) -> None:
         check=True,
     ).stdout.strip()
     assert where.startswith(str(installed.root / PREFIX / "venv")), where
+    # onnx is set-up only (models/derive.py): the daemon's environment does without it;
+    # lgpio, the Pi 4/5 GPIO back-end, is in it.
+    for module, wanted in (("onnx", False), ("lgpio", True)):
+        found = subprocess.run(
+            [
+                str(py),
+                "-c",
+                f"import importlib.util as u; print(u.find_spec({module!r}) is not None)",
+            ],
+            env=installed.env,
+            cwd=installed.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        assert found == str(wanted), f"{module} in the installed venv: {found}"
     assert installed.edged("--version").stdout.startswith("edged ")
     # The installed file names /var/lib/edged outside the throwaway root (the
     # model folder is checked to exist): a copy re-rooted into it is checked.

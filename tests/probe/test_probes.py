@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,18 @@ def test_gpio_shows_inputs_and_pulses_only_when_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], mock_pins: MockFactory
 ) -> None:
     cfg = _config(tmp_path, "[gpio]\npulse_ms = 50\n")
-    # a vehicle drives onto the loop while the technician watches the inputs
-    threading.Timer(0.3, mock_pins.pin(22).drive_high).start()
+    # a vehicle drives onto the loop while the technician watches the inputs: once the
+    # probe has opened the input (its pull-down set), or opening it would undo the drive
+    loop = mock_pins.pin(22)
+
+    def vehicle_arrives() -> None:
+        deadline = time.monotonic() + 30
+        while loop.pull != "down" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        loop.drive_high()
+
+    threading.Thread(target=vehicle_arrives, daemon=True).start()
     rc, verdict, out = _probe(capsys, cfg, "gpio", "--watch", "1")
     assert rc == 0
     assert "input  ground_loop    BCM22  inactive" in out
