@@ -45,10 +45,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
   fi
 fi
-# [models]: onnx, which models/fetch.py needs to derive the faster recogniser
+# [models]: onnx, which models/fetch.py needs to derive the faster recogniser; [demo]:
+# pillow, which draws the demo's plate scenes
 # (set-up only: the daemon and the .deb do without it).
-extras="[models]"
-[ $want_test = 1 ] && extras="[models,test]"
+extras="[models,demo]"
+[ $want_test = 1 ] && extras="[models,demo,test]"
 stamp="$VENV/.edged-installed"
 if [ $want_test = 1 ]; then stamp="$stamp-test"; fi
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then

@@ -62,6 +62,14 @@ class DemoTraffic:
     def start(self) -> None:
         from drivers.simulators import R2000Simulator
 
+        try:
+            import PIL  # noqa: F401  # the scenes' Chinese characters are drawn with it
+        except ImportError:
+            raise SystemExit(
+                "edged demo draws its plate scenes with pillow, which the appliance leaves out:"
+                " run the demo from a clone (make demo), or pip install 'edged[demo]'"
+            ) from None
+
         self.rfid_sim = R2000Simulator(self.master, {}).start()
         self._thread = threading.Thread(target=self._loop, name="demo", daemon=True)
         self._thread.start()
