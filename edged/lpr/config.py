@@ -39,6 +39,14 @@ class LprConfig:
             "Longest side, in pixels, the frame (or ROI) is scaled down to for the detector"
         ),
     )
+    small_frame_enlarge: float = field(
+        default=4.0,
+        metadata=doc(
+            "A frame (or ROI) smaller than det_max_side is enlarged up to this factor for "
+            "the detector, whose smallest plates are about 24 pixels wide at its scale "
+            "(low-resolution or distant cameras); 1 = never enlarge"
+        ),
+    )
     read_views: int = field(
         default=3,
         metadata=doc(
@@ -98,8 +106,11 @@ class LprConfig:
         ),
     )
     min_plate_width: int = field(
-        default=40,
-        metadata=doc("Plates narrower than this many frame pixels are ignored (too small to read)"),
+        default=24,
+        metadata=doc(
+            "Plates narrower than this many frame pixels are ignored (too small to read; "
+            "plates 24 to 40 pixels wide are still read, if unsure, at times)"
+        ),
     )
     min_confidence: float = field(
         default=0.0,
@@ -111,6 +122,10 @@ class LprConfig:
             raise ValueError(f"threads: expected 1..16, found {self.threads}")
         if not 160 <= self.det_max_side <= 4096:
             raise ValueError(f"det_max_side: expected 160..4096 pixels, found {self.det_max_side}")
+        if not 1.0 <= self.small_frame_enlarge <= 8.0:
+            raise ValueError(
+                f"small_frame_enlarge: expected 1..8, found {self.small_frame_enlarge}"
+            )
         if self.second_pass_max_side and not (
             self.det_max_side < self.second_pass_max_side <= 4096
         ):

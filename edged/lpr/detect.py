@@ -147,16 +147,22 @@ class FramePass:
 
 
 class PlateDetector:
-    """Runs clp_det.onnx on a BGR image scaled so its longest side is ``max_side``."""
+    """Runs clp_det.onnx on a BGR image scaled so its longest side is ``max_side``.
+
+    Images are only shrunk to ``max_side`` unless a call allows ``enlarge``: the
+    factor up to which a smaller image is enlarged to it.
+    """
 
     def __init__(self, model_path: str | Path, threads: int = 1) -> None:
         self.session = open_session(model_path, threads)
         self.input_name = self.session.get_inputs()[0].name
 
-    def prepare(self, image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    def prepare(
+        self, image: np.ndarray, max_side: int, enlarge: float = 1.0
+    ) -> tuple[np.ndarray, float]:
         h, w = image.shape[:2]
-        scale = min(1.0, max_side / max(h, w))
-        if scale < 1.0:
+        scale = min(enlarge, max_side / max(h, w))
+        if scale != 1.0:
             image = cv2.resize(
                 image,
                 (max(1, round(w * scale)), max(1, round(h * scale))),
@@ -174,11 +180,16 @@ class PlateDetector:
         return self.scan(image, max_side, score, nms_iou)[0]
 
     def scan(
-        self, image: np.ndarray, max_side: int, score: float, nms_iou: float = 0.4
+        self,
+        image: np.ndarray,
+        max_side: int,
+        score: float,
+        nms_iou: float = 0.4,
+        enlarge: float = 1.0,
     ) -> tuple[list[Detection], FramePass]:
         """Plates at ``score`` and up, and the pass itself, which can still say where
         it saw faint signs of a plate (:meth:`FramePass.hints`)."""
-        blob, scale = self.prepare(image, max_side)
+        blob, scale = self.prepare(image, max_side, enlarge)
         loc, conf, landms = self.run(blob)
         height, width = blob.shape[2], blob.shape[3]
         found = self.postprocess(loc, conf, landms, height, width, scale, score, nms_iou)
@@ -191,6 +202,7 @@ class PlateDetector:
         max_side: int,
         score: float,
         nms_iou: float = 0.4,
+        enlarge: float = 1.0,
     ) -> list[Detection]:
         """Detect in windows around ``centres``, the image scaled to ``max_side``.
 
@@ -202,7 +214,7 @@ class PlateDetector:
         already covers well are skipped.
         """
         ih, iw = image.shape[:2]
-        zoom = min(1.0, max_side / max(ih, iw))
+        zoom = min(enlarge, max_side / max(ih, iw))
         fw, fh = min(iw, HINT_WINDOW[0] / zoom), min(ih, HINT_WINDOW[1] / zoom)
         done: list[tuple[float, float]] = []
         found: list[Detection] = []
@@ -213,7 +225,7 @@ class PlateDetector:
             x0 = int(np.clip(cx - fw / 2, 0, iw - fw))
             y0 = int(np.clip(cy - fh / 2, 0, ih - fh))
             region = image[y0 : y0 + int(fh), x0 : x0 + int(fw)]
-            if zoom < 1.0:
+            if zoom != 1.0:
                 size = (
                     max(1, round(region.shape[1] * zoom)),
                     max(1, round(region.shape[0] * zoom)),
@@ -259,7 +271,13 @@ class PlateDetector:
         ]
 
     def detect_tiled(
-        self, image: np.ndarray, max_side: int, tile: int, score: float, nms_iou: float = 0.4
+        self,
+        image: np.ndarray,
+        max_side: int,
+        tile: int,
+        score: float,
+        nms_iou: float = 0.4,
+        enlarge: float = 1.0,
     ) -> list[Detection]:
         """Detect on the image scaled to ``max_side``, in overlapping tiles of about ``tile``.
 
@@ -269,8 +287,8 @@ class PlateDetector:
         (and the time of the big one, plus the overlap).
         """
         h, w = image.shape[:2]
-        scale = min(1.0, max_side / max(h, w))
-        if scale < 1.0:
+        scale = min(enlarge, max_side / max(h, w))
+        if scale != 1.0:
             image = cv2.resize(
                 image, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_LINEAR
             )

@@ -59,6 +59,9 @@ class PlateRead:
     syntax_error: str | None
     detector_score: float
     double_row: bool = False
+    #: geometric mean of the characters' probabilities in the winning view: how
+    #: cleanly the plate read (under NOT_A_PLATE: not a plate at all)
+    clarity: float = 1.0
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -102,7 +105,9 @@ class PlateRecognizer:
         which says where the second pass should look if there are none."""
         cfg = self.config
         low = min(cfg.candidate_score, cfg.det_score) if cfg.refine_plate_px else cfg.det_score
-        cands, frame_pass = self.detector.scan(image, cfg.det_max_side, low, cfg.nms_iou)
+        cands, frame_pass = self.detector.scan(
+            image, cfg.det_max_side, low, cfg.nms_iou, cfg.small_frame_enlarge
+        )
         out: list[Detection] = []
         for d in cands[: 2 * cfg.max_plates]:
             if cfg.refine_plate_px and (cfg.refine_all or d.score < cfg.det_score):
@@ -131,7 +136,10 @@ class PlateRecognizer:
             )
             return []
         dets, frame_pass = self._candidates(image)
-        if not dets and cfg.second_pass_max_side and max(image.shape[:2]) > cfg.det_max_side:
+        # the second pass looks at twice (second_pass_max_side / det_max_side) the
+        # frame pass's scale, a small frame enlarged as much as its frame pass was
+        enlarge = cfg.small_frame_enlarge * cfg.second_pass_max_side / cfg.det_max_side
+        if not dets and cfg.second_pass_max_side:
             if cfg.second_pass_windows:
                 dets = self.detector.zoom_in(
                     image,
@@ -139,6 +147,7 @@ class PlateRecognizer:
                     cfg.second_pass_max_side,
                     cfg.second_pass_score,
                     cfg.nms_iou,
+                    enlarge,
                 )
             else:
                 dets = self.detector.detect_tiled(
@@ -147,6 +156,7 @@ class PlateRecognizer:
                     cfg.det_max_side,
                     cfg.second_pass_score,
                     cfg.nms_iou,
+                    enlarge,
                 )
             if cfg.refine_plate_px:  # small plates: corners at full detail, as for weak ones
                 dets = [
@@ -369,16 +379,29 @@ class PlateRecognizer:
             )
             return []
         t0 = time.perf_counter()
-        dets = self.detect(frame_bgr)
-        if not dets and self._looks_like_crop(frame_bgr):
-            h, w = frame_bgr.shape[:2]
-            dets = [
-                Detection(
-                    0.0,
-                    (0.0, 0.0, float(w), float(h)),
-                    np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32),
-                )
-            ]
+        if self._looks_like_crop(frame_bgr):
+            reads = self._read_crop(frame_bgr)
+            if reads and reads[0].clarity >= NOT_A_PLATE:
+                return reads
+            dets = self.detect(frame_bgr)
+            if not dets:  # no plate found in it either: the crop's reading stands
+                return reads
+        else:
+            dets = self.detect(frame_bgr)
+        reads = self._read_detections(frame_bgr, dets)
+        log.debug("lpr_frame", plates=len(reads), ms=round((time.perf_counter() - t0) * 1e3, 1))
+        return reads
+
+    def _read_crop(self, image: np.ndarray) -> list[PlateRead]:
+        """The whole image read as one cut-out plate."""
+        h, w = image.shape[:2]
+        corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
+        return self._read_detections(
+            image, [Detection(0.0, (0.0, 0.0, float(w), float(h)), corners)]
+        )
+
+    def _read_detections(self, frame_bgr: np.ndarray, dets: list[Detection]) -> list[PlateRead]:
+        """Views, readings and the vote for each detected plate."""
         per_det = [self.views(frame_bgr, d) for d in dets]
         reads: list[PlateRead] = []
         for det, (views, colour), texts in zip(
@@ -404,10 +427,10 @@ class PlateRecognizer:
                     syntax_error=err,
                     detector_score=det.score,
                     double_row=double,
+                    clarity=tr.clarity,
                     crop=crop,
                 )
             )
-        log.debug("lpr_frame", plates=len(reads), ms=round((time.perf_counter() - t0) * 1e3, 1))
         return reads
 
 
