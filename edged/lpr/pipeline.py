@@ -13,7 +13,7 @@ from edged.lpr.colour import plate_colour, vehicle_class
 from edged.lpr.config import LprConfig
 from edged.lpr.detect import Detection, FramePass, PlateDetector
 from edged.lpr.models import check_models
-from edged.lpr.recognize import HEIGHT, TextRead, TextRecognizer
+from edged.lpr.recognize import ALTERNATIVES, HEIGHT, TextRead, TextRecognizer
 from edged.lpr.rectify import DOUBLE_ROW_ASPECT, expand, plate_aspect, split_rows, warp
 from edged.lpr.syntax import ALNUM, LETTERS, PROVINCES, check_plate
 
@@ -62,6 +62,9 @@ class PlateRead:
     #: geometric mean of the characters' probabilities in the winning view: how
     #: cleanly the plate read (under NOT_A_PLATE: not a plate at all)
     clarity: float = 1.0
+    #: per character: (character, probability) for the read one and its rivals the
+    #: grammar allows there, best first (see edged.lpr.identify)
+    char_alternatives: tuple[tuple[tuple[str, float], ...], ...] = ()
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -76,6 +79,9 @@ class PlateRead:
             "syntax_error": self.syntax_error,
             "detector_score": round(self.detector_score, 4),
             "double_row": self.double_row,
+            "alternatives": [
+                [[ch, round(p, 4)] for ch, p in position] for position in self.char_alternatives
+            ],
         }
 
 
@@ -245,6 +251,7 @@ class PlateRecognizer:
                         top.score + bottom.score,
                         "double_" + bottom.form,
                         top.char_probs + bottom.char_probs,
+                        top.char_alternatives + bottom.char_alternatives,
                     )
                 )
         return out
@@ -353,6 +360,9 @@ class PlateRecognizer:
                     c * a for c, a in zip(tr.char_confidences, agree, strict=True)
                 ),
             )
+        read = [(t.text, t.char_alternatives) for t in texts if t is not None]
+        if len(read) > 1:
+            tr = replace(tr, char_alternatives=merge_alternatives(read, tr.text))
         return crop, double, tr
 
     @staticmethod
@@ -428,10 +438,36 @@ class PlateRecognizer:
                     detector_score=det.score,
                     double_row=double,
                     clarity=tr.clarity,
+                    char_alternatives=tr.char_alternatives,
                     crop=crop,
                 )
             )
         return reads
+
+
+def merge_alternatives(
+    reads: list[tuple[str, tuple[tuple[tuple[str, float], ...], ...]]], text: str
+) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """Per position of ``text``: every character the ``reads`` (text, alternatives) of
+    its length saw there, read or as an alternative, at its best probability; ``text``'s
+    own character first.
+
+    A character another view (or frame) read where this one read something else is
+    as much an alternative as one the model ranked second.
+    """
+    out = []
+    for i, own in enumerate(text):
+        best: dict[str, float] = {}
+        for other, alternatives in reads:
+            if len(other) != len(text):
+                continue
+            for ch, prob in alternatives[i] if i < len(alternatives) else ((other[i], 0.0),):
+                best[ch] = max(best.get(ch, 0.0), prob)
+            best.setdefault(other[i], 0.0)
+        mine = best.pop(own, 0.0)
+        rest = sorted(best.items(), key=lambda kv: -kv[1])[: ALTERNATIVES - 1]
+        out.append(((own, mine), *rest))
+    return tuple(out)
 
 
 def _agree(a: TextRead | None, b: TextRead | None) -> bool:
