@@ -89,6 +89,26 @@ class LprConfig:
             "whole enlarged frame in tiles (about six times the frame pass)"
         ),
     )
+    text_line_fallback: str = field(
+        default="yellow",
+        metadata=doc(
+            "Where the text-line detector looks for plates when the plate detector found "
+            'none (yellow double-row plates it misses): "yellow" = around the yellow '
+            'regions of the frame, "frame" = the whole frame (reads follow a vehicle '
+            'trigger), "off"'
+        ),
+    )
+    text_line_model: str = field(
+        default="ch_PP-OCRv4_det_infer.onnx",
+        metadata=doc("Text-line detector (文本检测) of the fallback, file name in model_dir"),
+    )
+    text_line_max_side: int = field(
+        default=640,
+        metadata=doc(
+            'Longest side the frame is scaled to for the text-line detector ("frame"); '
+            "yellow regions are scaled to at most half of it"
+        ),
+    )
     det_score: float = field(default=0.6, metadata=doc("Minimum detector score for a plate"))
     second_pass_score: float = field(
         default=0.4, metadata=doc("Minimum detector score in the second, larger pass")
@@ -165,6 +185,15 @@ class LprConfig:
         if not 0 <= self.second_pass_windows <= 16:
             raise ValueError(
                 f"second_pass_windows: expected 0..16, found {self.second_pass_windows}"
+            )
+        if self.text_line_fallback not in ("off", "yellow", "frame"):
+            raise ValueError(
+                'text_line_fallback: expected "off", "yellow" or "frame", '
+                f"found {self.text_line_fallback!r}"
+            )
+        if not 128 <= self.text_line_max_side <= 2048:
+            raise ValueError(
+                f"text_line_max_side: expected 128..2048 pixels, found {self.text_line_max_side}"
             )
         if self.max_plates < 1:
             raise ValueError(f"max_plates: expected >= 1, found {self.max_plates}")

@@ -40,6 +40,8 @@ class Detection:
     score: float
     box: tuple[float, float, float, float]
     corners: np.ndarray  # (4, 2) float32
+    #: what proposed it: "detector", "text_lines" (the fallback) or "crop" (the image)
+    source: str = "detector"
 
 
 def to_blob(image: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from edged.lpr.models import check_models
 from edged.lpr.recognize import ALTERNATIVES, HEIGHT, TextRead, TextRecognizer
 from edged.lpr.rectify import DOUBLE_ROW_ASPECT, expand, plate_aspect, split_rows, warp
 from edged.lpr.syntax import ALNUM, LETTERS, PROVINCES, check_plate
+from edged.lpr.textlines import TextLineProposer
 
 log = get_logger("lpr")
 
@@ -65,6 +66,8 @@ class PlateRead:
     #: per character: (character, probability) for the read one and its rivals the
     #: grammar allows there, best first (see edged.lpr.identify)
     char_alternatives: tuple[tuple[tuple[str, float], ...], ...] = ()
+    #: what found the plate: "detector", "text_lines" (the fallback) or "crop"
+    proposal: str = "detector"
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -79,6 +82,7 @@ class PlateRead:
             "syntax_error": self.syntax_error,
             "detector_score": round(self.detector_score, 4),
             "double_row": self.double_row,
+            "proposal": self.proposal,
             "alternatives": [
                 [[ch, round(p, 4)] for ch, p in position] for position in self.char_alternatives
             ],
@@ -91,7 +95,10 @@ class PlateRecognizer:
     def __init__(self, config: LprConfig | None = None) -> None:
         self.config = config or LprConfig()
         cfg = self.config
-        problems = check_models(cfg.model_dir, (cfg.detector_model, cfg.recognizer_model))
+        wanted = [cfg.detector_model, cfg.recognizer_model]
+        if cfg.text_line_fallback != "off":
+            wanted.append(cfg.text_line_model)
+        problems = check_models(cfg.model_dir, tuple(wanted))
         if problems:
             for p in problems:
                 log.error("lpr_model_problem", problem=p)
@@ -99,6 +106,11 @@ class PlateRecognizer:
         folder = Path(cfg.model_dir)
         self.detector = PlateDetector(folder / cfg.detector_model, cfg.threads)
         self.recognizer = TextRecognizer(folder / cfg.recognizer_model, cfg.threads)
+        self.text_lines = (
+            TextLineProposer(folder / cfg.text_line_model, cfg.threads)
+            if cfg.text_line_fallback != "off"
+            else None
+        )
         self._top_sets = self.recognizer.row_sets((PROVINCES, LETTERS))
         self._bottom_sets = {
             "standard": self.recognizer.row_sets((ALNUM,) * 5),
@@ -173,6 +185,8 @@ class PlateRecognizer:
                     for d in dets[: cfg.max_plates]
                 ]
             dets = [d for d in dets if d.box[2] - d.box[0] >= cfg.min_plate_width]
+        if not dets and cfg.text_line_fallback != "off" and self.text_lines is not None:
+            dets = self._text_line_proposals(image)
         dets = dets[: cfg.max_plates]
         if x0 or y0:
             off = np.array([x0, y0], dtype=np.float32)
@@ -181,10 +195,29 @@ class PlateRecognizer:
                     d.score,
                     (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0),
                     d.corners + off,
+                    d.source,
                 )
                 for d in dets
             ]
         return dets
+
+    def _text_line_proposals(self, image: np.ndarray) -> list[Detection]:
+        """Plates the text-line detector proposes where the plate detector found none."""
+        assert self.text_lines is not None
+        cfg = self.config
+        out = []
+        for corners, score, _double in self.text_lines.propose(
+            image, cfg.text_line_fallback, cfg.text_line_max_side, cfg.max_plates
+        ):
+            box = (
+                float(corners[:, 0].min()),
+                float(corners[:, 1].min()),
+                float(corners[:, 0].max()),
+                float(corners[:, 1].max()),
+            )
+            if box[2] - box[0] >= cfg.min_plate_width:
+                out.append(Detection(score, box, corners.astype(np.float32), "text_lines"))
+        return out
 
     def views(self, frame: np.ndarray, det: Detection) -> tuple[list[tuple[np.ndarray, bool]], str]:
         """Rectified crops of one detection with their row layout, and the plate's colour.
@@ -199,7 +232,7 @@ class PlateRecognizer:
         """
         aspect = plate_aspect(det.corners)
         n = self.config.read_views
-        if det.score == 0.0:  # the image is the plate: vary the stretch only
+        if det.source == "crop":  # the image is the plate: vary the stretch only
             shapes = [(det.corners, wf) for wf in CROP_VIEWS[:n]]
         else:
             shapes = [(expand(det.corners, mx, my), wf) for mx, my, wf in SCENE_VIEWS[:n]]
@@ -209,7 +242,9 @@ class PlateRecognizer:
             out.append((warp(frame, corners, width, HEIGHT), False))
         colour = plate_colour(out[0][0])
         if aspect < DOUBLE_ROW_ASPECT and colour in DOUBLE_ROW_COLOURS:
-            double_corners = det.corners if det.score == 0.0 else expand(det.corners, 0.03, 0.05)
+            double_corners = (
+                det.corners if det.source == "crop" else expand(det.corners, 0.03, 0.05)
+            )
             out.append((warp(frame, double_corners, 2 * 3 * HEIGHT, 3 * HEIGHT), True))
         return out, colour
 
@@ -407,7 +442,7 @@ class PlateRecognizer:
         h, w = image.shape[:2]
         corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
         return self._read_detections(
-            image, [Detection(0.0, (0.0, 0.0, float(w), float(h)), corners)]
+            image, [Detection(0.0, (0.0, 0.0, float(w), float(h)), corners, "crop")]
         )
 
     def _read_detections(self, frame_bgr: np.ndarray, dets: list[Detection]) -> list[PlateRead]:
@@ -421,6 +456,8 @@ class PlateRecognizer:
             if chosen is None:
                 continue
             crop, double, tr = chosen
+            if det.source == "text_lines" and tr.clarity < NOT_A_PLATE:
+                continue  # a line of text that is no plate (a sign, a slogan)
             conf = min(tr.char_confidences) if tr.char_confidences else 0.0
             if conf < self.config.min_confidence:
                 continue
@@ -439,6 +476,7 @@ class PlateRecognizer:
                     double_row=double,
                     clarity=tr.clarity,
                     char_alternatives=tr.char_alternatives,
+                    proposal=det.source,
                     crop=crop,
                 )
             )

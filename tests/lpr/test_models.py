@@ -46,7 +46,8 @@ def test_check_models_missing_folder(tmp_path):
 def test_check_models_missing_and_wrong_files(tmp_path):
     (tmp_path / "clp_det.onnx").write_bytes(b"not a model")
     problems = check_models(tmp_path)
-    assert len(problems) == 2
+    assert len(problems) == 3
     assert any("clp_det.onnx" in p and "SHA-256" in p for p in problems)
     assert any("ch_PP-OCRv4_rec_plate.onnx" in p and "missing" in p for p in problems)
+    assert any("ch_PP-OCRv4_det_infer.onnx" in p and "missing" in p for p in problems)
     assert all("run: python models/fetch.py --dest" in p for p in problems)
