@@ -398,6 +398,71 @@ def recogniser_ratio(rec: PlateRecognizer, frames: list[np.ndarray], model_dir: 
     emit("derived / shipped recogniser time", ratio, "x", None)
 
 
+#: (role, config key, float model, its INT8 variant made at set-up by models/quantize.py)
+INT8_VARIANTS = (
+    ("detector", "detector_model", "clp_det.onnx", "clp_det_int8.onnx"),
+    (
+        "recogniser",
+        "recognizer_model",
+        "ch_PP-OCRv4_rec_plate.onnx",
+        "ch_PP-OCRv4_rec_plate_int8.onnx",
+    ),
+)
+
+
+def int8_variants(
+    rec: PlateRecognizer,
+    data: Path,
+    results: list[tuple[dict, list]],
+    frames: list[np.ndarray],
+) -> None:
+    """Each model's INT8 variant against the float model in this run: the dev-set
+    exact rate with only that model swapped, and the time of the two sessions on
+    the very inputs the pipeline fed the float one for ``frames`` (run alternately).
+    Adopted only where the exact rate drops by at most 0.5 points."""
+    from dataclasses import replace
+
+    from edged.lpr.models import open_session
+
+    rows = [row for row, _ in results]
+    base = sum(any(r.text == row["plate"] for r in reads) for row, reads in results)
+    for role, key, float_name, int8_name in INT8_VARIANTS:
+        path = Path(rec.config.model_dir) / int8_name
+        if not path.is_file() or getattr(rec.config, key) != float_name:
+            print(f"INT8 {role}: skipped ({int8_name} not installed or {float_name} not in use)")
+            continue
+        variant = PlateRecognizer(replace(rec.config, **{key: int8_name}))
+        got = sum(
+            any(r.text == row["plate"] for r in reads)
+            for row, reads in read_rows(variant, data, rows)
+        )
+        drop = (base - got) / max(len(rows), 1) * 100
+        model = rec.detector if role == "detector" else rec.recognizer
+        with _Recorder(model) as calls:
+            for frame in frames:
+                rec.read(frame)
+        int8 = open_session(path, rec.config.threads)
+        name = int8.get_inputs()[0].name
+        float_s = int8_s = 0.0
+        for _ in range(3):
+            for blob in calls.inputs:
+                t0 = time.perf_counter()
+                calls.inner(blob)
+                t1 = time.perf_counter()
+                int8.run(None, {name: blob})
+                float_s += t1 - t0
+                int8_s += time.perf_counter() - t1
+        ratio = int8_s / max(float_s, 1e-9)
+        verdict = "adopt" if drop <= 0.5 else "keep the float model"
+        print(
+            f"INT8 {role} ({int8_name}): exact {got}/{len(rows)} against {base}/{len(rows)} "
+            f"float ({drop:+.1f} points lost), time {ratio:.2f} x float "
+            f"({len(calls.inputs)} inputs x 3): {verdict}"
+        )
+        emit(f"INT8 {role}: exact-rate drop", drop, "points", "<= 0.5")
+        emit(f"INT8 {role}: time / float", ratio, "x", None)
+
+
 def rss_probe(model_dir: str, threads: int, images: list[Path]) -> int:
     """Peak RSS of the pipeline alone (no dev set in memory): run in a child process.
 
@@ -477,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"RSS probe failed: {probe.stderr.strip()[-300:]}")
     rec = PlateRecognizer(LprConfig(model_dir=args.model_dir, threads=args.threads))
+    results: list[tuple[dict, list]] = []
     if not (args.data / "labels.csv").is_file():
         print(f"dev set not found at {args.data}: accuracy skipped; latency on synthetic scenes")
         from edged.lpr.synth import render_scene
@@ -498,7 +564,10 @@ def main(argv: list[str] | None = None) -> int:
     reps = 1 if args.quick else 3
     for size in ((1280, 720), (1920, 1080)):
         latency(rec, scenes, size, reps, args.stretch)
-    recogniser_ratio(rec, [fit(f, (1920, 1080), args.stretch) for f in scenes], args.model_dir)
+    fitted = [fit(f, (1920, 1080), args.stretch) for f in scenes]
+    recogniser_ratio(rec, fitted, args.model_dir)
+    if results:
+        int8_variants(rec, args.data, results, fitted)
     print(f"peak RSS of this benchmark process (dev set in memory): {rss_mb():.0f} MB")
     return 0
 
