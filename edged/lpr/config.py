@@ -103,7 +103,7 @@ class LprConfig:
         metadata=doc("Text-line detector (文本检测) of the fallback, file name in model_dir"),
     )
     text_line_max_side: int = field(
-        default=640,
+        default=480,
         metadata=doc(
             'Longest side the frame is scaled to for the text-line detector ("frame"); '
             "yellow regions are scaled to at most half of it"

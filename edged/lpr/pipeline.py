@@ -456,8 +456,12 @@ class PlateRecognizer:
             if chosen is None:
                 continue
             crop, double, tr = chosen
-            if det.source == "text_lines" and tr.clarity < NOT_A_PLATE:
-                continue  # a line of text that is no plate (a sign, a slogan)
+            if det.source == "text_lines" and (
+                tr.clarity < NOT_A_PLATE or min(tr.char_probs, default=0.0) < NOT_A_PLATE
+            ):
+                # a line of text that is no plate (a sign, lettering on a lorry): some
+                # character, the province most often, is one the model never saw there
+                continue
             conf = min(tr.char_confidences) if tr.char_confidences else 0.0
             if conf < self.config.min_confidence:
                 continue

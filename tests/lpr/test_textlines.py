@@ -100,3 +100,15 @@ def test_fallback_runs_only_when_the_detector_found_nothing(recognizer) -> None:
 def test_config_rejects_bad_fallback_values(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=key):
         LprConfig(**{key: value})
+
+
+def test_lettering_on_a_yellow_lorry_is_no_plate(recognizer) -> None:
+    import cv2
+
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    frame[180:540, 420:860] = (20, 190, 240)
+    for i, word in enumerate(("GANG TIE 88", "YUN SHU 2024")):
+        cv2.putText(frame, word, (450, 300 + 80 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (20,) * 3, 4)
+    with _counting(recognizer.text_lines) as calls:
+        assert recognizer.read(frame) == []
+    assert calls  # the fallback looked, found lines of text, and read no plate in them
