@@ -47,6 +47,14 @@ class LprConfig:
             "(low-resolution or distant cameras); 1 = never enlarge"
         ),
     )
+    dark_frame_gain: float = field(
+        default=3.0,
+        metadata=doc(
+            "A dark frame (its brightest 2 % under half of full scale: dusk, backlight) is "
+            "brightened up to this factor for the detector, which misses plates in them "
+            "otherwise; 1 = never"
+        ),
+    )
     read_views: int = field(
         default=3,
         metadata=doc(
@@ -146,6 +154,8 @@ class LprConfig:
             raise ValueError(
                 f"small_frame_enlarge: expected 1..8, found {self.small_frame_enlarge}"
             )
+        if not 1.0 <= self.dark_frame_gain <= 8.0:
+            raise ValueError(f"dark_frame_gain: expected 1..8, found {self.dark_frame_gain}")
         if self.second_pass_max_side and not (
             self.det_max_side < self.second_pass_max_side <= 4096
         ):

@@ -26,6 +26,10 @@ TILE_OVERLAP = 96
 #: still leaves this much where it is (0.008 to 0.2 on the dev scenes that need the
 #: second pass), while an empty road leaves a handful of places at most.
 HINT_SCORE = 0.005
+#: A detector input whose brightest 2 % lie under this level is dark (see :func:`expose`).
+DARK = 128
+#: The level :func:`expose` brings a dark input's brightest 2 % to.
+EXPOSED = 200
 #: Most priors looked at for hints (best first): bounds the suppression on a busy frame.
 HINT_POOL = 200
 #: A second-pass window in its own (enlarged) pixels: room for a plate of up to about
@@ -52,6 +56,26 @@ def to_blob(image: np.ndarray) -> np.ndarray:
     for c, plane in enumerate(cv2.split(image)):
         cv2.subtract(plane, float(MEAN_BGR[c]), dst=blob[0, c], dtype=cv2.CV_32F)
     return blob
+
+
+def expose(image: np.ndarray, max_gain: float) -> np.ndarray:
+    """``image`` brightened for the detector when it is dark: when its brightest 2 %
+    (the largest channel, sampled on every 4th pixel) lie under :data:`DARK`, it is
+    scaled so they reach :data:`EXPOSED`, by at most ``max_gain``.
+
+    The detector takes its input as it comes (the mean subtracted, nothing
+    scaled), and a dark frame (dusk, backlight, an underexposed camera) leaves
+    plates it finds in daylight: the dev scenes at 0.4 of their brightness
+    lost 6 plates of 122 to no detection, none with this gain, which leaves
+    every frame of normal exposure as it is.
+    """
+    if max_gain <= 1.0 or image.size == 0:
+        return image
+    bright = float(np.percentile(image[::4, ::4].max(axis=2), 98))
+    if bright >= DARK:
+        return image
+    gain = min(max_gain, EXPOSED / max(bright, 1.0))
+    return cv2.convertScaleAbs(image, alpha=gain, beta=0)
 
 
 @lru_cache(maxsize=16)
@@ -155,9 +179,13 @@ class PlateDetector:
     factor up to which a smaller image is enlarged to it.
     """
 
-    def __init__(self, model_path: str | Path, threads: int = 1) -> None:
+    def __init__(self, model_path: str | Path, threads: int = 1, max_gain: float = 1.0) -> None:
         self.session = open_session(model_path, threads)
         self.input_name = self.session.get_inputs()[0].name
+        self.max_gain = max_gain
+
+    def expose(self, image: np.ndarray) -> np.ndarray:
+        return expose(image, self.max_gain)
 
     def prepare(
         self, image: np.ndarray, max_side: int, enlarge: float = 1.0
@@ -170,7 +198,7 @@ class PlateDetector:
                 (max(1, round(w * scale)), max(1, round(h * scale))),
                 interpolation=cv2.INTER_LINEAR,
             )
-        blob = to_blob(image)
+        blob = to_blob(self.expose(image))
         return blob, scale
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
@@ -233,7 +261,7 @@ class PlateDetector:
                     max(1, round(region.shape[0] * zoom)),
                 )
                 region = cv2.resize(region, size, interpolation=cv2.INTER_LINEAR)
-            blob = to_blob(region)
+            blob = to_blob(self.expose(region))
             loc, conf, landms = self.run(blob)
             off = np.array([x0, y0], np.float32)
             height, width = blob.shape[2], blob.shape[3]
@@ -301,7 +329,7 @@ class PlateDetector:
         for y in np.linspace(0, h - th, ny).round().astype(int):
             for x in np.linspace(0, w - tw, nx).round().astype(int):
                 part = image[y : y + th, x : x + tw]
-                blob = to_blob(part)
+                blob = to_blob(self.expose(part))
                 loc, conf, landms = self.run(blob)
                 for d in self.postprocess(loc, conf, landms, th, tw, 1.0, score, nms_iou):
                     x1, y1, x2, y2 = d.box
@@ -344,7 +372,7 @@ class PlateDetector:
         size = (max(32, round((rx1 - rx0) * scale)), max(32, round((ry1 - ry0) * scale)))
         interp = cv2.INTER_LINEAR if scale >= 1.0 else cv2.INTER_AREA
         zoomed = cv2.resize(region, size, interpolation=interp)
-        blob = to_blob(zoomed)
+        blob = to_blob(self.expose(zoomed))
         loc, conf, landms = self.run(blob)
         sx, sy = size[0] / (rx1 - rx0), size[1] / (ry1 - ry0)
         found = self.postprocess(

@@ -104,7 +104,7 @@ class PlateRecognizer:
                 log.error("lpr_model_problem", problem=p)
             raise ModelError("; ".join(problems))
         folder = Path(cfg.model_dir)
-        self.detector = PlateDetector(folder / cfg.detector_model, cfg.threads)
+        self.detector = PlateDetector(folder / cfg.detector_model, cfg.threads, cfg.dark_frame_gain)
         self.recognizer = TextRecognizer(folder / cfg.recognizer_model, cfg.threads)
         self.text_lines = (
             TextLineProposer(folder / cfg.text_line_model, cfg.threads)
