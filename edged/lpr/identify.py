@@ -14,7 +14,9 @@ read would not have:
   does not spell.
 * An unsure character may only be replaced by a character the recogniser
   itself saw there (its per-character alternatives, which the grammar
-  allows at that position); sure characters must match exactly.
+  allows at that position); sure characters must match exactly. An unsure
+  character with no rival seen can only be itself; at most ``max_unsure``
+  characters may be in doubt between rivals.
 * Two registered plates that both fit, two RFID plates that both agree, or
   a registry match and an RFID plate that disagree: nobody is named.
 
@@ -39,7 +41,7 @@ Alternatives = Sequence[Sequence[tuple[str, float]]]
 SURE = 0.8
 #: A rival counts as a possible character from this probability (its best frame).
 MIN_ALTERNATIVE = 0.02
-#: A read unsure of more characters than this is too little to match on.
+#: A read in doubt between rivals at more characters than this is too little to match on.
 MAX_UNSURE = 3
 
 
@@ -105,23 +107,25 @@ def identify(
         return Identification(
             None, "none", text, reason="confident read, not registered: never replaced"
         )
-    if len(unsure) > max_unsure:
+    # the unsure positions where the model saw a rival: only there may a plate differ
+    options: dict[int, tuple[str, ...]] = {}
+    for i in unsure:
+        alts = alternatives[i] if i < len(alternatives) else ()
+        chars = tuple(dict.fromkeys([text[i], *(ch for ch, p in alts if p >= min_alternative)]))
+        if len(chars) > 1:
+            options[i] = chars
+    if len(options) > max_unsure:
         return Identification(
             None,
             "none",
             text,
             unsure=unsure,
-            reason=f"unsure of {len(unsure)} characters (at most {max_unsure} are matched)",
+            reason=f"{len(options)} characters in doubt (at most {max_unsure} are matched)",
         )
-    options = []
-    for i in unsure:
-        alts = alternatives[i] if i < len(alternatives) else ()
-        chars = dict.fromkeys([text[i], *(ch for ch, p in alts if p >= min_alternative)])
-        options.append(tuple(chars))
     fits: list[str] = []
-    for combo in product(*options):
+    for combo in product(*options.values()):
         chars = list(text)
-        for i, ch in zip(unsure, combo, strict=True):
+        for i, ch in zip(options, combo, strict=True):
             chars[i] = ch
         plate = "".join(chars)
         if plate in known:

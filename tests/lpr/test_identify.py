@@ -76,10 +76,19 @@ def test_a_character_the_model_did_not_see_is_no_alternative() -> None:
     assert got.identified is None
 
 
-def test_a_read_unsure_of_too_much_is_not_matched() -> None:
+def test_a_read_in_doubt_at_too_many_characters_is_not_matched() -> None:
     confs = (0.3, 0.3, 0.3, 0.3, 0.99, 0.99, 0.99)
-    got = identify("皖A12345", confs, _alts("皖A12345"), {"皖A12345"}, {"皖A12345"})
-    assert got.identified is None and "unsure of 4" in got.reason
+    rivals = {f"p{i}": [(c, 0.3)] for i, c in enumerate("京B89")}
+    got = identify("皖A12345", confs, _alts("皖A12345", **rivals), {"皖A12345"}, {"皖A12345"})
+    assert got.identified is None and "4 characters in doubt" in got.reason
+
+
+def test_unsure_characters_without_a_rival_can_only_be_themselves() -> None:
+    # every character under the bar, none with a rival the model saw: only the read fits
+    confs = (0.7,) * 8
+    got = identify("皖AD11166", confs, _alts("皖AD11166"), {"皖AD11166", "皖AD11168"})
+    assert (got.identified, got.identified_by) == ("皖AD11166", "exact")
+    assert got.unsure == tuple(range(8))
 
 
 def test_rfid_plate_agreeing_with_a_partial_read_identifies() -> None:
