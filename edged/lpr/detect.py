@@ -60,8 +60,8 @@ def to_blob(image: np.ndarray) -> np.ndarray:
 
 def expose(image: np.ndarray, max_gain: float) -> np.ndarray:
     """``image`` brightened for the detector when it is dark: when its brightest 2 %
-    (the largest channel, sampled on every 4th pixel) lie under :data:`DARK`, it is
-    scaled so they reach :data:`EXPOSED`, by at most ``max_gain``.
+    (:func:`brightest`) lie under :data:`DARK`, it is scaled so they reach
+    :data:`EXPOSED`, by at most ``max_gain``.
 
     The detector takes its input as it comes (the mean subtracted, nothing
     scaled), and a dark frame (dusk, backlight, an underexposed camera) leaves
@@ -71,11 +71,21 @@ def expose(image: np.ndarray, max_gain: float) -> np.ndarray:
     """
     if max_gain <= 1.0 or image.size == 0:
         return image
-    bright = float(np.percentile(image[::4, ::4].max(axis=2), 98))
+    bright = brightest(image)
     if bright >= DARK:
         return image
     gain = min(max_gain, EXPOSED / max(bright, 1.0))
     return cv2.convertScaleAbs(image, alpha=gain, beta=0)
+
+
+def brightest(image: np.ndarray) -> float:
+    """The level under which 98 % of ``image``'s pixels lie (their largest channel),
+    on a grid of about 45 rows: a few hundredths of a millisecond a frame."""
+    step = max(1, min(image.shape[:2]) // 45)
+    sample = image[::step, ::step]
+    top = cv2.max(cv2.max(sample[:, :, 0], sample[:, :, 1]), sample[:, :, 2]).reshape(-1)
+    k = min(top.size - 1, int(top.size * 0.98))
+    return float(np.partition(top, k)[k])
 
 
 @lru_cache(maxsize=16)

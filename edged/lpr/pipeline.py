@@ -424,16 +424,12 @@ class PlateRecognizer:
             )
             return []
         t0 = time.perf_counter()
-        if self._looks_like_crop(frame_bgr):
-            reads = self._read_crop(frame_bgr)
-            if reads and reads[0].clarity >= NOT_A_PLATE:
-                return reads
+        reads = self._read_crop(frame_bgr) if self._looks_like_crop(frame_bgr) else []
+        if not reads or reads[0].clarity < NOT_A_PLATE:
+            # a scene, or a small image that reads as no plate when taken for one
             dets = self.detect(frame_bgr)
-            if not dets:  # no plate found in it either: the crop's reading stands
-                return reads
-        else:
-            dets = self.detect(frame_bgr)
-        reads = self._read_detections(frame_bgr, dets)
+            if dets or not reads:  # with no plate found, the crop's reading stands
+                reads = self._read_detections(frame_bgr, dets)
         log.debug("lpr_frame", plates=len(reads), ms=round((time.perf_counter() - t0) * 1e3, 1))
         return reads
 
