@@ -50,18 +50,50 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def accuracy(rec: PlateRecognizer, data: Path, limit: int | None, high_conf: float) -> None:
-    rows = list(csv.DictReader((data / "labels.csv").open(encoding="utf-8")))
-    if limit:
-        rows = rows[:: max(1, len(rows) // limit)][:limit]
-    groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    wrong_valid: list[str] = []
+def read_rows(
+    rec: PlateRecognizer, data: Path, rows: list[dict], scale: float = 1.0
+) -> list[tuple[dict, list]]:
+    """Each labelled image read (optionally scaled first): (row, reads)."""
+    out = []
     for row in rows:
         img = cv2.imread(str(data / row["file"]), cv2.IMREAD_COLOR)
         if img is None:
             print(f"  unreadable: {row['file']}")
             continue
-        reads = rec.read(img)
+        if scale != 1.0:
+            size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        out.append((row, rec.read(img)))
+    return out
+
+
+def others(row: dict) -> set[str]:
+    """The other plates a labelled image shows (EasyPR scenes with several vehicles)."""
+    return {p for p in (row.get("other_plates_in_image") or "").split(";") if p}
+
+
+def wrong_confident(results: list[tuple[dict, list]], high_conf: float) -> list[str]:
+    """Reads of a plate that is not there, valid and at ``high_conf`` or more."""
+    wrong = []
+    for row, reads in results:
+        truth = row["plate"]
+        if any(r.text == truth for r in reads):
+            continue
+        for r in reads:
+            if r.valid_syntax and r.confidence >= high_conf and r.text not in others(row):
+                wrong.append(f"{row['file']}: read {r.text} ({r.confidence:.2f}) truth {truth}")
+    return wrong
+
+
+def accuracy(
+    rec: PlateRecognizer, data: Path, limit: int | None, high_conf: float
+) -> list[tuple[dict, list]]:
+    rows = list(csv.DictReader((data / "labels.csv").open(encoding="utf-8")))
+    if limit:
+        rows = rows[:: max(1, len(rows) // limit)][:limit]
+    results = read_rows(rec, data, rows)
+    groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row, reads in results:
         truth = row["plate"]
         exact = any(r.text == truth for r in reads)
         best = max(
@@ -91,18 +123,7 @@ def accuracy(rec: PlateRecognizer, data: Path, limit: int | None, high_conf: flo
             if colour:
                 g["colour_n"] += 1
                 g["colour_ok"] += bool(best) and best.colour == colour
-        if not exact and row["kind"] == "scene" and not row.get("other_plates_in_image"):
-            for r in reads:
-                if r.valid_syntax and r.confidence >= high_conf:
-                    wrong_valid.append(
-                        f"{row['file']}: read {r.text} ({r.confidence:.2f}) truth {truth}"
-                    )
-        elif not exact:
-            for r in reads:
-                if r.valid_syntax and r.confidence >= high_conf and len(reads) == 1:
-                    wrong_valid.append(
-                        f"{row['file']}: read {r.text} ({r.confidence:.2f}) truth {truth}"
-                    )
+    wrong_valid = wrong_confident(results, high_conf)
     print("accuracy (exact = labelled plate among the reads)")
     print(f"  {'group':22s} {'n':>4s} {'exact':>7s} {'chars':>7s} {'colour':>7s} {'recall':>7s}")
     for k in sorted(groups, key=lambda s: (s != "all", s)):
@@ -113,17 +134,155 @@ def accuracy(rec: PlateRecognizer, data: Path, limit: int | None, high_conf: flo
             f"{g['chars'] / g['chars_n']:7.1%} {col:>7s} {g['detected'] / g['n']:7.1%}"
         )
     n = groups["all"]["n"]
-    for kind, target in (("scene", ">= 95"), ("crop", ">= 98")):
+    for kind, target in (("scene", ">= 97.5"), ("crop", ">= 99")):
         g = groups.get(f"kind={kind}")
         if g and g["n"]:
             emit(f"exact plate, {kind}s ({int(g['n'])})", g["exact"] / g["n"] * 100, "%", target)
-    emit("wrong valid reads, high confidence", len(wrong_valid) / max(n, 1) * 100, "%", "< 1")
+    emit("wrong valid reads, high confidence", len(wrong_valid) / max(n, 1) * 100, "%", "< 0.5")
     print(
         f"wrong reads with valid syntax and confidence >= {high_conf}: {len(wrong_valid)} "
         f"({len(wrong_valid) / max(n, 1):.1%} of {int(n)} images)"
     )
     for line in wrong_valid:
         print(f"  {line}")
+    return results
+
+
+def half_size(
+    rec: PlateRecognizer, data: Path, results: list[tuple[dict, list]], high_conf: float
+) -> None:
+    """The dev scenes halved in size against the same scenes at full size."""
+    scenes = [(row, reads) for row, reads in results if row["kind"] == "scene"]
+    if not scenes:
+        return
+    half = read_rows(rec, data, [row for row, _ in scenes], 0.5)
+    full_rate = sum(any(r.text == row["plate"] for r in reads) for row, reads in scenes)
+    half_rate = sum(any(r.text == row["plate"] for r in reads) for row, reads in half)
+    full_pct, half_pct = full_rate / len(scenes) * 100, half_rate / len(half) * 100
+    wrong = wrong_confident(half, high_conf)
+    print(
+        f"scenes at 50 % scale: {half_rate}/{len(half)} exact ({half_pct:.1f} %) against "
+        f"{full_rate}/{len(scenes)} ({full_pct:.1f} %) at full size; "
+        f"{len(wrong)} wrong read(s) at confidence >= {high_conf}"
+    )
+    for line in wrong:
+        print(f"  {line}")
+    emit("exact plate, scenes at 50 % scale", half_pct, "%", None)
+    emit("50 %-scale scenes, points under full size", full_pct - half_pct, "points", "<= 8")
+
+
+#: Characters a reader confuses (the recogniser's own confusions on the dev set and
+#: the issue's: 0/D/Q, 8/B, 湘/浙, 赣/鄂, 渝/川): near-miss plates made with them are
+#: the hard case for the identification rule.
+LOOKALIKES = {
+    "0": "DQ",
+    "D": "0Q",
+    "Q": "0D",
+    "8": "B",
+    "B": "8",
+    "1": "7T",
+    "7": "1T",
+    "T": "17",
+    "2": "Z",
+    "Z": "2",
+    "5": "S",
+    "S": "5",
+    "6": "G",
+    "G": "6C",
+    "C": "G",
+    "E": "F",
+    "F": "E",
+    "M": "N",
+    "N": "MH",
+    "H": "N",
+    "U": "V",
+    "V": "U",
+    "湘": "浙",
+    "浙": "湘",
+    "赣": "鄂",
+    "鄂": "赣",
+    "渝": "川",
+    "川": "渝",
+}
+
+
+def registry_for(truths: list[str], size: int, seed: int = 21) -> set[str]:
+    """A registry of ``size`` plates: the true plates, for each two near misses one
+    character away (one with a look-alike character where the plate has one, one
+    at a random position with any character the grammar allows there), and random
+    valid plates for the rest."""
+    import random
+
+    from edged.lpr.syntax import ALNUM, LETTERS, PROVINCES, TEMPLATES, check_plate
+
+    rng = random.Random(seed)
+    forms = {7: TEMPLATES["standard"], 8: TEMPLATES["nev_small"]}
+    known = set(truths)
+    for plate in sorted(set(truths)):
+        sets = forms.get(len(plate))
+        if sets is None:
+            continue
+        look = [i for i, c in enumerate(plate) if c in LOOKALIKES]
+        if look:
+            i = rng.choice(look)
+            known.add(plate[:i] + rng.choice(LOOKALIKES[plate[i]]) + plate[i + 1 :])
+        for _ in range(20):
+            i = rng.randrange(len(plate))
+            c = rng.choice([c for c in sets[i] if c != plate[i]] or [plate[i]])
+            miss = plate[:i] + c + plate[i + 1 :]
+            if miss != plate and check_plate(miss) is None:
+                known.add(miss)
+                break
+    while len(known) < size:
+        known.add(
+            rng.choice(PROVINCES)
+            + rng.choice(LETTERS)
+            + "".join(rng.choice(ALNUM) for _ in range(5))
+        )
+    return known
+
+
+def identification(results: list[tuple[dict, list]], size: int = 2000) -> None:
+    """The identification rule (edged.lpr.identify) on the dev reads, with a registry of
+    ``size`` plates holding near misses of every true plate."""
+    from edged.lpr.identify import identify_read
+
+    truths = [row["plate"] for row, _ in results]
+    for row, _ in results:
+        truths += sorted(others(row))
+    known = registry_for(truths, size)
+    counts: dict[str, int] = defaultdict(int)
+    wrong: list[str] = []
+    for row, reads in results:
+        got = [identify_read(r, known) for r in reads]
+        named = {g.identified for g in got if g.identified}
+        hit = row["plate"] in named
+        counts["n"] += 1
+        counts["identified"] += hit
+        counts["exact_read"] += any(r.text == row["plate"] for r in reads)
+        for g in got:
+            if g.identified and g.identified != row["plate"] and g.identified not in others(row):
+                wrong.append(
+                    f"{row['file']}: read {g.raw} identified {g.identified} "
+                    f"({g.identified_by}), truth {row['plate']}"
+                )
+            if g.identified == row["plate"]:
+                counts[f"by={g.identified_by}"] += 1
+        if not hit:
+            reasons = "; ".join(f"{g.raw}: {g.reason}" for g in got) or "no plate read"
+            counts["refused"] += any(g.raw for g in got)
+            print(f"  not identified: {row['file']} ({row['plate']}): {reasons}")
+    n = max(counts["n"], 1)
+    by = ", ".join(f"{k[3:]} {v}" for k, v in sorted(counts.items()) if k.startswith("by="))
+    print(
+        f"identification, registry of {len(known)} plates (true ones, near misses, random): "
+        f"{counts['identified']}/{counts['n']} identified ({by}), "
+        f"{counts['exact_read']} read exactly, {len(wrong)} wrong identities"
+    )
+    for line in wrong:
+        print(f"  WRONG {line}")
+    emit(f"identified, registry of {len(known)}", counts["identified"] / n * 100, "%", ">= 99")
+    emit("wrong identities", float(len(wrong)), "", "<= 0")
 
 
 class _Recorder:
@@ -239,6 +398,71 @@ def recogniser_ratio(rec: PlateRecognizer, frames: list[np.ndarray], model_dir: 
     emit("derived / shipped recogniser time", ratio, "x", None)
 
 
+#: (role, config key, float model, its INT8 variant made at set-up by models/quantize.py)
+INT8_VARIANTS = (
+    ("detector", "detector_model", "clp_det.onnx", "clp_det_int8.onnx"),
+    (
+        "recogniser",
+        "recognizer_model",
+        "ch_PP-OCRv4_rec_plate.onnx",
+        "ch_PP-OCRv4_rec_plate_int8.onnx",
+    ),
+)
+
+
+def int8_variants(
+    rec: PlateRecognizer,
+    data: Path,
+    results: list[tuple[dict, list]],
+    frames: list[np.ndarray],
+) -> None:
+    """Each model's INT8 variant against the float model in this run: the dev-set
+    exact rate with only that model swapped, and the time of the two sessions on
+    the very inputs the pipeline fed the float one for ``frames`` (run alternately).
+    Adopted only where the exact rate drops by at most 0.5 points."""
+    from dataclasses import replace
+
+    from edged.lpr.models import open_session
+
+    rows = [row for row, _ in results]
+    base = sum(any(r.text == row["plate"] for r in reads) for row, reads in results)
+    for role, key, float_name, int8_name in INT8_VARIANTS:
+        path = Path(rec.config.model_dir) / int8_name
+        if not path.is_file() or getattr(rec.config, key) != float_name:
+            print(f"INT8 {role}: skipped ({int8_name} not installed or {float_name} not in use)")
+            continue
+        variant = PlateRecognizer(replace(rec.config, **{key: int8_name}))
+        got = sum(
+            any(r.text == row["plate"] for r in reads)
+            for row, reads in read_rows(variant, data, rows)
+        )
+        drop = (base - got) / max(len(rows), 1) * 100
+        model = rec.detector if role == "detector" else rec.recognizer
+        with _Recorder(model) as calls:
+            for frame in frames:
+                rec.read(frame)
+        int8 = open_session(path, rec.config.threads)
+        name = int8.get_inputs()[0].name
+        float_s = int8_s = 0.0
+        for _ in range(3):
+            for blob in calls.inputs:
+                t0 = time.perf_counter()
+                calls.inner(blob)
+                t1 = time.perf_counter()
+                int8.run(None, {name: blob})
+                float_s += t1 - t0
+                int8_s += time.perf_counter() - t1
+        ratio = int8_s / max(float_s, 1e-9)
+        verdict = "adopt" if drop <= 0.5 else "keep the float model"
+        print(
+            f"INT8 {role} ({int8_name}): exact {got}/{len(rows)} against {base}/{len(rows)} "
+            f"float ({drop:+.1f} points lost), time {ratio:.2f} x float "
+            f"({len(calls.inputs)} inputs x 3): {verdict}"
+        )
+        emit(f"INT8 {role}: exact-rate drop", drop, "points", "<= 0.5")
+        emit(f"INT8 {role}: time / float", ratio, "x", None)
+
+
 def rss_probe(model_dir: str, threads: int, images: list[Path]) -> int:
     """Peak RSS of the pipeline alone (no dev set in memory): run in a child process.
 
@@ -318,13 +542,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"RSS probe failed: {probe.stderr.strip()[-300:]}")
     rec = PlateRecognizer(LprConfig(model_dir=args.model_dir, threads=args.threads))
+    results: list[tuple[dict, list]] = []
     if not (args.data / "labels.csv").is_file():
         print(f"dev set not found at {args.data}: accuracy skipped; latency on synthetic scenes")
         from edged.lpr.synth import render_scene
 
         scenes = [render_scene("京A12345", "blue", seed=i) for i in range(3)]
     else:
-        accuracy(rec, args.data, 30 if args.quick else None, args.high_conf)
+        results = accuracy(rec, args.data, 30 if args.quick else None, args.high_conf)
+        identification(results)
+        half_size(rec, args.data, results, args.high_conf)
         rows = [
             r
             for r in csv.DictReader((args.data / "labels.csv").open(encoding="utf-8"))
@@ -337,7 +564,10 @@ def main(argv: list[str] | None = None) -> int:
     reps = 1 if args.quick else 3
     for size in ((1280, 720), (1920, 1080)):
         latency(rec, scenes, size, reps, args.stretch)
-    recogniser_ratio(rec, [fit(f, (1920, 1080), args.stretch) for f in scenes], args.model_dir)
+    fitted = [fit(f, (1920, 1080), args.stretch) for f in scenes]
+    recogniser_ratio(rec, fitted, args.model_dir)
+    if results:
+        int8_variants(rec, args.data, results, fitted)
     print(f"peak RSS of this benchmark process (dev set in memory): {rss_mb():.0f} MB")
     return 0
 

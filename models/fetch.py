@@ -12,10 +12,11 @@ are left alone.
 ``models/onnx``) instead of downloading: no network, the same SHA-256 check.
 
 Then each ``[[derived]]`` file of the manifest (a faster rewrite of a model,
-see ``models/derive.py``) that is missing or altered is made from its source
-file, or copied from ``--from DIR`` when it is there, and checked against its
-SHA-256 like the others. Deriving needs the ``onnx`` package (a set-up
-dependency of edged, pinned in constraints.txt).
+see ``models/derive.py``; an INT8 variant, see ``models/quantize.py``) that
+is missing or altered is made from its source file, or copied from ``--from
+DIR`` when it is there, and checked against its SHA-256 like the others.
+Deriving needs the ``onnx`` package (a set-up dependency of edged, pinned in
+constraints.txt), quantising also onnxruntime (the daemon's own).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.toml"
 DEFAULT_DEST = HERE / "onnx"
 DERIVE = HERE / "derive.py"
+QUANTIZE = HERE / "quantize.py"
+#: recipe name of models/quantize.py (kept here: fetch.py must not import onnxruntime
+#: before it knows it needs it)
+QUANTIZE_RECIPE = "int8-static-conv"
 CONSTRAINTS = HERE.parent / "constraints.txt"
 
 
@@ -145,8 +150,54 @@ def load_derive(version: str) -> ModuleType:
     return module
 
 
+def load_quantize(entry: dict) -> ModuleType:
+    """models/quantize.py as a module; FetchError naming the packages when one is missing."""
+    spec = importlib.util.spec_from_file_location("edged_models_quantize", QUANTIZE)
+    if spec is None or spec.loader is None:
+        raise FetchError(f"{QUANTIZE} is missing; this copy of edged is incomplete")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        module.versions()  # imports onnx and onnxruntime
+    except ImportError as exc:
+        raise FetchError(
+            f"making {entry['name']} needs the Python packages onnxruntime and onnx, which "
+            f"{sys.executable} cannot import ({exc}); install them with: "
+            f"{_pip_install_onnx(entry['onnx'])} onnxruntime=={entry['onnxruntime']} "
+            "- then run models/fetch.py again"
+        ) from None
+    return module
+
+
+def _quantized(entry: dict, source: Path) -> tuple[bytes, str]:
+    """The INT8 variant's bytes (models/quantize.py) and the versions that made them."""
+    quantize = load_quantize(entry)
+    if (entry["recipe"], entry["recipe_version"]) != (quantize.RECIPE, quantize.RECIPE_VERSION):
+        raise FetchError(
+            f"{entry['name']}: the manifest asks for recipe {entry['recipe']} "
+            f"{entry['recipe_version']} but {QUANTIZE} makes {quantize.RECIPE} "
+            f"{quantize.RECIPE_VERSION}; models/quantize.py and models/manifest.toml are from "
+            "different versions of edged"
+        )
+    ranges = quantize.load_ranges(HERE / entry["calibration"])
+    return quantize.quantize_bytes(source.read_bytes(), ranges), quantize.versions()
+
+
 def derive_one(entry: dict, source: Path, dest: Path) -> str:
     """Make one derived file from ``source`` into ``dest``; only the manifest's bytes install."""
+    if entry["recipe"] == QUANTIZE_RECIPE:
+        data, made_with = _quantized(entry, source)
+        got = hashlib.sha256(data).hexdigest()
+        if got != entry["sha256"]:
+            raise FetchError(
+                f"{entry['name']}: quantised from {source.name} with {made_with}, its SHA-256 "
+                f"is {got} but the manifest expects {entry['sha256']} (made with onnxruntime "
+                f"{entry['onnxruntime']}, onnx {entry['onnx']}); nothing was installed. Install "
+                "the pinned versions (constraints.txt) and run models/fetch.py again, or copy "
+                "the file from a box that has it (models/fetch.py --from DIR)"
+            )
+        _write(data, entry["name"], dest)
+        return f"derived  {entry['name']} from {source.name} ({entry['recipe']})"
     derive = load_derive(entry["onnx"])
     recipe = (derive.RECIPE, derive.RECIPE_VERSION)
     if recipe != (entry["recipe"], entry["recipe_version"]):
@@ -172,8 +223,14 @@ def derive_one(entry: dict, source: Path, dest: Path) -> str:
     )
 
 
-def make_derived(dest: Path, sources: list[dict], from_dir: Path | None = None) -> list[str]:
-    """Install each derived file whose source is among ``sources`` (already in ``dest``).
+def make_derived(
+    dest: Path,
+    sources: list[dict],
+    from_dir: Path | None = None,
+    include_optional: bool = True,
+) -> list[str]:
+    """Install each derived file whose source is among ``sources`` (already in ``dest``)
+    or is a derived file made before it (entries are made in manifest order).
 
     Files whose hash already matches are left alone; the others are copied
     from ``from_dir`` when it holds them (hash-checked), else derived from
@@ -183,22 +240,22 @@ def make_derived(dest: Path, sources: list[dict], from_dir: Path | None = None) 
     report = []
     for entry in load_derived():
         source_entry = by_name.get(entry["from"])
-        if source_entry is None:
+        if source_entry is None or (entry.get("optional") and not include_optional):
             continue  # its source was not asked for (--required-only)
         target = dest / entry["name"]
         if target.is_file() and sha256_of(target) == entry["sha256"]:
             report.append(f"ok       {entry['name']} (already installed, hash matches)")
-            continue
-        if from_dir is not None and (from_dir / entry["name"]).is_file():
+        elif from_dir is not None and (from_dir / entry["name"]).is_file():
             report += copy_from(from_dir, dest, [entry])
-            continue
-        source = dest / entry["from"]
-        if not source.is_file() or sha256_of(source) != source_entry["sha256"]:
-            raise FetchError(
-                f"{entry['name']} is made from {source}, which is missing or altered; "
-                "run models/fetch.py again to install it"
-            )
-        report.append(derive_one(entry, source, dest))
+        else:
+            source = dest / entry["from"]
+            if not source.is_file() or sha256_of(source) != source_entry["sha256"]:
+                raise FetchError(
+                    f"{entry['name']} is made from {source}, which is missing or altered; "
+                    "run models/fetch.py again to install it"
+                )
+            report.append(derive_one(entry, source, dest))
+        by_name[entry["name"]] = entry  # a later entry may be made from this one
     return report
 
 
@@ -222,7 +279,7 @@ def fetch(
             todo.append(entry)
     if todo:
         report += _fetch_sources(todo, dest, wheel_dir, index_url, from_dir)
-    made = make_derived(dest, entries, from_dir)
+    made = make_derived(dest, entries, from_dir, include_optional)
     report += made
     if todo or any(not line.startswith("ok ") for line in made):
         shutil.copyfile(MANIFEST, dest / "manifest.toml")

@@ -202,9 +202,7 @@ def test_a_broken_config_is_an_error_in_the_journal(tmp_path: Path) -> None:
     """ExecStartPre's ``edged config check``: why the start failed shows under -p err."""
     bad = tmp_path / "edged.toml"
     bad.write_text('[lane]\ndirection = "sideways"\n[camera]\ntype = "none"\n')
-    code = (
-        f"import sys; from edged.cli.main import main; sys.exit(main(['config', 'check', {str(bad)!r}]))"
-    )
+    code = f"import sys; from edged.cli.main import main; sys.exit(main(['config', 'check', {str(bad)!r}]))"
     entries = journal_entries(_run_with_stderr(tmp_path, code, "this"))
     assert len(entries) >= 2 and {prio for prio, _ in entries} == {3}
     assert "lane.direction" in entries[0][1] and entries[-1][1].startswith("FAIL: 1 problem")

@@ -39,6 +39,22 @@ class LprConfig:
             "Longest side, in pixels, the frame (or ROI) is scaled down to for the detector"
         ),
     )
+    small_frame_enlarge: float = field(
+        default=4.0,
+        metadata=doc(
+            "A frame (or ROI) smaller than det_max_side is enlarged up to this factor for "
+            "the detector, whose smallest plates are about 24 pixels wide at its scale "
+            "(low-resolution or distant cameras); 1 = never enlarge"
+        ),
+    )
+    dark_frame_gain: float = field(
+        default=3.0,
+        metadata=doc(
+            "A dark frame (its brightest 2 % under half of full scale: dusk, backlight) is "
+            "brightened up to this factor for the detector, which misses plates in them "
+            "otherwise; 1 = never"
+        ),
+    )
     read_views: int = field(
         default=3,
         metadata=doc(
@@ -81,6 +97,26 @@ class LprConfig:
             "whole enlarged frame in tiles (about six times the frame pass)"
         ),
     )
+    text_line_fallback: str = field(
+        default="yellow",
+        metadata=doc(
+            "Where the text-line detector looks for plates when the plate detector found "
+            'none (yellow double-row plates it misses): "yellow" = around the yellow '
+            'regions of the frame, "frame" = the whole frame (reads follow a vehicle '
+            'trigger), "off"'
+        ),
+    )
+    text_line_model: str = field(
+        default="ch_PP-OCRv4_det_infer.onnx",
+        metadata=doc("Text-line detector (文本检测) of the fallback, file name in model_dir"),
+    )
+    text_line_max_side: int = field(
+        default=480,
+        metadata=doc(
+            'Longest side the frame is scaled to for the text-line detector ("frame"); '
+            "yellow regions are scaled to at most half of it"
+        ),
+    )
     det_score: float = field(default=0.6, metadata=doc("Minimum detector score for a plate"))
     second_pass_score: float = field(
         default=0.4, metadata=doc("Minimum detector score in the second, larger pass")
@@ -98,8 +134,11 @@ class LprConfig:
         ),
     )
     min_plate_width: int = field(
-        default=40,
-        metadata=doc("Plates narrower than this many frame pixels are ignored (too small to read)"),
+        default=24,
+        metadata=doc(
+            "Plates narrower than this many frame pixels are ignored (too small to read; "
+            "plates 24 to 40 pixels wide are still read, if unsure, at times)"
+        ),
     )
     min_confidence: float = field(
         default=0.0,
@@ -111,6 +150,12 @@ class LprConfig:
             raise ValueError(f"threads: expected 1..16, found {self.threads}")
         if not 160 <= self.det_max_side <= 4096:
             raise ValueError(f"det_max_side: expected 160..4096 pixels, found {self.det_max_side}")
+        if not 1.0 <= self.small_frame_enlarge <= 8.0:
+            raise ValueError(
+                f"small_frame_enlarge: expected 1..8, found {self.small_frame_enlarge}"
+            )
+        if not 1.0 <= self.dark_frame_gain <= 8.0:
+            raise ValueError(f"dark_frame_gain: expected 1..8, found {self.dark_frame_gain}")
         if self.second_pass_max_side and not (
             self.det_max_side < self.second_pass_max_side <= 4096
         ):
@@ -150,6 +195,15 @@ class LprConfig:
         if not 0 <= self.second_pass_windows <= 16:
             raise ValueError(
                 f"second_pass_windows: expected 0..16, found {self.second_pass_windows}"
+            )
+        if self.text_line_fallback not in ("off", "yellow", "frame"):
+            raise ValueError(
+                'text_line_fallback: expected "off", "yellow" or "frame", '
+                f"found {self.text_line_fallback!r}"
+            )
+        if not 128 <= self.text_line_max_side <= 2048:
+            raise ValueError(
+                f"text_line_max_side: expected 128..2048 pixels, found {self.text_line_max_side}"
             )
         if self.max_plates < 1:
             raise ValueError(f"max_plates: expected >= 1, found {self.max_plates}")

@@ -13,9 +13,10 @@ from edged.lpr.colour import plate_colour, vehicle_class
 from edged.lpr.config import LprConfig
 from edged.lpr.detect import Detection, FramePass, PlateDetector
 from edged.lpr.models import check_models
-from edged.lpr.recognize import HEIGHT, TextRead, TextRecognizer
+from edged.lpr.recognize import ALTERNATIVES, HEIGHT, TextRead, TextRecognizer
 from edged.lpr.rectify import DOUBLE_ROW_ASPECT, expand, plate_aspect, split_rows, warp
 from edged.lpr.syntax import ALNUM, LETTERS, PROVINCES, check_plate
+from edged.lpr.textlines import TextLineProposer
 
 log = get_logger("lpr")
 
@@ -59,6 +60,14 @@ class PlateRead:
     syntax_error: str | None
     detector_score: float
     double_row: bool = False
+    #: geometric mean of the characters' probabilities in the winning view: how
+    #: cleanly the plate read (under NOT_A_PLATE: not a plate at all)
+    clarity: float = 1.0
+    #: per character: (character, probability) for the read one and its rivals the
+    #: grammar allows there, best first (see edged.lpr.identify)
+    char_alternatives: tuple[tuple[tuple[str, float], ...], ...] = ()
+    #: what found the plate: "detector", "text_lines" (the fallback) or "crop"
+    proposal: str = "detector"
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -73,6 +82,10 @@ class PlateRead:
             "syntax_error": self.syntax_error,
             "detector_score": round(self.detector_score, 4),
             "double_row": self.double_row,
+            "proposal": self.proposal,
+            "alternatives": [
+                [[ch, round(p, 4)] for ch, p in position] for position in self.char_alternatives
+            ],
         }
 
 
@@ -82,14 +95,22 @@ class PlateRecognizer:
     def __init__(self, config: LprConfig | None = None) -> None:
         self.config = config or LprConfig()
         cfg = self.config
-        problems = check_models(cfg.model_dir, (cfg.detector_model, cfg.recognizer_model))
+        wanted = [cfg.detector_model, cfg.recognizer_model]
+        if cfg.text_line_fallback != "off":
+            wanted.append(cfg.text_line_model)
+        problems = check_models(cfg.model_dir, tuple(wanted))
         if problems:
             for p in problems:
                 log.error("lpr_model_problem", problem=p)
             raise ModelError("; ".join(problems))
         folder = Path(cfg.model_dir)
-        self.detector = PlateDetector(folder / cfg.detector_model, cfg.threads)
+        self.detector = PlateDetector(folder / cfg.detector_model, cfg.threads, cfg.dark_frame_gain)
         self.recognizer = TextRecognizer(folder / cfg.recognizer_model, cfg.threads)
+        self.text_lines = (
+            TextLineProposer(folder / cfg.text_line_model, cfg.threads)
+            if cfg.text_line_fallback != "off"
+            else None
+        )
         self._top_sets = self.recognizer.row_sets((PROVINCES, LETTERS))
         self._bottom_sets = {
             "standard": self.recognizer.row_sets((ALNUM,) * 5),
@@ -102,7 +123,9 @@ class PlateRecognizer:
         which says where the second pass should look if there are none."""
         cfg = self.config
         low = min(cfg.candidate_score, cfg.det_score) if cfg.refine_plate_px else cfg.det_score
-        cands, frame_pass = self.detector.scan(image, cfg.det_max_side, low, cfg.nms_iou)
+        cands, frame_pass = self.detector.scan(
+            image, cfg.det_max_side, low, cfg.nms_iou, cfg.small_frame_enlarge
+        )
         out: list[Detection] = []
         for d in cands[: 2 * cfg.max_plates]:
             if cfg.refine_plate_px and (cfg.refine_all or d.score < cfg.det_score):
@@ -131,7 +154,10 @@ class PlateRecognizer:
             )
             return []
         dets, frame_pass = self._candidates(image)
-        if not dets and cfg.second_pass_max_side and max(image.shape[:2]) > cfg.det_max_side:
+        # the second pass looks at twice (second_pass_max_side / det_max_side) the
+        # frame pass's scale, a small frame enlarged as much as its frame pass was
+        enlarge = cfg.small_frame_enlarge * cfg.second_pass_max_side / cfg.det_max_side
+        if not dets and cfg.second_pass_max_side:
             if cfg.second_pass_windows:
                 dets = self.detector.zoom_in(
                     image,
@@ -139,6 +165,7 @@ class PlateRecognizer:
                     cfg.second_pass_max_side,
                     cfg.second_pass_score,
                     cfg.nms_iou,
+                    enlarge,
                 )
             else:
                 dets = self.detector.detect_tiled(
@@ -147,6 +174,7 @@ class PlateRecognizer:
                     cfg.det_max_side,
                     cfg.second_pass_score,
                     cfg.nms_iou,
+                    enlarge,
                 )
             if cfg.refine_plate_px:  # small plates: corners at full detail, as for weak ones
                 dets = [
@@ -157,6 +185,8 @@ class PlateRecognizer:
                     for d in dets[: cfg.max_plates]
                 ]
             dets = [d for d in dets if d.box[2] - d.box[0] >= cfg.min_plate_width]
+        if not dets and cfg.text_line_fallback != "off" and self.text_lines is not None:
+            dets = self._text_line_proposals(image)
         dets = dets[: cfg.max_plates]
         if x0 or y0:
             off = np.array([x0, y0], dtype=np.float32)
@@ -165,10 +195,29 @@ class PlateRecognizer:
                     d.score,
                     (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0),
                     d.corners + off,
+                    d.source,
                 )
                 for d in dets
             ]
         return dets
+
+    def _text_line_proposals(self, image: np.ndarray) -> list[Detection]:
+        """Plates the text-line detector proposes where the plate detector found none."""
+        assert self.text_lines is not None
+        cfg = self.config
+        out = []
+        for corners, score, _double in self.text_lines.propose(
+            image, cfg.text_line_fallback, cfg.text_line_max_side, cfg.max_plates
+        ):
+            box = (
+                float(corners[:, 0].min()),
+                float(corners[:, 1].min()),
+                float(corners[:, 0].max()),
+                float(corners[:, 1].max()),
+            )
+            if box[2] - box[0] >= cfg.min_plate_width:
+                out.append(Detection(score, box, corners.astype(np.float32), "text_lines"))
+        return out
 
     def views(self, frame: np.ndarray, det: Detection) -> tuple[list[tuple[np.ndarray, bool]], str]:
         """Rectified crops of one detection with their row layout, and the plate's colour.
@@ -183,7 +232,7 @@ class PlateRecognizer:
         """
         aspect = plate_aspect(det.corners)
         n = self.config.read_views
-        if det.score == 0.0:  # the image is the plate: vary the stretch only
+        if det.source == "crop":  # the image is the plate: vary the stretch only
             shapes = [(det.corners, wf) for wf in CROP_VIEWS[:n]]
         else:
             shapes = [(expand(det.corners, mx, my), wf) for mx, my, wf in SCENE_VIEWS[:n]]
@@ -193,7 +242,9 @@ class PlateRecognizer:
             out.append((warp(frame, corners, width, HEIGHT), False))
         colour = plate_colour(out[0][0])
         if aspect < DOUBLE_ROW_ASPECT and colour in DOUBLE_ROW_COLOURS:
-            double_corners = det.corners if det.score == 0.0 else expand(det.corners, 0.03, 0.05)
+            double_corners = (
+                det.corners if det.source == "crop" else expand(det.corners, 0.03, 0.05)
+            )
             out.append((warp(frame, double_corners, 2 * 3 * HEIGHT, 3 * HEIGHT), True))
         return out, colour
 
@@ -235,6 +286,7 @@ class PlateRecognizer:
                         top.score + bottom.score,
                         "double_" + bottom.form,
                         top.char_probs + bottom.char_probs,
+                        top.char_alternatives + bottom.char_alternatives,
                     )
                 )
         return out
@@ -343,6 +395,9 @@ class PlateRecognizer:
                     c * a for c, a in zip(tr.char_confidences, agree, strict=True)
                 ),
             )
+        read = [(t.text, t.char_alternatives) for t in texts if t is not None]
+        if len(read) > 1:
+            tr = replace(tr, char_alternatives=merge_alternatives(read, tr.text))
         return crop, double, tr
 
     @staticmethod
@@ -369,16 +424,25 @@ class PlateRecognizer:
             )
             return []
         t0 = time.perf_counter()
-        dets = self.detect(frame_bgr)
-        if not dets and self._looks_like_crop(frame_bgr):
-            h, w = frame_bgr.shape[:2]
-            dets = [
-                Detection(
-                    0.0,
-                    (0.0, 0.0, float(w), float(h)),
-                    np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32),
-                )
-            ]
+        reads = self._read_crop(frame_bgr) if self._looks_like_crop(frame_bgr) else []
+        if not reads or reads[0].clarity < NOT_A_PLATE:
+            # a scene, or a small image that reads as no plate when taken for one
+            dets = self.detect(frame_bgr)
+            if dets or not reads:  # with no plate found, the crop's reading stands
+                reads = self._read_detections(frame_bgr, dets)
+        log.debug("lpr_frame", plates=len(reads), ms=round((time.perf_counter() - t0) * 1e3, 1))
+        return reads
+
+    def _read_crop(self, image: np.ndarray) -> list[PlateRead]:
+        """The whole image read as one cut-out plate."""
+        h, w = image.shape[:2]
+        corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
+        return self._read_detections(
+            image, [Detection(0.0, (0.0, 0.0, float(w), float(h)), corners, "crop")]
+        )
+
+    def _read_detections(self, frame_bgr: np.ndarray, dets: list[Detection]) -> list[PlateRead]:
+        """Views, readings and the vote for each detected plate."""
         per_det = [self.views(frame_bgr, d) for d in dets]
         reads: list[PlateRead] = []
         for det, (views, colour), texts in zip(
@@ -388,6 +452,12 @@ class PlateRecognizer:
             if chosen is None:
                 continue
             crop, double, tr = chosen
+            if det.source == "text_lines" and (
+                tr.clarity < NOT_A_PLATE or min(tr.char_probs, default=0.0) < NOT_A_PLATE
+            ):
+                # a line of text that is no plate (a sign, lettering on a lorry): some
+                # character, the province most often, is one the model never saw there
+                continue
             conf = min(tr.char_confidences) if tr.char_confidences else 0.0
             if conf < self.config.min_confidence:
                 continue
@@ -404,11 +474,38 @@ class PlateRecognizer:
                     syntax_error=err,
                     detector_score=det.score,
                     double_row=double,
+                    clarity=tr.clarity,
+                    char_alternatives=tr.char_alternatives,
+                    proposal=det.source,
                     crop=crop,
                 )
             )
-        log.debug("lpr_frame", plates=len(reads), ms=round((time.perf_counter() - t0) * 1e3, 1))
         return reads
+
+
+def merge_alternatives(
+    reads: list[tuple[str, tuple[tuple[tuple[str, float], ...], ...]]], text: str
+) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """Per position of ``text``: every character the ``reads`` (text, alternatives) of
+    its length saw there, read or as an alternative, at its best probability; ``text``'s
+    own character first.
+
+    A character another view (or frame) read where this one read something else is
+    as much an alternative as one the model ranked second.
+    """
+    out = []
+    for i, own in enumerate(text):
+        best: dict[str, float] = {}
+        for other, alternatives in reads:
+            if len(other) != len(text):
+                continue
+            for ch, prob in alternatives[i] if i < len(alternatives) else ((other[i], 0.0),):
+                best[ch] = max(best.get(ch, 0.0), prob)
+            best.setdefault(other[i], 0.0)
+        mine = best.pop(own, 0.0)
+        rest = sorted(best.items(), key=lambda kv: -kv[1])[: ALTERNATIVES - 1]
+        out.append(((own, mine), *rest))
+    return tuple(out)
 
 
 def _agree(a: TextRead | None, b: TextRead | None) -> bool:

@@ -25,6 +25,10 @@ from edged.lpr.syntax import ALPHABET, TEMPLATES
 
 HEIGHT = 48
 _FLOOR = 1e-8
+#: Most characters kept per position as its alternatives (the read's own included).
+ALTERNATIVES = 4
+#: A rival character is an alternative from this probability (at its best frame).
+ALTERNATIVE_FLOOR = 0.01
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class TextRead:
     #: each character's own probability (the confidences are margins over rivals);
     #: what the views vote with, as a measure of how cleanly a view was read
     char_probs: tuple[float, ...] = ()
+    #: per position, the characters the grammar allows there that the model saw with
+    #: some probability, best first, as (character, probability): what a registry
+    #: match may put in place of an unsure character (edged.lpr.identify)
+    char_alternatives: tuple[tuple[tuple[str, float], ...], ...] = ()
 
     @property
     def clarity(self) -> float:
@@ -184,7 +192,7 @@ class TextRecognizer:
             return None
         total, i = max(found, key=lambda x: x[0])
         name, frames = names[i], aligned.frames(i)  # only the winner is spelt out
-        text, confs, char_probs = [], [], []
+        text, confs, char_probs, alts = [], [], [], []
         for cols, fr in zip(table[name], frames, strict=True):
             sub = p[fr][:, cols]
             j = int(sub.sum(0).argmax())
@@ -196,7 +204,21 @@ class TextRecognizer:
             prob = float(p[fr, c].max())
             char_probs.append(prob)
             confs.append(max(0.0, prob - rival))
-        return TextRead("".join(text), tuple(confs), total, name, tuple(char_probs))
+            alts.append(self._alternatives(sub.max(0), cols, c, prob))
+        return TextRead("".join(text), tuple(confs), total, name, tuple(char_probs), tuple(alts))
+
+    def _alternatives(
+        self, best: np.ndarray, cols: np.ndarray, chosen: int, prob: float
+    ) -> tuple[tuple[str, float], ...]:
+        """The chosen character and its rivals of at least :data:`ALTERNATIVE_FLOOR`,
+        at most :data:`ALTERNATIVES` in all, best first."""
+        order = np.argsort(-best)[:ALTERNATIVES]
+        out = [(self.chars[chosen], round(prob, 4))]
+        for k in order:
+            c = int(cols[k])
+            if c != chosen and best[k] >= ALTERNATIVE_FLOOR and len(out) < ALTERNATIVES:
+                out.append((self.chars[c], round(float(best[k]), 4)))
+        return tuple(out)
 
     def row_sets(self, chars_per_set: tuple[str, ...]) -> list[np.ndarray]:
         pos = {c: i for i, c in enumerate(self.chars)}

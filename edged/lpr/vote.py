@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from edged.lpr.pipeline import PlateRead
+from edged.lpr.pipeline import PlateRead, merge_alternatives
 from edged.lpr.syntax import check_plate
 
 
@@ -25,6 +25,9 @@ class VoteResult:
     valid_syntax: bool
     best: PlateRead | None  # the single read closest to the result (for the snapshot)
     best_frame: int | None  # index of that read's frame in the burst
+    #: per character of ``plate``: (character, probability) of the voted one and of
+    #: every rival a frame read or saw there, best first (edged.lpr.identify)
+    char_alternatives: tuple[tuple[tuple[str, float], ...], ...] = ()
 
 
 def vote(reads: list[list[PlateRead]]) -> VoteResult:
@@ -75,4 +78,5 @@ def vote(reads: list[list[PlateRead]]) -> VoteResult:
         check_plate(plate) is None,
         best,
         best_i,
+        merge_alternatives([(r.text, r.char_alternatives) for _, r in pool], plate),
     )

@@ -128,7 +128,7 @@ def test_lgpio_imports_in_the_units_working_directory(tmp_path: Path) -> None:
     assert re.search(r"^RuntimeDirectory=edged$", UNIT.read_text(), re.M)
     assert workdir == "/run/edged"
     config = tmp_path / "edged.toml"
-    config.write_text("[camera]\ntype = \"none\"\n")
+    config.write_text('[camera]\ntype = "none"\n')
     res = _probe_gpio_in(workdir, config)
     out = res.stdout + res.stderr
     # lgpio imported (its pipe is made), then found no chip to open on this machine.
@@ -140,7 +140,7 @@ def test_lgpio_imports_in_the_units_working_directory(tmp_path: Path) -> None:
 @needs_namespaces
 def test_a_read_only_working_directory_is_named(tmp_path: Path) -> None:
     config = tmp_path / "edged.toml"
-    config.write_text("[camera]\ntype = \"none\"\n")
+    config.write_text('[camera]\ntype = "none"\n')
     res = _probe_gpio_in("/run/ro", config, ro=True)
     out = res.stdout + res.stderr
     assert res.returncode == 1 and "Traceback" not in out, out

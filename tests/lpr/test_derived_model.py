@@ -32,7 +32,7 @@ def both() -> tuple[TextRecognizer, TextRecognizer]:
 
 
 def test_the_default_recogniser_is_the_derived_file() -> None:
-    assert REQUIRED == ("clp_det.onnx", DERIVED)
+    assert REQUIRED == ("clp_det.onnx", DERIVED, "ch_PP-OCRv4_det_infer.onnx")
     assert DERIVED in EXPECTED_SHA256
 
 
