@@ -116,11 +116,23 @@ class PassagePipeline:
                 time.sleep(tc.burst_interval_ms / 1000)
         return frames, result
 
-    def _identify(self, trig: Trigger, passage_id: str) -> tuple[Any, Any, Any, list[Any]]:
-        """Plate (read or given) fused with the tags seen around the trigger."""
+    def _identify(self, trig: Trigger, passage_id: str, snap: Any) -> tuple[Any, ...]:
+        """Plate (read or given), matched with the registry and fused with the tags seen.
+
+        An unsure read whose doubtful characters, and only those, spell exactly one
+        registered plate, or agree with the plate of the truck's tag, identifies the
+        vehicle (:func:`edged.lpr.identify`); the row keeps the raw read and how.
+        """
         lane = self.lane
         frames: list[np.ndarray | None] = []
         vr = None
+        matched = None
+        sightings: list[Any] = list(lane.tag_window()) + [_Tag(t) for t in trig.tags]
+
+        def by_tag(tag: str) -> str | None:
+            v = snap.vehicle_by_tag(tag)
+            return v.plate if v else None
+
         if trig.plate is not None:
             plate_text, plate_conf, colour = trig.plate, 1.0, None
         else:
@@ -129,6 +141,17 @@ class PassagePipeline:
             plate_text = vr.plate if ok else None
             plate_conf = vr.confidence if ok else None
             colour = vr.colour if ok else None
+            sure = lane.cfg.trigger.min_plate_confidence
+            if vr.plate and (not ok or vr.confidence < sure):
+                from edged.lpr import identify_read
+
+                tagged = {p for p in (by_tag(s.epc) for s in sightings) if p}
+                matched = identify_read(vr, snap.vehicles, tagged, sure=sure)
+                if matched.identified is not None:
+                    plate_text, plate_conf = matched.identified, sure
+                    colour = colour or vr.colour
+                else:  # unsure and matching no one vehicle: unread, the tag or guard decides
+                    plate_text = plate_conf = None
         if trig.plate is not None or (vr is not None and vr.plate):
             lane.last_read = {
                 "plate": trig.plate if trig.plate is not None else vr.plate,
@@ -139,13 +162,6 @@ class PassagePipeline:
             }
         if lane.io is not None:
             lane.io.note_read()
-        sightings: list[Any] = list(lane.tag_window()) + [_Tag(t) for t in trig.tags]
-        registry = self.box.registry
-
-        def by_tag(tag: str) -> str | None:
-            v = registry.find_by_tag(tag) if registry else None
-            return v.plate if v else None
-
         ident = fuse(
             plate_text,
             plate_conf,
@@ -156,7 +172,7 @@ class PassagePipeline:
         read = GateRead(
             ident.plate, colour, tuple(s.epc for s in sightings), ident.confidence, passage_id
         )
-        return ident, read, (frames, vr), sightings
+        return ident, read, (frames, vr), matched
 
     def _direction(self, trig: Trigger, plate: str | None) -> tuple[str, tuple[str, ...]]:
         """The passage's direction; a two-way lane that cannot tell says ``unknown``."""
@@ -177,9 +193,12 @@ class PassagePipeline:
         ledger, registry = box.ledger, box.registry
         assert ledger is not None and registry is not None
         passage_id = str(uuid.uuid4())
-        ident, read, (frames, vr), _ = self._identify(trig, passage_id)
-        direction, dir_flags = self._direction(trig, ident.plate)
         snap = registry.snapshot()
+        ident, read, (frames, vr), matched = self._identify(trig, passage_id, snap)
+        direction, dir_flags = self._direction(trig, ident.plate)
+        id_flags = (
+            (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
+        )
         now = datetime.now(box.tz)
         t_dec = time.perf_counter()
         policy_direction = direction if direction in ("in", "out") else "in"
@@ -221,9 +240,11 @@ class PassagePipeline:
             else None,
             id_source="simulated" if simulated else _id_source(ident.source),
             id_confidence=round(ident.confidence, 4) if ident.plate else None,
-            flags=tuple(dict.fromkeys((*ident.flags, *decision.flags, *dir_flags))),
+            flags=tuple(dict.fromkeys((*ident.flags, *decision.flags, *dir_flags, *id_flags))),
             operator=trig.operator if simulated else None,
             event_id=passage_id,
+            raw_plate=vr.plate if vr is not None else None,
+            identified_by=_identified_by(ident, matched),
         )
         try:
             seq, digest = ledger.append_passage(rec)
@@ -349,6 +370,15 @@ class PassagePipeline:
             lane.io.open_barrier(hold_s=hold_s)
         box.publish_passage(seq, {**rec.to_fields(), "ledger_seq": seq, "hash": digest})
         return {"ledger_seq": seq, "lane": lane.name, "direction": direction}
+
+
+def _identified_by(ident: Any, matched: Any) -> str | None:
+    """How the recorded plate was reached: the read itself, the registry or the tag."""
+    if matched is not None and matched.identified is not None:
+        return matched.identified_by
+    if ident.plate is None:
+        return None
+    return {"plate": "exact", "plate+rfid": "exact", "rfid": "rfid_tag"}.get(ident.source)
 
 
 def _id_source(source: str) -> str:

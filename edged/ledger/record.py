@@ -122,6 +122,8 @@ class PassageRecord:
     operator: str | None = None
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     lane: str | None = None
+    raw_plate: str | None = None  # the recogniser's own read, where it differs or was unsure
+    identified_by: str | None = None  # exact | registry | rfid | rfid_tag
 
     def __post_init__(self) -> None:
         try:
@@ -214,6 +216,8 @@ class PassageRecord:
             "correction_of": self.correction_of,
             "operator": self.operator,
             "event_id": self.event_id,
+            "raw_plate": self.raw_plate,
+            "identified_by": self.identified_by,
         }
 
     @classmethod
