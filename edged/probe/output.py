@@ -81,3 +81,16 @@ def lane_device(cfg: Any, kind: str, lane: str | None) -> tuple[str, Any]:
         if dev is not None and getattr(dev, "type", "") != "none":
             return ln.name, dev
     return chosen[0].name, None
+
+
+def pick(items: list[Any], names: list[str] | None) -> tuple[list[Any], list[str]]:
+    """The items named (a technician may probe a disabled one), else every enabled one;
+    and the names that are not configured at all."""
+    if not names:
+        return [i for i in items if i.enabled], []
+    known = {i.name for i in items}
+    return [i for i in items if i.name in names], [n for n in names if n not in known]
+
+
+def listed(items: list[Any]) -> str:
+    return ", ".join(sorted(i.name for i in items)) or "none"

@@ -1,0 +1,131 @@
+"""``edged probe camera``: frames, their size and rate, and the plates in view, for aiming."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, TextIO
+
+from edged.probe.output import ProbeOutput
+
+
+def probe_camera(
+    cc: Any,
+    out: TextIO,
+    *,
+    frames: int = 20,
+    timeout: float | None = None,
+    open_timeout: float = 20.0,
+    read: bool = False,
+    lpr: Any = None,
+    save: str | None = None,
+) -> int:
+    """Open the camera, take ``frames`` frames, report size and measured fps."""
+    from drivers import config as driver_config
+    from drivers.camera.resilient import ResilientSource
+
+    v = ProbeOutput(out)
+    if cc.type in ("none", "mock"):
+        what = "no camera" if cc.type == "none" else "frames handed in by a program, no camera"
+        return v.failed(
+            f"camera type is {cc.type} ({what})",
+            "set the lane's camera type to opencv, picamera2 or folder to probe a camera",
+        )
+    timeout = timeout or cc.read_timeout_s
+    src = driver_config.build(cc)
+    cam = ResilientSource(src, read_timeout=timeout)
+    v.line(f"opening {src.name} (frame timeout {timeout:g} s)")
+    opener = threading.Thread(target=cam.open, name="probe-camera-open", daemon=True)
+    opener.start()
+    opener.join(open_timeout)
+    if opener.is_alive():
+        return v.failed(
+            f"{src.name} did not open within {open_timeout:g} s",
+            "check the camera's power and network, the device path or rtsp:// URL,"
+            " user and password",
+        )
+    if cam.state != "ok":
+        reason = cam.last_error.removeprefix("open failed: ") or "unknown error"
+        hint = (
+            ""
+            if "check" in reason or "install" in reason
+            else "check the camera's type, device (or folder) in the config"
+        )
+        return v.failed(f"cannot open {src.name}: {reason}", hint)
+    times: list[float] = []
+    frame = None
+    try:
+        for i in range(frames):
+            got = cam.read()
+            if got is None:
+                return v.failed(
+                    f"frame {i + 1} of {frames} from {src.name} did not arrive"
+                    f" ({cam.last_error or 'no frame'})",
+                    "check the camera's power, cable or network; for RTSP try the sub-stream"
+                    " or a lower bit rate",
+                )
+            times.append(time.monotonic())
+            frame = got
+    finally:
+        cam.close()
+    assert frame is not None
+    h, w = frame.shape[:2]
+    span = times[-1] - times[0]
+    fps = (len(times) - 1) / span if len(times) > 1 and span > 0 else 0.0
+    v.line(f"{len(times)} frames {w}x{h}, {fps:.1f} fps measured (configured {cc.fps:g})")
+    asked = (getattr(cc, "width", None), getattr(cc, "height", None))
+    if None not in asked and (w, h) != asked:
+        v.line(f"note: the camera delivers {w}x{h}; the config asks {asked[0]}x{asked[1]}")
+    if len(times) > 1 and fps < cc.fps * 0.5:
+        v.line(
+            f"note: {fps:.1f} fps is less than half of camera.fps = {cc.fps:g};"
+            " check the camera's frame rate and the network"
+        )
+    summary = f"{src.name}: {len(times)} frames {w}x{h} at {fps:.1f} fps"
+    if save:
+        import cv2
+
+        if not cv2.imwrite(save, frame):
+            return v.failed(
+                f"{summary}, but the frame could not be saved to {save}",
+                "check that the directory exists and the name ends in .jpg or .png",
+            )
+        v.line(f"saved the last frame to {save}")
+    if read:
+        from edged.lpr import ModelError, PlateRecognizer
+
+        try:
+            recognizer = PlateRecognizer(lpr)
+        except ModelError as exc:
+            return v.failed(f"{summary}, but the plate models did not load", str(exc))
+        plates = recognizer.read(frame)
+        for p in plates:
+            note = "" if p.valid_syntax else f" (not a valid plate: {p.syntax_error})"
+            width = plate_width(p.corners)
+            v.line(
+                f"plate {p.text} confidence {p.confidence:.2f} colour {p.colour} "
+                f"width {width:.0f} px{note}"
+            )
+            if width < SMALL_PLATE_PX:
+                v.line(
+                    f"  plate is small: under {SMALL_PLATE_PX} px wide the recogniser finds it "
+                    "only in its second pass, and under about 110 px maybe not at all; zoom "
+                    "the lens in or set [lpr] roi around the lane (docs/LPR.md)"
+                )
+        if plates:
+            summary += "; plates read: " + ", ".join(p.text for p in plates)
+        else:
+            v.line("no plate found in the last frame: put a plate in view to check aim and focus")
+            summary += "; no plate in view"
+    return v.passed(summary)
+
+
+#: Plate width (frame pixels) from which aiming is comfortable: narrower plates are
+#: found by the recogniser's second pass only, and under ~110 px not reliably.
+SMALL_PLATE_PX = 120
+
+
+def plate_width(corners: tuple[tuple[float, float], ...]) -> float:
+    """Mean length of a plate's top and bottom edges (corners TL, TR, BR, BL)."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = corners
+    return (((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 + ((x2 - x3) ** 2 + (y2 - y3) ** 2) ** 0.5) / 2
