@@ -89,7 +89,7 @@ def registry_list(args: argparse.Namespace) -> int:
         if args.kind == "blacklist":
             return blacklist_list(args)
         for v in reg.list_vehicles(limit=args.limit):
-            _out(f"{v.plate}\t{v.plate_colour}\t{v.fuel}\t{v.emission_stage or '-'}\t{v.haulier}")
+            _out(f"{v.plate}\t{v.plate_colour}\t{v.fuel}\t{v.emission_stage or '-'}\t{v.fleet}")
     return 0
 
 

@@ -293,7 +293,7 @@ def test_items_from_commands_honour_every_field_or_refuse_it() -> None:
         [{"plate": "冀A12345", "fuel": "diesel", "registered": "2019-05-20", "fleet": "唐山运输"}],
         TZ,
     )
-    assert not errors and rows[0].registered_on == "2019-05-20" and rows[0].haulier == "唐山运输"
+    assert not errors and rows[0].registered_on == "2019-05-20" and rows[0].fleet == "唐山运输"
     rows, errors = parse_items(
         "vehicles", "upsert", [{"plate": "冀A12345", "fuel": "diesel", "nrmm_id": "X1"}], TZ
     )
