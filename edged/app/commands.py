@@ -42,8 +42,30 @@ def command_table(box: Any) -> dict[str, Handler]:
         )
 
     def alert_level(p: dict[str, Any], actor: str) -> dict[str, Any]:
-        box.registry.set_alert_level(p["level"], actor, p.get("reason", ""))
-        return {"level": p["level"]}
+        e = box.registry.set_alert_level(
+            p["level"],
+            actor,
+            p.get("reason", ""),
+            valid_from=_aware(p["valid_from"], box.tz) if "valid_from" in p else None,
+            valid_until=_aware(p["valid_until"], box.tz) if "valid_until" in p else None,
+        )
+        return {
+            "level": e.level,
+            "valid_from": e.valid_from.isoformat(),
+            "valid_until": e.valid_until.isoformat() if e.valid_until else None,
+            "in_force": box.registry.alert_state().level,
+        }
+
+    def cargo(p: dict[str, Any], actor: str) -> dict[str, Any]:
+        d = box.registry.declare_cargo(
+            p["plate"],
+            p["cargo"],
+            _aware(p["valid_until"], box.tz),
+            actor,
+            valid_from=_aware(p["valid_from"], box.tz) if "valid_from" in p else None,
+            uses=p.get("uses"),
+        )
+        return {"cargo_id": d.id, "plate": d.plate, "uses": d.uses}
 
     def approval(p: dict[str, Any], actor: str) -> dict[str, Any]:
         a = box.registry.add_approval(
@@ -57,8 +79,16 @@ def command_table(box: Any) -> dict[str, Handler]:
             direction=p.get("direction", "any"),
             uses=p.get("uses", 1),
             ref=p.get("approval_id"),
+            approved_at=_aware(p["approved_at"], box.tz) if "approved_at" in p else None,
+            allow_self_approve=box.ctx.policy.approval_self_approve,
         )
-        return {"approval_id": a.id, "ref": a.ref, "direction": a.direction, "uses": a.uses}
+        return {
+            "approval_id": a.id,
+            "ref": a.ref,
+            "direction": a.direction,
+            "uses": a.uses,
+            "approved_at": a.approved_at.isoformat() if a.approved_at else None,
+        }
 
     def resend(p: dict[str, Any], actor: str) -> dict[str, Any]:
         if box.passage_feed is None:
@@ -73,6 +103,11 @@ def command_table(box: Any) -> dict[str, Handler]:
         "registry_delete": lists("vehicles", "delete", "plates"),
         "blacklist_upsert": lists("blacklist", "upsert", "entries"),
         "blacklist_delete": lists("blacklist", "delete", "plates"),
+        "plant_vehicles_upsert": lists("plant_vehicles", "upsert", "vehicles"),
+        "plant_vehicles_delete": lists("plant_vehicles", "delete", "plates"),
+        "machinery_upsert": lists("nrmm", "upsert", "machines"),
+        "machinery_delete": lists("nrmm", "delete", "registry_nos"),
+        "cargo": cargo,
         "approval": approval,
         "resend": resend,
     }

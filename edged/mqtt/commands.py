@@ -147,6 +147,30 @@ VEHICLE_SCHEMA: dict[str, Any] = {
         },
         "hazardous": {"type": "boolean"},
         "fleet": {"type": "string", "maxLength": 100},
+        "engine_no": {"type": "string", "maxLength": 32},
+        "cargo": {"type": "string", "maxLength": 32},
+        "rfid": {"type": "string", "maxLength": 64},
+        "valid_until": _DATETIME,
+    },
+    "additionalProperties": False,
+}
+
+# Non-road machinery (非道路移动机械); its stage is 1..4 (国一..国四) or x (none).
+MACHINE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["registry_no"],
+    "properties": {
+        "registry_no": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^\S+$"},
+        "env_code": {"type": "string", "maxLength": 64},
+        "machine_type": {"type": "string", "maxLength": 50},
+        "emission_stage": {"type": "string", "enum": ["x", "1", "2", "3", "4"]},
+        "made_on": _DATE,
+        "fuel": {
+            "type": "string",
+            "enum": ["diesel", "petrol", "gas", "electric", "hybrid", "hydrogen"],
+        },
+        "owner": {"type": "string", "maxLength": 100},
+        "plate": _PLATE,
         "rfid": {"type": "string", "maxLength": 64},
         "valid_until": _DATETIME,
     },
@@ -167,14 +191,13 @@ BLACKLIST_ENTRY_SCHEMA: dict[str, Any] = {
 }
 
 _PLATES = {"type": "array", "minItems": 1, "maxItems": 10000, "items": _PLATE}
+_VEHICLES = {"type": "array", "minItems": 1, "maxItems": 10000, "items": VEHICLE_SCHEMA}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "registry_upsert": {
         "type": "object",
         "required": ["vehicles"],
-        "properties": {
-            "vehicles": {"type": "array", "minItems": 1, "maxItems": 10000, "items": VEHICLE_SCHEMA}
-        },
+        "properties": {"vehicles": _VEHICLES},
         "additionalProperties": False,
     },
     "registry_delete": {
@@ -211,6 +234,51 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"plates": _PLATES},
         "additionalProperties": False,
     },
+    "plant_vehicles_upsert": {
+        "type": "object",
+        "required": ["vehicles"],
+        "properties": {"vehicles": _VEHICLES},
+        "additionalProperties": False,
+    },
+    "plant_vehicles_delete": {
+        "type": "object",
+        "required": ["plates"],
+        "properties": {"plates": _PLATES},
+        "additionalProperties": False,
+    },
+    "machinery_upsert": {
+        "type": "object",
+        "required": ["machines"],
+        "properties": {
+            "machines": {"type": "array", "minItems": 1, "maxItems": 10000, "items": MACHINE_SCHEMA}
+        },
+        "additionalProperties": False,
+    },
+    "machinery_delete": {
+        "type": "object",
+        "required": ["registry_nos"],
+        "properties": {
+            "registry_nos": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 10000,
+                "items": MACHINE_SCHEMA["properties"]["registry_no"],
+            }
+        },
+        "additionalProperties": False,
+    },
+    "cargo": {
+        "type": "object",
+        "required": ["plate", "cargo", "valid_until"],
+        "properties": {
+            "plate": _PLATE,
+            "cargo": {"type": "string", "minLength": 1, "maxLength": 32},
+            "valid_from": _DATETIME,
+            "valid_until": _DATETIME,
+            "uses": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+        "additionalProperties": False,
+    },
     "approval": {
         "type": "object",
         "required": ["plate", "applicant", "approver", "reason", "valid_from", "valid_until"],
@@ -224,6 +292,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "valid_until": _DATETIME,
             "direction": {"type": "string", "enum": ["in", "out", "any"]},
             "uses": {"type": "integer", "minimum": 1, "maximum": 100},
+            "approved_at": _DATETIME,
         },
         "additionalProperties": False,
     },
@@ -245,6 +314,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "level": {"type": "string", "enum": ["none", "blue", "yellow", "orange", "red"]},
             "reason": {"type": "string", "maxLength": 500},
+            "valid_from": _DATETIME,
+            "valid_until": _DATETIME,
         },
         "additionalProperties": False,
     },
@@ -279,7 +350,7 @@ def _extra_checks(name: str, params: dict[str, Any]) -> list[str]:
                 f"params.to_seq: range expected at most {MAX_RESEND_RANGE} rows,"
                 f" found {hi - lo + 1}"
             ]
-    if name == "approval":
+    if name in ("approval", "alert_level", "cargo"):
         a, b = params.get("valid_from"), params.get("valid_until")
         if a and b and b < a:
             return [f"params.valid_until: expected after valid_from ({a}), found {b}"]
@@ -297,6 +368,10 @@ BULK_COMMANDS: frozenset[str] = frozenset(
         "registry_replace",
         "blacklist_upsert",
         "blacklist_delete",
+        "plant_vehicles_upsert",
+        "plant_vehicles_delete",
+        "machinery_upsert",
+        "machinery_delete",
     }
 )
 
@@ -310,11 +385,16 @@ MAX_BYTES: dict[str, int] = {
     "open": 16 * 1024,
     "alert_level": 8 * 1024,
     "resend": 4 * 1024,
+    "cargo": 4 * 1024,
     "approval": 32 * 1024,
     "registry_delete": 1024 * 1024,
     "blacklist_delete": 1024 * 1024,
+    "plant_vehicles_delete": 1024 * 1024,
+    "machinery_delete": 1024 * 1024,
     "registry_upsert": 8 * 1024 * 1024,
     "blacklist_upsert": 8 * 1024 * 1024,
+    "plant_vehicles_upsert": 8 * 1024 * 1024,
+    "machinery_upsert": 8 * 1024 * 1024,
 }
 #: A name that is no command gets the smallest cap: it is refused anyway.
 UNKNOWN_MAX_BYTES = 4 * 1024
@@ -331,6 +411,10 @@ _LIST_ITEMS = {
     "registry_replace": 200000,
     "blacklist_upsert": 10000,
     "blacklist_delete": 0,
+    "plant_vehicles_upsert": 10000,
+    "plant_vehicles_delete": 0,
+    "machinery_upsert": 10000,
+    "machinery_delete": 0,
 }
 
 

@@ -165,6 +165,13 @@ def test_every_command_has_a_valid_example() -> None:
         },
         "open": {"reason": "地磅故障"},
         "alert_level": {"level": "orange"},
+        "plant_vehicles_upsert": {
+            "vehicles": [{"plate": "冀A0C001", "plate_color": "yellow", "fuel": "diesel"}]
+        },
+        "plant_vehicles_delete": {"plates": ["冀A0C001"]},
+        "machinery_upsert": {"machines": [{"registry_no": "HB130001", "emission_stage": "x"}]},
+        "machinery_delete": {"registry_nos": ["HB130001"]},
+        "cargo": {"plate": "冀A12345", "cargo": "焦炭", "valid_until": "2024-06-01T18:00:00+08:00"},
         "resend": {"from_seq": 1, "to_seq": 100},
         "ping": {},
     }
@@ -194,7 +201,19 @@ def _worst_case(name: str) -> dict:
             "hold_s": 120,
             "lane": "l" * 64,
         },
-        "alert_level": {"level": "orange", "reason": long_text},
+        "alert_level": {
+            "level": "orange",
+            "reason": long_text,
+            "valid_from": "2024-06-01T08:00:00.000000+08:00",
+            "valid_until": "2024-06-01T18:00:00.000000+08:00",
+        },
+        "cargo": {
+            "plate": "冀" * 10,
+            "cargo": "运" * 32,
+            "valid_from": "2024-06-01T08:00:00.000000+08:00",
+            "valid_until": "2024-06-01T18:00:00.000000+08:00",
+            "uses": 1000,
+        },
         "resend": {"from_seq": 10**15, "to_seq": 10**15 + 99_999, "kind": "passage"},
         "approval": {
             "approval_id": "a" * 64,
@@ -206,11 +225,12 @@ def _worst_case(name: str) -> dict:
             "valid_until": "2024-06-01T18:00:00.000000+08:00",
             "direction": "any",
             "uses": 100,
+            "approved_at": "2024-06-01T07:00:00.000000+08:00",
         },
     }[name]
 
 
-@pytest.mark.parametrize("name", ["ping", "open", "alert_level", "resend", "approval"])
+@pytest.mark.parametrize("name", ["ping", "open", "alert_level", "resend", "approval", "cargo"])
 def test_the_largest_valid_small_command_fits_its_cap(verifier: CommandVerifier, name: str) -> None:
     params = _worst_case(name)
     assert validate(params, SCHEMAS[name]) == []
@@ -292,7 +312,18 @@ def test_previous_key_never_enables_commands_on_its_own(tmp_path: Path) -> None:
     [
         ("open", {"reason": "地磅故障", "operator": "x"}, "params.operator"),
         ("open", {"reason": "地磅故障", "direction": "any"}, "params.direction"),
-        ("alert_level", {"level": "red", "valid_until": "2024-06-03T00:00:00+08:00"}, "valid_"),
+        ("alert_level", {"level": "red", "region": "唐山市"}, "params.region"),
+        (
+            "alert_level",
+            {
+                "level": "red",
+                "valid_from": "2024-06-03T00:00:00+08:00",
+                "valid_until": "2024-06-02T00:00:00+08:00",
+            },
+            "valid_until: expected after valid_from",
+        ),
+        ("machinery_upsert", {"machines": [{"registry_no": "HB1", "stage": "5"}]}, "stage"),
+        ("cargo", {"plate": "冀A12345", "cargo": "焦炭"}, "valid_until"),
         (
             "registry_upsert",
             {"vehicles": [{"plate": "冀A12345", "plate_color": "yellow", "nrmm_id": "x"}]},
