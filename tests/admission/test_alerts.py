@@ -15,7 +15,8 @@ from edged.admission.policy import EmissionRule, PolicyConfig, decide_read
 from edged.admission.registry import Registry
 
 TZ = timezone(timedelta(hours=8))
-T0 = datetime(2026, 12, 1, 0, 0, tzinfo=TZ)
+# near the wall clock: a snapshot leaves out entries that ended over a month before it
+T0 = datetime.now(TZ).replace(minute=0, second=0, microsecond=0)
 
 
 def h(hours: float) -> datetime:
