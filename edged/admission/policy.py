@@ -142,8 +142,8 @@ class PolicyConfig:
     rules: list[EmissionRule] = field(
         default_factory=_default_rules,
         metadata=doc(
-            "Ordered emission rules; the first one matching fuel, class and alert level"
-            " sets the minimum stage"
+            "Ordered emission rules; the first one matching fuel, class, category and alert"
+            " level sets the minimum stage"
         ),
     )
     new_energy_fuels: list[str] = field(
