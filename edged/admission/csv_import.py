@@ -158,7 +158,9 @@ def _parse_time(text: str, tz: tzinfo, end_of_day: bool) -> datetime:
     if _ISO_OFFSET.match(text.strip()):  # from a backend: an exact time with its offset
         return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     t = text.strip().replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+    # by shape: a date alone (the usual 有效期至) takes one try instead of four
+    times = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S")
+    for fmt in times if ":" in t else ("%Y-%m-%d",):
         try:
             dt = datetime.strptime(t, fmt)
         except ValueError:

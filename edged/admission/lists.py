@@ -59,7 +59,8 @@ def _fetch(conn: sqlite3.Connection, sql: str, args: Iterable[Any]) -> list[dict
 def _upsert_sql(table: str, pk: str, cols: list[str]) -> str:
     """Insert or update; ``documents`` is merged, so photos stay unless replaced."""
     sets = ", ".join(
-        "documents = json_patch(documents, excluded.documents)"
+        "documents = CASE WHEN excluded.documents = '{}' THEN documents"
+        " ELSE json_patch(documents, excluded.documents) END"
         if c == "documents"
         else f"{c} = excluded.{c}"
         for c in cols
@@ -306,8 +307,11 @@ class RegistryLists:
         keys: list[str],
     ) -> None:
         """Remember what the records were before they are written (while they are few)."""
-        new = [k for k in dict.fromkeys(keys) if k not in changes.tracked()]
-        if not changes.tracking or not new:
+        if not changes.tracking:
+            return
+        known = set(changes.tracked())
+        new = [k for k in dict.fromkeys(keys) if k not in known]
+        if not new:
             return
         if len(changes.tracked()) + len(new) > changes.limit:
             changes.give_up()
@@ -329,7 +333,9 @@ class RegistryLists:
             return rows.black_row(record)
         if kind == "nrmm":
             return rows.nrmm_row(record, now)
-        return rows.vehicle_row(replace(record, category=CATEGORY_OF_KIND[kind]), now)
+        row = rows.vehicle_row(record, now)
+        row["category"] = CATEGORY_OF_KIND[kind]  # the list it arrived in says which
+        return row
 
     def _delete_one(self, table: str, pk: str, key: str, actor: str, action: str) -> bool:
         with self.rdb.lock, self.rdb.db.atomic():
