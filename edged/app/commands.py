@@ -72,8 +72,8 @@ def command_table(box: Any) -> dict[str, Handler]:
 
         ledger = box.ledger
         seq = p["seq"]
-        original = next(ledger.passages(since_seq=seq - 1, until_seq=seq), None)
-        if original is None or original.record.correction_of is not None:
+        original = ledger.current(seq)
+        if original is None:
             raise ValueError(f"seq: no original passage {seq} to correct")
         changes = {
             k: p[k] for k in ("plate", "plate_colour", "direction", "cargo", "weight_kg") if k in p

@@ -229,15 +229,13 @@ def _correct(args: argparse.Namespace) -> int:
     lookup = _vehicle_lookup(args)
     with LedgerStore(s.db) as store:
         try:
-            original = next(store.passages(since_seq=args.seq - 1, until_seq=args.seq), None)
-            if original is None:
-                raise CorrectionError(f"no passage with seq {args.seq}")
-            if original.record.correction_of is not None:
+            current = store.current(args.seq)
+            if current is None:
                 raise CorrectionError(
-                    f"seq {args.seq} is itself a correction of {original.record.correction_of};"
-                    " correct the original"
+                    f"no passage with seq {args.seq} to correct (a correction row is corrected"
+                    " through its original)"
                 )
-            rec = corrected(original.record, changes, lookup)
+            rec = corrected(current.record, changes, lookup)
             seq, digest = store.append_correction(args.seq, rec, args.operator, args.reason)
         except (CorrectionError, LedgerError) as exc:
             print(f"edged: {exc}", file=sys.stderr)

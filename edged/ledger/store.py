@@ -438,6 +438,16 @@ class LedgerStore:
         )
         return {int(a): int(b) for a, b in rows}
 
+    def current(self, seq: int) -> StoredPassage | None:
+        """Row ``seq`` as it stands: its latest correction, or itself (None: no such original)."""
+        original = next(self.passages(since_seq=seq - 1, until_seq=seq), None)
+        if original is None or original.record.correction_of is not None:
+            return None
+        latest = self.latest_corrections().get(seq)
+        if latest is None:
+            return original
+        return next(self.passages(since_seq=latest - 1, until_seq=latest), original)
+
     def effective_passages(self, since_seq: int = 0, **filters: Any) -> Iterator[StoredPassage]:
         """Rows as they stand after corrections (see :mod:`edged.ledger.corrections`): a
         corrected row is replaced by its latest correction, which says ``correction_of``."""
