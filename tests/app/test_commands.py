@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -366,10 +367,8 @@ def test_correct_appends_a_row_publishes_it_and_audits_the_actor(
         msgs = []
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(m.get("correction_of") for m in msgs):
-            try:
+            with contextlib.suppress(queue.Empty):
                 msgs.append(got.get(timeout=1))
-            except queue.Empty:
-                pass
         fixed = next(m for m in msgs if m.get("correction_of") == out.seq)
         assert fixed["plate"] == "冀B12345" and fixed["raw_plate"] == "冀B1234S"
         assert fixed["ledger_seq"] == fix["correction_seq"] and fixed["operator"] == "backend-op"
