@@ -293,6 +293,8 @@ class PassagePipeline:
             conf=round(ident.confidence, 2),
             frames=len(frames),
             ms=None if relay_ms is None else round(relay_ms, 1),
+            kg=rec.weight_kg,
+            net_t=rec.net_t,
             flags=",".join(rec.flags) or None,
         )
         return outcome
