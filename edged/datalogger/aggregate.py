@@ -69,7 +69,7 @@ class Rule:
     """What the statistics need to know about a key."""
 
     cou: str = "none"
-    cou_per_seconds: float = 3600.0
+    cou_unit_s: float = 3600.0
     low: float | None = None
     high: float | None = None
 
@@ -137,7 +137,7 @@ def aggregate_samples(
         chain = ([prev_value] if prev_value is not None else []) + values
         cou = sum(max(0.0, b - a) for a, b in pairwise(chain)) if chain else None
     elif rule.cou == "integral" and avg is not None:
-        cou = avg * PERIOD_SECONDS[period] / rule.cou_per_seconds
+        cou = avg * PERIOD_SECONDS[period] / rule.cou_unit_s
     flag = _period_flag(invalid, n_valid, n_total, avg, rule, min_valid_ratio)
     return Aggregate(
         period=period,

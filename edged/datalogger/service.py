@@ -31,7 +31,7 @@ def poll_grace(modbus: ModbusConfig) -> float:
     worst = 0.0
     for d in modbus.devices:
         blocks = len(plan_reads(d.points, max_gap=d.max_gap))
-        worst = max(worst, d.timeout_seconds * (1 + d.retries) * max(1, blocks))
+        worst = max(worst, d.timeout_s * (1 + d.retries) * max(1, blocks))
     return min(worst, 60.0) + 2.0
 
 

@@ -55,42 +55,30 @@ class DataStoreConfig:
     )
     sample_days: int = field(
         default=7,
-        metadata=doc("Days of real-time samples (实时数据) kept; aggregates never need older ones"),
+        metadata=doc(
+            "Days of real-time samples (实时数据) kept; aggregates never need older ones", min=1
+        ),
     )
     minute_days: int = field(
-        default=30, metadata=doc("Days of minute data (分钟数据) kept; the guide asks at least 30")
+        default=30,
+        metadata=doc("Days of minute data (分钟数据) kept; the guide asks at least 30", min=30),
     )
     hour_days: int = field(
-        default=366, metadata=doc("Days of hourly data (小时数据) kept; at least one year")
+        default=366,
+        metadata=doc("Days of hourly data (小时数据) kept; at least one year", min=365),
     )
     day_days: int = field(
-        default=366, metadata=doc("Days of daily data (日数据) kept; at least one year")
+        default=366,
+        metadata=doc("Days of daily data (日数据) kept; at least one year", min=365),
     )
     min_valid_ratio: float = field(
         default=0.75,
         metadata=doc(
-            "Share of valid samples below which a period keeps the fault flag (D/B) instead of N"
+            "Share of valid samples below which a period keeps the fault flag (D/B) instead of N",
+            min=0.0,
+            max=1.0,
         ),
     )
-
-    def __post_init__(self) -> None:
-        if self.sample_days < 1:
-            raise ValueError(f"sample_days: expected >= 1, found {self.sample_days}")
-        if self.minute_days < 30:
-            raise ValueError(
-                "minute_days: expected >= 30 (the guide keeps minute data 30 days), found "
-                f"{self.minute_days}"
-            )
-        if self.hour_days < 365:
-            raise ValueError(
-                f"hour_days: expected >= 365 (hourly data kept one year), found {self.hour_days}"
-            )
-        if self.day_days < 365:
-            raise ValueError(
-                f"day_days: expected >= 365 (daily data kept one year), found {self.day_days}"
-            )
-        if not 0.0 <= self.min_valid_ratio <= 1.0:
-            raise ValueError(f"min_valid_ratio: expected 0..1, found {self.min_valid_ratio}")
 
 
 _SCHEMA = [
@@ -370,7 +358,7 @@ def rules_from_points(points: Mapping[str, object]) -> dict[str, Rule]:
     return {
         key: Rule(
             cou=getattr(p, "cou", "none"),
-            cou_per_seconds=getattr(p, "cou_per_seconds", 3600.0),
+            cou_unit_s=getattr(p, "cou_unit_s", 3600.0),
             low=getattr(p, "low", None),
             high=getattr(p, "high", None),
         )

@@ -231,7 +231,7 @@ transport = "tcp"
 host = "127.0.0.1"
 port = {port}
 unit = {unit}
-timeout_seconds = 0.5
+timeout_s = 0.5
 retries = 0
 [[modbus.devices.points]]
 name = "ua"
