@@ -129,7 +129,7 @@ class PlatformCommands:
         # Who is asking is checked before a split packet is held for reassembly:
         # only this platform's own requests may cost memory.
         qn = packet.qn
-        if packet.cn != CN.SET_MN and packet.mn != self.link.mn:
+        if packet.cn != CN.SET_MN and packet.mn != self.link.out.mn:
             self.log.warning(
                 "hj212_command_wrong_mn",
                 got=packet.mn,
@@ -171,31 +171,35 @@ class PlatformCommands:
     # -- replies 9011, 9012, 9013 ---------------------------------------------
 
     def _reply_flag(self) -> int:
-        return self.link.version_bits
+        return self.link.out.version_bits
 
     async def _reply_qnrtn(self, qn: str, code: int) -> None:
         cp = Cp({"QnRtn": str(code)})
         await self._send_reply(
-            self.link.packet(CN.REQUEST_REPLY, cp, qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM)
+            self.link.out.packet(
+                CN.REQUEST_REPLY, cp, qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM
+            )
         )
 
     async def _reply_exertn(self, qn: str, code: int) -> None:
         cp = Cp({"ExeRtn": str(code)})
         await self._send_reply(
-            self.link.packet(CN.RESULT, cp, qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM)
+            self.link.out.packet(CN.RESULT, cp, qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM)
         )
 
     async def _reply_notice(self, qn: str) -> None:
         await self._send_reply(
-            self.link.packet(CN.NOTICE_REPLY, Cp(), qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM)
+            self.link.out.packet(
+                CN.NOTICE_REPLY, Cp(), qn=qn, flag=self._reply_flag(), st=CN.ST_SYSTEM
+            )
         )
 
     async def _send_reply(self, packet: Packet) -> None:
         with contextlib.suppress(LinkBroken):
-            await self.link.write(self.link.encode(packet)[0])
+            await self.link.write(self.link.out.encode(packet)[0])
 
     async def _command(self, req: Packet) -> None:
-        qn = req.qn or self.link.next_qn()
+        qn = req.qn or self.link.out.next_qn()
         self.log.info("hj212_command", cn=req.cn, qn=qn, cp=req.cp.text()[:200])
         handler = {
             CN.SET_TIMEOUTS: self._set_timeouts,
@@ -279,7 +283,7 @@ class PlatformCommands:
         if not new or len(new) > 24 or not new.replace("-", "").replace("_", "").isalnum():
             await self._reply_qnrtn(qn, QNRTN_MN)
             return
-        old, self.link.mn = self.link.mn, new
+        old, self.link.out.mn = self.link.out.mn, new
         self.up.outbox.set_state(self.cfg.name, "mn", new)
         self.log.info("hj212_mn_assigned", old=old, new=new)
         self.link.audit("hj212_mn_assigned", old=old, new=new, logger_id=logger_id)
@@ -293,7 +297,7 @@ class PlatformCommands:
             params["PolId"] = req.cp.params["PolId"]
         params["SystemTime"] = format_time(self.up.site_now())
         await self._send_reply(
-            self.link.packet(CN.GET_TIME, Cp(params), qn=qn, flag=self._reply_flag())
+            self.link.out.packet(CN.GET_TIME, Cp(params), qn=qn, flag=self._reply_flag())
         )
         await self._reply_exertn(qn, EXERTN_OK)
 
@@ -367,7 +371,7 @@ class PlatformCommands:
             else ("MinInterval", self.up.intervals.min_interval)
         )
         cp = Cp({key: str(value)})
-        await self._send_reply(self.link.packet(req.cn, cp, qn=qn, flag=self._reply_flag()))
+        await self._send_reply(self.link.out.packet(req.cn, cp, qn=qn, flag=self._reply_flag()))
         await self._reply_exertn(qn, EXERTN_OK)
 
     async def _set_interval(self, req: Packet, qn: str) -> None:
@@ -430,8 +434,8 @@ class PlatformCommands:
         )
         for when, factors in sorted(records, key=lambda r: r[0]):
             cp = self.up.build_cp({"DataTime": when}, factors)
-            packet = self.link.packet(req.cn, cp, qn=qn, flag=self._reply_flag())
-            await self.link.write(self.link.encode(packet)[0])
+            packet = self.link.out.packet(req.cn, cp, qn=qn, flag=self._reply_flag())
+            await self.link.write(self.link.out.encode(packet)[0])
         self.log.info(
             "hj212_history_sent",
             cn=req.cn,
@@ -460,6 +464,8 @@ class PlatformCommands:
         }
         cp = Cp.build(params, factors)
         await self.link.write(
-            self.link.encode(self.link.packet(CN.INFO, cp, qn=qn, flag=self._reply_flag()))[0]
+            self.link.out.encode(self.link.out.packet(CN.INFO, cp, qn=qn, flag=self._reply_flag()))[
+                0
+            ]
         )
         await self._reply_exertn(qn, EXERTN_OK)

@@ -21,25 +21,16 @@ import collections
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from edged.hj212 import cn as CN
-from edged.hj212 import sm4
-from edged.hj212.codec import (
-    FLAG_REPLY,
-    Cp,
-    Hj212Error,
-    Packet,
-    decode,
-    encode_all,
-    make_qn,
-    version_flag,
-)
+from edged.hj212.codec import Cp, Hj212Error, Packet, decode
 from edged.hj212.config import Hj212Config, PlatformConfig
 from edged.hj212.framing import PacketFramer
 from edged.hj212.hardware import HardwareIdentity
 from edged.hj212.keys import KeyRing
+from edged.hj212.outgoing import Outgoing
 from edged.hj212.store import Outbox
 from edged.logs import get_logger
 
@@ -77,9 +68,9 @@ class LinkBroken(Exception):
 class PlatformLink:
     """One platform: connect, send, wait for replies, read, reconnect.
 
-    ``mn``, ``timeout``/``retries`` and ``realtime_on`` start from the config
-    (or what the platform set before, see :meth:`_remembered`); the platform's
-    commands may change them while the link runs.
+    ``out.mn`` (packets go out through ``out``), ``timeout``/``retries`` and
+    ``realtime_on`` start from the config (or what the platform set before, see
+    :meth:`_remembered`); the platform's commands may change them while the link runs.
     """
 
     def __init__(
@@ -92,9 +83,10 @@ class PlatformLink:
         self.cfg = cfg
         self.up = uplink
         self.v2025 = cfg.version == "2025"
-        self.version_bits = version_flag(cfg.version)
-        self.mn = self._remembered("mn", cfg.mn) or cfg.mn
+        self.log = log.bind(platform=cfg.name, host=cfg.host, port=cfg.port, version=cfg.version)
         self.keys = KeyRing(uplink.outbox, cfg.name, cfg.sm4_key)
+        mn = self._remembered("mn", cfg.mn) or cfg.mn
+        self.out = Outgoing(cfg, self.keys, mn, uplink.site_now)
         timeouts = self._remembered("timeouts", f"{cfg.timeout:g}/{cfg.retries}")
         self.timeout, self.retries = cfg.timeout, cfg.retries
         if timeouts:
@@ -113,10 +105,8 @@ class PlatformLink:
         self._writer: asyncio.StreamWriter | None = None
         self._write_lock = asyncio.Lock()
         self._pending: dict[str, asyncio.Future[Packet]] = {}
-        self._last_qn: datetime | None = None
         self._live_after_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.log = log.bind(platform=cfg.name, host=cfg.host, port=cfg.port, version=cfg.version)
         self.requests = requests(self)
 
     def _remembered(self, key: str, configured: str) -> str | None:
@@ -131,43 +121,6 @@ class PlatformLink:
     def audit(self, action: str, **details: Any) -> None:
         self.up.audit_event(f"hj212:{self.cfg.name}", action, details)
 
-    # -- packets ----------------------------------------------------------
-
-    def next_qn(self) -> str:
-        """Unique per link even if the clock stands still or is set backwards."""
-        now = self.up.site_now()
-        if self._last_qn is not None and now <= self._last_qn:
-            now = self._last_qn + timedelta(milliseconds=1)
-        self._last_qn = now
-        return make_qn(now)
-
-    def packet(
-        self,
-        cn: str,
-        cp: Cp,
-        qn: str | None = None,
-        flag: int | None = None,
-        st: str | None = None,
-        rf: bool = False,
-    ) -> Packet:
-        """A packet from this logger; by default asking for a reply when configured to."""
-        if flag is None:
-            flag = self.version_bits | (FLAG_REPLY if self.cfg.reply_wanted else 0)
-        return Packet(
-            cn=cn,
-            mn=self.mn,
-            pw=self.cfg.pw,
-            st=st or self.cfg.st,
-            qn=qn or self.next_qn(),
-            flag=flag,
-            cp=cp,
-            rf=rf,
-        )
-
-    def encode(self, packet: Packet) -> tuple[list[bytes], bytes | None]:
-        key = self.keys.for_send() if self.v2025 and sm4.applies(packet.cn) else None
-        return encode_all(packet, sm4_key=key), key
-
     def wake(self) -> None:
         self._wake.set()
 
@@ -178,7 +131,8 @@ class PlatformLink:
         while True:
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.cfg.host, self.cfg.port), self.cfg.connect_timeout
+                    asyncio.open_connection(self.cfg.host, self.cfg.port),
+                    self.cfg.connect_timeout,
                 )
             except (OSError, TimeoutError) as exc:
                 self.last_error = f"connect failed: {exc or type(exc).__name__}"
@@ -193,7 +147,7 @@ class PlatformLink:
                 continue
             self.reconnects += 1
             self.log.info(
-                "hj212_connected", backlog=self.up.outbox.backlog(self.cfg.name), mn=self.mn
+                "hj212_connected", backlog=self.up.outbox.backlog(self.cfg.name), mn=self.out.mn
             )
             try:
                 await self._session(reader, writer)
@@ -273,12 +227,12 @@ class PlatformLink:
             if row is not None:
                 rf = self.v2025 and self._is_backfill(row.id, row.attempts)
                 outbox.count_attempt(row.id)
-                await self._deliver(self.packet(row.cn, row.cp, rf=rf))
+                await self._deliver(self.out.packet(row.cn, row.cp, rf=rf))
                 outbox.mark_acked(row.id, self.up.system_now())
                 next_beat = loop.time() + beat
                 continue
             if beat and loop.time() >= next_beat:
-                await self._deliver(self.packet(CN.HEARTBEAT, Cp(), st=CN.ST_SYSTEM))
+                await self._deliver(self.out.packet(CN.HEARTBEAT, Cp(), st=CN.ST_SYSTEM))
                 next_beat = loop.time() + beat
                 continue
             wait = 5.0 if not beat else max(0.0, min(5.0, next_beat - loop.time()))
@@ -296,7 +250,7 @@ class PlatformLink:
         """CN 1001 at the start of each 2025 session: the platform's MN assignment needs it."""
         identity = self.up.identity
         cp = Cp.build({}, identity.cp_factors())
-        if await self._deliver(self.packet(CN.IDENTITY, cp, st=CN.ST_SYSTEM), fatal=False):
+        if await self._deliver(self.out.packet(CN.IDENTITY, cp, st=CN.ST_SYSTEM), fatal=False):
             self.up.outbox.set_state(self.cfg.name, "identity_acked", cp.text())
             self.log.info("hj212_identity_sent", logger_id=identity.logger_id)
 
@@ -318,7 +272,7 @@ class PlatformLink:
         Without a reply after all tries the link counts as broken (``fatal``)
         or, for what a platform may not implement (1001), it is only logged.
         """
-        chunks, key = self.encode(packet)
+        chunks, key = self.out.encode(packet)
         if not packet.reply_wanted:
             await self.write(chunks)
             self.sent += 1

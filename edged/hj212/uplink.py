@@ -188,7 +188,7 @@ class Uplink:
         cp = self.build_cp({"DataTime": data_time}, factors)
         for link in self.links:
             if link.realtime_on and link.connected:
-                link.live.append(link.packet(CN.REALTIME, cp))
+                link.live.append(link.out.packet(CN.REALTIME, cp))
         self._wake_all()
 
     def send_now(self, cn: str, cp: Cp, data_time: datetime | None = None) -> None:
@@ -228,7 +228,7 @@ class Uplink:
                 link.reconnects,
                 link.last_error,
                 link.cfg.version,
-                link.mn,
+                link.out.mn,
                 link.keys.enabled,
                 link.realtime_on,
             )

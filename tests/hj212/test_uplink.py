@@ -51,6 +51,7 @@ def run(
     timeout: float = 20,
     **uplink_kw: object,
 ) -> None:
+
     async def main() -> None:
         for p in platforms:
             await p.start()
@@ -60,8 +61,11 @@ def run(
         clock = ManualClock(T0)
         uplink_kw.setdefault("system_clock", lambda: T0.astimezone())
         up = Uplink(
-            Hj212Config(platforms=configs), tmp_path / "outbox.sqlite", clock=clock, **uplink_kw
-        )  # type: ignore[arg-type]
+            Hj212Config(platforms=configs),
+            tmp_path / "outbox.sqlite",
+            clock=clock,
+            **uplink_kw,  # type: ignore[arg-type]
+        )
         task = asyncio.create_task(up.serve())
         try:
             await asyncio.wait_for(body(up, clock), timeout)

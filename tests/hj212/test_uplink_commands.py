@@ -205,7 +205,7 @@ def test_what_platforms_set_survives_a_restart_until_the_config_changes(tmp_path
     up.outbox.close()
     up = uplink()
     link = up.links[0]
-    assert link.mn == "010000A8900016F000169DC0"
+    assert link.out.mn == "010000A8900016F000169DC0"
     assert link.keys.pending == bytes(16) and link.keys.current == KEY  # old key kept
     assert link.keys.for_decrypt() == [bytes(16), KEY]
     link.keys.link_broken()  # a session broke before the platform used the new key
@@ -214,5 +214,5 @@ def test_what_platforms_set_survives_a_restart_until_the_config_changes(tmp_path
     up = uplink(sm4_key="ff" * 16, mn="MN2")  # the technician enters a new key and MN
     link = up.links[0]
     assert link.keys.current == bytes.fromhex("ff" * 16) and link.keys.pending is None
-    assert link.mn == "MN2"
+    assert link.out.mn == "MN2"
     up.outbox.close()
