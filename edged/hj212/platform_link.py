@@ -87,8 +87,8 @@ class PlatformLink:
         self.keys = KeyRing(uplink.outbox, cfg.name, cfg.sm4_key)
         mn = self._remembered("mn", cfg.mn) or cfg.mn
         self.out = Outgoing(cfg, self.keys, mn, uplink.site_now)
-        timeouts = self._remembered("timeouts", f"{cfg.timeout:g}/{cfg.retries}")
-        self.timeout, self.retries = cfg.timeout, cfg.retries
+        timeouts = self._remembered("timeouts", f"{cfg.timeout_s:g}/{cfg.retries}")
+        self.timeout, self.retries = cfg.timeout_s, cfg.retries
         if timeouts:
             over, _, count = timeouts.partition("/")
             self.timeout, self.retries = float(over), int(count)
@@ -127,12 +127,12 @@ class PlatformLink:
     # -- main loop ----------------------------------------------------------
 
     async def run(self) -> None:
-        delay = self.cfg.backoff_min
+        delay = self.cfg.backoff_min_s
         while True:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.cfg.host, self.cfg.port),
-                    self.cfg.connect_timeout,
+                    self.cfg.connect_timeout_s,
                 )
             except (OSError, TimeoutError) as exc:
                 self.last_error = f"connect failed: {exc or type(exc).__name__}"
@@ -143,7 +143,7 @@ class PlatformLink:
                     hint="check platform host/port in [[hj212.platforms]], network and 4G modem",
                 )
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self.cfg.backoff_max)
+                delay = min(delay * 2, self.cfg.backoff_max_s)
                 continue
             self.reconnects += 1
             self.log.info(
@@ -162,9 +162,9 @@ class PlatformLink:
             finally:
                 await self.close()
             if self.acked:
-                delay = self.cfg.backoff_min
+                delay = self.cfg.backoff_min_s
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self.cfg.backoff_max)
+            delay = min(delay * 2, self.cfg.backoff_max_s)
 
     async def close(self) -> None:
         self.connected = False

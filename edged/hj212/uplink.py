@@ -94,7 +94,7 @@ class Uplink:
         self.audit = audit
         self.system_clock = system_clock or (lambda: datetime.now(UTC))
         self.decimals = resolve(config.decimals, units or {})
-        self.intervals = intervals or Intervals(config.rtd_interval, config.min_interval)
+        self.intervals = intervals or Intervals(config.rtd_interval_s, config.min_interval_min)
         self.outbox = Outbox(store_path)
         if identity is None:
             identity = read_identity(config)

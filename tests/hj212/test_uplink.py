@@ -20,11 +20,11 @@ T0 = datetime(2024, 5, 1, 10, 0, 0)
 
 def pcfg(name: str, port: int, **kw: object) -> PlatformConfig:
     opts: dict[str, object] = {
-        "timeout": 0.3,
+        "timeout_s": 0.3,
         "retries": 1,
-        "connect_timeout": 1.0,
-        "backoff_min": 0.05,
-        "backoff_max": 0.2,
+        "connect_timeout_s": 1.0,
+        "backoff_min_s": 0.05,
+        "backoff_max_s": 0.2,
     }
     opts.update(kw)
     return PlatformConfig(name=name, host="127.0.0.1", port=port, mn=MN, **opts)  # type: ignore[arg-type]
@@ -182,8 +182,8 @@ def test_one_platform_down_or_silent_does_not_delay_another(tmp_path: Path) -> N
     def cfgs(ps: list[FakePlatform]) -> list[PlatformConfig]:
         return [
             pcfg("good", ps[0].port),
-            pcfg("silent", ps[1].port, timeout=5.0, retries=3),
-            pcfg("down", 1, connect_timeout=5.0),  # nothing listens on port 1
+            pcfg("silent", ps[1].port, timeout_s=5.0, retries=3),
+            pcfg("down", 1, connect_timeout_s=5.0),  # nothing listens on port 1
             pcfg("off", 2, enabled=False),
         ]
 

@@ -351,7 +351,7 @@ class _Platform:
 def _platform_cfg(tmp_path: Path, port: int, name: str = "city") -> str:
     return (
         f'[[hj212.platforms]]\nname = "{name}"\nhost = "127.0.0.1"\nport = {port}\n'
-        f'mn = "{MN}"\ntimeout = 2\n'
+        f'mn = "{MN}"\ntimeout_s = 2\n'
     )
 
 
