@@ -251,7 +251,10 @@ class Hj212Config:
     )
     split_mode: Literal["split", "refuse"] = field(
         default="split",
-        metadata=doc("Over-long CP: split into PNUM/PNO sub-packets 拆分包, or refuse and log"),
+        metadata=doc(
+            "A packet whose data is over 1024 bytes (many factors): split into PNUM/PNO"
+            " sub-packets 拆分包, or refuse it and log (for platforms that cannot reassemble)"
+        ),
     )
 
     def __post_init__(self) -> None:

@@ -435,7 +435,12 @@ class PlatformCommands:
         for when, factors in sorted(records, key=lambda r: r[0]):
             cp = self.up.build_cp({"DataTime": when}, factors)
             packet = self.link.out.packet(req.cn, cp, qn=qn, flag=self._reply_flag())
-            await self.link.write(self.link.out.encode(packet)[0])
+            try:
+                chunks = self.link.out.encode(packet)[0]
+            except Hj212Error as exc:
+                self.link.out.too_long(packet, exc)
+                continue
+            await self.link.write(chunks)
         self.log.info(
             "hj212_history_sent",
             cn=req.cn,

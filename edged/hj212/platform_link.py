@@ -85,8 +85,9 @@ class PlatformLink:
         self.v2025 = cfg.version == "2025"
         self.log = log.bind(platform=cfg.name, host=cfg.host, port=cfg.port, version=cfg.version)
         self.keys = KeyRing(uplink.outbox, cfg.name, cfg.sm4_key)
+        split = uplink.config.split_mode == "split"
         mn = self._remembered("mn", cfg.mn) or cfg.mn
-        self.out = Outgoing(cfg, self.keys, mn, uplink.site_now)
+        self.out = Outgoing(cfg, self.keys, mn, uplink.site_now, split, self.log)
         timeouts = self._remembered("timeouts", f"{cfg.timeout_s:g}/{cfg.retries}")
         self.timeout, self.retries = cfg.timeout_s, cfg.retries
         if timeouts:
@@ -221,14 +222,22 @@ class PlatformLink:
                         "hj212_realtime_dropped", qn=packet.qn, hint="real-time data is not resent"
                     )
                     raise
+                except Hj212Error as exc:
+                    self.out.too_long(packet, exc)
                 next_beat = loop.time() + beat
                 continue
             row = outbox.next_pending(self.cfg.name)
             if row is not None:
                 rf = self.v2025 and self._is_backfill(row.id, row.attempts)
                 outbox.count_attempt(row.id)
-                await self._deliver(self.out.packet(row.cn, row.cp, rf=rf))
-                outbox.mark_acked(row.id, self.up.system_now())
+                packet = self.out.packet(row.cn, row.cp, rf=rf)
+                try:
+                    await self._deliver(packet)
+                except Hj212Error as exc:
+                    self.out.too_long(packet, exc)
+                    outbox.drop(row.id)
+                else:
+                    outbox.mark_acked(row.id, self.up.system_now())
                 next_beat = loop.time() + beat
                 continue
             if beat and loop.time() >= next_beat:

@@ -150,6 +150,11 @@ class Outbox:
                 "UPDATE hj212_outbox SET acked_at = ? WHERE id = ?", (when.isoformat(), row_id)
             )
 
+    def drop(self, row_id: int) -> None:
+        """Forget one record for its platform: it will not be sent (and never was acknowledged)."""
+        with self._lock:
+            self._db.execute("DELETE FROM hj212_outbox WHERE id = ?", (row_id,))
+
     def count_attempt(self, row_id: int) -> None:
         with self._lock:
             self._db.execute(

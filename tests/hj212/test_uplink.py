@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from edged.hj212.clock import ManualClock
 from edged.hj212.codec import Cp
 from edged.hj212.config import Hj212Config, PlatformConfig
@@ -49,8 +51,10 @@ def run(
     body: Callable[[Uplink, ManualClock], Awaitable[None]],
     cfgs: Callable[[list[FakePlatform]], list[PlatformConfig]] | None = None,
     timeout: float = 20,
+    options: dict[str, object] | None = None,
     **uplink_kw: object,
 ) -> None:
+    """Run ``body`` against an uplink to ``platforms``; ``options`` are more [hj212] keys."""
 
     async def main() -> None:
         for p in platforms:
@@ -61,7 +65,7 @@ def run(
         clock = ManualClock(T0)
         uplink_kw.setdefault("system_clock", lambda: T0.astimezone())
         up = Uplink(
-            Hj212Config(platforms=configs),
+            Hj212Config(platforms=configs, **options or {}),  # type: ignore[arg-type]
             tmp_path / "outbox.sqlite",
             clock=clock,
             **uplink_kw,  # type: ignore[arg-type]
@@ -308,3 +312,35 @@ def test_long_record_goes_out_split_and_is_acknowledged(tmp_path: Path) -> None:
         assert merged == Cp.build({}, factors).factors
 
     run(tmp_path, [plat], body)
+
+
+LONG = {
+    f"a{i:05d}": {"Avg": 1000.125 + i, "Min": 1.5, "Max": 2000.5, "Flag": "N"} for i in range(40)
+}
+
+
+def test_split_mode_refuse_logs_an_over_long_record_and_sends_the_rest(tmp_path: Path) -> None:
+    plat = FakePlatform()
+
+    class Source:
+        def records(self, cn: str, begin: datetime, end: datetime):
+            return [(begin, LONG), (begin + timedelta(hours=1), minute(7.0))]
+
+    async def body(up: Uplink, clock: ManualClock) -> None:
+        with capture_logs() as logs:
+            up.publish("2061", T0, LONG)  # queued first: it must not block what follows
+            up.publish("2051", T0, minute(1.0))
+            await plat.wait_for(lambda: len(plat.data("2051")) == 1)
+            await plat.wait_for(lambda: up.outbox.backlog("p0") == 0)
+            qn = "20240501100500123"
+            req = {"BeginTime": "20240501080000", "EndTime": "20240501100000"}
+            await plat.send(plat.command("2061", qn, req))
+            await plat.wait_for(lambda: any(p.cn == "9012" for p in plat.replies(qn)))
+        assert [p.cn for p in plat.replies(qn)] == ["9011", "2061", "9012"]
+        assert plat.replies(qn)[1].cp.data_time == datetime(2024, 5, 1, 9)
+        assert [p for p in plat.data("2061") if p.qn != qn] == []  # never split, never sent
+        refused = [e for e in logs if e["event"] == "hj212_packet_too_long"]
+        assert [e["cn"] for e in refused] == ["2061", "2061"]
+        assert 'split_mode = "refuse"' in refused[0]["hint"] and "1024" in refused[0]["reason"]
+
+    run(tmp_path, [plat], body, options={"split_mode": "refuse"}, source=Source())
