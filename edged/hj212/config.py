@@ -75,7 +75,11 @@ class PlatformConfig:
     )
     resend: bool = field(
         default=True,
-        metadata=doc("Resend unacknowledged data after an outage 断点续传"),
+        metadata=doc(
+            "Resend data missed in an outage 断点续传 (补发); false: this platform gets only the"
+            " data records queued while its link is up, the rest is dropped for it (alarms and"
+            " the start-up notice still wait for it)"
+        ),
     )
     realtime: bool = field(
         default=True,

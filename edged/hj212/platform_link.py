@@ -31,7 +31,7 @@ from edged.hj212.framing import PacketFramer
 from edged.hj212.hardware import HardwareIdentity
 from edged.hj212.keys import KeyRing
 from edged.hj212.outgoing import Outgoing
-from edged.hj212.store import Outbox
+from edged.hj212.store import PRIORITY_DATA, Outbox
 from edged.logs import get_logger
 
 log = get_logger("hj212")
@@ -184,8 +184,10 @@ class PlatformLink:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
         self._closed = asyncio.Event()
-        self._live_after_id = self.up.outbox.last_id()
         self.connected = True
+        self._live_after_id = self.up.outbox.last_id()
+        if not self.cfg.resend:
+            self._drop_backlog()
         reader_task = self.spawn(self._read_loop(reader))
         try:
             if self.v2025:
@@ -199,6 +201,17 @@ class PlatformLink:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _drop_backlog(self) -> None:
+        """``resend = false``: data left unacknowledged by the last session is not sent again."""
+        dropped = self.up.outbox.drop_pending(self.cfg.name, PRIORITY_DATA, self._live_after_id)
+        if dropped:
+            self.log.warning(
+                "hj212_backlog_not_resent",
+                records=dropped,
+                hint="resend = false for this platform: data missed in an outage is not sent"
+                " again; the platform may ask for it (CN 2051/2061/2031 with BeginTime/EndTime)",
+            )
 
     def _is_backfill(self, row_id: int, attempts: int) -> bool:
         """RF=1 (HJ 212-2025): resent, or queued before this connection began."""

@@ -155,6 +155,16 @@ class Outbox:
         with self._lock:
             self._db.execute("DELETE FROM hj212_outbox WHERE id = ?", (row_id,))
 
+    def drop_pending(self, platform: str, priority: int, up_to_id: int) -> int:
+        """Forget a platform's unacknowledged records of ``priority`` queued up to ``up_to_id``."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM hj212_outbox WHERE platform = ? AND acked_at IS NULL"
+                " AND priority = ? AND id <= ?",
+                (platform, priority, up_to_id),
+            )
+            return cur.rowcount
+
     def count_attempt(self, row_id: int) -> None:
         with self._lock:
             self._db.execute(

@@ -158,8 +158,12 @@ class Uplink:
                 out.update(extra(pol_id, info_id) or {})
         return out
 
-    def _resend_names(self) -> list[str]:
-        return [link.cfg.name for link in self.links]
+    def _names(self, data: bool) -> list[str]:
+        """Platforms a record is queued for: a data record skips a platform that is down and
+        takes no resend (``resend = false``); alarms and notices wait for every platform."""
+        return [
+            link.cfg.name for link in self.links if not data or link.cfg.resend or link.connected
+        ]
 
     def _wake_all(self) -> None:
         loop = self._loop
@@ -171,10 +175,11 @@ class Uplink:
     # -- what the daemon calls -------------------------------------------------
 
     def publish(self, cn: str, data_time: datetime, factors: Factors) -> None:
-        """Minute/hour/day data (2051/2061/2031): stored, sent, resent until acknowledged."""
+        """Minute/hour/day data (2051/2061/2031): stored, sent, resent until acknowledged
+        (to a platform with ``resend = false`` only while its link is up)."""
         cp = self.build_cp({"DataTime": data_time}, factors)
         self.outbox.add(
-            self._resend_names(),
+            self._names(data=True),
             cn,
             self.site_naive(data_time),
             cp,
@@ -195,7 +200,7 @@ class Uplink:
         """Any packet ahead of the backlog (alarms, events); kept until acknowledged."""
         when = data_time or cp.data_time or self.clock.now()
         self.outbox.add(
-            self._resend_names(),
+            self._names(data=False),
             cn,
             self.site_naive(when),
             cp,

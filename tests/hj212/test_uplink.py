@@ -344,3 +344,40 @@ def test_split_mode_refuse_logs_an_over_long_record_and_sends_the_rest(tmp_path:
         assert 'split_mode = "refuse"' in refused[0]["hint"] and "1024" in refused[0]["reason"]
 
     run(tmp_path, [plat], body, options={"split_mode": "refuse"}, source=Source())
+
+
+def test_a_platform_without_resend_gets_no_backfill_after_an_outage(tmp_path: Path) -> None:
+    keep, live = FakePlatform(), FakePlatform()
+
+    def cfgs(ps: list[FakePlatform]) -> list[PlatformConfig]:
+        return [pcfg("keep", ps[0].port), pcfg("live", ps[1].port, resend=False)]
+
+    async def body(up: Uplink, clock: ManualClock) -> None:
+        await keep.wait_for(lambda: all(link.connected for link in up.links))
+        up.publish("2051", T0, minute(0.0))
+        await live.wait_for(lambda: len(live.data("2051")) == 1 == len(keep.data("2051")))
+        await keep.stop()
+        await live.stop()
+        await keep.wait_for(lambda: not any(link.connected for link in up.links))
+        for i in range(1, 4):
+            up.publish("2051", T0 + timedelta(minutes=i), minute(float(i)))
+        up.send_alarm(T0 + timedelta(minutes=3), {"a34013": {"Rtd": 99.5, "Flag": "T"}})
+        assert up.outbox.backlog("keep") == 4 and up.outbox.backlog("live") == 1  # the alarm
+        await keep.start()
+        await live.start()
+        await live.wait_for(lambda: len(live.data("2072")) == 1, 10)
+        up.publish("2051", T0 + timedelta(minutes=4), minute(4.0))
+        await keep.wait_for(lambda: len(keep.data("2051")) == 5, 10)
+        await live.wait_for(lambda: len(live.data("2051")) == 2)
+        assert [p.cp.data_time for p in live.data("2051")] == [T0, T0 + timedelta(minutes=4)]
+        # unacknowledged when the link broke: not sent again on the next connection
+        live.mode = "silent"
+        with capture_logs() as logs:
+            up.publish("2051", T0 + timedelta(minutes=5), minute(5.0))
+            await live.wait_for(lambda: live.connections >= 3, 10)
+            await live.wait_for(lambda: up.outbox.backlog("live") == 0)
+        dropped = [e for e in logs if e["event"] == "hj212_backlog_not_resent"]
+        assert dropped and dropped[0]["records"] == 1 and "resend = false" in dropped[0]["hint"]
+        await keep.wait_for(lambda: len(keep.data("2051")) == 6)
+
+    run(tmp_path, [keep, live], body, cfgs=cfgs)
