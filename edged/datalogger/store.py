@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 from peewee import SqliteDatabase
@@ -115,11 +115,15 @@ class DataStore:
         config: DataStoreConfig | None = None,
         clock: Callable[[], datetime] = datetime.now,
         grace_seconds: float = 0.0,
+        tz: tzinfo | None = None,
     ) -> None:
         """``grace_seconds``: how long after a period ends its last samples may
         still be arriving (a slow RS485 poll stamped before the boundary);
-        periods are closed only once that much time has passed."""
+        periods are closed only once that much time has passed. ``tz``: the
+        site's zone (``site.timezone``), in which minutes, hours and days are
+        closed; times stored and returned stay the board's wall time."""
         self.grace = timedelta(seconds=grace_seconds)
+        self.tz = tz
         self.config = config or DataStoreConfig()
         self.rules = dict(rules or {})
         self.clock = clock
@@ -205,10 +209,10 @@ class DataStore:
             first = self._first_source_ts(period)
             if first is None:
                 return 0
-            begin = period_start(first, period)
+            begin = period_start(first, period, self.tz)
         else:
             begin = _dt(mark)
-        end = period_start(now, period)  # periods starting before this one have ended
+        end = period_start(now, period, self.tz)  # periods starting before this one have ended
         if end <= begin:
             return 0
         if period == "minute":
@@ -219,7 +223,7 @@ class DataStore:
             samples = [Sample(_dt(r[0]), r[1], r[2], r[3]) for r in rows]
             aggs = []
             for (key, start), group in sorted(
-                group_by_period(samples, "minute").items(), key=lambda kv: kv[0][1]
+                group_by_period(samples, "minute", self.tz).items(), key=lambda kv: kv[0][1]
             ):
                 aggs.append(
                     aggregate_samples(
@@ -244,7 +248,7 @@ class DataStore:
                 a = Aggregate(
                     child, _dt(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]
                 )  # type: ignore[arg-type]
-                parts.setdefault((a.key, period_start(a.start, period)), []).append(a)
+                parts.setdefault((a.key, period_start(a.start, period, self.tz)), []).append(a)
             aggs = [
                 combine(
                     group,
