@@ -14,7 +14,7 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from edged.config.schema import Invalid, doc
 
@@ -411,9 +411,13 @@ class ModbusDevice:
 
 @dataclass(frozen=True)
 class ModbusConfig:
-    """The data logger's meters (数采仪 acquisition side)."""
+    """The data logger's meters (数采仪 acquisition side): every device listed is polled."""
 
-    enabled: bool = field(default=False, metadata=doc("Poll the meters below"))
+    removed_keys: ClassVar[dict[str, str]] = {
+        "enabled": "every device under [[modbus.devices]] is polled; write enabled = false in a"
+        " device's own table to stop polling it",
+    }
+
     poll_groups: list[PollGroup] = field(
         default_factory=lambda: [PollGroup()],
         metadata=doc("Poll groups (采集间隔组); 'default' is 300 s"),

@@ -229,3 +229,11 @@ def test_meters_on_one_rs485_line_must_share_line_settings():
         ModbusConfig(devices=[a, b])
     ok = ModbusConfig(devices=[a, ModbusDevice(name="c", serial_port="/dev/ttyS1", unit=3)])
     assert {d.bus for d in ok.devices} == {"rtu:/dev/ttyS1"}
+
+
+def test_the_section_switch_that_nothing_read_is_refused_with_what_to_write():
+    with pytest.raises(SchemaError) as info:
+        build(ModbusConfig, {"enabled": True})
+    (problem,) = info.value.problems
+    assert problem.path == "enabled" and "no longer a key" in problem.message
+    assert "in a device's own table" in problem.message
