@@ -37,7 +37,7 @@ from edged.mqtt.refusals import EventCallback, RecordEvent
 from edged.mqtt.topics import Topics, build_envelope, encode, new_id, now_iso
 from edged.mqtt.window import SendWindow
 
-__all__ = ["AuditCallback", "CommandHandler", "EventCallback", "MqttLink", "RecordEvent"]
+__all__ = ["MqttLink", "fallback_needed", "paho_client"]
 
 log = get_logger("mqtt")
 
