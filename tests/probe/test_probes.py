@@ -222,6 +222,14 @@ def test_gpio_shows_inputs_and_pulses_only_when_asked(
     )
 
 
+def test_gpio_pulses_the_alarm_for_its_configured_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mock_pins: MockFactory
+) -> None:
+    cfg = _config(tmp_path, "[gpio]\nalarm_s = 0.2\n")
+    rc, verdict, _ = _probe(capsys, cfg, "gpio", "--pulse", "alarm")
+    assert rc == 0 and "alarm on for 0.2 s" in verdict
+
+
 # -- Modbus --------------------------------------------------------------------
 
 _METER_MAP = """
