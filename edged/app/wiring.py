@@ -106,7 +106,7 @@ def _data_logger(cfg: Any, box: Box, data_dir: Path, parts: list[tuple[Any, bool
                 box.record_feed.alarm(kind, details)
 
         box.datalogger = DataLoggerService(
-            cfg.modbus, cfg.datalogger, cfg.instruments, data_dir, on_event
+            cfg.modbus, cfg.datalogger, cfg.instruments, data_dir, on_event, box.tz
         )
         parts.append((box.datalogger, False))
     if platforms:

@@ -459,14 +459,14 @@ def test_junk_flood_never_delays_a_signed_command(mosquitto: Mosquitto, tmp_path
     )
     arrived: list[float] = []
     acted: list[float] = []
-    intake = link.intake
+    intake = link.inbox.intake
 
     def timed_intake(name: str, raw: bytes) -> None:
         if b"through" in raw:
             arrived.append(time.monotonic())
         intake(name, raw)
 
-    link.intake = timed_intake  # type: ignore[method-assign]
+    link.inbox.intake = timed_intake  # type: ignore[method-assign]
     link.on_command("ping", lambda p, _a: acted.append(time.monotonic()) or {"echo": p["echo"]})
     link.start()
     col = Collector(mosquitto.port, "edged/s1/g1/cmd/ping/reply", client_id="backend-flood")
