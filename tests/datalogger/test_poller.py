@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edged.config import schema
+from edged.config.load import schema
 from edged.datalogger.poller import Poller
 from edged.datalogger.registers import ModbusConfig, ModbusDevice, PollGroup, RegisterPoint
 from edged.datalogger.store import DataStore, rules_from_points
