@@ -47,7 +47,10 @@ class GrabSource(FrameSource, Protocol):
 
     ``grab`` waits for the camera's next frame and keeps it undecoded, or as
     little decoded as the backend allows; ``retrieve`` makes the last grabbed
-    frame a BGR picture. Both are called from one thread only.
+    frame a BGR picture. Both are called from one thread only. A source whose
+    decoder hands a frame out only after later ones came in says how many in
+    ``held_frames`` (optional, 0 if absent), so that a frame asked for after a
+    moment is one the camera sent after it.
     """
 
     def grab(self) -> bool: ...

@@ -10,6 +10,7 @@ passage asks for is one the camera just sent.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import cv2
@@ -36,6 +37,17 @@ class OpenCVConfig(CameraConfig):
         default=1080,
         metadata=doc("Frame height asked of a V4L2 device (streams keep theirs)", min=1),
     )
+    decode_threads: int = field(
+        default=2,
+        metadata=doc(
+            "Threads decoding an RTSP/HTTP stream; each thread past the first holds"
+            " back one frame (40 ms at 25 fps) and adds decoding speed: 2 keeps a"
+            " 1080p stream fresh on a Pi 4, 1 is the freshest where one core keeps up;"
+            " 0: one per CPU core",
+            min=0,
+            max=16,
+        ),
+    )
 
 
 def is_stream(target: int | str) -> bool:
@@ -52,11 +64,18 @@ class OpenCVSource:
         size: tuple[int, int] | None = None,
         open_timeout_s: float = 10.0,
         read_timeout_s: float = 10.0,
+        decode_threads: int = 0,
     ) -> None:
         self.target = device_or_url
         self.size = size
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.decode_threads = decode_threads
+        # Frames a stream's decoder holds back: FFmpeg's H.264 parser hands a frame
+        # out when the next one begins, and each decoding thread past the first
+        # holds one more (frame threading).
+        threads = decode_threads or min(os.cpu_count() or 1, 16)
+        self.held_frames = threads if is_stream(device_or_url) else 0
         self.name = f"opencv:{device_or_url}"
         self._cap: cv2.VideoCapture | None = None
 
@@ -70,6 +89,8 @@ class OpenCVSource:
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                 int(self.read_timeout_s * 1000),
             ]
+            if self.decode_threads:
+                params += [cv2.CAP_PROP_N_THREADS, self.decode_threads]
             self._cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
         else:
             self._cap = cv2.VideoCapture(self.target)
@@ -116,4 +137,5 @@ def _build(cfg: OpenCVConfig) -> OpenCVSource:
         (cfg.width, cfg.height),
         open_timeout_s=max(5.0, 2 * cfg.read_timeout_s),
         read_timeout_s=cfg.read_timeout_s + 1.0,
+        decode_threads=cfg.decode_threads,
     )

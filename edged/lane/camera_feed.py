@@ -58,7 +58,14 @@ class CameraFeed:
         self._frame_time = 0.0  # time.monotonic() when the frame arrived
         self._last_arrival = 0.0  # newest frame taken, decoded or not
         self._lost = True
-        self._wanted = 0  # passages (or others) waiting for a frame
+        # A stream's decoder hands out a frame only after the next ones came in (the
+        # H.264 parser waits for the next frame, each extra decoding thread holds one):
+        # the frame out right after a trigger was sent before it.
+        self._held = int(getattr(source, "held_frames", 0))
+        self._seq = 0  # frames taken so far
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=256)  # (seq, time) of recent ones
+        self._frame_seq = 0
+        self._need: list[int] = []  # for each waiter: the first frame number it can take
         self._ages: deque[float] = deque(maxlen=100)  # ms from arrival to hand-over
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,12 +94,14 @@ class CameraFeed:
         """
         deadline = time.monotonic() + (self.cfg.read_timeout_s if timeout is None else timeout)
         with self._cond:
-            self._wanted += 1
+            first = next((n for n, t in self._arrivals if t > since), self._seq + 1)
+            need = first + self._held
+            self._need.append(need)
             try:
                 while True:
                     if self._lost:
                         return None
-                    if self._frame is not None and self._frame_time > since:
+                    if self._frame is not None and self._frame_seq >= need:
                         self._ages.append((time.monotonic() - self._frame_time) * 1000)
                         return self._frame, self._frame_time
                     remaining = deadline - time.monotonic()
@@ -100,7 +109,7 @@ class CameraFeed:
                         return None
                     self._cond.wait(remaining)
             finally:
-                self._wanted -= 1
+                self._need.remove(need)
 
     def latest(self) -> np.ndarray | None:
         """The newest frame (decoded now if it was not), or None while the camera is lost."""
@@ -122,8 +131,10 @@ class CameraFeed:
                 frame = None
                 if ok:
                     self.rate.tick()
-                    self._last_arrival = now
-                    if self._wanted:
+                    with self._cond:
+                        seq = self._arrived(now)
+                        wanted = bool(self._need) and seq >= min(self._need)
+                    if wanted:
                         frame = self.source.retrieve()
                         if frame is not None:
                             self.decoded.tick()
@@ -135,11 +146,12 @@ class CameraFeed:
                 if ok:
                     self.rate.tick()
                     self.decoded.tick()
-                    self._last_arrival = now
+                    with self._cond:
+                        seq = self._arrived(now)
             with self._cond:
                 self._lost = not ok
                 if frame is not None or not ok:
-                    self._frame, self._frame_time = frame, now
+                    self._frame, self._frame_time, self._frame_seq = frame, now, self._seq
                 self._cond.notify_all()
             state = "ok" if ok else "lost"
             if state != reported:
@@ -152,6 +164,13 @@ class CameraFeed:
                 if pause > 0:
                     self._stop.wait(pause)
                 last_grab = time.monotonic()
+
+    def _arrived(self, now: float) -> int:
+        """Number the frame just taken; called with the lock held."""
+        self._seq += 1
+        self._arrivals.append((self._seq, now))
+        self._last_arrival = now
+        return self._seq
 
     def _report(self, state: str, reported: str | None) -> None:
         if state == "lost":
