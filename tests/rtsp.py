@@ -147,16 +147,17 @@ class RtspCamera:
                 self.proc.wait(5)
         self.relay.stop()
 
-    def sent_at(self, frame: np.ndarray) -> float | None:
+    def sent_at(self, frame: np.ndarray, before: float | None = None) -> float | None:
         """When the relay sent ``frame`` (``time.monotonic()``), read from its drawn number.
 
         The clip loops, so a number recurs every ``clip_frames`` frames: the
-        latest sending of it is taken (a frame older than one loop reads young).
+        latest sending of it before ``before`` (default now) is taken; a frame
+        older than one loop of the clip reads young.
         """
         n = frame_number(frame)
         if n is None:
             return None
-        return self.relay.sent_at(n, self.clip_frames)
+        return self.relay.sent_at(n, self.clip_frames, before)
 
     def __enter__(self) -> RtspCamera:
         return self.start()
@@ -254,9 +255,12 @@ class RtspRelay:
         with self._lock:
             return len(self._sent)
 
-    def sent_at(self, number: int, loop: int) -> float | None:
+    def sent_at(self, number: int, loop: int, before: float | None = None) -> float | None:
+        """When frame ``number`` (of a clip ``loop`` frames long) was last sent before ``before``."""
         with self._lock:
             for n in reversed(self._sent):
+                if before is not None and self._sent[n] > before:
+                    continue
                 if (n % loop == number % loop) if loop else n == number:
                     return self._sent[n]
         return None

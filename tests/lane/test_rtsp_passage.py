@@ -64,7 +64,10 @@ burst_interval_ms = 50
                 frame = cv2.imread(str(tmp_path / "data" / "images" / shots[0]["path"]))
                 sent = cam.sent_at(frame)
                 assert sent is not None, "frame number unreadable in the snapshot"
-                assert sent >= trigger, f"frame sent {trigger - sent:.3f} s before the trigger"
+                # the frame being sent at the very moment of the trigger may be the first
+                assert sent > trigger - 0.040, (
+                    f"frame sent {trigger - sent:.3f} s before the trigger"
+                )
             status = box.health()["lanes"]["main"]["camera"]
             assert status["decode"] == "on_demand" and status["state"] == "ok", status
             assert status["fps"] > 15 and status["decoded_fps"] < 5, status
