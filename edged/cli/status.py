@@ -109,6 +109,18 @@ def format_status(reply: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _frames(cam: dict[str, Any]) -> str:
+    """How the frame thread decodes, and how old its frames are (absent in older replies)."""
+    if "decode" not in cam:
+        return ""
+    out = f"; {cam['decode']}, {cam.get('decoded_fps')} decoded/s"
+    if cam.get("frame_age_ms") is not None:
+        out += f", newest frame {cam['frame_age_ms']} ms old"
+    if cam.get("passage_frame_age_ms") is not None:
+        out += f", passage frames p95 {cam['passage_frame_age_ms']} ms after arrival"
+    return out
+
+
 def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
     """One lane: its direction and counts, then its camera, reads and devices, indented."""
     lines = [
@@ -118,7 +130,7 @@ def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
     cam = lane.get("camera")
     if isinstance(cam, dict):
         err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
-        lines.append(f"  camera: {cam.get('state')}, {cam.get('fps')} fps{err}")
+        lines.append(f"  camera: {cam.get('state')}, {cam.get('fps')} fps{err}{_frames(cam)}")
     else:
         lines.append("  camera: none")
     read = lane.get("last_read")

@@ -83,12 +83,15 @@ class PassagePipeline:
         self.box = box
 
     # -- identify ------------------------------------------------------------------
-    def burst(self) -> tuple[list[np.ndarray | None], Any]:
+    def burst(self, since: float | None = None) -> tuple[list[np.ndarray | None], Any]:
         """Read up to ``burst_frames`` frames and vote; stop at the first confident plate.
 
-        Only the frame of the best read so far is kept (the snapshot's); the
-        others are dropped as soon as they lose, so a burst of 1080p frames
-        holds one 6 MB frame instead of five.
+        Every frame is one the camera took after ``since`` (the trigger's
+        ``time.monotonic()``) and after the burst's previous frame: never a
+        picture of the lane from before the vehicle arrived, never one frame
+        read twice. Only the frame of the best read so far is kept (the
+        snapshot's); the others are dropped as soon as they lose, so a burst
+        of 1080p frames holds one 6 MB frame instead of five.
         """
         from edged.lpr import vote
 
@@ -97,10 +100,13 @@ class PassagePipeline:
         frames: list[np.ndarray | None] = []
         reads: list[list[Any]] = []
         result = vote([])
+        since = time.monotonic() if since is None else since
         for i in range(tc.burst_frames):
-            frame = camera.latest() if camera is not None else None
+            got = camera.frame_after(since) if camera is not None else None
+            frame = None if got is None else got[0]
             if frame is None or recognizer is None or recognizer.ready is False:
                 break
+            since = got[1]
             frames.append(frame)
             reads.append(recognizer.read(frame))
             result = vote(reads)
@@ -137,7 +143,7 @@ class PassagePipeline:
         if trig.plate is not None:
             plate_text, plate_conf, colour = trig.plate, 1.0, None
         else:
-            frames, vr = self.burst()
+            frames, vr = self.burst(trig.t0)
             ok = vr.plate and vr.valid_syntax
             plate_text = vr.plate if ok else None
             plate_conf = vr.confidence if ok else None

@@ -27,7 +27,16 @@ def _reply() -> dict[str, Any]:
                 "direction": "in",
                 "passages": 2,
                 "queue": 0,
-                "camera": {"state": "lost", "fps": 0.0, "source": "opencv:0", "error": "no frame"},
+                "camera": {
+                    "state": "lost",
+                    "fps": 0.0,
+                    "decoded_fps": 0.0,
+                    "decode": "on_demand",
+                    "frame_age_ms": 5100,
+                    "passage_frame_age_ms": 31.5,
+                    "source": "opencv:0",
+                    "error": "no frame",
+                },
                 "last_read": {
                     "plate": "冀B12345",
                     "confidence": 0.97,
@@ -86,7 +95,8 @@ def test_status_lines_name_every_figure() -> None:
         "alert level: orange",
         "component ledger: running",
         "lane entry: in, 2 passages, queue 0",
-        "  camera: lost, 0.0 fps (no frame)",
+        "  camera: lost, 0.0 fps (no frame); on_demand, 0.0 decoded/s, newest frame 5100 ms old,"
+        " passage frames p95 31.5 ms after arrival",
         "  last read: 冀B12345 conf 0.97 (camera) at 2024-05-01T08:00:00.000+08:00",
         "  last passage: seq 3 冀B12345 in allow at t",
         "  rfid: entry.rfid",

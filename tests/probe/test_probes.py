@@ -91,6 +91,7 @@ def test_camera_pass_reports_size_fps_and_saves_a_frame(
     assert rc == 0, out
     assert verdict.startswith("PASS: folder:frames: 6 frames 640x360 at ")
     assert "fps measured (configured 50)" in out
+    assert "decode on_demand: " in out and "frames a second taken" in out
     assert cv2.imread(str(saved)).shape == (360, 640, 3)
 
 
