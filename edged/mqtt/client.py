@@ -787,7 +787,10 @@ class MqttLink:
         if report is None:
             return
         details = {
-            "event": "telemetry_dropped",
+            "kind": "telemetry_dropped",
+            "severity": "warning",
+            "message": f"{report.count} telemetry messages dropped ({report.reason}),"
+            f" seq {report.first_seq}..{report.last_seq}",
             "count": report.count,
             "first_seq": report.first_seq,
             "last_seq": report.last_seq,
