@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "edged.cli.daemon",
     "edged.cli.config",
     "edged.cli.status",
+    "edged.cli.mqtt",
     "edged.lpr.cli",
     "edged.admission.cli",
     "edged.ledger.cli",

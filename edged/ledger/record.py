@@ -71,7 +71,7 @@ class Snapshot:
 class Approval:
     """Special approval (特批放行): one-time pass with who asked, who approved and why."""
 
-    id: str
+    id: int | str  # the registry's approval number (an int) on rows the gate writes
     applicant: str
     approver: str
     reason: str

@@ -130,7 +130,8 @@ _LANE = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"}
 # rfid_tags, valid_until): one name per concept across the whole contract.
 VEHICLE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["plate", "plate_colour"],
+    # fuel: the registry refuses a vehicle without one (the policy decides on it)
+    "required": ["plate", "plate_colour", "fuel"],
     "properties": {
         "plate": _PLATE,
         "plate_colour": _COLOUR,
@@ -415,7 +416,9 @@ def max_containers(name: str) -> int:
     return _SMALL_CONTAINERS + 2 * _LIST_ITEMS.get(name, 0)
 
 
-_ENVELOPE_SCHEMA: dict[str, Any] = {
+#: The signed command around its params, as the verifier checks it (``sig`` is
+#: checked for presence first, to answer ``unsigned``).
+ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["ts", "nonce", "actor", "params"],
     "properties": {
@@ -430,11 +433,11 @@ _ENVELOPE_SCHEMA: dict[str, Any] = {
 }
 
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_ENVELOPE_KEYS = frozenset(_ENVELOPE_SCHEMA["properties"])
+_ENVELOPE_KEYS = frozenset(ENVELOPE_SCHEMA["properties"])
 
 
 def _envelope_ok(body: dict[str, Any]) -> bool:
-    """``_ENVELOPE_SCHEMA`` written out: the check runs for every arriving message, and the
+    """``ENVELOPE_SCHEMA`` written out: the check runs for every arriving message, and the
     generic validator is ten times slower. On False, ``validate`` says what is wrong."""
     ts, nonce, actor = body.get("ts"), body.get("nonce"), body.get("actor")
     cmd_id, sig = body.get("id", ""), body.get("sig")
@@ -568,6 +571,30 @@ UNVERIFIED_ERRORS = frozenset(
 )
 
 
+#: Every ``error`` a reply can carry: the unverified ones above, then those of
+#: signed, fresh commands.
+REPLY_ERRORS = UNVERIFIED_ERRORS | {
+    "not_allowed",
+    "invalid_params",
+    "not_supported",
+    "handler_error",
+    "timeout",
+}
+
+#: ``result`` of the replies to the commands the link answers itself.
+RESULT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ping": {
+        "type": "object",
+        "properties": {
+            "pong": {"const": True},
+            "echo": {"type": ["string", "null"]},
+            "backlog": {"type": "integer", "minimum": 0},
+        },
+        "required": ["pong", "echo", "backlog"],
+    },
+}
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Outcome of checking one command message.
@@ -694,7 +721,7 @@ class CommandVerifier:
                 name, "unsigned", "sig: required, missing (HMAC-SHA256, see docs/MQTT.md)", **ident
             )
         if not _envelope_ok(body):
-            problems = validate(body, _ENVELOPE_SCHEMA, "command")
+            problems = validate(body, ENVELOPE_SCHEMA, "command")
             return refusal(name, "malformed", _clip("; ".join(problems[:10])), **ident)
         if not self.keys:
             return refusal(
