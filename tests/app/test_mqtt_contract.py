@@ -362,3 +362,14 @@ def test_availability_has_a_documented_value_template(run: dict[str, Any]) -> No
         if t.endswith("/availability")
     ]
     assert states[0] == "online" and states[-1] == "offline"
+
+
+def test_field_doc_lists_every_key_of_the_status() -> None:
+    """docs/FIELD.md promises every status key; the schema holds the keys Box.health gives."""
+    from edged.app.contract import status_payload
+
+    text = (REPO / "docs" / "FIELD.md").read_text(encoding="utf-8")
+    rows = {m.group(1) for m in re.finditer(r"^\| `(\w+)`", text, re.M)}
+    rows |= {m.group(1) for m in re.finditer(r"^\| `\w+`, `(\w+)`", text, re.M)}
+    missing = set(status_payload()["properties"]) - rows
+    assert not missing, f"docs/FIELD.md has no row for status keys {sorted(missing)}"
