@@ -100,7 +100,34 @@ def command_table(box: Any) -> dict[str, Handler]:
             raise ValueError("MQTT is not enabled on this box")
         return {"resent": box.passage_feed.resend(p.get("from_seq", 1), p.get("to_seq"))}
 
+    def correct(p: dict[str, Any], actor: str) -> dict[str, Any]:
+        """A misread or a wrong field, corrected by a new row; the corrected row is published."""
+        from edged.lane.row_fields import vehicle_fields
+        from edged.ledger.corrections import CorrectionError, corrected
+
+        ledger = box.ledger
+        seq = p["seq"]
+        original = ledger.current(seq)
+        if original is None:
+            raise ValueError(f"seq: no original passage {seq} to correct")
+        changes = {
+            k: p[k] for k in ("plate", "plate_colour", "direction", "cargo", "weight_kg") if k in p
+        }
+        try:
+            rec = corrected(
+                original.record,
+                changes,
+                lambda plate: vehicle_fields(box.registry.snapshot().vehicle(plate)),
+            )
+        except CorrectionError as exc:
+            raise ValueError(str(exc)) from None
+        new_seq, digest = ledger.append_correction(seq, rec, actor, p["reason"])
+        fields = {**rec.to_fields(), "correction_of": seq, "operator": actor}
+        box.ctx.publish_passage(new_seq, {**fields, "ledger_seq": new_seq, "hash": digest})
+        return {"correction_seq": new_seq, "correction_of": seq}
+
     return {
+        "correct": correct,
         "open": open_,
         "alert_level": alert_level,
         "registry_upsert": lists("vehicles", "upsert", "vehicles"),

@@ -61,6 +61,7 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
         for kind, owner in lane.cfg.shares.items():
             lane.share(kind, by_name[owner])
     box = Box(cfg, supervisor, ctx, lanes)
+    ctx.on_in_plant = box.publish_in_plant
 
     parts: list[tuple[Any, bool]] = [(ctx.ledger_service, True), (ctx.registry_service, True)]
     if cfg.mqtt.enabled:

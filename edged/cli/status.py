@@ -96,6 +96,14 @@ def format_status(reply: dict[str, Any]) -> list[str]:
         lines.append(f"component {name}: {st['state']}{err}")
     for name, lane in (reply.get("lanes") or {}).items():
         lines += _lane_lines(name, lane)
+    inside = reply.get("in_plant")
+    if inside is not None:
+        shown = ", ".join(v["plate"] for v in inside.get("vehicles", [])[:10])
+        more = inside["count"] - min(10, len(inside.get("vehicles", [])))
+        lines.append(
+            f"in plant: {inside['count']} vehicles"
+            + (f" ({shown}{f' and {more} more' if more > 0 else ''})" if shown else "")
+        )
     queues = reply.get("queues") or {}
     if queues.get("mqtt_outbox") is not None:
         out = reply.get("outbox") or {}

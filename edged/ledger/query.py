@@ -16,6 +16,7 @@ COLUMNS = (
     "seq",
     "time",
     "gate",
+    "lane",
     "direction",
     "plate",
     "plate_colour",
@@ -28,12 +29,16 @@ COLUMNS = (
     "id_source",
     "rfid_tag",
     "weight_kg",
+    "net_t",
+    "cargo",
+    "alert_level",
     "flags",
     "correction_of",
 )
 TABLE_COLUMNS = (
     "seq",
     "time",
+    "lane",
     "direction",
     "plate",
     "fuel",
@@ -41,6 +46,7 @@ TABLE_COLUMNS = (
     "decision",
     "reason_zh",
     "id_source",
+    "weight_kg",
 )
 
 

@@ -292,6 +292,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"echo": {"type": "string", "maxLength": 200}},
         "additionalProperties": False,
     },
+    "correct": {
+        "type": "object",
+        "required": ["seq", "reason"],
+        "properties": {
+            "seq": {"type": "integer", "minimum": 1},
+            "reason": _TEXT,
+            "plate": _PLATE,
+            "plate_colour": _COLOUR,
+            "direction": {"type": "string", "enum": ["in", "out"]},
+            "cargo": {"type": "string", "minLength": 1, "maxLength": 32},
+            "weight_kg": {"type": "integer", "minimum": 0, "maximum": 200000},
+        },
+        "additionalProperties": False,
+    },
 }
 
 MAX_RESEND_RANGE = 100_000
@@ -381,6 +395,7 @@ MAX_BYTES: dict[str, int] = {
     "open": 16 * 1024,
     "alert_level": 8 * 1024,
     "resend": 4 * 1024,
+    "correct": 8 * 1024,
     "approval": 32 * 1024,
     "registry_delete": 1024 * 1024,
     "blacklist_delete": 1024 * 1024,

@@ -18,6 +18,13 @@ def _reply() -> dict[str, Any]:
         "uptime_s": 3725.0,
         "passages": 3,
         "alert_level": "orange",
+        "in_plant": {
+            "count": 2,
+            "vehicles": [
+                {"plate": "冀B12345", "since": "t1", "entry_seq": 1, "lane": "entry"},
+                {"plate": "晋C55667", "since": "t2", "entry_seq": 2, "lane": "entry"},
+            ],
+        },
         "components": {"ledger": {"state": "running", "error": ""}},
         "lanes": {
             "entry": {
@@ -92,6 +99,7 @@ def test_status_lines_name_every_figure() -> None:
         "  camera: none",
         "  last read: none yet",
         "  last passage: none yet",
+        "in plant: 2 vehicles (冀B12345, 晋C55667)",
         "queue mqtt outbox: 12 (NOT connected)",
         "queue hj212 city: 4 (connected)",
         "meter fan1: comm_fault",

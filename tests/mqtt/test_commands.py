@@ -168,6 +168,7 @@ def test_every_command_has_a_valid_example() -> None:
         "alert_level": {"level": "orange"},
         "resend": {"from_seq": 1, "to_seq": 100},
         "ping": {},
+        "correct": {"seq": 12, "plate": "冀A12345", "reason": "车牌误识别，人工更正"},
     }
     assert set(examples) == set(SCHEMAS)
     for name, params in examples.items():
