@@ -161,14 +161,18 @@ def registry_import(args: argparse.Namespace) -> int:
     return 0
 
 
-VEHICLE_COLUMNS = ("plate", "plate_colour", "fuel", "emission_stage", "haulier", "rfid_tags")
+VEHICLE_COLUMNS = ("plate", "plate_colour", "fuel", "emission_stage", "fleet", "rfid_tags")
 NRMM_COLUMNS = ("registry_no", "machine_type", "emission_stage", "owner")
 BLACKLIST_COLUMNS = ("plate", "reason", "source", "valid_from", "valid_until")
 APPROVAL_COLUMNS = ("id", "plate", "reason", "applicant", "approver", "direction", "use")
 
 
+#: Registry attributes shown under the name passages and commands give the same field.
+_CONTRACT_NAMES = {"haulier": "fleet"}
+
+
 def _fields(record: Any) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in vars(record).items()}
+    return {_CONTRACT_NAMES.get(k, k): _plain(v) for k, v in vars(record).items()}
 
 
 def _plain(value: Any) -> Any:

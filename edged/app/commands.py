@@ -47,6 +47,10 @@ RESULT_SCHEMAS: dict[str, dict[str, Any]] = {
         uses={"type": "integer", "minimum": 1},
     ),
     "resend": _result(resent=_COUNT),
+    "correct": _result(
+        correction_seq={"type": "integer", "minimum": 1, "description": "the correcting row"},
+        correction_of={"type": "integer", "minimum": 1, "description": "the row it corrects"},
+    ),
 }
 
 

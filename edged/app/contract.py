@@ -111,7 +111,7 @@ def from_type(tp: Any) -> dict[str, Any]:
 def dataclass_schema(
     cls: type, descriptions: Mapping[str, str] | None = None, formats: Mapping[str, Any] = {}
 ) -> dict[str, Any]:
-    """Every field of ``cls``, all present (records serialise every key, nulls explicit)."""
+    """Every field of ``cls``; required: the keys its serialiser always writes."""
     hints = typing.get_type_hints(cls)
     props: dict[str, dict[str, Any]] = {}
     for f in dataclasses.fields(cls):
@@ -119,7 +119,34 @@ def dataclass_schema(
         if descriptions and f.name in descriptions:
             schema = {"description": descriptions[f.name], **schema}
         props[f.name] = schema
-    return obj(props)
+    return obj(props, written_keys(cls))
+
+
+def written_keys(cls: type) -> list[str]:
+    """The keys ``cls``'s ``to_dict`` writes even when every optional field is unset.
+
+    A record that writes a key only when it has a value (so rows recorded before
+    the key existed hash as they did) has that key optional; one whose minimal
+    instance cannot be built (its checks refuse placeholders) writes every key.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    serialise = getattr(cls, "to_dict", None) or getattr(cls, "to_fields", None)
+    placeholders = {str: "x", int: 1, float: 0.0, bool: False}
+    hints = typing.get_type_hints(cls)
+    needed = {}
+    for f in dataclasses.fields(cls):
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            tp = hints[f.name]
+            options = typing.get_args(tp) or (tp,)
+            value = next((placeholders[t] for t in options if t in placeholders), None)
+            if value is None:
+                return names
+            needed[f.name] = value
+    try:
+        written = serialise(cls(**needed)) if serialise else {}
+    except (TypeError, ValueError):
+        return names
+    return [n for n in names if n in written]
 
 
 # -- published payloads -------------------------------------------------------------------
@@ -155,6 +182,19 @@ PASSAGE_FIELDS = {
     "event_id": "UUID of the passage, the same in the ledger and on every resend",
     "raw_plate": "the recogniser's own read, where it differs from plate or was unsure",
     "identified_by": "how an unsure read was matched: exact, registry, rfid, rfid_tag",
+    "category": "transport (运输车辆), in_plant (厂内运输车辆) or machinery (非道路移动机械)",
+    "registered_on": "registration date (注册日期), YYYY-MM-DD",
+    "engine_no": "engine number (发动机号码)",
+    "stage_code": "emission stage as the national table codes it: 0-6, d (electric), x",
+    "fleet": "fleet or haulier (车队名称)",
+    "documents": "SHA-256 of the vehicle's document photos (随车清单, 行驶证) by kind",
+    "machinery": "non-road machinery's registration (登记编码, 机械环保代码, …)",
+    "alert_level": "heavy-pollution alert level in force at the passage",
+    "net_t": "tonnes carried (运输量), on the exit row of a paired trip",
+    "entry_seq": "ledger_seq of the entry row this exit pairs with",
+    "entry_time": "entry time (进厂时间) of that entry",
+    "dwell_s": "seconds in the plant",
+    "missing": "why each empty national field is empty, by field",
 }
 
 
@@ -248,6 +288,50 @@ def availability_payload() -> dict[str, Any]:
         closed=True,
         description="online on connect; offline on a clean stop, and as the last will the"
         " broker publishes when the gate dies",
+    )
+
+
+def alert_level_payload() -> dict[str, Any]:
+    return obj(
+        {
+            "level": {"type": "string", "enum": ["none", "blue", "yellow", "orange", "red"]},
+            "was": {
+                "type": ["string", "null"],
+                "description": "the level before; null on the first announcement after a start",
+            },
+        },
+        description="The heavy-pollution alert level in force, retained, announced when it"
+        " changes (and at start).",
+    )
+
+
+_VEHICLE_IN = obj(
+    {
+        "plate": {"type": ["string", "null"]},
+        "since": _TIME,
+        "entry_seq": {"type": "integer", "minimum": 1},
+        "lane": {"type": ["string", "null"]},
+    }
+)
+
+
+def in_plant_payload() -> dict[str, Any]:
+    return in_plant_status() | {
+        "description": "The vehicles in the plant now (entered, not yet out), retained,"
+        " whenever an entry or exit changes them."
+    }
+
+
+def in_plant_status() -> dict[str, Any]:
+    return obj(
+        {
+            "count": {"type": "integer", "minimum": 0},
+            "vehicles": {
+                "type": "array",
+                "items": _VEHICLE_IN,
+                "description": "the longest there first; the first ones only when many",
+            },
+        }
     )
 
 
@@ -409,6 +493,7 @@ def status_payload() -> dict[str, Any]:
                 "type": ["string", "null"],
                 "enum": ["none", "blue", "yellow", "orange", "red", None],
             },
+            "in_plant": nullable(in_plant_status()),
             "ledger_head": {"type": "object", "additionalProperties": _HEAD},
             "device_key": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
         },
@@ -453,6 +538,8 @@ TOPICS: dict[str, tuple[str, bool, str]] = {
     "availability": ("availability", True, "online / offline (last will)"),
     "events": ("events", False, "the event log: faults, starts and stops, refusals"),
     "ledger_head": ("ledger/head", True, "heads of the hash chains"),
+    "in_plant": ("in_plant", True, "the vehicles in the plant now"),
+    "alert_level": ("alert_level", True, "the heavy-pollution alert level in force"),
     "attestation": ("ledger/attestation", False, "signed chain heads, archive every one"),
     "reply": ("cmd/<name>/reply", False, "the reply to every command"),
     "probe": ("probe", False, "edged probe mqtt's round trip; backends ignore it"),
@@ -526,6 +613,8 @@ def schemas() -> dict[str, dict[str, Any]]:
         "events": events_payload(),
         "ledger_head": ledger_head_payload(),
         "attestation": attestation_payload(),
+        "in_plant": in_plant_payload(),
+        "alert_level": alert_level_payload(),
         "probe": probe_payload(),
     }
     out: dict[str, dict[str, Any]] = {}

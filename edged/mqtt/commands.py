@@ -126,8 +126,8 @@ _LANE = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"}
 # Every property listed here is honoured by the gate (``parse_items`` maps it
 # onto a registry field); anything else is refused, never accepted and dropped:
 # a signed field the gate ignored would be a promise it did not keep. Field
-# names are the registry's and the passages' own (plate_colour, haulier,
-# rfid_tags, valid_until): one name per concept across the whole contract.
+# names are the passages' own (plate_colour, registered_on, fleet, rfid_tags,
+# valid_until): one name per concept across the whole contract.
 VEHICLE_SCHEMA: dict[str, Any] = {
     "type": "object",
     # fuel: the registry refuses a vehicle without one (the policy decides on it)
@@ -153,7 +153,7 @@ VEHICLE_SCHEMA: dict[str, Any] = {
             ],
         },
         "hazardous": {"type": "boolean"},
-        "haulier": {"type": "string", "maxLength": 100},
+        "fleet": {"type": "string", "maxLength": 100},
         "rfid_tags": {
             "type": "array",
             "maxItems": 8,
@@ -184,7 +184,6 @@ DEPRECATED_FIELDS: dict[str, dict[str, str]] = {
     "vehicles": {
         "plate_color": "plate_colour",
         "registered": "registered_on",
-        "fleet": "haulier",
         "rfid": "rfid_tags",
     },
     "entries": {"until": "valid_until"},

@@ -154,10 +154,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "plate_colour": "yellow",
                 "fuel": "diesel",
                 "emission_stage": "国6b",
-                "haulier": "唐山鑫达运输",
+                "fleet": "唐山鑫达运输",
                 "rfid_tags": ["E2801160600002084F35A1F3"],
             }
-            old_names = {"plate": "冀B54321", "plate_color": "yellow", "fuel": "gas", "fleet": "x"}
+            old_names = {
+                "plate": "冀B54321",
+                "plate_color": "yellow",
+                "fuel": "gas",
+                "rfid": "E2A1",
+            }
             assert send("registry_upsert", {"vehicles": [truck]})["ok"]
             reply = send("registry_upsert", {"vehicles": [old_names]})
             assert reply["ok"] and "plate_color (now plate_colour)" in reply["detail"], reply
@@ -180,6 +185,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             passage(box, plate="豫A00001")  # hold: not registered
             passage(box)  # no plate read
             assert send("alert_level", {"level": "orange", "reason": "市重污染天气橙色预警"})["ok"]
+            box.check_alert_level()  # as the daemon's tick does: announced on alert_level
+            fix = {"seq": 4, "reason": "车牌识别错误,人工更正", "plate": "豫A00002"}
+            assert send("correct", fix)["result"]["correction_of"] == 4
             assert send("open", {"reason": "地磅故障,人工放行", "hold_s": 1})["ok"]
             assert send("resend", {"from_seq": 1, "to_seq": 2})["result"] == {"resent": 2}
             refused = send("open", {"reason": "x"}, key="not-the-site-key-000000")

@@ -144,19 +144,11 @@ def test_stage_and_fuel_filters_take_what_a_guard_types(tmp_path: Path, capsys) 
 
 
 def test_query_table_aligns_chinese_cells(db: Path, capsys) -> None:
-    from edged.cli.table import display_width
+    from tests.cli.tables import aligned
 
     assert run(["ledger", "query", "--db", str(db), "--limit", "8"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    head = lines[0]
-    col = display_width(head[: head.index("reason_zh")])
-    for line in lines[1:]:
-        cells = line.split()
-        if len(cells) != 9:  # a row without a plate: one cell fewer to count by
-            continue
-        # the reason column starts at the same display column on every row
-        at = line.index(cells[7])
-        assert display_width(line[:at]) == col, line
+    assert len(lines) == 9 and aligned(lines), "\n".join(lines)
 
 
 def test_daily_report_xlsx(db: Path, tmp_path: Path) -> None:

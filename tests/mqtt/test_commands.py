@@ -198,12 +198,12 @@ def test_old_field_names_are_renamed_with_a_note_and_never_given_twice(
         {
             "plate": "冀A12345",
             "plate_colour": "yellow",
-            "haulier": "鑫达",
+            "fleet": "鑫达",
             "rfid_tags": ["E200A1"],
             "fuel": "gas",
         }
     ]
-    assert "plate_color (now plate_colour)" in v.detail and "fleet (now haulier)" in v.detail
+    assert "plate_color (now plate_colour)" in v.detail and "rfid (now rfid_tags)" in v.detail
     entry = {"plate": "冀B54321", "reason": "超标排放", "until": "2030-01-01T00:00:00+08:00"}
     v = verifier.check("blacklist_upsert", _raw("blacklist_upsert", {"entries": [entry]}))
     assert v.ok and v.params["entries"][0]["valid_until"] == entry["until"]
