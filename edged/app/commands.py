@@ -15,6 +15,45 @@ from typing import Any
 Handler = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
+def _result(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+
+#: The ``result`` of each handler's reply, for the published contract
+#: (``edged mqtt schemas``); the contract test checks real replies against it.
+RESULT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "open": _result(
+        ledger_seq={"type": "integer", "minimum": 1},
+        lane={"type": "string"},
+        direction={"type": "string", "enum": ["in", "out", "unknown"]},
+    ),
+    "alert_level": _result(level={"type": "string"}),
+    **{
+        name: _result(applied=_COUNT)
+        for name in (
+            "registry_upsert",
+            "registry_replace",
+            "registry_delete",
+            "blacklist_upsert",
+            "blacklist_delete",
+        )
+    },
+    "approval": _result(
+        approval_id={"type": "integer", "description": "the gate's own number for it"},
+        ref={"type": ["string", "null"], "description": "the backend's approval_id"},
+        direction={"type": "string", "enum": ["in", "out", "any"]},
+        uses={"type": "integer", "minimum": 1},
+    ),
+    "resend": _result(resent=_COUNT),
+    "correct": _result(
+        correction_seq={"type": "integer", "minimum": 1, "description": "the correcting row"},
+        correction_of={"type": "integer", "minimum": 1, "description": "the row it corrects"},
+    ),
+}
+
+
 def command_table(box: Any) -> dict[str, Handler]:
     """Name → handler(params, actor) for every command the box answers."""
 

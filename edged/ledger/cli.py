@@ -182,9 +182,14 @@ def _query(args: argparse.Namespace) -> int:
     s = _settings(args)
     if (rc := _need_db(s)) is not None:
         return rc
+    from edged.admission.model import normalize_plate, parse_fuel, stage_query
+
     try:
         start = parse_time(args.since, s.tz) if args.since else None
         end = parse_time(args.until, s.tz) if args.until else None
+        # the ledger holds canonical values (国5, diesel): a guard types 国五 or 柴油
+        stages = stage_query(args.stage) if args.stage else None
+        fuel = parse_fuel(args.fuel) if args.fuel else None
     except ValueError as exc:
         print(f"edged: {exc}", file=sys.stderr)
         return 2
@@ -192,11 +197,11 @@ def _query(args: argparse.Namespace) -> int:
         rows = (store.passages if args.raw else store.effective_passages)(
             start=start,
             end=end,
-            plate=args.plate,
+            plate=normalize_plate(args.plate) if args.plate else None,
             direction=args.direction,
             decision=args.decision,
-            emission_stage=args.stage,
-            fuel=args.fuel,
+            emission_stage=stages,
+            fuel=fuel,
             gate=args.gate,
             lane=args.lane,
             limit=args.limit,
@@ -440,8 +445,10 @@ def register(sub: Any) -> None:
     p.add_argument("--plate")
     p.add_argument("--direction", choices=("in", "out"))
     p.add_argument("--decision", choices=("allow", "deny", "hold"))
-    p.add_argument("--stage", help="emission stage, e.g. 国五")
-    p.add_argument("--fuel", help="diesel, petrol, gas, electric, hybrid, hydrogen")
+    p.add_argument("--stage", help="emission stage: 国五, 国V, 国5 or 5 (国6 finds 国6a and 国6b)")
+    p.add_argument(
+        "--fuel", help="diesel, petrol, gas, electric, hybrid, hydrogen, or 柴油, 天然气, …"
+    )
     p.add_argument("--gate")
     p.add_argument("--lane")
     p.add_argument("--limit", type=int)

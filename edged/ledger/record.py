@@ -74,7 +74,7 @@ class Snapshot:
 class Approval:
     """Special approval (特批放行): one-time pass with who asked, who approved and why."""
 
-    id: str
+    id: int | str  # str; rows written before it was a str hold the registry's number, an int
     applicant: str
     approver: str
     reason: str

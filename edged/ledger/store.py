@@ -366,7 +366,7 @@ class LedgerStore:
         plate: str | None = None,
         direction: str | None = None,
         decision: str | None = None,
-        emission_stage: str | None = None,
+        emission_stage: str | tuple[str, ...] | None = None,
         fuel: str | None = None,
         gate: str | None = None,
         lane: str | None = None,
@@ -546,9 +546,13 @@ def _filter_sql(table: str, since_seq: int = 0, **f: Any) -> tuple[str, list[Any
         "gate",
         "correction_of",
     ):
-        if f.get(col) is not None:
+        value = f.get(col)
+        if isinstance(value, tuple | list | set | frozenset):  # any of these values
+            where.append(f"{col} IN ({', '.join('?' * len(value))})")
+            params.extend(sorted(value))
+        elif value is not None:
             where.append(f"{col} = ?")
-            params.append(f[col])
+            params.append(value)
     if f.get("lane") is not None:
         where.append("json_extract(fields, '$.lane') = ?")
         params.append(f["lane"])

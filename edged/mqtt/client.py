@@ -20,6 +20,8 @@ that need one total order sort by ``seq``.
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -45,6 +47,43 @@ _MAINTAIN_S = 10.0
 _DROP_REPORT_S = 60.0
 
 
+class _Client(mqtt.Client):
+    """paho's client, keeping why the last connection attempt failed.
+
+    paho retries a failed connect on its own thread and only tells
+    ``on_connect_fail`` that it failed, not why; the reason (refused, no
+    route, DNS, TLS) is what a technician needs.
+    """
+
+    last_connect_error: OSError | None = None
+
+    def reconnect(self) -> Any:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.last_connect_error = exc
+            raise
+
+
+def unreachable_hint(exc: BaseException | None, host: str, port: int) -> str:
+    """What to check when the broker at ``host:port`` cannot be reached for ``exc``."""
+    where = f"{host}:{port}"
+    if isinstance(exc, ConnectionRefusedError):
+        what = f"nothing listens on {where}: check mqtt.host / mqtt.port and that the broker runs"
+    elif isinstance(exc, socket.gaierror):
+        what = f"the name {host!r} does not resolve: check mqtt.host and the box's DNS"
+    elif isinstance(exc, ssl.SSLError):
+        what = (
+            "the TLS handshake failed: check mqtt.ca_file, cert_file, key_file and the"
+            " broker's certificate"
+        )
+    elif isinstance(exc, TimeoutError | socket.timeout):
+        what = f"no answer from {where}: check the network route and firewalls to the broker"
+    else:
+        what = f"check the network to {where} and the broker"
+    return f"{what}; messages wait in the outbox and the link keeps retrying quietly"
+
+
 def fallback_needed(setting: str, using_v5: bool, reason: int) -> bool:
     """Should ``auto`` retry with MQTT 3.1.1 after this CONNACK reason?
 
@@ -60,7 +99,7 @@ def paho_client(cfg: MqttConfig, client_id: str, use_v5: bool) -> mqtt.Client:
     kwargs: dict[str, Any] = {"client_id": client_id, "protocol": proto}
     if not use_v5:
         kwargs["clean_session"] = True
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+    client = _Client(CallbackAPIVersion.VERSION2, **kwargs)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password or None)
     if cfg.tls:
@@ -128,6 +167,8 @@ class MqttLink:
         self._subscribe_mid: int | None = None
         self._last_drop_report = -_DROP_REPORT_S
         self._fallback_requested = False
+        self._connect_failures = 0  # failed attempts since the last connection
+        self.last_connect_error: str | None = None  # why the last attempt failed
         self._wake = threading.Event()
         self._stopping = False
         self._stop_deadline = 0.0
@@ -233,6 +274,7 @@ class MqttLink:
             "protocol": "5" if self._use_v5 else "3.1.1",
             "inflight": len(self.window.inflight),
             "commands_queued": self.inbox.queued(),
+            "connect_error": None if self._connected else self.last_connect_error,
         }
         out.update(self.outbox.stats())
         out["backlog"] = max(out["backlog"] - len(self.window.acked), 0)
@@ -266,6 +308,7 @@ class MqttLink:
         client = paho_client(self.config, self.client_id, self._use_v5)
         client.will_set(self.topics.availability, self._availability("offline"), 1, True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -285,14 +328,17 @@ class MqttLink:
                 self._fallback_requested = True
                 self._wake.set()
                 return
-            log.warning(
+            self._connect_failed(
                 "mqtt_connect_refused",
-                host=self.config.host,
-                port=self.config.port,
-                reason=str(rc),
-                hint="check username/password, client id, TLS files and broker ACLs",
+                str(rc),
+                "check username/password, client id, TLS files and broker ACLs; the link"
+                " keeps retrying quietly",
             )
             return
+        if self._connect_failures:
+            log.info("mqtt_reachable_again", failed_attempts=self._connect_failures)
+        self._connect_failures = 0
+        self.last_connect_error = None
         window = self.config.max_inflight
         rmax = getattr(props, "ReceiveMaximum", None) if props is not None else None
         if isinstance(rmax, int) and rmax > 0:
@@ -313,6 +359,36 @@ class MqttLink:
         )
         self._event("connected", {"backlog": len(self.outbox)})
         self._wake.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, _u: Any) -> None:
+        exc = getattr(client, "last_connect_error", None)
+        self._connect_failed(
+            "mqtt_unreachable",
+            str(exc) if exc is not None else "connection failed",
+            unreachable_hint(exc, self.config.host, self.config.port),
+        )
+
+    def _connect_failed(self, event: str, reason: str, hint: str) -> None:
+        """The first failure of a run of them is a warning with the reason; the rest are quiet.
+
+        paho retries with backoff (``reconnect_min_s`` doubling to
+        ``reconnect_max_s``); a warning each time would bury the journal during
+        an outage that is already known. A new reason is worth a line again.
+        """
+        self._connect_failures += 1
+        repeated = self.last_connect_error == reason
+        self.last_connect_error = reason
+        if self._connect_failures == 1 or not repeated:
+            log.warning(
+                event,
+                host=self.config.host,
+                port=self.config.port,
+                reason=reason,
+                retry_s=f"{self.config.reconnect_min_s:g}..{self.config.reconnect_max_s:g}",
+                hint=hint,
+            )
+        else:
+            log.debug(event, reason=reason, attempt=self._connect_failures)
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: Any, _props: Any) -> None:
         if mid != self._subscribe_mid:
@@ -425,7 +501,10 @@ class MqttLink:
         if report is None:
             return
         details = {
-            "event": "telemetry_dropped",
+            "kind": "telemetry_dropped",
+            "severity": "warning",
+            "message": f"{report.count} telemetry messages dropped ({report.reason}),"
+            f" seq {report.first_seq}..{report.last_seq}",
             "count": report.count,
             "first_seq": report.first_seq,
             "last_seq": report.last_seq,

@@ -69,7 +69,7 @@ def test_registry_commands_change_the_decision(gate: Any, mosquitto: Mosquitto) 
                         "plate": "冀B12345",
                         "fuel": "diesel",
                         "emission_stage": "6",
-                        "plate_color": "yellow",
+                        "plate_colour": "yellow",
                     }
                 ]
             },
