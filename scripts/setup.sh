@@ -20,6 +20,8 @@ apt_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_pkgs+=(mosquitto)
 fc-list 2>/dev/null | grep -qi 'wqy\|noto sans cjk' || apt_pkgs+=(fonts-wqy-microhei)
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_pkgs+=(python3-venv)
+# ffmpeg sends the H.264 camera stream of the camera tests and the camera-path bench.
+if [ $want_test = 1 ] && ! command -v ffmpeg >/dev/null 2>&1; then apt_pkgs+=(ffmpeg); fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "installing system packages: ${apt_pkgs[*]}"
   SUDO=""

@@ -105,8 +105,9 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles_function_local_imports_included() -> None:
     cycles = _cycles(_graph())
-    assert not cycles, "import cycles (every module in each imports the next, round):\n" + "\n".join(
-        " -> ".join(c) for c in cycles
+    assert not cycles, (
+        "import cycles (every module in each imports the next, round):\n"
+        + "\n".join(" -> ".join(c) for c in cycles)
     )
 
 

@@ -1,10 +1,11 @@
 """``edged registry|machinery|blacklist|approval|alert|cargo ...``: the operator's commands.
 
-The databases come from the config (``--config``, else ``$EDGED_CONFIG`` or
-``/etc/edged/edged.toml``): the registry and the ledger under
-``daemon.data_dir``. ``--db FILE`` names a registry file instead (the ledger
-then is ``ledger.db`` beside it, unless ``--ledger FILE``), which needs no
-config at all.
+The databases come from the config (``--config``, before or after the
+command, else ``$EDGED_CONFIG`` or ``/etc/edged/edged.toml``): the registry
+and the ledger under ``daemon.data_dir``, so the running gate decides with a
+change at once. ``--db FILE`` (or ``$EDGED_REGISTRY_DB``) names a registry
+file instead, such as a copy on a laptop; its changes are audited in
+``ledger.db`` beside it, unless ``--ledger FILE``. It needs no config at all.
 
 Every change needs ``--operator NAME`` and is written, with what it was
 before and after, to the hash-chained audit log of the ledger, as the daemon
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from edged.admission.documents import DEFAULT_MAX_BYTES, DocumentRefused
 from edged.admission.model import ALERT_LEVELS, DOCUMENT_NAMES, BlacklistEntry
 from edged.admission.policy import PolicyConfig
 from edged.admission.registry import ApprovalRefused, Registry
+from edged.cli import table
 
 KIND_CHOICES = ("vehicles", "plant_vehicles", "blacklist", "nrmm", "machinery")
 
@@ -53,15 +57,21 @@ class Where:
 
 
 def where(args: argparse.Namespace) -> Where:
-    """--db (and --ledger) win; otherwise the config file's data directory."""
-    if getattr(args, "db", None):
-        db = Path(args.db)
-        ledger = Path(args.ledger) if args.ledger else db.parent / "ledger.db"
+    """--db / $EDGED_REGISTRY_DB (and --ledger) win; otherwise the config's data directory."""
+    db_arg = getattr(args, "db", None) or os.environ.get("EDGED_REGISTRY_DB")
+    if db_arg:
+        db = Path(db_arg)
+        ledger = Path(args.ledger) if getattr(args, "ledger", None) else db.parent / "ledger.db"
         return Where(db, ledger, db.parent / "documents")
     from edged.config.load import load_config
 
     cfg = load_config(getattr(args, "config", None))
-    data_dir = Path(cfg.daemon.data_dir)
+    data_dir = Path(cfg.daemon.data_dir)  # config paths are relative to it unless absolute
+    if not data_dir.is_dir():
+        raise Refused(
+            f"no data directory {data_dir} (daemon.data_dir of the config): pass --config"
+            " FILE, or --db FILE for a registry file elsewhere"
+        )
     rc = cfg.registry
     ledger = Path(args.ledger) if getattr(args, "ledger", None) else data_dir / cfg.ledger.db_path
     return Where(
@@ -130,6 +140,47 @@ def _kind(text: str) -> Any:
     return "nrmm" if text == "machinery" else text
 
 
+VEHICLE_COLUMNS = ("plate", "plate_colour", "fuel", "emission_stage", "fleet", "cargo", "rfid_tags")
+NRMM_COLUMNS = ("registry_no", "machine_type", "emission_stage", "fuel", "plate", "owner")
+BLACKLIST_COLUMNS = ("plate", "reason", "source", "valid_from", "valid_until")
+APPROVAL_COLUMNS = (
+    *("id", "plate", "reason", "applicant", "approver", "approved_at", "direction", "use"),
+)
+ALERT_COLUMNS = ("id", "level", "valid_from", "valid_until", "set_at", "set_by", "reason")
+CARGO_COLUMNS = ("id", "plate", "cargo", "valid_from", "valid_until", "use", "declared_by")
+
+
+def _format(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table (aligned, for people) or json (JSON Lines, one object per row)",
+    )
+
+
+def _rows(args: argparse.Namespace, headers: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """A list as an aligned table, or as JSON Lines with every field."""
+    if args.format == "json":
+        for row in rows:
+            _out(json.dumps(row, ensure_ascii=False, default=str))
+        return
+    for line in table.render(headers, ([r.get(h) for h in headers] for r in rows)):
+        _out(line)
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in vars(record).items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
 # -- lists -------------------------------------------------------------------------------
 
 
@@ -159,31 +210,26 @@ def registry_list(args: argparse.Namespace) -> int:
     kind = _kind(args.kind)
     with opened(args) as reg:
         if kind == "nrmm":
-            for n in reg.list_machines(limit=args.limit):
-                _out(
-                    f"{n.registry_no}\t{n.machine_type}\t{n.emission_stage or '-'}\t{n.fuel}"
-                    f"\t{n.plate or '-'}\t{n.owner}"
-                )
+            rows = [_fields(n) for n in reg.list_machines(limit=args.limit)]
+            _rows(args, NRMM_COLUMNS, rows)
         elif kind == "blacklist":
-            _blacklist_lines(reg)
+            _rows(args, BLACKLIST_COLUMNS, [_fields(b) for b in reg.list_blacklist()])
         else:
             category = "in_plant" if kind == "plant_vehicles" else "transport"
-            for v in reg.list_vehicles(limit=args.limit, category=category):
-                _out(
-                    f"{v.plate}\t{v.plate_colour}\t{v.fuel}\t{v.emission_stage or '-'}"
-                    f"\t{v.fleet}\t{v.cargo}"
-                )
+            vehicles = reg.list_vehicles(limit=args.limit, category=category)
+            _rows(args, VEHICLE_COLUMNS, [_fields(v) for v in vehicles])
     return 0
 
 
-def _show(record: Any, reg: Registry) -> None:
-    for k, val in vars(record).items():
-        if k != "documents":
-            _out(f"{k}: {val}")
-    _out(f"national_stage: {record.national_stage or '-'}")
-    for kind, digest in sorted(record.documents.items()):
-        path = reg.document_path(digest)
-        _out(f"{kind} ({DOCUMENT_NAMES[kind]}): {digest} {path or '(file missing)'}")
+def _shown(record: Any, reg: Registry) -> dict[str, Any]:
+    """Every field of a vehicle or machine, its national stage code and its photos' files."""
+    row = _fields(record)
+    row["national_stage"] = record.national_stage
+    row["documents"] = {
+        kind: {"sha256": digest, "name": DOCUMENT_NAMES[kind], "path": reg.document_path(digest)}
+        for kind, digest in sorted(record.documents.items())
+    }
+    return row
 
 
 def registry_show(args: argparse.Namespace) -> int:
@@ -193,8 +239,17 @@ def registry_show(args: argparse.Namespace) -> int:
         if v is None and m is None:
             _err(f"{args.plate}: not in the registry")
             return 1
-        _show(v or m, reg)
+        row = _shown(v or m, reg)
         b = reg.get_blacklist(args.plate)
+        if args.format == "json":
+            row["blacklist"] = _fields(b) if b is not None else None
+            _out(json.dumps(row, ensure_ascii=False, default=str))
+            return 0
+        docs = row.pop("documents")
+        for k, val in row.items():
+            _out(f"{k}: {table.cell(val)}")
+        for kind, d in docs.items():
+            _out(f"{kind} ({d['name']}): {d['sha256']} {d['path'] or '(file missing)'}")
         if b is not None:
             _out(f"BLACKLISTED: {b.reason} ({b.source})")
     return 0
@@ -241,12 +296,6 @@ def registry_photo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _blacklist_lines(reg: Registry) -> None:
-    for b in reg.list_blacklist():
-        until = b.valid_until.isoformat() if b.valid_until else "-"
-        _out(f"{b.plate}\t{b.reason}\t{b.source}\tuntil {until}")
-
-
 def blacklist_add(args: argparse.Namespace) -> int:
     try:
         entry = BlacklistEntry(
@@ -279,7 +328,7 @@ def blacklist_remove(args: argparse.Namespace) -> int:
 
 def blacklist_list(args: argparse.Namespace) -> int:
     with opened(args) as reg:
-        _blacklist_lines(reg)
+        _rows(args, BLACKLIST_COLUMNS, [_fields(b) for b in reg.list_blacklist()])
     return 0
 
 
@@ -320,17 +369,16 @@ def approval_add(args: argparse.Namespace) -> int:
 
 def approval_list(args: argparse.Namespace) -> int:
     with opened(args) as reg:
+        rows = []
         for a in reg.list_approvals(include_used=args.all):
-            used = (
+            row = _fields(a)
+            row["use"] = (
                 f"used {a.used}/{a.uses}, last {a.used_at.isoformat()} by {a.used_by_passage}"
                 if a.used_at
                 else f"unused (0/{a.uses})"
             )
-            approved = a.approved_at.isoformat() if a.approved_at else "-"
-            _out(
-                f"{a.id}\t{a.plate}\t{a.reason}\t{a.applicant}/{a.approver}\tapproved {approved}"
-                f"\t{a.direction}\t{used}"
-            )
+            rows.append(row)
+        _rows(args, APPROVAL_COLUMNS, rows)
     return 0
 
 
@@ -358,14 +406,11 @@ def alert_set(args: argparse.Namespace) -> int:
 
 def alert_list(args: argparse.Namespace) -> int:
     with opened(args) as reg:
-        for e in reg.list_alerts(include_superseded=args.all):
-            until = e.valid_until.isoformat() if e.valid_until else "-"
-            _out(
-                f"{e.id}\t{e.level}\tfrom {e.valid_from.isoformat()}\tuntil {until}"
-                f"\tset {e.set_at.isoformat()} by {e.set_by}\t{e.reason}".rstrip()
-            )
-        s = reg.alert_state()
-    _out(f"in force now: {s.level}")
+        entries = reg.list_alerts(include_superseded=args.all)
+        now = reg.alert_state()
+    _rows(args, ALERT_COLUMNS, [_fields(e) for e in entries])
+    if args.format == "table":
+        _out(f"in force now: {now.level}")
     return 0
 
 
@@ -398,12 +443,12 @@ def cargo_declare(args: argparse.Namespace) -> int:
 
 def cargo_list(args: argparse.Namespace) -> int:
     with opened(args) as reg:
+        rows = []
         for d in reg.list_cargo(args.plate):
-            uses = f"{d.used}/{d.uses}" if d.uses else "all"
-            _out(
-                f"{d.id}\t{d.plate}\t{d.cargo}\t{d.valid_from.isoformat()}"
-                f" .. {d.valid_until.isoformat()}\t{uses}\t{d.declared_by}"
-            )
+            row = _fields(d)
+            row["use"] = f"{d.used}/{d.uses}" if d.uses else "every passage"
+            rows.append(row)
+    _rows(args, CARGO_COLUMNS, rows)
     return 0
 
 
@@ -414,7 +459,11 @@ def _cmd(
     sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, change: bool
 ) -> Any:
     p = sub.add_parser(name, help=help)
-    p.add_argument("--db", help="registry database (default: registry.db_path of the config)")
+    p.add_argument(
+        "--db",
+        metavar="FILE",
+        help="a registry file to work on instead of the config's (registry.db_path)",
+    )
     p.add_argument(
         "--ledger", help="ledger for the audit log (default: the config's, or beside --db)"
     )
@@ -476,8 +525,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--kind", choices=KIND_CHOICES, default="vehicles")
     p.add_argument("--limit", type=int)
+    _format(p)
     p = _cmd(rs, "show", registry_show, "show one vehicle or machine", False)
     p.add_argument("plate")
+    _format(p)
     p = _cmd(rs, "delete", registry_delete, "delete one vehicle", True)
     p.add_argument("key", metavar="plate")
     p = _cmd(rs, "photo", registry_photo, "store a vehicle's 随车清单 / 行驶证 photos", True)
@@ -492,8 +543,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = _cmd(ms, "list", registry_list, "list the machinery", False)
     p.set_defaults(kind="machinery")
     p.add_argument("--limit", type=int)
+    _format(p)
     p = _cmd(ms, "show", registry_show, "show one machine (registry code or plate)", False)
     p.add_argument("plate", metavar="code")
+    _format(p)
     p = _cmd(ms, "delete", registry_delete, "delete one machine", True)
     p.add_argument("key", metavar="code")
     p = _cmd(ms, "photo", registry_photo, "store a machine's 发动机铭牌 photo", True)
@@ -510,7 +563,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--valid-until")
     p = _cmd(bs, "remove", blacklist_remove, "remove a plate", True)
     p.add_argument("plate")
-    _cmd(bs, "list", blacklist_list, "list the blacklist", False)
+    _format(_cmd(bs, "list", blacklist_list, "list the blacklist", False))
 
     ap = sub.add_parser("approval", help="special approvals (特批放行)")
     aps = ap.add_subparsers(dest="approval_cmd", required=True)
@@ -528,6 +581,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ref", help="the approval's number in the plant's own system")
     p = _cmd(aps, "list", approval_list, "list unused approvals (--all: with used ones)", False)
     p.add_argument("--all", action="store_true")
+    _format(p)
 
     al = sub.add_parser("alert", help="heavy-pollution alert level (重污染天气预警)")
     als = al.add_subparsers(dest="alert_cmd", required=True)
@@ -542,6 +596,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         als, "list", alert_list, "the entries that can still be in force (--all: every)", False
     )
     p.add_argument("--all", action="store_true")
+    _format(p)
     _cmd(als, "show", alert_show, "show the level in force", False)
 
     cg = sub.add_parser("cargo", help="cargo declarations (运输货物名称) for next passages")
@@ -554,3 +609,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--uses", type=int, help="passages it covers; default every one in the window")
     p = _cmd(cgs, "list", cargo_list, "list declarations", False)
     p.add_argument("plate", nargs="?")
+    _format(p)

@@ -14,6 +14,7 @@ from datetime import datetime
 from edged.admission.stages import STAGES as STAGES  # re-exported: callers know them from here
 from edged.admission.stages import national_stage
 from edged.admission.stages import parse_stage as parse_stage
+from edged.admission.stages import stage_query as stage_query
 from edged.admission.stages import stage_rank as stage_rank
 
 FUELS = ("diesel", "petrol", "gas", "electric", "hybrid", "hydrogen")

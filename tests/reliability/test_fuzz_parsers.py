@@ -416,7 +416,7 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
     },
     "registry_delete": {"plates": ["冀B12345"]},
     "registry_replace": {
-        "vehicles": [{"plate": "冀B12345", "plate_color": "yellow"}],
+        "vehicles": [{"plate": "冀B12345", "plate_colour": "yellow", "fuel": "diesel"}],
         "version": "v7",
     },
     "blacklist_upsert": {
@@ -446,7 +446,7 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
         "valid_until": "2024-05-03T00:00:00+08:00",
     },
     "plant_vehicles_upsert": {
-        "vehicles": [{"plate": "冀A0C001", "plate_color": "yellow", "fuel": "diesel"}]
+        "vehicles": [{"plate": "冀A0C001", "plate_colour": "yellow", "fuel": "diesel"}]
     },
     "plant_vehicles_delete": {"plates": ["冀A0C001"]},
     "machinery_upsert": {
