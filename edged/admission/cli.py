@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edged import sitetime
 from edged.admission.csv_import import DEFAULT_MAX_ROWS, MODES, ImportReport, import_csv
 from edged.admission.documents import DEFAULT_MAX_BYTES, DocumentRefused
 from edged.admission.model import ALERT_LEVELS, DOCUMENT_NAMES, BlacklistEntry
@@ -125,7 +126,10 @@ def opened(
 
 def _when(text: str) -> datetime:
     dt = datetime.fromisoformat(text.strip().replace("/", "-"))
-    return dt if dt.tzinfo else dt.astimezone()
+    if dt.tzinfo:
+        return dt
+    zone = sitetime.zone()  # a time typed without an offset is the site's
+    return dt.replace(tzinfo=zone) if zone is not None else dt.astimezone()
 
 
 def _out(line: str) -> None:
@@ -336,7 +340,7 @@ def blacklist_list(args: argparse.Namespace) -> int:
 
 
 def approval_add(args: argparse.Namespace) -> int:
-    start = _when(args.valid_from) if args.valid_from else datetime.now().astimezone()
+    start = _when(args.valid_from) if args.valid_from else sitetime.now()
     end = _when(args.valid_until) if args.valid_until else start + timedelta(hours=args.hours)
     approved_at = _when(args.approved_at) if args.approved_at else None
     w = where(args)

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from edged import sitetime
 from edged.admission.documents import DocumentRefused, is_sha256
 from edged.admission.model import (
     CARGO_MAX,
@@ -193,7 +194,7 @@ def parse_csv(
     data: bytes, kind: Kind, mode: Mode = "upsert", tz: tzinfo | None = None
 ) -> ParseResult:
     """Parse a whole file; never raises on bad content, every problem is a RowError."""
-    tz = tz or datetime.now().astimezone().tzinfo
+    tz = tz or sitetime.now().tzinfo
     assert tz is not None
     result = ParseResult(kind=kind, mode=mode)
     if kind not in _HEADINGS:
@@ -574,7 +575,7 @@ def _batches(
             problem(e)
         if head_errors:
             raise ImportRefused
-        tz = datetime.now().astimezone().tzinfo
+        tz = sitetime.now().tzinfo
         assert tz is not None
         batch: list[Any] = []
         keys: list[tuple[str, int]] = []

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
+from edged import sitetime
 from edged.admission import rows
 from edged.admission.audit import Auditor, BatchChanges
 from edged.admission.model import (
@@ -47,7 +48,8 @@ _TABLE = {
 
 
 def now_local() -> datetime:
-    return datetime.now().astimezone()
+    """Now, in the site's zone (``site.timezone``), as every registry time is written."""
+    return sitetime.now()
 
 
 def _fetch(conn: sqlite3.Connection, sql: str, args: Iterable[Any]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from edged import sitetime
 from edged.admission.alerts import AlertState, entry_at, level_at
 from edged.admission.cargo import declaration_for
 from edged.admission.model import (
@@ -92,7 +93,7 @@ class Snapshot:
     def alert(self) -> AlertState:
         """The level in force on the wall clock now. Prefer ``alert_at(now)`` with the
         passage's own time; this is for status displays."""
-        return AlertState.of(entry_at(self.alerts, datetime.now().astimezone()))
+        return AlertState.of(entry_at(self.alerts, sitetime.now()))
 
     # -- cargo --------------------------------------------------------------------------
 

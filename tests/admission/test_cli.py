@@ -30,6 +30,7 @@ VEHICLES = (
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     cfg = tmp_path / "edged.toml"
+    (tmp_path / "data").mkdir()
     cfg.write_text(
         f'[site]\nid = "p1"\ngate_id = "g1"\n[daemon]\ndata_dir = "{tmp_path / "data"}"\n',
         encoding="utf-8",
@@ -166,8 +167,9 @@ def test_self_approval_needs_the_config_to_allow_it(
         == 0
     )
     assert f"approved {approved}" in capsys.readouterr().out
-    assert edged(site, "approval", "list") == 0
-    assert f"李四/李四\tapproved {approved}" in capsys.readouterr().out
+    assert edged(site, "approval", "list", "--format", "json") == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["applicant"], row["approver"], row["approved_at"]) == ("李四", "李四", approved)
 
 
 def test_a_big_import_is_audited_by_counts_and_the_files_digest(site: Path, tmp_path: Path) -> None:
@@ -208,23 +210,37 @@ def test_alert_schedule_from_the_command_line(
     assert "until 2099-01-03T00:00:00+08:00" in capsys.readouterr().out
     assert edged(site, "alert", "list") == 0
     out = capsys.readouterr().out
-    assert "red\tfrom 2099-01-01T20:00:00+08:00\tuntil 2099-01-03T00:00:00+08:00" in out
-    assert out.endswith("in force now: none\n")
+    assert aligned(out.splitlines()[:-1]) and out.endswith("in force now: none\n")
+    assert edged(site, "alert", "list", "--format", "json") == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["level"], row["valid_from"], row["valid_until"], row["set_by"]) == (
+        "red",
+        "2099-01-01T20:00:00+08:00",
+        "2099-01-03T00:00:00+08:00",
+        OP,
+    )
     assert (
         edged(site, *argv, "--from", "2099-01-02T00:00:00", "--until", "2099-01-01T00:00:00") == 2
     )
     assert "valid_until: must be after valid_from" in capsys.readouterr().err
     assert [r["details"]["valid_from"] for r in audit(site)] == ["2099-01-01T20:00:00+08:00"]
+    # a time typed without an offset is the site's (Asia/Shanghai), whatever the board's zone
+    naive = ["--from", "2099-02-01T08:00", "--until", "2099-02-02T08:00"]
+    assert (
+        edged(site, "alert", "set", "yellow", "--reason", "黄色预警", "--operator", OP, *naive) == 0
+    )
+    assert audit(site)[-1]["details"]["valid_from"] == "2099-02-01T08:00:00+08:00"
 
 
 def test_a_ledger_that_cannot_be_written_refuses_the_change(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (site.parent / "data" / "ledger.db").mkdir(parents=True)  # not a database
+    (site.parent / "data" / "ledger.db").mkdir()  # not a database
     argv = ["blacklist", "add", "冀A12345", "--reason", "超标排放车辆", "--operator", OP]
     assert edged(site, *argv) == 3
     assert "nothing was changed" in capsys.readouterr().err
-    assert edged(site, "blacklist", "list") == 0 and capsys.readouterr().out == ""
+    assert edged(site, "blacklist", "list", "--format", "json") == 0
+    assert capsys.readouterr().out == "", "nothing was blacklisted"
 
 
 def test_db_overrides_the_config_and_a_second_process_extends_the_chain(tmp_path: Path) -> None:

@@ -41,7 +41,6 @@ def test_a_new_registry_is_seeded_from_every_list_once(tmp_path: Path) -> None:
         service.stop()
         service.start()  # a restart does not seed again over the operator's changes
         assert service.registry.get_vehicle("冀A8K302") is None
-        assert service.status() == {"alert_level": "none"}
         service.stop()
         rows = [json.loads(f) for *_x, f in ledger.audit_rows()]
     assert [(r["actor"], r["action"]) for r in rows] == [

@@ -51,7 +51,8 @@ def test_json_modes_print_only_json(tmp_path: Path) -> None:
             store.append_passage(make_record(i, emission_stage="国5"))
     csv = tmp_path / "v.csv"
     csv.write_text("车牌号码,燃料类型\n冀B12345,柴油\n冀B54321,天然气\n", encoding="utf-8")
-    imported = _edged("registry", "import", str(csv), "--mode", "upsert", cwd=tmp_path)
+    argv = ["registry", "import", str(csv), "--mode", "upsert", "--operator", "张工"]
+    imported = _edged(*argv, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     assert "registry_change" in imported.stderr, "the command logs, and to stderr"
 
