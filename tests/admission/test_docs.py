@@ -49,3 +49,19 @@ def test_the_alert_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert (
         "alert level orange from 2030-12-01T20:00:00+08:00 until 2030-12-04T00:00:00+08:00" in out
     )
+
+
+def test_the_field_guide_commands_parse() -> None:
+    """Every list command docs/FIELD.md shows has the options the commands take."""
+    from edged.cli.main import build_parser
+
+    field = (Path(__file__).resolve().parents[2] / "docs" / "FIELD.md").read_text("utf-8")
+    block = field.split("## Lists: registry")[1].split("```sh\n")[1].split("```")[0]
+    lines = [line.split("#")[0] for line in block.splitlines() if line.startswith("edged ")]
+    assert len(lines) >= 7
+    parser = build_parser()
+    for line in lines:
+        args = parser.parse_args(shlex.split(line)[1:])  # exits on a wrong or missing option
+        assert callable(args.func), line
+        if "--operator" in line:
+            assert args.operator == "张三"
