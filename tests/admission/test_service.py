@@ -37,6 +37,9 @@ def test_a_new_registry_is_seeded_from_every_list_once(tmp_path: Path) -> None:
             "6",
         )
         assert reg.documents.root == tmp_path / "documents"
+        for kind in ("env_list", "licence"):  # the demo's photos, copied from beside the CSV
+            assert reg.documents.verify(truck.document(kind)), kind
+        assert reg.get_machine("HB130203001").document("nameplate") is not None
         reg.delete_vehicle("冀A8K302", actor="op")
         service.stop()
         service.start()  # a restart does not seed again over the operator's changes
