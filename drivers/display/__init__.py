@@ -125,6 +125,11 @@ class DisplayConfig(DeviceConfig):
                 bad = template_problem(line)
                 if bad:
                     problems.append((f"{key}[{i}]", bad))
+        if self.speech == "controller":
+            for code, text in self.prompts.items():
+                bad = template_problem(text)
+                if bad:
+                    problems.append((f"prompts.{code}", bad))
         problems += self.own_problems()
         if problems:
             raise Invalid(problems)

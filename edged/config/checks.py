@@ -121,7 +121,7 @@ def _serial_ports(cfg: Any) -> list[tuple[str, str]]:
             owners[port] = (key, kind)
 
     for i, lane in enumerate(cfg.lanes):
-        for kind in ("rfid", "scale"):
+        for kind in ("rfid", "scale", "display"):
             dev = getattr(lane, kind)
             port = getattr(dev, "port", None)
             if port is not None:

@@ -32,7 +32,7 @@ from edged.mqtt.config import MqttConfig
 
 #: Top-level sections of the one-lane short form, and where each goes in a lane.
 SHORT_FORM = {"lane": "", "camera": "camera", "trigger": "trigger", "gpio": "gpio",
-              "rfid": "rfid", "scale": "scale"}  # fmt: skip
+              "rfid": "rfid", "scale": "scale", "display": "display"}  # fmt: skip
 
 
 @dataclass(frozen=True)

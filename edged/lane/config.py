@@ -2,14 +2,14 @@
 
 A box usually drives an entry and an exit lane side by side. Each lane has
 its own loops, barrier and alarm, camera, and optionally an RFID reader and
-a weighbridge. Where the hardware is shared (one reader with an antenna per
-lane, one weighbridge between two lanes) a lane *shares* the device of
-another lane: the device still has one owner thread, the lanes only read
-from it.
+a weighbridge, and a display with voice for the driver. Where the hardware
+is shared (one reader with an antenna per lane, one weighbridge or one
+display between two lanes) a lane *shares* the device of another lane: the
+device still has one owner thread, the lanes only read from it or feed it.
 
 A one-lane box can leave out ``[[lanes]]`` and write the lane's sections at
 the top level (``[lane]``, ``[camera]``, ``[gpio]``, ``[rfid]``, ``[scale]``,
-``[trigger]``), as before lanes existed; :mod:`edged.config.root` turns that
+``[display]``, ``[trigger]``), as before lanes existed; :mod:`edged.config.root` turns that
 short form into a single lane.
 """
 
@@ -22,12 +22,13 @@ from typing import ClassVar, Literal
 from drivers.camera import CameraConfig
 from drivers.camera.opencv import OpenCVConfig
 from drivers.config import Invalid
+from drivers.display import DisplayConfig
 from drivers.gpio import GpioConfig
 from drivers.rfid import RfidConfig
 from drivers.scale import ScaleConfig
 from edged.config.schema import doc
 
-SHAREABLE = ("rfid", "scale")
+SHAREABLE = ("rfid", "scale", "display")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
@@ -92,7 +93,7 @@ class LaneConfig:
         default_factory=dict,
         metadata=doc(
             'Devices this lane uses from another lane, e.g. { rfid = "entry", scale = "entry" }:'
-            " one reader or weighbridge serving two lanes"
+            " one reader, weighbridge or display serving two lanes"
         ),
     )
     camera: CameraConfig = field(
@@ -109,6 +110,12 @@ class LaneConfig:
     )
     scale: ScaleConfig | None = field(
         default=None, metadata=doc("Weighbridge indicator (地磅仪表); not fitted unless given")
+    )
+    display: DisplayConfig | None = field(
+        default=None,
+        metadata=doc(
+            "Display and voice for the driver (LED 显示屏、语音播报); not fitted unless given"
+        ),
     )
 
     def __post_init__(self) -> None:

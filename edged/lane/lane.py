@@ -20,6 +20,7 @@ from edged.lane.config import LaneConfig
 from edged.lane.context import LaneContext
 from edged.lane.devices import GpioPart, RfidPart, ScalePart
 from edged.lane.direction import DirectionTracker, rule_of
+from edged.lane.display import DisplayPart
 from edged.lane.passage import PassageOutcome, PassagePipeline, Trigger
 from edged.lane.worker import GateWorker
 from edged.logs import get_logger
@@ -49,6 +50,9 @@ class Lane:
             self.rfid_part.listeners.append(self.tag_seen)
         if cfg.scale is not None:
             self.scale_part = ScalePart(cfg.name, cfg.scale)
+        self.display_part: DisplayPart | None = None  # the board this lane feeds (own or shared)
+        if cfg.display is not None:
+            self.display_part = DisplayPart(cfg.name, cfg.display, ctx)
         self.passages = 0
         self.last: PassageOutcome | None = None
         self.last_read: dict[str, Any] | None = None
@@ -63,16 +67,20 @@ class Lane:
             out.append((self.rfid_part, False))
         if self.cfg.scale is not None and self.scale_part is not None:
             out.append((self.scale_part, False))
+        if self.cfg.display is not None and self.display_part is not None:
+            out.append((self.display_part, False))
         out.append((Part(f"{self.name}.worker", self.worker.start, self.worker.stop), True))
         return out
 
     def share(self, kind: str, owner: Lane) -> None:
-        """Use ``owner``'s reader or weighbridge (``shares = { rfid = "entry" }``)."""
+        """Use ``owner``'s reader, weighbridge or display (``shares = { rfid = "entry" }``)."""
         if kind == "rfid" and owner.rfid_part is not None:
             self.rfid_part = owner.rfid_part
             self.rfid_part.listeners.append(self.tag_seen)
         elif kind == "scale":
             self.scale_part = owner.scale_part
+        elif kind == "display":
+            self.display_part = owner.display_part
 
     def _start_camera(self) -> None:
         self.camera_source = driver_config.build(self.cfg.camera)
@@ -131,8 +139,11 @@ class Lane:
         return self.worker.submit(self.pipeline.manual, wait=wait, **kwargs)
 
     def note_passage(self, outcome: PassageOutcome) -> None:
+        """A recorded passage (the barrier has acted): count it and tell the driver."""
         self.passages += 1
         self.last = outcome
+        if self.display_part is not None:
+            self.display_part.passage(outcome.record, self.name)  # queued, never waits
 
     # -- status ------------------------------------------------------------------
     def tick(self) -> None:
@@ -163,6 +174,7 @@ class Lane:
             "camera": None if self.camera is None else self.camera.status(),
             "rfid": None if self.rfid_part is None else self.rfid_part.name,
             "scale": None if self.scale_part is None else self.scale_part.status(),
+            "display": None if self.display_part is None else self.display_part.status(),
         }
 
     def summary(self) -> str:
