@@ -132,6 +132,13 @@ def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
     if scale is not None:
         kg = scale.get("stable_kg")
         lines.append(f"  scale: {'empty or moving' if kg is None else f'{kg} kg stable'}")
+    disp = lane.get("display")
+    if disp:
+        err = f" ({disp['error']})" if disp.get("error") else ""
+        lines.append(
+            f"  display: {disp['type']} {disp['state']}{err}, {disp['shown']} screens,"
+            f" {disp['spoken']} spoken, {disp['failures']} failures, {disp['dropped']} dropped"
+        )
     return lines
 
 

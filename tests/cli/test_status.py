@@ -37,6 +37,16 @@ def _reply() -> dict[str, Any]:
                 },
                 "rfid": "entry.rfid",
                 "scale": {"kg": 31000, "stable_kg": 31000},
+                "display": {
+                    "type": "led_voice",
+                    "state": "failed",
+                    "error": "no answer from the board",
+                    "showing": [],
+                    "shown": 7,
+                    "spoken": 2,
+                    "failures": 1,
+                    "dropped": 0,
+                },
             },
             "exit": {
                 "direction": "out",
@@ -84,6 +94,8 @@ def test_status_lines_name_every_figure() -> None:
         "  last passage: seq 3 冀B12345 in allow at t",
         "  rfid: entry.rfid",
         "  scale: 31000 kg stable",
+        "  display: led_voice failed (no answer from the board), 7 screens, 2 spoken,"
+        " 1 failures, 0 dropped",
         "lane exit: out, 1 passages, queue 1",
         "  camera: none",
         "  last read: none yet",
