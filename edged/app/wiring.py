@@ -29,6 +29,7 @@ from edged.ledger.service import LedgerService
 from edged.lpr.service import RecognizerService, check_model_files
 from edged.mqtt.passage_feed import PassageFeed
 from edged.mqtt.service import MqttService
+from edged.push.service import PushReceiver
 
 
 class StartupError(Exception):
@@ -37,7 +38,7 @@ class StartupError(Exception):
 
 def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
     """Every part the config asks for, registered with ``supervisor`` in start order."""
-    cameras = any(lane.has_camera for lane in cfg.lanes)
+    cameras = any(lane.needs_recognizer for lane in cfg.lanes)
     if cameras:  # a box without cameras loads no models (nor onnxruntime)
         problems = check_model_files(cfg.lpr)
         if problems:
@@ -82,6 +83,12 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
         parts.append((ctx.recognizer, False))
     for lane in lanes:
         parts += lane.parts()
+    if any(lane.pushes_reads for lane in lanes):  # one listening socket for every lane
+        box.receiver = PushReceiver(cfg.receiver, data_dir, sink)
+        for lane in lanes:
+            if lane.pushes_reads:
+                box.receiver.add(lane)
+        parts.append((box.receiver, False))
     parts.append((Part("housekeeping", box.housekeeping.start, box.housekeeping.stop), False))
     _data_logger(cfg, box, data_dir, parts)
     box.control = ControlServer(data_dir / "state" / "control.sock")

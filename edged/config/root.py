@@ -29,6 +29,7 @@ from edged.ledger.retention import LedgerConfig
 from edged.logs import LoggingConfig
 from edged.lpr.config import LprConfig
 from edged.mqtt.config import MqttConfig
+from edged.push.config import ReceiverConfig
 
 #: Top-level sections of the one-lane short form, and where each goes in a lane.
 SHORT_FORM = {"lane": "", "camera": "camera", "trigger": "trigger", "gpio": "gpio",
@@ -47,6 +48,10 @@ class EdgedConfig:
     lanes: list[LaneConfig] = field(
         default_factory=lambda: [LaneConfig()],
         metadata=doc("Lanes of this gate (车道): usually an entry and an exit"),
+    )
+    receiver: ReceiverConfig = field(
+        default_factory=ReceiverConfig,
+        metadata=doc("HTTP receiver for plate cameras that push their reads (Zhenshi, Hikvision)"),
     )
     lpr: LprConfig = field(default_factory=LprConfig, metadata=doc("Plate recognition (车牌识别)"))
     policy: PolicyConfig = field(

@@ -166,3 +166,8 @@ class LaneConfig:
     @property
     def has_camera(self) -> bool:
         return self.camera.type != "none"
+
+    @property
+    def needs_recognizer(self) -> bool:
+        """A frame camera, or a pushing one whose images the box reads too."""
+        return self.has_camera and getattr(self.camera, "own_read", True)

@@ -8,7 +8,9 @@ never waits behind one at the entry.
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from drivers import config as driver_config
@@ -22,6 +24,7 @@ from edged.lane.devices import GpioPart, RfidPart, ScalePart
 from edged.lane.direction import DirectionTracker, rule_of
 from edged.lane.display import DisplayPart
 from edged.lane.passage import PassageOutcome, PassagePipeline, Trigger
+from edged.lane.pushed import PushSlot
 from edged.lane.worker import GateWorker
 from edged.logs import get_logger
 
@@ -53,6 +56,8 @@ class Lane:
         self.display_part: DisplayPart | None = None  # the board this lane feeds (own or shared)
         if cfg.display is not None:
             self.display_part = DisplayPart(cfg.name, cfg.display, ctx)
+        self.push_camera: Any = None  # the box's receiver, when this lane's camera pushes reads
+        self.push_slot = PushSlot()
         self.passages = 0
         self.last: PassageOutcome | None = None
         self.last_read: dict[str, Any] | None = None
@@ -61,7 +66,7 @@ class Lane:
     def parts(self) -> list[tuple[Any, bool]]:
         """Supervised parts this lane owns, in start order; (part, critical)."""
         out: list[tuple[Any, bool]] = [(self.gpio_part, False)]
-        if self.cfg.has_camera:
+        if self.cfg.has_camera and not self.pushes_reads:
             out.append((Part(f"{self.name}.camera", self._start_camera, self._stop_camera), False))
         if self.cfg.rfid is not None and self.rfid_part is not None:
             out.append((self.rfid_part, False))
@@ -71,6 +76,16 @@ class Lane:
             out.append((self.display_part, False))
         out.append((Part(f"{self.name}.worker", self.worker.start, self.worker.stop), True))
         return out
+
+    @property
+    def pushes_reads(self) -> bool:
+        """Whether this lane's camera pushes its reads (the box's receiver serves it)."""
+        return bool(getattr(self.cfg.camera, "triggers_passages", False))
+
+    @property
+    def push_joins_loop(self) -> bool:
+        """A pushing camera on a lane with a loop: the loop starts passages, pushes join them."""
+        return self.pushes_reads and self.cfg.gpio.ground_loop.pin is not None
 
     def share(self, kind: str, owner: Lane) -> None:
         """Use ``owner``'s reader, weighbridge or display (``shares = { rfid = "entry" }``)."""
@@ -117,10 +132,42 @@ class Lane:
         if arrival is not None:
             self.trigger(Trigger("loop", direction=arrival.direction))
 
-    def trigger(self, trig: Trigger) -> None:
-        """From a GPIO thread or the control socket: queue one passage on this lane."""
+    def camera_pushed(self, push: Any, push_id: int | None) -> str:
+        """A fresh read pushed by this lane's camera (stored already): what it becomes."""
+        if not self.push_joins_loop:
+            return "passage" if self.trigger(Trigger("camera", pushed=push)) else "dropped"
+        self.push_slot.put(push, push_id)
+        wait = 2 * self.cfg.camera.join_s + 1.0
+        timer = threading.Timer(wait, self._unjoined, (push, push_id))
+        timer.daemon = True
+        timer.start()
+        return "joining"
+
+    def _unjoined(self, push: Any, push_id: int | None) -> None:
+        if self.push_slot.left_over(push_id):
+            self.ctx.sink.event(
+                "camera_read_unjoined",
+                "warning",
+                "the camera read a plate but no vehicle came over the loop: check the loop, or"
+                " the camera's trigger area",
+                lane=self.name,
+                plate=push.plate,
+            )
+
+    def _passage(self, trig: Trigger) -> PassageOutcome:
+        """On the worker: a loop's passage takes the camera's push that came around it."""
+        if trig.pushed is None and trig.source == "loop" and self.push_joins_loop:
+            taken = self.push_slot.take(trig.t0, self.cfg.camera.join_s)
+            if taken is not None:
+                trig = replace(trig, pushed=taken[0])
+                if self.push_camera is not None and self.push_camera.spool is not None:
+                    self.push_camera.spool.note(taken[1] or 0, "joined")
+        return self.pipeline.run(trig)
+
+    def trigger(self, trig: Trigger) -> bool:
+        """From a GPIO thread, the receiver or the control socket: queue one passage."""
         try:
-            self.worker.submit(self.pipeline.run, trig)
+            self.worker.submit(self._passage, trig)
         except RuntimeError:
             self.ctx.sink.event(
                 "passage_dropped",
@@ -129,10 +176,12 @@ class Lane:
                 lane=self.name,
                 source=trig.source,
             )
+            return False
+        return True
 
     def run(self, trig: Trigger, wait: float = 30.0) -> PassageOutcome:
         """Queue one passage and wait for it (control socket, tests)."""
-        return self.worker.submit(self.pipeline.run, trig, wait=wait)
+        return self.worker.submit(self._passage, trig, wait=wait)
 
     def manual(self, wait: float = 10.0, **kwargs: Any) -> dict[str, Any]:
         """A guard's or remote open, on this lane's worker."""
@@ -171,11 +220,16 @@ class Lane:
             },
             "last_read": self.last_read,
             "queue": self.worker.depth,
-            "camera": None if self.camera is None else self.camera.status(),
+            "camera": self._camera_status(),
             "rfid": None if self.rfid_part is None else self.rfid_part.name,
             "scale": None if self.scale_part is None else self.scale_part.status(),
             "display": None if self.display_part is None else self.display_part.status(),
         }
+
+    def _camera_status(self) -> dict[str, Any] | None:
+        if self.push_camera is not None:
+            return self.push_camera.camera_status(self.cfg.camera.address)
+        return None if self.camera is None else self.camera.status()
 
     def summary(self) -> str:
         last = self.last

@@ -22,7 +22,7 @@ from edged.admission.actions import act
 from edged.admission.identity import fuse
 from edged.admission.model import GateRead
 from edged.admission.policy import decide_read, manual_open
-from edged.lane.snapshots import save_passage_images
+from edged.lane.snapshots import save_passage_images, save_pushed_images
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
 from edged.ledger.store import LedgerFullError
@@ -72,6 +72,7 @@ class Trigger:
     direction: str | None = None  # None: the lane's rule decides
     operator: str | None = None  # who asked (simulations)
     t0: float = field(default_factory=time.monotonic)
+    pushed: Any = None  # a plate camera's pushed read (drivers.camera.push.Push), images included
 
 
 class PassagePipeline:
@@ -133,8 +134,15 @@ class PassagePipeline:
             v = snap.vehicle_by_tag(tag)
             return v.plate if v else None
 
+        push_flags: tuple[str, ...] = ()
         if trig.plate is not None:
             plate_text, plate_conf, colour = trig.plate, 1.0, None
+        elif trig.pushed is not None:  # the camera's read, voted with ours of its image
+            from edged.lane.pushed import read_pushed
+
+            frames, vr, plate_text, plate_conf, colour, push_flags = read_pushed(
+                trig.pushed, self.box, lane
+            )
         else:
             frames, vr = self.burst()
             ok = vr.plate and vr.valid_syntax
@@ -152,7 +160,7 @@ class PassagePipeline:
                     colour = colour or vr.colour
                 else:  # unsure and matching no one vehicle: unread, the tag or guard decides
                     plate_text = plate_conf = None
-        if trig.plate is not None or (vr is not None and vr.plate):
+        if trig.pushed is None and (trig.plate is not None or (vr is not None and vr.plate)):
             lane.last_read = {
                 "plate": trig.plate if trig.plate is not None else vr.plate,
                 "confidence": 1.0 if trig.plate is not None else round(vr.confidence, 4),
@@ -172,7 +180,7 @@ class PassagePipeline:
         read = GateRead(
             ident.plate, colour, tuple(s.epc for s in sightings), ident.confidence, passage_id
         )
-        return ident, read, (frames, vr), matched
+        return ident, read, (frames, vr), matched, push_flags
 
     def _direction(self, trig: Trigger, plate: str | None) -> tuple[str, tuple[str, ...]]:
         """The passage's direction; a two-way lane that cannot tell says ``unknown``."""
@@ -194,7 +202,7 @@ class PassagePipeline:
         assert ledger is not None and registry is not None
         passage_id = str(uuid.uuid4())
         snap = registry.snapshot()
-        ident, read, (frames, vr), matched = self._identify(trig, passage_id, snap)
+        ident, read, (frames, vr), matched, push_flags = self._identify(trig, passage_id, snap)
         direction, dir_flags = self._direction(trig, ident.plate)
         id_flags = (
             (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
@@ -214,7 +222,10 @@ class PassagePipeline:
                 approval = None
         simulated = trig.source == "simulate"
         vehicle = snap.vehicle(ident.plate) if ident.plate else None
-        shots = save_passage_images(box, lane.name, frames, vr, passage_id, now)
+        if trig.pushed is not None:
+            shots = save_pushed_images(box, lane.name, trig.pushed, passage_id, now)
+        else:
+            shots = save_passage_images(box, lane.name, frames, vr, passage_id, now)
         rec = PassageRecord(
             time=now.isoformat(timespec="milliseconds"),
             site=box.site.id,
@@ -240,7 +251,9 @@ class PassagePipeline:
             else None,
             id_source="simulated" if simulated else _id_source(ident.source),
             id_confidence=round(ident.confidence, 4) if ident.plate else None,
-            flags=tuple(dict.fromkeys((*ident.flags, *decision.flags, *dir_flags, *id_flags))),
+            flags=tuple(
+                dict.fromkeys((*ident.flags, *decision.flags, *dir_flags, *id_flags, *push_flags))
+            ),
             operator=trig.operator if simulated else None,
             event_id=passage_id,
             raw_plate=vr.plate if vr is not None else None,
