@@ -130,6 +130,9 @@ class Box:
             if self.receiver is not None:
                 with contextlib.suppress(RuntimeError):
                     self.housekeeping.submit(self.receiver.sweep)
+            if self.ctx.clips is not None:
+                with contextlib.suppress(RuntimeError):
+                    self.housekeeping.submit(self.ctx.clips.sweep)
         if self.record_feed is not None and self._is_due("forward", FORWARD_S, now):
             try:
                 self.record_feed.forward()
@@ -176,6 +179,7 @@ class Box:
             "hj212": links,
             "datalogger": self.datalogger.status() if self.datalogger is not None else None,
             "receiver": self.receiver.status() if self.receiver is not None else None,
+            "clips": self.ctx.clips.status() if self.ctx.clips is not None else None,
             "disk": disk_use(self.cfg.daemon.data_dir),
             "cpu_temp_c": cpu_temperature_c(),
             "clock": clock_status(

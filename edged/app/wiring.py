@@ -30,6 +30,7 @@ from edged.lpr.service import RecognizerService, check_model_files
 from edged.mqtt.passage_feed import PassageFeed
 from edged.mqtt.service import MqttService
 from edged.push.service import PushReceiver
+from edged.video.store import ClipStore
 
 
 class StartupError(Exception):
@@ -55,6 +56,8 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
         recognizer=RecognizerService(cfg.lpr) if cameras else None,
         simulation_moves_barrier=cfg.daemon.simulation_moves_barrier,
     )
+    if any(lane.video.clip for lane in cfg.lanes):
+        ctx.clips = ClipStore(cfg.clips, data_dir, sink)
     pins = PinSource(pin_factory)
     lanes = [Lane(lane_cfg, ctx, pins) for lane_cfg in cfg.lanes]
     by_name = {lane.name: lane for lane in lanes}
@@ -64,6 +67,8 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
     box = Box(cfg, supervisor, ctx, lanes)
 
     parts: list[tuple[Any, bool]] = [(ctx.ledger_service, True), (ctx.registry_service, True)]
+    if ctx.clips is not None:
+        parts.append((ctx.clips, False))
     if cfg.mqtt.enabled:
         feed = PassageFeed(ctx.ledger_service, None)
         box.mqtt = MqttService(

@@ -30,10 +30,12 @@ from edged.logs import LoggingConfig
 from edged.lpr.config import LprConfig
 from edged.mqtt.config import MqttConfig
 from edged.push.config import ReceiverConfig
+from edged.video.config import ClipsConfig
 
 #: Top-level sections of the one-lane short form, and where each goes in a lane.
 SHORT_FORM = {"lane": "", "camera": "camera", "trigger": "trigger", "gpio": "gpio",
-              "rfid": "rfid", "scale": "scale", "display": "display"}  # fmt: skip
+              "rfid": "rfid", "scale": "scale", "display": "display",
+              "video": "video"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class EdgedConfig:
     receiver: ReceiverConfig = field(
         default_factory=ReceiverConfig,
         metadata=doc("HTTP receiver for plate cameras that push their reads (Zhenshi, Hikvision)"),
+    )
+    clips: ClipsConfig = field(
+        default_factory=ClipsConfig,
+        metadata=doc("Clips of passages kept on the box (lanes with video.clip = true)"),
     )
     lpr: LprConfig = field(default_factory=LprConfig, metadata=doc("Plate recognition (车牌识别)"))
     policy: PolicyConfig = field(

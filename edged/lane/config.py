@@ -27,6 +27,7 @@ from drivers.gpio import GpioConfig
 from drivers.rfid import RfidConfig
 from drivers.scale import ScaleConfig
 from edged.config.schema import doc
+from edged.video.config import VideoConfig
 
 SHAREABLE = ("rfid", "scale", "display")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -111,6 +112,10 @@ class LaneConfig:
     scale: ScaleConfig | None = field(
         default=None, metadata=doc("Weighbridge indicator (地磅仪表); not fitted unless given")
     )
+    video: VideoConfig = field(
+        default_factory=VideoConfig,
+        metadata=doc("Where this lane's video is (录像), and clips kept on the box"),
+    )
     display: DisplayConfig | None = field(
         default=None,
         metadata=doc(
@@ -156,6 +161,14 @@ class LaneConfig:
                     " that pushes its plate reads",
                 )
             )
+        if self.video.clip and not self.clip_url:
+            problems.append(
+                (
+                    "video.url",
+                    "clips need a stream: set video.url (rtsp://...), or use an opencv camera"
+                    " whose device is an rtsp:// URL",
+                )
+            )
         if any(not 1 <= a <= 8 for a in self.rfid_antennas):
             problems.append(
                 ("rfid_antennas", f"expected antennas 1..8, found {self.rfid_antennas}")
@@ -166,6 +179,12 @@ class LaneConfig:
     @property
     def has_camera(self) -> bool:
         return self.camera.type != "none"
+
+    @property
+    def clip_url(self) -> str:
+        """The stream clips are taken from: video.url, else the camera's rtsp:// device."""
+        device = str(getattr(self.camera, "device", ""))
+        return self.video.url or (device if device.startswith("rtsp://") else "")
 
     @property
     def needs_recognizer(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from drivers import config as driver_config
@@ -26,6 +27,7 @@ from edged.lane.display import DisplayPart
 from edged.lane.passage import PassageOutcome, PassagePipeline, Trigger
 from edged.lane.pushed import PushSlot
 from edged.lane.worker import GateWorker
+from edged.ledger.record import Video
 from edged.logs import get_logger
 
 log = get_logger("gate")
@@ -56,6 +58,13 @@ class Lane:
         self.display_part: DisplayPart | None = None  # the board this lane feeds (own or shared)
         if cfg.display is not None:
             self.display_part = DisplayPart(cfg.name, cfg.display, ctx)
+        self.recorder: Any = None  # ClipRecorder, where this lane keeps clips
+        if cfg.video.clip:
+            from edged.video.recorder import ClipRecorder
+
+            self.recorder = ClipRecorder(
+                f"{cfg.name}.video", cfg.clip_url, cfg.video, self._clip_done, self._camera_event
+            )
         self.push_camera: Any = None  # the box's receiver, when this lane's camera pushes reads
         self.push_slot = PushSlot()
         self.passages = 0
@@ -74,6 +83,8 @@ class Lane:
             out.append((self.scale_part, False))
         if self.cfg.display is not None and self.display_part is not None:
             out.append((self.display_part, False))
+        if self.recorder is not None:
+            out.append((self.recorder, False))
         out.append((Part(f"{self.name}.worker", self.worker.start, self.worker.stop), True))
         return out
 
@@ -193,6 +204,60 @@ class Lane:
         self.last = outcome
         if self.display_part is not None:
             self.display_part.passage(outcome.record, self.name)  # queued, never waits
+        video = outcome.record.get("video") or {}
+        if self.recorder is not None and video.get("clip") and self.ctx.clips is not None:
+            from edged.video.recorder import ClipRequest
+
+            at = datetime.fromisoformat(outcome.record["time"]).timestamp()
+            v = self.cfg.video
+            self.recorder.clip(
+                ClipRequest(
+                    str(outcome.record["event_id"]),
+                    at - v.clip_before_s,
+                    at + v.clip_after_s,
+                    self.ctx.clips.root / video["clip"],
+                    {"ledger_seq": outcome.seq},
+                )
+            )
+
+    # -- video -------------------------------------------------------------------
+    def video_ref(self, passage_id: str, now: datetime) -> Video | None:
+        """Where this passage's video is: the recorder's window, and the clip to come."""
+        v = self.cfg.video
+        clip = None
+        if self.recorder is not None and self.ctx.clips is not None:
+            path = self.ctx.clips.path_for(passage_id, now.timestamp(), v.container)
+            clip = path.relative_to(self.ctx.clips.root).as_posix()
+        if not v.recorder and clip is None:
+            return None
+        return Video(
+            v.recorder or "edged clips",
+            v.channel,
+            (now - timedelta(seconds=v.before_s)).isoformat(timespec="seconds"),
+            (now + timedelta(seconds=v.after_s)).isoformat(timespec="seconds"),
+            clip,
+        )
+
+    def _clip_done(self, clip: Any) -> None:
+        """A clip on disk: its hash chained in the audit log, beside its row's seq."""
+        store = self.ctx.clips
+        req = clip.request
+        store.written(req.path, clip.size)
+        self.ctx.sink.audit(
+            "edged",
+            "clip_recorded",
+            {
+                "lane": self.name,
+                "event_id": req.event_id,
+                **req.details,
+                "clip": req.path.relative_to(store.root).as_posix(),
+                "sha256": clip.sha256,
+                "bytes": clip.size,
+                "first": datetime.fromtimestamp(clip.first, self.ctx.tz).isoformat(),
+                "last": datetime.fromtimestamp(clip.last, self.ctx.tz).isoformat(),
+                "partial": clip.partial,
+            },
+        )
 
     # -- status ------------------------------------------------------------------
     def tick(self) -> None:
@@ -224,6 +289,17 @@ class Lane:
             "rfid": None if self.rfid_part is None else self.rfid_part.name,
             "scale": None if self.scale_part is None else self.scale_part.status(),
             "display": None if self.display_part is None else self.display_part.status(),
+            "video": self._video_status(),
+        }
+
+    def _video_status(self) -> dict[str, Any] | None:
+        v = self.cfg.video
+        if not v.recorder and self.recorder is None:
+            return None
+        return {
+            "recorder": v.recorder or None,
+            "channel": v.channel,
+            "clips": None if self.recorder is None else self.recorder.status(),
         }
 
     def _camera_status(self) -> dict[str, Any] | None:

@@ -258,6 +258,7 @@ class PassagePipeline:
             event_id=passage_id,
             raw_plate=vr.plate if vr is not None else None,
             identified_by=_identified_by(ident, matched),
+            video=lane.video_ref(passage_id, now),
         )
         try:
             seq, digest = ledger.append_passage(rec)
