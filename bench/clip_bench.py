@@ -1,0 +1,106 @@
+"""Clips cost a copy, not a decoder: CPU seconds per minute of camera stream, recording vs decoding.
+
+    python bench/clip_bench.py [--quick] [--seconds N] [--size WxH]
+
+A real RTSP camera is served on this machine (GStreamer's RTSP server
+sending an H.264 stream ffmpeg made once, a keyframe a second, 25 fps).
+The same stream is then taken two ways, each alone for the same time:
+
+- recording: the lane's clip recorder (PyAV demux, packets kept in memory,
+  a 10 s clip remuxed to MP4 every 10 s of stream, as a busy lane asks);
+- decoding (baseline): OpenCV reading every frame, as a frame camera's
+  feed does.
+
+Figures: CPU seconds (this process, all threads) per minute of stream for
+each, and recording / decoding. The server's CPU is in its own process
+and not counted. Needs ffmpeg, PyAV and GStreamer's RTSP server
+(scripts/setup.sh --test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report import emit
+from edged.video.config import VideoConfig
+from edged.video.recorder import ClipRecorder, ClipRequest
+from tests.video.stream import make_h264, missing, rtsp_camera
+
+
+def record(url: str, seconds: float, folder: Path) -> tuple[float, int]:
+    """CPU seconds of ``seconds`` of stream through the recorder, and clips written."""
+    cfg = VideoConfig(clip=True, url=url, clip_before_s=5, clip_after_s=5)
+    done: list[object] = []
+    rec = ClipRecorder("bench.video", url, cfg, done.append, lambda *a, **k: None)
+    rec.start()
+    deadline = time.monotonic() + 15
+    while rec.buffered_s() < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < seconds:
+        time.sleep(min(10.0, seconds - (time.monotonic() - t0)))
+        now = time.time()
+        rec.clip(ClipRequest(f"c{n}", now - 5, now + 5, folder / f"c{n}.mp4"))
+        n += 1
+    cpu = time.process_time() - cpu0
+    rec.stop()
+    return cpu, len(done)
+
+
+def decode(url: str, seconds: float) -> tuple[float, int]:
+    """CPU seconds of ``seconds`` of stream decoded frame by frame with OpenCV, and frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(url)
+    if not cap.isOpened():
+        raise SystemExit(f"OpenCV cannot open {url}")
+    ok, _ = cap.read()
+    frames = 0
+    cpu0, t0 = time.process_time(), time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        ok, _frame = cap.read()
+        if not ok:
+            break
+        frames += 1
+    cpu = time.process_time() - cpu0
+    cap.release()
+    return cpu, frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="20 s of 1280x720 instead of 60 s")
+    ap.add_argument("--seconds", type=float, help="stream seconds per measurement")
+    ap.add_argument("--size", help="frame size of the stream (default 1920x1080, quick 1280x720)")
+    args = ap.parse_args()
+    why = missing()
+    if why:
+        raise SystemExit(f"clip_bench: {why}")
+    seconds = args.seconds or (20.0 if args.quick else 60.0)
+    size = args.size or ("1280x720" if args.quick else "1920x1080")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        video = make_h264(folder / "camera.mkv", seconds=int(seconds * 2 + 20), size=size)
+        with rtsp_camera(video) as url:
+            rec_cpu, clips = record(url, seconds, folder)
+        with rtsp_camera(video) as url:  # a fresh session from the start of the file
+            dec_cpu, frames = decode(url, seconds)
+    per_min = 60.0 / seconds
+    print(f"stream: {size} H.264 25 fps over RTSP, {seconds:g} s per measurement")
+    print(f"recording: {rec_cpu:.2f} CPU s ({clips} clips written)")
+    print(f"decoding:  {dec_cpu:.2f} CPU s ({frames} frames)")
+    emit("clip recording CPU", round(rec_cpu * per_min, 2), "s/min of stream")
+    emit("frame decoding CPU (baseline)", round(dec_cpu * per_min, 2), "s/min of stream")
+    ratio = rec_cpu / dec_cpu if dec_cpu else float("inf")
+    emit("recording / decoding", round(ratio, 3), "ratio")
+
+
+if __name__ == "__main__":
+    main()
