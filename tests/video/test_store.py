@@ -25,7 +25,7 @@ def test_oldest_go_first_past_their_age_then_over_budget_then_under_the_floor() 
     assert all(f.mtime < NOW - 90 * DAY for f, _ in gone)
     tight = plan(files, NOW, free_mb=10_000, cfg=ClipsConfig(retention_days=365, budget_mb=400))
     assert [w for _, w in tight] == ["budget"] * 20 and tight[0][0].path == "d99/c0.mp4"
-    low = plan(files, NOW, free_mb=480, cfg=ClipsConfig(retention_days=365, budget_mb=1000))
+    low = plan(files, NOW, 480, ClipsConfig(retention_days=365, budget_mb=1000, min_free_mb=500))
     assert [w for _, w in low] == ["disk_low"] * 4  # 20 MB short of the floor: four 5 MB clips
 
 
