@@ -133,8 +133,8 @@ class LedVoiceDisplay:
     def _await_ack(self, cmd: int) -> None:
         deadline = time.monotonic() + self.cfg.ack_timeout_s
         while time.monotonic() < deadline:
-            try:
-                chunk = self._port.read(64)
+            try:  # what has arrived, or one byte within the timeout: never a full 64-byte wait
+                chunk = self._port.read(max(1, self._port.in_waiting))
             except Exception as exc:
                 raise DisplayError(f"reading the board's answer failed: {exc}") from None
             for frame in self._parser.feed(chunk):

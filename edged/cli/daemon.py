@@ -87,9 +87,13 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         for key, value in repl.items():
             text = text.replace(key, value)
-        cfg = parse(text.replace("@RFID_PORT@", "/dev/null"), str(cfg_path))
+        cfg = parse(
+            text.replace("@RFID_PORT@", "/dev/null").replace("@DISPLAY_PORT@", "/dev/zero"),
+            str(cfg_path),
+        )
         demo = DemoTraffic(None, args.passages)
         text = text.replace("@RFID_PORT@", demo.rfid_port)
+        text = text.replace("@DISPLAY_PORT@", demo.display_port)
         cfg_path.write_text(text, encoding="utf-8")
         cfg = parse(text, str(cfg_path))
         _configure_logging(cfg)
