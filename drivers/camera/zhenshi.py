@@ -63,11 +63,26 @@ def _b64(value: Any) -> bytes | None:
         raise PushError("imageFile: not base64") from None
 
 
+def _dig(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...``, or None where any step is not an object."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
 def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _plausible_epoch(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 4102444800
 
 
 class Zhenshi:
@@ -90,13 +105,13 @@ class Zhenshi:
         alarm = doc_.get("AlarmInfoPlate")
         if not isinstance(alarm, dict):
             return Push(NAME, "other")  # AlarmGioIn, SerialData, TriggerImage: not a read
-        result = (alarm.get("result") or {}).get("PlateResult")
+        result = _dig(alarm, "result", "PlateResult")
         if not isinstance(result, dict):
             raise PushError("AlarmInfoPlate: no result.PlateResult")
         plate = result.get("license")
         plate = None if not isinstance(plate, str) or plate.strip() in NO_PLATE else plate.strip()
         conf = _int(result.get("confidence"))
-        sec = ((result.get("timeStamp") or {}).get("Timeval") or {}).get("sec")
+        sec = _dig(result, "timeStamp", "Timeval", "sec")
         plateid = _int(result.get("plateid"))
         return Push(
             NAME,
@@ -105,7 +120,7 @@ class Zhenshi:
             plate=plate,
             colour=COLOURS.get(_int(result.get("colorType")) or 0),
             confidence=None if conf is None else max(0.0, min(1.0, conf / 100)),
-            shot_at=epoch(float(sec)) if isinstance(sec, int | float) and sec > 0 else None,
+            shot_at=epoch(float(sec)) if _plausible_epoch(sec) else None,
             offline=_int(result.get("isoffline")) == 1,
             full_image=_b64(result.get("imageFile")),
             plate_image=_b64(result.get("imageFragmentFile")),

@@ -176,18 +176,36 @@ class FrameParser:
                 continue
             size = 6 + self._buf[5] + 2
             if len(self._buf) < size:
-                break
-            frame = bytes(self._buf[:size])
-            if crc16(frame[:-2]) != int.from_bytes(frame[-2:], "little"):
+                # A false start can claim more bytes than will ever come: a complete frame
+                # further on wins, so an answer is never held behind noise.
+                later = next((i for i in range(1, len(self._buf) - 7) if self._whole(i)), None)
+                if later is None:
+                    break
+                del self._buf[:later]
+                self.garbage += later
+                continue
+            if not self._whole(0):
                 del self._buf[0]
                 self.bad_crc += 1
                 continue
+            frame = bytes(self._buf[:size])
             del self._buf[:size]
             out.append(Frame(frame[0], frame[1], frame[2] | frame[3] << 8, frame[4], frame[6:-2]))
         if len(self._buf) > self.MAX_FRAME:
             self.garbage += len(self._buf) - self.MAX_FRAME
             del self._buf[: len(self._buf) - self.MAX_FRAME]
         return out
+
+    def _whole(self, i: int) -> bool:
+        """Whether a complete frame with a good CRC starts at ``i``."""
+        buf = self._buf
+        if len(buf) < i + 8 or buf[i + 1] != VERSION:
+            return False
+        size = 6 + buf[i + 5] + 2
+        if len(buf) < i + size:
+            return False
+        frame = bytes(buf[i : i + size])
+        return crc16(frame[:-2]) == int.from_bytes(frame[-2:], "little")
 
 
 def decode_text(data: bytes) -> tuple[int, str]:

@@ -119,7 +119,9 @@ class PushReceiver:
         cam = self.cameras[ip]
         try:
             push = cam.vendor.parse(body, content_type)
-        except (PushError, ValueError) as exc:
+        except Exception as exc:  # PushError, or a parser fault: a clear 400, never a hang-up
+            if not isinstance(exc, PushError | ValueError):
+                log.exception("push_parser_fault", lane=cam.lane.name, client=ip)
             cam.count("bad")
             log.warning(
                 "push_not_understood",

@@ -238,3 +238,25 @@ def test_hostile_clients_are_refused_and_no_lane_stalls(tmp_path: Path) -> None:
         slow.close()
     assert refused["refused_address"] == 1 and refused["refused_size"] == 1
     assert refused["cut_slow"] == 1
+
+
+def test_on_a_lane_with_a_loop_the_push_joins_the_loops_passage(tmp_path: Path) -> None:
+    from edged.lane.passage import Trigger
+
+    port = _free_port()
+    full, crop = _images()
+    toml = _toml(port, "zhenshi").replace('[gpio.ground_loop]\npin = "none"', "")
+    toml = toml.replace("silence_s = 3", "silence_s = 3\njoin_s = 1.0")
+    with running_box(tmp_path, toml, PARTS) as box:
+        lane = box.lane("main")
+        push = shapes.zhenshi_plate("冀B12345", 31, NOW, full=full, crop=crop)
+        assert post(port, push, "application/json")[0] == 200
+        time.sleep(0.3)
+        assert _rows(box) == [], "a push on a loop lane waits for the loop"
+        joined = lane.run(Trigger("loop"), wait=10)
+        assert joined.plate == "冀B12345" and len(joined.record["snapshots"]) == 2
+        started = time.monotonic()
+        alone = lane.run(Trigger("loop"), wait=10)  # no push comes: after join_s, unread
+        assert alone.plate is None and 0.9 < time.monotonic() - started < 3
+        counts = box.receiver.spool.counts()
+    assert counts == {"joined": 1}
