@@ -219,3 +219,10 @@ def test_wav_prompt_by_reason_code_then_by_decision(tmp_path: Path) -> None:
         prompts.play(["broken"])
     with pytest.raises(DisplayError, match="failed"):
         WavPrompts(tmp_path, device="no-such-device").play(["deny"])
+
+
+def test_the_frames_in_the_display_doc_are_what_the_code_sends() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "DISPLAY.md").read_text("utf-8")
+    assert text_frame(0, 0, "欢迎光临", colour=(255, 0, 0)).hex(" ").upper() in doc
+    assert speech_frame(0, "欢迎光临,请入场停车", SPEAK_PLAY).hex(" ").upper() in doc
+    assert encode(0, 0x62, b"\x00").hex(" ").upper() in doc
