@@ -51,8 +51,9 @@ class LedVoiceConfig(DisplayConfig):
     port: str = field(
         default="/dev/ttyUSB1",
         metadata=doc(
-            "Serial port of the board, or socket://HOST:PORT for a serial server or a camera's"
-            " transparent serial channel (透传)"
+            "Serial port of the board, socket://HOST:PORT for a serial server or a camera's"
+            ' transparent serial channel (透传), or "camera": the RS-485 port of the lane\'s'
+            " Zhenshi camera, the frames riding on its replies (expect_ack = false)"
         ),
     )
     baudrate: int = field(default=9600, metadata=doc("Baud rate set on the board", min=1200))
@@ -78,6 +79,17 @@ class LedVoiceConfig(DisplayConfig):
         default=0.5, metadata=doc("Time the board has to answer a frame", above=0, max=5)
     )
 
+    def own_problems(self) -> list[tuple[str, str]]:
+        if self.port == "camera" and self.expect_ack:
+            return [
+                (
+                    "expect_ack",
+                    'a board behind the camera (port = "camera") cannot answer through it: set'
+                    " expect_ack = false",
+                )
+            ]
+        return []
+
 
 class LedVoiceDisplay:
     """Rows of text and speech on one board; each frame acknowledged when the board answers."""
@@ -91,19 +103,28 @@ class LedVoiceDisplay:
         self._parser = FrameParser()
         self.frames_sent = 0
         self.colour = COLOURS[cfg.colour]
+        #: for port = "camera": the camera's serial channel (write, close), set by the lane
+        self.camera_port: Any = None
 
     def open(self) -> None:
         self.close()
         c = self.cfg
+        if c.port == "camera":
+            if self.camera_port is None:
+                raise DisplayError(
+                    'port = "camera" needs the lane\'s camera to be a Zhenshi camera'
+                )
+            self._port = self.camera_port
+            return
         self._port = open_port(c.port, c.baudrate, c.ack_timeout_s, c.write_timeout_s)
 
     def close(self) -> None:
-        if self._port is not None:
+        if self._port is not None and self._port is not self.camera_port:
             try:
                 self._port.close()
             except Exception as exc:  # a vanished device may raise anything on close
                 log.debug("display_close_error", display=self.name, error=repr(exc))
-            self._port = None
+        self._port = None
 
     def show(self, lines: Sequence[str], refusal: bool = False) -> None:
         colour = COLOURS[self.cfg.refusal_colour] if refusal else COLOURS[self.cfg.colour]

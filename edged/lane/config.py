@@ -161,6 +161,14 @@ class LaneConfig:
                     " that pushes its plate reads",
                 )
             )
+        if getattr(self.display, "port", None) == "camera" and self.camera.type != "zhenshi":
+            problems.append(
+                (
+                    "display.port",
+                    'port = "camera" passes the frames through a Zhenshi camera\'s RS-485 port;'
+                    f" this lane's camera is {self.camera.type!r}",
+                )
+            )
         if self.video.clip and not self.clip_url:
             problems.append(
                 (

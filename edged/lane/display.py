@@ -40,6 +40,8 @@ class DisplayPart:
         self.cfg = cfg
         self.ctx = ctx
         self.driver: Any = None
+        #: for a board behind the lane's camera (port = "camera"): gives the camera's channel
+        self.camera_channel: Any = None
         self.prompts = WavPrompts(cfg.prompts_dir, cfg.alsa_device) if cfg.speech == "wav" else None
         self._q: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=QUEUE)
         self._thread: threading.Thread | None = None
@@ -83,6 +85,8 @@ class DisplayPart:
     # -- supervised part -------------------------------------------------------------------
     def start(self) -> None:
         self.driver = driver_config.build(self.cfg, name=self.name)
+        if getattr(self.cfg, "port", None) == "camera" and self.camera_channel is not None:
+            self.driver.camera_port = self.camera_channel()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 

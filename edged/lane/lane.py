@@ -58,6 +58,7 @@ class Lane:
         self.display_part: DisplayPart | None = None  # the board this lane feeds (own or shared)
         if cfg.display is not None:
             self.display_part = DisplayPart(cfg.name, cfg.display, ctx)
+            self.display_part.camera_channel = self._camera_channel
         self.recorder: Any = None  # ClipRecorder, where this lane keeps clips
         if cfg.video.clip:
             from edged.video.recorder import ClipRecorder
@@ -153,6 +154,12 @@ class Lane:
         timer.daemon = True
         timer.start()
         return "joining"
+
+    def _camera_channel(self) -> Any:
+        """The serial channel of this lane's pushing camera (a display behind it)."""
+        if self.push_camera is None:
+            raise RuntimeError("this lane's camera does not push: no channel for the display")
+        return self.push_camera.serial_port(self.cfg.camera.address)
 
     def _unjoined(self, push: Any, push_id: int | None) -> None:
         if self.push_slot.left_over(push_id):

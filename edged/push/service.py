@@ -44,6 +44,29 @@ class Camera:
         self.counts[what] = self.counts.get(what, 0) + 1
 
 
+class CameraSerial:
+    """A camera's RS-485 port as a display driver writes to it: frames ride on its replies."""
+
+    in_waiting = 0
+
+    def __init__(self, receiver: PushReceiver, address: str) -> None:
+        self.receiver = receiver
+        self.address = address
+
+    def write(self, data: bytes) -> int:
+        self.receiver.send_serial(self.address, data)
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        return b""
+
+    def reset_input_buffer(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 class PushReceiver:
     """Supervised part ``receiver``: the HTTP server, the spool and the cameras it serves."""
 
@@ -176,6 +199,10 @@ class PushReceiver:
         with self._lock:
             out, cam.serial_out = cam.serial_out, []
         return out
+
+    def serial_port(self, address: str) -> CameraSerial:
+        """The serial channel of the camera at ``address``, for a display behind it."""
+        return CameraSerial(self, address)
 
     def send_serial(self, address: str, data: bytes, keep: int = 16) -> None:
         """Bytes for the serial port of the camera at ``address`` (next reply carries them)."""

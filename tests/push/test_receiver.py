@@ -260,3 +260,30 @@ def test_on_a_lane_with_a_loop_the_push_joins_the_loops_passage(tmp_path: Path) 
         assert alone.plate is None and 0.9 < time.monotonic() - started < 3
         counts = box.receiver.spool.counts()
     assert counts == {"joined": 1}
+
+
+def test_a_board_behind_the_zhenshi_camera_gets_its_frames_in_the_replies(tmp_path: Path) -> None:
+    import base64
+
+    from drivers.display.ledproto import FrameParser, decode_speech, decode_text
+
+    port = _free_port()
+    board = 'type = "led_voice"\nport = "camera"\nexpect_ack = false\nhold_s = 30'
+    toml = _toml(port, "zhenshi") + f"[display]\n{board}\n"
+    with running_box(tmp_path, toml, [*PARTS[:3], "main.display", *PARTS[3:]]) as box:
+        from edged.admission.model import BlacklistEntry
+
+        box.registry.add_blacklist(BlacklistEntry("冀A8K302", "超标排放，列入黑名单"))
+        assert post(port, shapes.zhenshi_plate("冀A8K302", 41, NOW), "application/json")[0] == 200
+        assert wait_for(lambda: len(_rows(box)) == 1, 10)
+        assert wait_for(lambda: box.lane("main").status()["display"]["spoken"] == 1, 5)
+        hb, ctype = shapes.zhenshi_heartbeat()
+        status, body = post(port, hb, ctype)
+    serial = json.loads(body)["Response_AlarmInfoPlate"]["serialData"]
+    assert status == 200 and {s["serialChannel"] for s in serial} == {0}
+    raw = b"".join(base64.b64decode(s["data"]) for s in serial)
+    assert all(len(base64.b64decode(s["data"])) == s["dataLen"] for s in serial)
+    frames = FrameParser().feed(raw)
+    rows = dict(decode_text(f.data) for f in frames if f.cmd == 0x62)
+    said = [decode_speech(f.data)[1] for f in frames if f.cmd == 0x30]
+    assert rows[0] == "冀A8K302" and rows[1] == "禁止通行" and said[-1].startswith("冀A8K302,")
