@@ -123,3 +123,39 @@ ack_timeout_s = 2.0
     assert "no answer from the board" in status["error"]
     assert status["dropped"] >= 1, status
     assert events.count("display_failed") == 1, events
+
+
+def test_two_lanes_share_one_board(tmp_path: Path, board: tuple[LedVoiceSimulator, str]) -> None:
+    sim, port = board
+    toml = f"""
+[mqtt]
+enabled = false
+[[lanes]]
+name = "entry"
+[lanes.camera]
+type = "none"
+[lanes.display]
+type = "led_voice"
+port = "{port}"
+passage_lines = ["{{lane}} {{plate}}", "{{decision}}"]
+[[lanes]]
+name = "exit"
+direction = "out"
+shares = {{ display = "entry" }}
+[lanes.camera]
+type = "none"
+[lanes.gpio.barrier_open]
+pin = 24
+[lanes.gpio.alarm]
+pin = 25
+[lanes.gpio.ground_loop]
+pin = 5
+[lanes.gpio.ir_beam]
+pin = 6
+"""
+    parts = ["ledger", "registry", "entry.gpio", "entry.display", "entry.worker", "exit.gpio",
+             "exit.worker"]  # fmt: skip
+    with running_box(tmp_path, toml, parts) as box:
+        passage(box, plate="冀B55555", lane="exit")
+        assert wait_for(lambda: sim.screen()[:2] == ["exit 冀B55555", "允许通行"], 5), sim.screen()
+        assert box.lane("exit").status()["display"]["shown"] >= 1
