@@ -2,8 +2,9 @@
 
     python bench/clip_bench.py [--quick] [--seconds N] [--size WxH]
 
-A real RTSP camera is served on this machine (GStreamer's RTSP server
-sending an H.264 stream ffmpeg made once, a keyframe a second, 25 fps).
+An RTSP camera is served on this machine (tests/rtsp.py: ffmpeg sends an
+H.264 stream made once, a keyframe a second, 25 fps, through a relay that
+serves it as a camera does).
 The same stream is then taken two ways, each alone for the same time:
 
 - recording: the lane's clip recorder (PyAV demux, packets kept in memory,
@@ -12,9 +13,9 @@ The same stream is then taken two ways, each alone for the same time:
   feed does.
 
 Figures: CPU seconds (this process, all threads) per minute of stream for
-each, and recording / decoding. The server's CPU is in its own process
-and not counted. Needs ffmpeg, PyAV and GStreamer's RTSP server
-(scripts/setup.sh --test).
+each, and recording / decoding. ffmpeg's CPU is in its own process and
+not counted; the relay's threads are in this one and counted in both
+(the same for each). Needs ffmpeg and PyAV (scripts/setup.sh --test).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.report import emit
 from edged.video.config import VideoConfig
 from edged.video.recorder import ClipRecorder, ClipRequest
-from tests.video.stream import make_h264, missing, rtsp_camera
+from tests.rtsp import find_ffmpeg, make_clip, rtsp_camera
 
 
 def record(url: str, seconds: float, folder: Path) -> tuple[float, int]:
@@ -80,18 +81,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, help="stream seconds per measurement")
     ap.add_argument("--size", help="frame size of the stream (default 1920x1080, quick 1280x720)")
     args = ap.parse_args()
-    why = missing()
-    if why:
-        raise SystemExit(f"clip_bench: {why}")
+    if find_ffmpeg() is None:
+        raise SystemExit("clip_bench: ffmpeg is not installed (scripts/setup.sh --test)")
     seconds = args.seconds or (20.0 if args.quick else 60.0)
     size = args.size or ("1280x720" if args.quick else "1920x1080")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        video = make_h264(folder / "camera.mkv", seconds=int(seconds * 2 + 20), size=size)
-        with rtsp_camera(video) as url:
-            rec_cpu, clips = record(url, seconds, folder)
-        with rtsp_camera(video) as url:  # a fresh session from the start of the file
-            dec_cpu, frames = decode(url, seconds)
+        w, h = (int(x) for x in size.split("x"))
+        video = make_clip(folder / "camera.mp4", (w, h), 25, 30, bitrate="4M", gop=25)
+        with rtsp_camera(video) as camera:
+            rec_cpu, clips = record(camera.url, seconds, folder)
+        with rtsp_camera(video) as camera:
+            dec_cpu, frames = decode(camera.url, seconds)
     per_min = 60.0 / seconds
     print(f"stream: {size} H.264 25 fps over RTSP, {seconds:g} s per measurement")
     print(f"recording: {rec_cpu:.2f} CPU s ({clips} clips written)")

@@ -107,3 +107,15 @@ def build(cfg: DeviceConfig, **context: Any) -> Any:
             f"type: expected one of {', '.join(types)} for a {cfg.family}, found {kind!r}"
         )
     return types[kind].build(cfg, **context)
+
+
+def raise_all(messages: list[str]) -> None:
+    """Raise every ``"key: message"`` a section's checks found, at once, as :class:`Invalid`.
+
+    A section's ``__post_init__`` appends what it finds instead of raising at
+    the first, so the technician sees every problem in one run.
+    """
+    if messages:
+        raise Invalid(
+            [(m.split(": ", 1)[0], m.split(": ", 1)[1]) if ": " in m else ("", m) for m in messages]
+        )

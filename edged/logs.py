@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from drivers.config import raise_all
 from drivers.log import get_logger
 from edged.config.schema import doc
 
@@ -64,11 +65,13 @@ class LoggingConfig:
     )
 
     def __post_init__(self) -> None:
+        problems: list[str] = []
         for name, lvl in self.components.items():
             if lvl not in ("debug", "info", "warning", "error"):
-                raise ValueError(
+                problems.append(
                     f"components: level for {name!r} must be debug, info, warning or error, found {lvl!r}"
                 )
+        raise_all(problems)
 
 
 # syslog(3) priorities, which journald reads from a leading "<N>" on a line.

@@ -20,14 +20,10 @@ apt_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_pkgs+=(mosquitto)
 fc-list 2>/dev/null | grep -qi 'wqy\|noto sans cjk' || apt_pkgs+=(fonts-wqy-microhei)
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_pkgs+=(python3-venv)
-if [ $want_test = 1 ]; then
-  # The display tests play WAV prompts through ALSA's null device (aplay); the clip tests
-  # and bench serve an RTSP camera: ffmpeg makes the H.264, GStreamer's RTSP server sends it.
-  command -v aplay >/dev/null 2>&1 || apt_pkgs+=(alsa-utils)
-  command -v ffmpeg >/dev/null 2>&1 || apt_pkgs+=(ffmpeg)
-  /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
-    || apt_pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
-fi
+# ffmpeg sends the H.264 camera stream of the camera tests, the camera-path and clip
+# benches; the display tests play WAV prompts through ALSA's null device (aplay).
+if [ $want_test = 1 ] && ! command -v ffmpeg >/dev/null 2>&1; then apt_pkgs+=(ffmpeg); fi
+if [ $want_test = 1 ] && ! command -v aplay >/dev/null 2>&1; then apt_pkgs+=(alsa-utils); fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "installing system packages: ${apt_pkgs[*]}"
   SUDO=""

@@ -113,8 +113,8 @@ _COLOUR_ALIASES = {
 _PLATE_RE = re.compile(r"^[\u4e00-\u9fff][A-Z][A-Z0-9\u4e00-\u9fff]{4,7}$")
 
 
-def parse_stage(text: str) -> str:
-    """Canonical stage (``国5``, ``国6b``) from the many ways registries write it."""
+def _stage_parts(text: str) -> tuple[int, str]:
+    """The stage number and sub-stage (``""``, ``a`` or ``b``) however it is written."""
     raw = text.strip().replace("Ⅴ", "V").replace("Ⅵ", "VI").replace("Ⅳ", "IV")
     m = _STAGE_RE.match(raw.replace("排放", "").replace("标准", "").strip())
     if not m:
@@ -123,9 +123,44 @@ def parse_stage(text: str) -> str:
     sub = (m.group("sub") or "").lower()
     if sub and num != 6:
         raise ValueError(f"sub-stage {sub!r} only exists for 国6, found {text!r}")
+    return num, sub
+
+
+def parse_stage(text: str) -> str:
+    """Canonical stage (``国5``, ``国6b``) from the many ways registries write it."""
+    num, sub = _stage_parts(text)
     if num == 6:
         return "国6b" if sub == "b" else "国6a"
     return f"国{num}"
+
+
+_STAGE_WRITTEN = {
+    0: ("0", "零"),
+    1: ("1", "一", "I"),
+    2: ("2", "二", "II"),
+    3: ("3", "三", "III"),
+    4: ("4", "四", "IV", "Ⅳ"),
+    5: ("5", "五", "V", "Ⅴ"),
+    6: ("6", "六", "VI", "Ⅵ"),
+}
+
+
+def stage_query(text: str) -> tuple[str, ...]:
+    """Every stored spelling of the stages a search for ``text`` means.
+
+    国五, 国V, 5 and 国5 all find 国5 rows (the canonical form the registry
+    gives a passage) and rows written 国五 or 国V by older versions or
+    imports. Unlike :func:`parse_stage`, which ranks a bare 国6 as 6a for the
+    policy's sake, a search for 国6 finds both sub-stages.
+    """
+    num, sub = _stage_parts(text)
+    if num != 6:
+        endings: tuple[str, ...] = ("",)
+    elif sub == "b":
+        endings = ("b", "B")
+    else:  # 国6a, and 国6 written without a sub-stage, which ranks as 6a
+        endings = ("a", "A", "") + (("b", "B") if not sub else ())
+    return tuple(f"国{w}{e}" for w in _STAGE_WRITTEN[num] for e in endings)
 
 
 def stage_rank(stage: str) -> int:

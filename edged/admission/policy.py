@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Literal, Protocol
 
+from drivers.config import raise_all
 from edged.admission.model import (
     ALERT_LEVELS,
     FUELS,
@@ -83,19 +84,20 @@ class EmissionRule:
     name: str = field(default="", metadata=doc("Short name shown in logs and the ledger"))
 
     def __post_init__(self) -> None:
+        problems: list[str] = []
         try:
-            canonical = parse_stage(self.min_stage)
+            object.__setattr__(self, "min_stage", parse_stage(self.min_stage))
         except ValueError as exc:
-            raise ValueError(f"min_stage: {exc}") from None
-        object.__setattr__(self, "min_stage", canonical)
+            problems.append(f"min_stage: {exc}")
         for fuel in self.fuels:
             if fuel not in FUELS:
-                raise ValueError(f"fuels: expected items from {', '.join(FUELS)}, found {fuel!r}")
+                problems.append(f"fuels: expected items from {', '.join(FUELS)}, found {fuel!r}")
         for level in self.alert_levels:
             if level not in ALERT_LEVELS:
-                raise ValueError(
+                problems.append(
                     f"alert_levels: expected items from {', '.join(ALERT_LEVELS)}, found {level!r}"
                 )
+        raise_all(problems)
 
     def matches(self, vehicle: Vehicle, alert_level: str) -> bool:
         return (
@@ -170,14 +172,16 @@ class PolicyConfig:
     )
 
     def __post_init__(self) -> None:
+        problems: list[str] = []
         for fuel in self.new_energy_fuels:
             if fuel not in FUELS:
-                raise ValueError(
+                problems.append(
                     f"new_energy_fuels: expected items from {', '.join(FUELS)}, found {fuel!r}"
                 )
         for w in self.hazardous_windows:
             if not _WINDOW_RE.match(w):
-                raise ValueError(f"hazardous_windows: expected HH:MM-HH:MM, found {w!r}")
+                problems.append(f"hazardous_windows: expected HH:MM-HH:MM, found {w!r}")
+        raise_all(problems)
 
     def windows(self) -> list[tuple[time, time | None]]:
         out = []

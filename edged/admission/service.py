@@ -47,9 +47,3 @@ class RegistryService:
         if self.registry is not None:
             self.registry.close()
             self.registry = None
-
-    def status(self) -> dict[str, Any]:
-        if self.registry is None:
-            return {"alert_level": None}
-        state = self.registry.alert_state()
-        return {"alert_level": state.level}

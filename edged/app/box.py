@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from edged.app.health import clock_status, cpu_temperature_c, disk_use
-from edged.lane.passage import Trigger
+from edged.lane.passage import Trigger, alert_in_force
 from edged.lane.worker import GateWorker
 from edged.logs import get_logger
 
@@ -26,6 +26,7 @@ log = get_logger("gate")
 MQTT_CHECK_S = 5.0  # how often a gap in the MQTT feed is looked for, and its mark saved
 FORWARD_S = 10.0  # how often closed data-logger records go to the HJ 212 uplink
 SWEEP_S = 3600.0  # how often images past their age or over budget are removed
+ALERT_CHECK_S = 1.0  # how often the alert level in force is looked at (a schedule may change it)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Box:
     started_at: float = field(default_factory=time.time)
     housekeeping: GateWorker = field(default_factory=lambda: GateWorker("housekeeping"))
     _due: dict[str, float] = field(default_factory=dict)
+    _alert: str | None = None  # the alert level last announced
 
     # -- shortcuts ------------------------------------------------------------------
     @property
@@ -102,6 +104,8 @@ class Box:
             except Exception as exc:  # retried from tick()
                 log.error("mqtt_catch_up_failed", error=repr(exc), hint="retried in 5 s")
         self._due["sweep"] = time.monotonic() + 60.0  # first sweep once the box has settled
+        self.check_alert_level()
+        self.publish_in_plant(self.ctx.trips.status())
         self.publish_health()
 
     def stopping(self) -> None:
@@ -120,7 +124,7 @@ class Box:
         now = time.monotonic()
         feed = self.passage_feed
         if feed is not None and self._is_due("mqtt", MQTT_CHECK_S, now):
-            if feed.gap:
+            if feed.gap or feed.behind:
                 with contextlib.suppress(RuntimeError):  # worker busy: next time
                     self.housekeeping.submit(feed.catch_up)
             feed.save_mark()
@@ -138,11 +142,44 @@ class Box:
                 self.record_feed.forward()
             except Exception as exc:  # the uplink must never stop the gate
                 log.error("hj212_forward_failed", error=repr(exc))
+        if self._is_due("alert", ALERT_CHECK_S, now):
+            self.check_alert_level()
         if self._is_due("heads", self.cfg.ledger.head_publish_s, now):
             self.publish_heads()
         if self._is_due("attest", self.cfg.ledger.attest_s, now):
             with contextlib.suppress(RuntimeError):
                 self.housekeeping.submit(self.attest)
+
+    def check_alert_level(self, now: datetime | None = None) -> str | None:
+        """Announce the alert level in force when it changes (set now or by its schedule)."""
+        registry = self.registry
+        if registry is None:
+            return None
+        level = alert_in_force(registry.snapshot(), now or datetime.now(self.tz))
+        if level != self._alert:
+            was, self._alert = self._alert, level
+            if was is not None:
+                self.sink.event(
+                    "alert_level_changed",
+                    "warning" if level != "none" else "info",
+                    f"heavy-pollution alert level now {level} (was {was})",
+                    level=level,
+                    was=was,
+                )
+            self._publish("alert_level", {"level": level, "was": was}, retain=True)
+        return level
+
+    def publish_in_plant(self, status: dict[str, Any]) -> None:
+        """The vehicles in the plant now, retained, whenever an entry or exit changes them."""
+        self._publish("in_plant", status, retain=True)
+
+    def _publish(self, kind: str, payload: dict[str, Any], **kwargs: Any) -> None:
+        if self.mqtt is None or not self.mqtt.running:
+            return
+        try:
+            self.mqtt.publish(kind, payload, **kwargs)
+        except Exception as exc:  # a full outbox must not stop what reported it
+            log.error("not_published", kind=kind, error=repr(exc))
 
     def summary(self) -> str:
         return "; ".join(lane.summary() for lane in self.lanes)
@@ -188,7 +225,8 @@ class Box:
                 else None,
                 self.uplink.clock_set_at if self.uplink is not None else None,
             ),
-            **self.ctx.registry_service.status(),
+            "alert_level": self._alert,
+            "in_plant": self.ctx.trips.status(),
             **self.ctx.ledger_service.status(),
         }
 

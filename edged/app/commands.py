@@ -15,6 +15,45 @@ from typing import Any
 Handler = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
+def _result(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+
+#: The ``result`` of each handler's reply, for the published contract
+#: (``edged mqtt schemas``); the contract test checks real replies against it.
+RESULT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "open": _result(
+        ledger_seq={"type": "integer", "minimum": 1},
+        lane={"type": "string"},
+        direction={"type": "string", "enum": ["in", "out", "unknown"]},
+    ),
+    "alert_level": _result(level={"type": "string"}),
+    **{
+        name: _result(applied=_COUNT)
+        for name in (
+            "registry_upsert",
+            "registry_replace",
+            "registry_delete",
+            "blacklist_upsert",
+            "blacklist_delete",
+        )
+    },
+    "approval": _result(
+        approval_id={"type": "integer", "description": "the gate's own number for it"},
+        ref={"type": ["string", "null"], "description": "the backend's approval_id"},
+        direction={"type": "string", "enum": ["in", "out", "any"]},
+        uses={"type": "integer", "minimum": 1},
+    ),
+    "resend": _result(resent=_COUNT),
+    "correct": _result(
+        correction_seq={"type": "integer", "minimum": 1, "description": "the correcting row"},
+        correction_of={"type": "integer", "minimum": 1, "description": "the row it corrects"},
+    ),
+}
+
+
 def command_table(box: Any) -> dict[str, Handler]:
     """Name → handler(params, actor) for every command the box answers."""
 
@@ -65,7 +104,34 @@ def command_table(box: Any) -> dict[str, Handler]:
             raise ValueError("MQTT is not enabled on this box")
         return {"resent": box.passage_feed.resend(p.get("from_seq", 1), p.get("to_seq"))}
 
+    def correct(p: dict[str, Any], actor: str) -> dict[str, Any]:
+        """A misread or a wrong field, corrected by a new row; the corrected row is published."""
+        from edged.lane.row_fields import vehicle_fields
+        from edged.ledger.corrections import CorrectionError, corrected
+
+        ledger = box.ledger
+        seq = p["seq"]
+        original = ledger.current(seq)
+        if original is None:
+            raise ValueError(f"seq: no original passage {seq} to correct")
+        changes = {
+            k: p[k] for k in ("plate", "plate_colour", "direction", "cargo", "weight_kg") if k in p
+        }
+        try:
+            rec = corrected(
+                original.record,
+                changes,
+                lambda plate: vehicle_fields(box.registry.snapshot().vehicle(plate)),
+            )
+        except CorrectionError as exc:
+            raise ValueError(str(exc)) from None
+        new_seq, digest = ledger.append_correction(seq, rec, actor, p["reason"])
+        fields = {**rec.to_fields(), "correction_of": seq, "operator": actor}
+        box.ctx.publish_passage(new_seq, {**fields, "ledger_seq": new_seq, "hash": digest})
+        return {"correction_seq": new_seq, "correction_of": seq}
+
     return {
+        "correct": correct,
         "open": open_,
         "alert_level": alert_level,
         "registry_upsert": lists("vehicles", "upsert", "vehicles"),

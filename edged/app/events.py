@@ -56,7 +56,9 @@ class EventSink:
         if ledger is not None:
             self._write(ledger, kind, severity, message, details)
         mqtt = self._mqtt
-        if mqtt is not None:
+        # While the link is down (not started yet, or restarting) the event is in the
+        # event log, which is what a backend asks for after a gap.
+        if mqtt is not None and mqtt.running:
             try:
                 mqtt.publish(
                     "events",

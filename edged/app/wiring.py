@@ -65,6 +65,7 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
         for kind, owner in lane.cfg.shares.items():
             lane.share(kind, by_name[owner])
     box = Box(cfg, supervisor, ctx, lanes)
+    ctx.on_in_plant = box.publish_in_plant
 
     parts: list[tuple[Any, bool]] = [(ctx.ledger_service, True), (ctx.registry_service, True)]
     if ctx.clips is not None:
@@ -117,7 +118,7 @@ def _data_logger(cfg: Any, box: Box, data_dir: Path, parts: list[tuple[Any, bool
                 box.record_feed.alarm(kind, details)
 
         box.datalogger = DataLoggerService(
-            cfg.modbus, cfg.datalogger, cfg.instruments, data_dir, on_event
+            cfg.modbus, cfg.datalogger, cfg.instruments, data_dir, on_event, box.tz
         )
         parts.append((box.datalogger, False))
     if platforms:

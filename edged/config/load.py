@@ -87,8 +87,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Any:
             [
                 schema.Problem(
                     "",
-                    "file not found: write one from the example (edged config example >"
-                    f" {DEFAULT_PATH}) or pass --config",
+                    "file not found: copy the installed example"
+                    f" ({Path(DEFAULT_PATH).with_name('edged.example.toml')}, or write it with"
+                    f" edged config example > {DEFAULT_PATH}), edit it, or pass --config FILE",
                 )
             ],
         ) from None

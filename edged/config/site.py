@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from drivers.config import raise_all
 from edged.config.schema import doc
 
 _TZ_NAME = re.compile(r"[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}")
@@ -35,19 +36,22 @@ class SiteConfig:
     )
 
     def __post_init__(self) -> None:
+        problems: list[str] = []
         for name in ("id", "gate_id"):
             value = getattr(self, name)
             if not 0 < len(value) <= 64 or not all(
                 c.isascii() and (c.isalnum() or c in "-_") for c in value
             ):
-                raise ValueError(
+                problems.append(
                     f"{name}: expected 1-64 ASCII letters, digits, '-' or '_' (used in MQTT topics), found {value!r}"
                 )
         try:  # checked here: the gate loads it at start and would stop with a traceback
-            if not _TZ_NAME.fullmatch(self.timezone):  # zoneinfo recurses on silly names
-                raise ValueError(self.timezone)
-            ZoneInfo(self.timezone)
+            # zoneinfo recurses on silly names: only a name's shape gets as far as it
+            ok = bool(_TZ_NAME.fullmatch(self.timezone)) and ZoneInfo(self.timezone) is not None
         except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(
+            ok = False
+        if not ok:
+            problems.append(
                 f"timezone: expected a time zone name such as Asia/Shanghai, found {self.timezone!r}"
-            ) from None
+            )
+        raise_all(problems)

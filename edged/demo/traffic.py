@@ -30,19 +30,38 @@ class DemoVehicle:
     colour: str
     tag: str | None
     note: str
+    kg: int  # gross weight on the weighbridge
 
 
 # One of each case an environment officer cares about (see config/demo-vehicles.csv).
 FLEET = (
-    DemoVehicle("entry", "冀B12345", "yellow", "E2003412B802011512345678", "国六 diesel: allowed"),
-    DemoVehicle("entry", "冀A8K302", "yellow", "E2003412B802011599990001", "国四 diesel: denied"),
-    DemoVehicle("entry", "京AD12345", "green", None, "electric: allowed (new energy)"),
-    DemoVehicle("exit", "冀B12345", "yellow", "E2003412B802011512345678", "leaves: exit recorded"),
-    DemoVehicle("entry", "晋C55667", "yellow", "E2003412B802011588880002", "blacklisted: denied"),
-    DemoVehicle("entry", "豫D99881", "blue", None, "not in registry: held for the guard"),
-    DemoVehicle("exit", "京AD12345", "green", None, "leaves: exit recorded"),
     DemoVehicle(
-        "entry", "冀B12345", "yellow", "E2003412B802011599990001", "tag of another truck: flagged"
+        "entry", "冀B12345", "yellow", "E2003412B802011512345678", "国六 diesel: allowed", 16800
+    ),
+    DemoVehicle(
+        "entry", "冀A8K302", "yellow", "E2003412B802011599990001", "国四 diesel: denied", 31200
+    ),
+    DemoVehicle("entry", "京AD12345", "green", None, "electric: allowed (new energy)", 47900),
+    DemoVehicle(
+        "exit",
+        "冀B12345",
+        "yellow",
+        "E2003412B802011512345678",
+        "leaves loaded: trip weighed",
+        49150,
+    ),
+    DemoVehicle(
+        "entry", "晋C55667", "yellow", "E2003412B802011588880002", "blacklisted: denied", 29500
+    ),
+    DemoVehicle("entry", "豫D99881", "blue", None, "not in registry: held for the guard", 9800),
+    DemoVehicle("exit", "京AD12345", "green", None, "leaves empty: trip weighed", 17300),
+    DemoVehicle(
+        "entry",
+        "冀B12345",
+        "yellow",
+        "E2003412B802011599990001",
+        "tag of another truck: flagged",
+        16900,
     ),
 )
 #: The shared reader's antenna facing each lane (config/demo.toml: rfid_antennas).
@@ -59,13 +78,16 @@ class DemoTraffic:
         self.master, self.slave = os.openpty()
         self.rfid_port = os.ttyname(self.slave)
         self.rfid_sim: Any = None
+        self.scale_master, self.scale_slave = os.openpty()
+        self.scale_port = os.ttyname(self.scale_slave)
+        self.scale_sim: Any = None
         self.display_master, self.display_slave = os.openpty()
         self.display_port = os.ttyname(self.display_slave)
         self.display_sim: Any = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from drivers.simulators import LedVoiceSimulator, R2000Simulator
+        from drivers.simulators import LedVoiceSimulator, R2000Simulator, ScaleSimulator
 
         try:
             import PIL  # noqa: F401  # the scenes' Chinese characters are drawn with it
@@ -76,6 +98,7 @@ class DemoTraffic:
             ) from None
 
         self.rfid_sim = R2000Simulator(self.master, {}).start()
+        self.scale_sim = ScaleSimulator(self.scale_master, 0, rate_hz=10).start()
         self.display_sim = LedVoiceSimulator(self.display_master).start()
         self._thread = threading.Thread(target=self._loop, name="demo", daemon=True)
         self._thread.start()
@@ -109,6 +132,7 @@ class DemoTraffic:
             camera = lane.camera_source
             camera.show(render_scene(v.plate, v.colour, size=camera.size, seed=n))
             self.rfid_sim.set_tags({v.tag: -55} if v.tag else {}, antenna=ANTENNA[v.lane])
+            self.scale_sim.kg = v.kg  # the truck drives onto the weighbridge
             time.sleep(0.3)  # camera thread picks the frame up; reader inventories the tag
             before = lane.passages
             (pin.drive_low if loop_cfg.pull_up else pin.drive_high)()
@@ -121,6 +145,7 @@ class DemoTraffic:
             (pin.drive_high if loop_cfg.pull_up else pin.drive_low)()
             camera.show(None)
             self.rfid_sim.set_tags({}, antenna=ANTENNA[v.lane])
+            self.scale_sim.kg = 0
             n += 1
             self.daemon.stop_event.wait(self.interval)
         if self.passages:
@@ -137,10 +162,16 @@ class DemoTraffic:
         sim.spoken.clear()
 
     def close(self) -> None:
-        if self.rfid_sim is not None:
-            self.rfid_sim.close()
-        if self.display_sim is not None:
-            self.display_sim.close()
-        for fd in (self.master, self.slave, self.display_master, self.display_slave):
+        for sim in (self.rfid_sim, self.scale_sim, self.display_sim):
+            if sim is not None:
+                sim.close()
+        for fd in (
+            self.master,
+            self.slave,
+            self.scale_master,
+            self.scale_slave,
+            self.display_master,
+            self.display_slave,
+        ):
             with contextlib.suppress(OSError):
                 os.close(fd)

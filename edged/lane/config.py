@@ -90,6 +90,15 @@ class LaneConfig:
             " empty = all"
         ),
     )
+    weight_wait_s: float = field(
+        default=5.0,
+        metadata=doc(
+            "How long a passage waits for the weighbridge to settle; after it the row is"
+            " recorded without a weight (flagged) and the barrier acts: it never waits longer",
+            min=0,
+            max=60,
+        ),
+    )
     shares: dict[str, str] = field(
         default_factory=dict,
         metadata=doc(

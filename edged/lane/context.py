@@ -29,6 +29,7 @@ class LaneContext:
     passage_feed: Any = None  # PassageFeed, or None without MQTT
     clips: Any = None  # ClipStore, where a lane keeps clips of its passages
     simulation_moves_barrier: bool = False
+    on_in_plant: Any = None  # called with the in-plant status when a passage changes it
 
     @property
     def ledger(self) -> Any:
@@ -38,7 +39,14 @@ class LaneContext:
     def registry(self) -> Any:
         return self.registry_service.registry
 
+    @property
+    def trips(self) -> Any:
+        return self.ledger_service.trips
+
     def publish_passage(self, seq: int, payload: dict[str, Any]) -> None:
-        """Hand a recorded passage to MQTT (never fails the passage)."""
+        """A recorded passage: into the in-plant index, then to MQTT (never fails the passage)."""
+        changed = self.trips.note(seq, payload)
         if self.passage_feed is not None:
             self.passage_feed.publish(seq, payload)
+        if changed and self.on_in_plant is not None:
+            self.on_in_plant(self.trips.status())

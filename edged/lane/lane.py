@@ -228,11 +228,12 @@ class Lane:
             )
 
     # -- video -------------------------------------------------------------------
-    def video_ref(self, passage_id: str, now: datetime) -> Video | None:
-        """Where this passage's video is: the recorder's window, and the clip to come."""
+    def video_ref(self, passage_id: str | None, now: datetime) -> Video | None:
+        """Where this passage's video is: the recorder's window, and the clip to come (a
+        passage the lane's worker records; None for a manual open, which asks for no clip)."""
         v = self.cfg.video
         clip = None
-        if self.recorder is not None and self.ctx.clips is not None:
+        if passage_id and self.recorder is not None and self.ctx.clips is not None:
             path = self.ctx.clips.path_for(passage_id, now.timestamp(), v.container)
             clip = path.relative_to(self.ctx.clips.root).as_posix()
         if not v.recorder and clip is None:
@@ -271,10 +272,29 @@ class Lane:
         if self.io is not None:
             self.io.check()
 
-    def weight(self) -> Any:
-        """The weighbridge's stable vehicle weight now, or None."""
-        reader = self.scale_part.reader if self.scale_part is not None else None
-        return reader.stable if reader is not None else None
+    def weigh(self) -> tuple[int | None, str | None]:
+        """The vehicle's stable weight (kg), waiting up to ``weight_wait_s`` for it to settle;
+        or None and why. Never longer: the barrier does not wait for a weighbridge."""
+        part = self.scale_part
+        if part is None:
+            return None, "no weighbridge on this lane"
+        deadline = time.monotonic() + self.cfg.weight_wait_s
+        while True:
+            reader = part.reader
+            stable = reader.stable if reader is not None else None
+            if stable is not None:
+                return round(stable.kg), None
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        if part.reader is None:
+            return None, "weighbridge not running (see its component state)"
+        latest = part.reader.latest
+        if latest is None:
+            return None, "weighbridge silent: indicator off or cable"
+        if latest.kg < part.cfg.min_load_kg:
+            return None, "weighbridge empty: the vehicle was not on it"
+        return None, f"weight did not settle within {self.cfg.weight_wait_s:g} s"
 
     def status(self) -> dict[str, Any]:
         last = self.last

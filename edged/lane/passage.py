@@ -22,6 +22,7 @@ from edged.admission.actions import act
 from edged.admission.identity import fuse
 from edged.admission.model import GateRead
 from edged.admission.policy import decide_read, manual_open
+from edged.lane.row_fields import missing, trip_fields, vehicle_fields
 from edged.lane.snapshots import save_passage_images, save_pushed_images
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
@@ -83,12 +84,15 @@ class PassagePipeline:
         self.box = box
 
     # -- identify ------------------------------------------------------------------
-    def burst(self) -> tuple[list[np.ndarray | None], Any]:
+    def burst(self, since: float | None = None) -> tuple[list[np.ndarray | None], Any]:
         """Read up to ``burst_frames`` frames and vote; stop at the first confident plate.
 
-        Only the frame of the best read so far is kept (the snapshot's); the
-        others are dropped as soon as they lose, so a burst of 1080p frames
-        holds one 6 MB frame instead of five.
+        Every frame is one the camera took after ``since`` (the trigger's
+        ``time.monotonic()``) and after the burst's previous frame: never a
+        picture of the lane from before the vehicle arrived, never one frame
+        read twice. Only the frame of the best read so far is kept (the
+        snapshot's); the others are dropped as soon as they lose, so a burst
+        of 1080p frames holds one 6 MB frame instead of five.
         """
         from edged.lpr import vote
 
@@ -97,10 +101,13 @@ class PassagePipeline:
         frames: list[np.ndarray | None] = []
         reads: list[list[Any]] = []
         result = vote([])
+        since = time.monotonic() if since is None else since
         for i in range(tc.burst_frames):
-            frame = camera.latest() if camera is not None else None
+            got = camera.frame_after(since) if camera is not None else None
+            frame = None if got is None else got[0]
             if frame is None or recognizer is None or recognizer.ready is False:
                 break
+            since = got[1]
             frames.append(frame)
             reads.append(recognizer.read(frame))
             result = vote(reads)
@@ -144,7 +151,7 @@ class PassagePipeline:
                 trig.pushed, self.box, lane
             )
         else:
-            frames, vr = self.burst()
+            frames, vr = self.burst(trig.t0)
             ok = vr.plate and vr.valid_syntax
             plate_text = vr.plate if ok else None
             plate_conf = vr.confidence if ok else None
@@ -208,57 +215,47 @@ class PassagePipeline:
             (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
         )
         now = datetime.now(box.tz)
+        alert = alert_in_force(snap, now)
         t_dec = time.perf_counter()
         policy_direction = direction if direction in ("in", "out") else "in"
-        decision = decide_read(read, snap, snap.alert, now, policy_direction, box.policy)
+        decision = decide_read(read, snap, alert, now, policy_direction, box.policy)
         decide_ms = (time.perf_counter() - t_dec) * 1000
         approval = None
         if decision.approval_id is not None:
             approval = registry.get_approval(decision.approval_id)
             if not registry.consume_approval(decision.approval_id, passage_id, now):
                 decision = decide_read(
-                    read, registry.snapshot(), snap.alert, now, policy_direction, box.policy
+                    read, registry.snapshot(), alert, now, policy_direction, box.policy
                 )
                 approval = None
         simulated = trig.source == "simulate"
-        vehicle = snap.vehicle(ident.plate) if ident.plate else None
+        kg, weight_why = lane.weigh()
         if trig.pushed is not None:
             shots = save_pushed_images(box, lane.name, trig.pushed, passage_id, now)
         else:
             shots = save_passage_images(box, lane.name, frames, vr, passage_id, now)
-        rec = PassageRecord(
-            time=now.isoformat(timespec="milliseconds"),
-            site=box.site.id,
-            gate=box.site.gate_id,
-            lane=lane.name,
-            direction=direction,
-            decision=decision.action,
-            reason_code=decision.reason,
-            plate=ident.plate,
-            plate_colour=read.plate_colour or (vehicle.plate_colour if vehicle else None),
-            vehicle_type=vehicle.vehicle_type or vehicle.vehicle_class if vehicle else None,
-            vin=vehicle.vin or None if vehicle else None,
-            fuel=vehicle.fuel if vehicle else None,
-            emission_stage=vehicle.emission_stage if vehicle else None,
-            reason_zh=decision.text_zh,
-            reason_en=decision.text_en,
-            snapshots=shots,
-            rfid_tag=ident.tag,
-            approval=LedgerApproval(
-                approval.id, approval.applicant, approval.approver, approval.reason
-            )
-            if approval
-            else None,
-            id_source="simulated" if simulated else _id_source(ident.source),
-            id_confidence=round(ident.confidence, 4) if ident.plate else None,
-            flags=tuple(
-                dict.fromkeys((*ident.flags, *decision.flags, *dir_flags, *id_flags, *push_flags))
+        rec = self._record(
+            trig,
+            now,
+            snap,
+            ident,
+            read,
+            direction,
+            decision,
+            approval,
+            kg,
+            {"weight_kg": weight_why} if weight_why else {},
+            shots,
+            flags=(
+                *dir_flags,
+                *id_flags,
+                *push_flags,
+                *(("weight_unsettled",) if weight_why else ()),
             ),
-            operator=trig.operator if simulated else None,
-            event_id=passage_id,
+            alert=alert,
+            passage_id=passage_id,
             raw_plate=vr.plate if vr is not None else None,
             identified_by=_identified_by(ident, matched),
-            video=lane.video_ref(passage_id, now),
         )
         try:
             seq, digest = ledger.append_passage(rec)
@@ -318,9 +315,83 @@ class PassagePipeline:
             conf=round(ident.confidence, 2),
             frames=len(frames),
             ms=None if relay_ms is None else round(relay_ms, 1),
+            kg=rec.weight_kg,
+            net_t=rec.net_t,
             flags=",".join(rec.flags) or None,
         )
         return outcome
+
+    def _record(
+        self,
+        trig: Trigger,
+        now: datetime,
+        snap: Any,
+        ident: Any,
+        read: Any,
+        direction: str,
+        decision: Any,
+        approval: Any,
+        kg: int | None,
+        why: dict[str, str],
+        shots: tuple[Any, ...],
+        *,
+        flags: tuple[str, ...],
+        alert: str,
+        passage_id: str,
+        raw_plate: str | None,
+        identified_by: str | None,
+    ) -> PassageRecord:
+        """The row: the decision, the vehicle's national fields, its weight and trip."""
+        box, lane = self.box, self.lane
+        simulated = trig.source == "simulate"
+        vehicle = snap.vehicle(ident.plate) if ident.plate else None
+        when = now.isoformat(timespec="milliseconds")
+        entry = box.trips.open_entry(ident.plate) if direction == "out" else None
+        if not shots:
+            why.setdefault(
+                "snapshots",
+                "the camera pushed no image"
+                if trig.pushed is not None
+                else "no camera on this lane"
+                if lane.camera is None
+                else "no frame with a plate",
+            )
+        fields: dict[str, Any] = {
+            **vehicle_fields(vehicle),
+            **trip_fields(direction, entry, when, kg),
+            "direction": direction,
+            "plate": ident.plate,
+            "weight_kg": kg,
+            "cargo": _cargo(snap, vehicle, ident.plate, now),
+            "snapshots": shots,
+        }
+        if read.plate_colour:
+            fields["plate_colour"] = read.plate_colour
+        if direction == "out" and entry is None and ident.plate:
+            why.setdefault("net_t", "no entry of this vehicle on record")
+        return PassageRecord(
+            time=when,
+            site=box.site.id,
+            gate=box.site.gate_id,
+            lane=lane.name,
+            decision=decision.action,
+            reason_code=decision.reason,
+            reason_zh=decision.text_zh,
+            reason_en=decision.text_en,
+            rfid_tag=ident.tag,
+            approval=_approval(approval),
+            id_source="simulated" if simulated else _id_source(ident.source),
+            id_confidence=round(ident.confidence, 4) if ident.plate else None,
+            flags=tuple(dict.fromkeys((*ident.flags, *decision.flags, *flags))),
+            operator=trig.operator if simulated else None,
+            event_id=passage_id,
+            raw_plate=raw_plate,
+            identified_by=identified_by,
+            alert_level=alert,
+            missing=missing(fields, why),
+            video=lane.video_ref(passage_id, now),
+            **fields,
+        )
 
     def manual(
         self,
@@ -338,33 +409,43 @@ class PassagePipeline:
         now = datetime.now(box.tz)
         direction = direction or (lane.cfg.direction if lane.cfg.direction != "both" else "unknown")
         snap = registry.snapshot()
+        alert = alert_in_force(snap, now)
         d = manual_open(
             operator,
             reason,
             now,
             plate=plate,
             direction=direction,
-            alert_level=snap.alert,
+            alert_level=alert,
             remote=remote,
         )
+        when = now.isoformat(timespec="milliseconds")
         vehicle = snap.vehicle(plate) if plate else None
+        entry = box.trips.open_entry(plate) if direction == "out" else None
+        fields: dict[str, Any] = {
+            **vehicle_fields(vehicle),
+            **trip_fields(direction, entry, when, None),
+            "direction": direction,
+            "plate": plate,
+            "cargo": _cargo(snap, vehicle, plate, now),
+        }
+        why = {"weight_kg": "opened by hand: not weighed", "snapshots": "opened by hand"}
         rec = PassageRecord(
-            time=now.isoformat(timespec="milliseconds"),
+            time=when,
             site=box.site.id,
             gate=box.site.gate_id,
             lane=lane.name,
-            direction=direction,
             decision=d.action,
             reason_code=d.reason,
-            plate=plate,
-            plate_colour=vehicle.plate_colour if vehicle else None,
-            fuel=vehicle.fuel if vehicle else None,
-            emission_stage=vehicle.emission_stage if vehicle else None,
             reason_zh=d.text_zh,
             reason_en=d.text_en,
             id_source="manual",
             operator=operator,
             flags=d.flags,
+            alert_level=alert,
+            missing=missing(fields, why),
+            video=lane.video_ref(None, now),  # the recorder's window; no clip of a manual open
+            **fields,
         )
         seq, digest = ledger.append_passage(rec)
         box.sink.audit(
@@ -384,6 +465,38 @@ class PassagePipeline:
             lane.io.open_barrier(hold_s=hold_s)
         box.publish_passage(seq, {**rec.to_fields(), "ledger_seq": seq, "hash": digest})
         return {"ledger_seq": seq, "lane": lane.name, "direction": direction}
+
+
+def alert_in_force(snap: Any, now: datetime) -> str:
+    """The heavy-pollution alert level in force at ``now`` (a level string, never a record)."""
+    at = getattr(snap, "alert_at", None)
+    return at(now) if callable(at) else snap.alert.level
+
+
+def _cargo(snap: Any, vehicle: Any, plate: str | None, now: datetime) -> str | None:
+    """运输货物名称: what the plant declared for this passage, else the vehicle's usual cargo."""
+    declared = getattr(snap, "cargo_for", None)
+    if callable(declared) and plate is not None:
+        cargo = declared(plate, now)
+        if cargo:
+            return cargo
+    return (getattr(vehicle, "cargo", "") or None) if vehicle is not None else None
+
+
+def _approval(a: Any) -> LedgerApproval | None:
+    if a is None:
+        return None
+    at = getattr(a, "approved_at", None) or a.created_at
+    return LedgerApproval(
+        str(a.id),
+        a.applicant,
+        a.approver,
+        a.reason,
+        a.valid_until.isoformat() if a.valid_until else None,
+        at.isoformat() if at else None,
+        a.direction,
+        a.ref,
+    )
 
 
 def _identified_by(ident: Any, matched: Any) -> str | None:

@@ -182,26 +182,92 @@ def _query(args: argparse.Namespace) -> int:
     s = _settings(args)
     if (rc := _need_db(s)) is not None:
         return rc
+    from edged.admission.model import normalize_plate, parse_fuel, stage_query
+
     try:
         start = parse_time(args.since, s.tz) if args.since else None
         end = parse_time(args.until, s.tz) if args.until else None
+        # the ledger holds canonical values (国5, diesel): a guard types 国五 or 柴油
+        stages = stage_query(args.stage) if args.stage else None
+        fuel = parse_fuel(args.fuel) if args.fuel else None
     except ValueError as exc:
         print(f"edged: {exc}", file=sys.stderr)
         return 2
     with LedgerStore(s.db) as store:
-        rows = store.passages(
+        rows = (store.passages if args.raw else store.effective_passages)(
             start=start,
             end=end,
-            plate=args.plate,
+            plate=normalize_plate(args.plate) if args.plate else None,
             direction=args.direction,
             decision=args.decision,
-            emission_stage=args.stage,
-            fuel=args.fuel,
+            emission_stage=stages,
+            fuel=fuel,
             gate=args.gate,
+            lane=args.lane,
             limit=args.limit,
         )
         FORMATS[args.format](rows, sys.stdout)
     return 0
+
+
+# -- ledger correct ------------------------------------------------------------
+
+
+def _correct(args: argparse.Namespace) -> int:
+    from edged.ledger.corrections import CorrectionError, corrected
+    from edged.ledger.store import LedgerError, LedgerStore
+
+    s = _settings(args)
+    if (rc := _need_db(s)) is not None:
+        return rc
+    changes = {
+        k: v
+        for k, v in (
+            ("plate", args.plate),
+            ("plate_colour", args.plate_colour),
+            ("direction", args.direction),
+            ("cargo", args.cargo),
+            ("weight_kg", args.weight_kg),
+        )
+        if v is not None
+    }
+    lookup = _vehicle_lookup(args)
+    with LedgerStore(s.db) as store:
+        try:
+            current = store.current(args.seq)
+            if current is None:
+                raise CorrectionError(
+                    f"no passage with seq {args.seq} to correct (a correction row is corrected"
+                    " through its original)"
+                )
+            rec = corrected(current.record, changes, lookup)
+            seq, digest = store.append_correction(args.seq, rec, args.operator, args.reason)
+        except (CorrectionError, LedgerError) as exc:
+            print(f"edged: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps({"correction_seq": seq, "correction_of": args.seq, "hash": digest}))
+    return 0
+
+
+def _vehicle_lookup(args: argparse.Namespace) -> Any:
+    """The registry's national fields of a plate, where a config names the registry."""
+    if getattr(args, "db", None):
+        return None
+    from edged.admission.registry import Registry
+    from edged.config.load import load_config
+    from edged.lane.row_fields import vehicle_fields
+
+    cfg = load_config(getattr(args, "config", None))
+    path = Path(cfg.registry.db_path)
+    path = path if path.is_absolute() else Path(cfg.daemon.data_dir) / path
+    if not path.is_file():
+        return None
+    registry = Registry(path)
+
+    def lookup(plate: str) -> dict[str, Any]:
+        return vehicle_fields(registry.snapshot().vehicle(plate))
+
+    return lookup
 
 
 # -- ledger report ----------------------------------------------------------
@@ -379,14 +445,38 @@ def register(sub: Any) -> None:
     p.add_argument("--plate")
     p.add_argument("--direction", choices=("in", "out"))
     p.add_argument("--decision", choices=("allow", "deny", "hold"))
-    p.add_argument("--stage", help="emission stage, e.g. 国五")
-    p.add_argument("--fuel", help="diesel, petrol, gas, electric, hybrid, hydrogen")
+    p.add_argument("--stage", help="emission stage: 国五, 国V, 国5 or 5 (国6 finds 国6a and 国6b)")
+    p.add_argument(
+        "--fuel", help="diesel, petrol, gas, electric, hybrid, hydrogen, or 柴油, 天然气, …"
+    )
     p.add_argument("--gate")
+    p.add_argument("--lane")
     p.add_argument("--limit", type=int)
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="rows as recorded, corrections as separate rows (default: as corrected)",
+    )
     p.add_argument(
         "--format", choices=tuple(FORMATS), default="table", help="table, csv, or json (JSON Lines)"
     )
     p.set_defaults(func=_query)
+
+    p = lsub.add_parser(
+        "correct",
+        help="correct a row (misread plate, direction, cargo, weight): a new chained row"
+        " and an audit entry; the original is never changed",
+    )
+    p.add_argument("seq", type=int, help="the row to correct")
+    _db_opt(p)
+    p.add_argument("--plate")
+    p.add_argument("--plate-colour", dest="plate_colour")
+    p.add_argument("--direction", choices=("in", "out"))
+    p.add_argument("--cargo")
+    p.add_argument("--weight-kg", dest="weight_kg", type=int)
+    p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    p.add_argument("--operator", required=True, help="who corrects it")
+    p.set_defaults(func=_correct)
 
     p = lsub.add_parser("report", help="daily or monthly report (日报/月报), CSV or XLSX")
     p.add_argument("kind", choices=("daily", "monthly"))

@@ -22,6 +22,9 @@ IdSource = Literal["plate", "rfid", "manual", "plate+rfid", "simulated", "none"]
 DIRECTIONS = ("in", "out", "unknown")
 DECISIONS = ("allow", "deny", "hold")
 ID_SOURCES = ("plate", "rfid", "manual", "plate+rfid", "simulated", "none")
+#: 排放阶段 as the national table codes it: 国0-国6, d = electric, x = machinery with no stage.
+STAGE_CODES = ("0", "1", "2", "3", "4", "5", "6", "d", "x")
+CATEGORIES = ("transport", "in_plant", "machinery")
 #: Fuels that count as new-energy (新能源) in the inspectors' ratio.
 NEW_ENERGY_FUELS = frozenset({"electric", "hybrid", "hydrogen"})
 
@@ -71,20 +74,28 @@ class Snapshot:
 class Approval:
     """Special approval (特批放行): one-time pass with who asked, who approved and why."""
 
-    id: str
+    id: int | str  # str; rows written before it was a str hold the registry's number, an int
     applicant: str
     approver: str
     reason: str
     valid_until: str | None = None
+    approved_at: str | None = None  # when the approver approved it (审批时间)
+    direction: str | None = None  # in | out | any
+    ref: str | None = None  # the backend's own id of the pass
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "applicant": self.applicant,
             "approver": self.approver,
             "reason": self.reason,
             "valid_until": self.valid_until,
         }
+        # written only when known, so rows recorded before these existed hash as they did
+        for key in ("approved_at", "direction", "ref"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,21 @@ class PassageRecord:
     lane: str | None = None
     raw_plate: str | None = None  # the recogniser's own read, where it differs or was unsure
     identified_by: str | None = None  # exact | registry | rfid | rfid_tag
-    video: Video | None = None  # where the video of this passage is
+    # -- the national ledger table (HJ 1321-2023; docs/LEDGER.md) ------------------
+    category: str | None = None  # transport (运输车辆) | in_plant (厂内运输车辆) | machinery
+    registered_on: str | None = None  # 注册日期, YYYY-MM-DD
+    engine_no: str | None = None  # 发动机号码
+    stage_code: str | None = None  # 排放阶段 as the table codes it: 0-6, d (electric), x
+    fleet: str | None = None  # 车队名称
+    documents: dict[str, str] = field(default_factory=dict)  # 随车清单/行驶证: kind -> sha256
+    machinery: dict[str, Any] | None = None  # 登记编码, 机械环保代码, 生产日期, owner, type
+    alert_level: str | None = None  # 预警级别 in force at the passage
+    net_t: float | None = None  # 运输量: tonnes carried, on the exit row of a paired trip
+    entry_seq: int | None = None  # the entry row an exit row pairs with
+    entry_time: str | None = None  # 进厂时间 of that entry
+    dwell_s: int | None = None  # time in the plant
+    missing: dict[str, str] = field(default_factory=dict)  # field -> why it is null
+    video: Video | None = None  # where the video of this passage is (docs/VIDEO.md)
 
     def __post_init__(self) -> None:
         try:
@@ -217,6 +242,23 @@ class PassageRecord:
             "snapshots: expected Snapshot values",
         )
         _check(
+            self.stage_code is None or self.stage_code in STAGE_CODES,
+            f"stage_code: expected one of {', '.join(STAGE_CODES)}, found {self.stage_code!r}",
+        )
+        _check(
+            self.category is None or self.category in CATEGORIES,
+            f"category: expected one of {', '.join(CATEGORIES)}, found {self.category!r}",
+        )
+        _check(
+            all(_SHA256.match(str(v)) for v in self.documents.values()),
+            f"documents: expected SHA-256 per kind, found {self.documents!r}",
+        )
+        if self.net_t is not None:
+            _check(
+                isinstance(self.net_t, int | float) and 0 <= self.net_t < 1000,
+                f"net_t: expected tonnes 0..999.9, found {self.net_t!r}",
+            )
+        _check(
             all(isinstance(f, str) and f for f in self.flags),
             f"flags: expected non-empty strings, found {self.flags!r}",
         )
@@ -260,6 +302,19 @@ class PassageRecord:
             "event_id": self.event_id,
             "raw_plate": self.raw_plate,
             "identified_by": self.identified_by,
+            "category": self.category,
+            "registered_on": self.registered_on,
+            "engine_no": self.engine_no,
+            "stage_code": self.stage_code,
+            "fleet": self.fleet,
+            "documents": dict(sorted(self.documents.items())),
+            "machinery": self.machinery,
+            "alert_level": self.alert_level,
+            "net_t": self.net_t,
+            "entry_seq": self.entry_seq,
+            "entry_time": self.entry_time,
+            "dwell_s": self.dwell_s,
+            "missing": dict(sorted(self.missing.items())),
             "video": self.video.to_dict() if self.video else None,
         }
 
@@ -275,6 +330,8 @@ class PassageRecord:
         kw["flags"] = tuple(kw.get("flags") or ())
         if kw.get("approval") is not None:
             kw["approval"] = Approval(**kw["approval"])
+        kw["documents"] = dict(kw.get("documents") or {})
+        kw["missing"] = dict(kw.get("missing") or {})
         if kw.get("video") is not None:
             kw["video"] = Video(**kw["video"])
         return cls(**kw)

@@ -17,6 +17,7 @@ from edged.devicekey import create as create_device_key
 from edged.ledger.attest import Attestation, attest
 from edged.ledger.retention import LedgerConfig, RetentionKeeper
 from edged.ledger.store import LedgerStore
+from edged.ledger.trips import Trips
 from edged.logs import get_logger
 
 log = get_logger("ledger")
@@ -37,10 +38,13 @@ class LedgerService:
         self.store: LedgerStore | None = None
         self.retention: RetentionKeeper | None = None
         self.device_key: DeviceKey | None = None
+        self.trips = Trips()  # vehicles in the plant now, and the entry an exit closes
 
     def start(self) -> None:
         self.store = LedgerStore(self.path, events_keep=self.cfg.events_keep)
         self.device_key = self._device_key()
+        n = self.trips.load(self.store)
+        log.info("in_plant_loaded", vehicles=n)
         # The keeper measures free space where images really go: a relative
         # images_dir is under data_dir, not the service's working directory.
         self.retention = RetentionKeeper(

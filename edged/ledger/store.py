@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import peewee
 
 from edged.ledger.chain import GENESIS_HASH, canonical, hash_bytes
+from edged.ledger.corrections import effective
 from edged.ledger.record import PassageRecord
 from edged.logs import get_logger
 
@@ -365,10 +366,11 @@ class LedgerStore:
         plate: str | None = None,
         direction: str | None = None,
         decision: str | None = None,
-        emission_stage: str | None = None,
+        emission_stage: str | tuple[str, ...] | None = None,
         fuel: str | None = None,
         gate: str | None = None,
         lane: str | None = None,
+        correction_of: int | None = None,
         limit: int | None = None,
     ) -> Iterator[StoredPassage]:
         """Rows in seq order, streamed. ``start``/``end`` are UNIX times (end exclusive)."""
@@ -384,6 +386,7 @@ class LedgerStore:
             fuel=fuel,
             gate=gate,
             lane=lane,
+            correction_of=correction_of,
             limit=limit,
         ):
             yield StoredPassage(seq, digest, prev, PassageRecord.from_fields(json.loads(fields)))
@@ -425,10 +428,32 @@ class LedgerStore:
 
     def corrected_seqs(self) -> set[int]:
         """Seqs that a later row corrects: reports count the correction, not the original."""
+        return set(self.latest_corrections())
+
+    def latest_corrections(self) -> dict[int, int]:
+        """Original seq -> the seq of its latest correction."""
         rows = self.db.execute_sql(
-            "SELECT correction_of FROM passages WHERE correction_of IS NOT NULL"
+            "SELECT correction_of, max(seq) FROM passages WHERE correction_of IS NOT NULL"
+            " GROUP BY correction_of"
         )
-        return {int(r[0]) for r in rows}
+        return {int(a): int(b) for a, b in rows}
+
+    def current(self, seq: int) -> StoredPassage | None:
+        """Row ``seq`` as it stands: its latest correction, or itself (None: no such original)."""
+        original = next(self.passages(since_seq=seq - 1, until_seq=seq), None)
+        if original is None or original.record.correction_of is not None:
+            return None
+        latest = self.latest_corrections().get(seq)
+        if latest is None:
+            return original
+        return next(self.passages(since_seq=latest - 1, until_seq=latest), original)
+
+    def effective_passages(self, since_seq: int = 0, **filters: Any) -> Iterator[StoredPassage]:
+        """Rows as they stand after corrections (see :mod:`edged.ledger.corrections`): a
+        corrected row is replaced by its latest correction, which says ``correction_of``."""
+        rows = self.passages(since_seq, **filters)
+        for row, _ in effective(rows, self.latest_corrections()):
+            yield row
 
     # -- small state ------------------------------------------------------
 
@@ -512,10 +537,22 @@ def _filter_sql(table: str, since_seq: int = 0, **f: Any) -> tuple[str, list[Any
     if f.get("end") is not None:
         where.append("ts < ?")
         params.append(f["end"])
-    for col in ("plate", "direction", "decision", "emission_stage", "fuel", "gate"):
-        if f.get(col) is not None:
+    for col in (
+        "plate",
+        "direction",
+        "decision",
+        "emission_stage",
+        "fuel",
+        "gate",
+        "correction_of",
+    ):
+        value = f.get(col)
+        if isinstance(value, tuple | list | set | frozenset):  # any of these values
+            where.append(f"{col} IN ({', '.join('?' * len(value))})")
+            params.extend(sorted(value))
+        elif value is not None:
             where.append(f"{col} = ?")
-            params.append(f[col])
+            params.append(value)
     if f.get("lane") is not None:
         where.append("json_extract(fields, '$.lane') = ?")
         params.append(f["lane"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from drivers.config import raise_all
 from edged.config.schema import doc
 
 
@@ -146,20 +147,19 @@ class LprConfig:
     )
 
     def __post_init__(self) -> None:
+        problems: list[str] = []
         if not 1 <= self.threads <= 16:
-            raise ValueError(f"threads: expected 1..16, found {self.threads}")
+            problems.append(f"threads: expected 1..16, found {self.threads}")
         if not 160 <= self.det_max_side <= 4096:
-            raise ValueError(f"det_max_side: expected 160..4096 pixels, found {self.det_max_side}")
+            problems.append(f"det_max_side: expected 160..4096 pixels, found {self.det_max_side}")
         if not 1.0 <= self.small_frame_enlarge <= 8.0:
-            raise ValueError(
-                f"small_frame_enlarge: expected 1..8, found {self.small_frame_enlarge}"
-            )
+            problems.append(f"small_frame_enlarge: expected 1..8, found {self.small_frame_enlarge}")
         if not 1.0 <= self.dark_frame_gain <= 8.0:
-            raise ValueError(f"dark_frame_gain: expected 1..8, found {self.dark_frame_gain}")
+            problems.append(f"dark_frame_gain: expected 1..8, found {self.dark_frame_gain}")
         if self.second_pass_max_side and not (
             self.det_max_side < self.second_pass_max_side <= 4096
         ):
-            raise ValueError(
+            problems.append(
                 f"second_pass_max_side: expected 0 or det_max_side..4096, "
                 f"found {self.second_pass_max_side}"
             )
@@ -173,7 +173,7 @@ class LprConfig:
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}: expected 0..1, found {value}")
+                problems.append(f"{name}: expected 0..1, found {value}")
         if self.roi and (
             len(self.roi) != 4
             or self.roi[2] <= 0
@@ -181,29 +181,30 @@ class LprConfig:
             or self.roi[0] < 0
             or self.roi[1] < 0
         ):
-            raise ValueError(
+            problems.append(
                 f"roi: expected [] or [x, y, width, height] with positive size, found {self.roi}"
             )
         if self.min_plate_width < 0:
-            raise ValueError(f"min_plate_width: expected >= 0, found {self.min_plate_width}")
+            problems.append(f"min_plate_width: expected >= 0, found {self.min_plate_width}")
         if not 1 <= self.read_views <= 3:
-            raise ValueError(f"read_views: expected 1..3, found {self.read_views}")
+            problems.append(f"read_views: expected 1..3, found {self.read_views}")
         if self.refine_plate_px and not 48 <= self.refine_plate_px <= 512:
-            raise ValueError(
+            problems.append(
                 f"refine_plate_px: expected 0 or 48..512 pixels, found {self.refine_plate_px}"
             )
         if not 0 <= self.second_pass_windows <= 16:
-            raise ValueError(
+            problems.append(
                 f"second_pass_windows: expected 0..16, found {self.second_pass_windows}"
             )
         if self.text_line_fallback not in ("off", "yellow", "frame"):
-            raise ValueError(
+            problems.append(
                 'text_line_fallback: expected "off", "yellow" or "frame", '
                 f"found {self.text_line_fallback!r}"
             )
         if not 128 <= self.text_line_max_side <= 2048:
-            raise ValueError(
+            problems.append(
                 f"text_line_max_side: expected 128..2048 pixels, found {self.text_line_max_side}"
             )
         if self.max_plates < 1:
-            raise ValueError(f"max_plates: expected >= 1, found {self.max_plates}")
+            problems.append(f"max_plates: expected >= 1, found {self.max_plates}")
+        raise_all(problems)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from drivers.config import raise_all
 from edged.mqtt.commands import COMMAND_NAMES
 from edged.mqtt.topics import check_prefix
 
@@ -112,61 +113,66 @@ class MqttConfig:
     )
 
     def __post_init__(self) -> None:
-        check_prefix(self.prefix)
+        problems: list[str] = []
+        try:
+            check_prefix(self.prefix)
+        except ValueError as exc:
+            problems.append(str(exc))
         if not 1 <= self.port <= 65535:
-            raise ValueError(f"port: expected 1..65535, found {self.port}")
+            problems.append(f"port: expected 1..65535, found {self.port}")
         if not 5 <= self.keepalive_s <= 3600:
-            raise ValueError(f"keepalive_s: expected 5..3600 seconds, found {self.keepalive_s}")
+            problems.append(f"keepalive_s: expected 5..3600 seconds, found {self.keepalive_s}")
         if self.reconnect_min_s < 1:
-            raise ValueError(f"reconnect_min_s: expected >= 1, found {self.reconnect_min_s}")
+            problems.append(f"reconnect_min_s: expected >= 1, found {self.reconnect_min_s}")
         if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError(
+            problems.append(
                 f"reconnect_max_s: expected >= reconnect_min_s ({self.reconnect_min_s}),"
                 f" found {self.reconnect_max_s}"
             )
         if not 1 <= self.max_inflight <= 1000:
-            raise ValueError(f"max_inflight: expected 1..1000, found {self.max_inflight}")
+            problems.append(f"max_inflight: expected 1..1000, found {self.max_inflight}")
         if self.drain_rate < 0:
-            raise ValueError(f"drain_rate: expected >= 0 (0 = unlimited), found {self.drain_rate}")
+            problems.append(f"drain_rate: expected >= 0 (0 = unlimited), found {self.drain_rate}")
         if self.outbox_max_messages < 100:
-            raise ValueError(
+            problems.append(
                 f"outbox_max_messages: expected >= 100, found {self.outbox_max_messages}"
             )
         if self.outbox_max_mb <= 0:
-            raise ValueError(f"outbox_max_mb: expected > 0, found {self.outbox_max_mb}")
+            problems.append(f"outbox_max_mb: expected > 0, found {self.outbox_max_mb}")
         if self.outbox_max_age_h <= 0:
-            raise ValueError(f"outbox_max_age_h: expected > 0, found {self.outbox_max_age_h}")
+            problems.append(f"outbox_max_age_h: expected > 0, found {self.outbox_max_age_h}")
         if not 5 <= self.cmd_max_skew_s <= 3600:
-            raise ValueError(f"cmd_max_skew_s: expected 5..3600, found {self.cmd_max_skew_s}")
+            problems.append(f"cmd_max_skew_s: expected 5..3600, found {self.cmd_max_skew_s}")
         if self.cmd_max_bytes < 1024:
-            raise ValueError(f"cmd_max_bytes: expected >= 1024, found {self.cmd_max_bytes}")
+            problems.append(f"cmd_max_bytes: expected >= 1024, found {self.cmd_max_bytes}")
         if (self.cert_file == "") != (self.key_file == ""):
-            raise ValueError(
+            problems.append(
                 "cert_file: client certificate and key_file must be set together,"
                 f" found cert_file={self.cert_file!r} key_file={self.key_file!r}"
             )
         unknown = [c for c in self.commands_allowed if c not in COMMAND_NAMES]
         if unknown:
-            raise ValueError(
+            problems.append(
                 f"commands_allowed: expected names from {', '.join(COMMAND_NAMES)},"
                 f" found {', '.join(unknown)}"
             )
         for name in ("hmac_key", "hmac_key_previous"):
             key = getattr(self, name)
             if key and len(key) < 16:
-                raise ValueError(f"{name}: expected at least 16 characters, found {len(key)}")
+                problems.append(f"{name}: expected at least 16 characters, found {len(key)}")
         if self.hmac_key_previous and not self.hmac_key:
-            raise ValueError(
+            problems.append(
                 "hmac_key_previous: set without hmac_key; the previous key only works beside"
                 " a current one (put the key in hmac_key, or leave both empty to disable"
                 " commands)"
             )
         if self.cmd_refusal_report_s <= 0:
-            raise ValueError(
+            problems.append(
                 f"cmd_refusal_report_s: expected > 0 seconds, found {self.cmd_refusal_report_s}"
             )
         if self.cmd_refusal_replies_per_min < 0:
-            raise ValueError(
+            problems.append(
                 "cmd_refusal_replies_per_min: expected >= 0,"
                 f" found {self.cmd_refusal_replies_per_min}"
             )
+        raise_all(problems)

@@ -9,7 +9,10 @@ the mark may go out twice; consumers dedupe on ``event_id``.
 
 Lanes append and publish from their own workers, so rows can reach the feed
 out of order (lane B's seq 11 before lane A's seq 10). The mark only moves
-over rows that are all queued: seq 11 is remembered until 10 arrives.
+over rows that are all queued: seq 11 is remembered until 10 arrives. A row
+that never arrives (a correction appended by ``edged ledger correct`` in
+another process) leaves the feed behind: the periodic check then catches up
+from the ledger.
 """
 
 from __future__ import annotations
@@ -46,6 +49,12 @@ class PassageFeed:
         self._ahead: set[int] = set()  # queued rows past _done (another lane's row is missing)
         self._saved: int | None = None  # None: mark not read yet, nothing to save
         self.gap = True  # rows may be missing from the outbox: catch up
+
+    @property
+    def behind(self) -> bool:
+        """Rows past the mark are queued but one before them is not: a catch-up is due."""
+        with self._lock:
+            return bool(self._ahead)
 
     @property
     def _ledger(self) -> Any:

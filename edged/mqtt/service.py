@@ -78,6 +78,10 @@ class MqttService:
         return link.publish(topic, payload, **kwargs)
 
     @property
+    def running(self) -> bool:
+        return self.link is not None
+
+    @property
     def connected(self) -> bool:
         return self.link is not None and self.link.connected
 

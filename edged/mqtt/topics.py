@@ -30,6 +30,8 @@ PUBLISH_KINDS: dict[str, str] = {
     "sensors": "sensors",
     "ledger_head": "ledger/head",
     "attestation": "ledger/attestation",
+    "in_plant": "in_plant",
+    "alert_level": "alert_level",
 }
 
 #: Kinds the link publishes itself.

@@ -119,7 +119,7 @@ def _modbus(args: argparse.Namespace) -> int:
     if args.host:
         overrides["transport"] = "tcp"
     if args.timeout:
-        overrides["timeout_seconds"] = args.timeout
+        overrides["timeout_s"] = args.timeout
     return probe_modbus(cfg.modbus, sys.stdout, names=args.device, overrides=overrides)
 
 

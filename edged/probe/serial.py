@@ -220,10 +220,3 @@ def add_kinds(kinds: argparse._SubParsersAction) -> None:
             help="device type (default: from config)",
         )
         p.set_defaults(func=handler)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """The whole ``edged probe`` group, serial and other devices alike."""
-    from edged.probe.cli import register as register_probes
-
-    register_probes(sub)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -68,7 +69,7 @@ def test_registry_commands_change_the_decision(gate: Any, mosquitto: Mosquitto) 
                         "plate": "冀B12345",
                         "fuel": "diesel",
                         "emission_stage": "6",
-                        "plate_color": "yellow",
+                        "plate_colour": "yellow",
                     }
                 ]
             },
@@ -337,3 +338,43 @@ def test_open_honours_plate_direction_hold_and_lane(gate: Any, mosquitto: Mosqui
     assert "manual_open" in audit[-2:]
     reply = _body(_send(mosquitto.port, "open", {"reason": "人工放行测试", "lane": "west"}))
     assert reply["ok"] is False and "no lane 'west'" in json.dumps(reply, ensure_ascii=False)
+
+
+def test_correct_appends_a_row_publishes_it_and_audits_the_actor(
+    gate: Any, mosquitto: Mosquitto
+) -> None:
+    out = passage(gate, "冀B1234S")
+    got: queue.Queue[dict[str, Any]] = queue.Queue()
+    ready = threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = lambda _c, _u, m: got.put(json.loads(m.payload)["payload"])
+    c.on_subscribe = lambda *_a: ready.set()
+    c.connect("127.0.0.1", mosquitto.port)
+    c.subscribe("edged/p1/g1/passage", qos=1)
+    c.loop_start()
+    try:
+        assert ready.wait(10)
+        reply = _body(
+            _send(
+                mosquitto.port,
+                "correct",
+                {"seq": out.seq, "plate": "冀B12345", "reason": "车牌误识别，人工更正"},
+            )
+        )
+        assert reply["ok"] is True, reply
+        fix = reply["result"]
+        assert fix["correction_of"] == out.seq
+        msgs = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(m.get("correction_of") for m in msgs):
+            with contextlib.suppress(queue.Empty):
+                msgs.append(got.get(timeout=1))
+        fixed = next(m for m in msgs if m.get("correction_of") == out.seq)
+        assert fixed["plate"] == "冀B12345" and fixed["raw_plate"] == "冀B1234S"
+        assert fixed["ledger_seq"] == fix["correction_seq"] and fixed["operator"] == "backend-op"
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    assert "correction" in _audit_actions(gate)
+    (row,) = [r for r in gate.ledger.effective_passages() if r.record.correction_of]
+    assert row.record.plate == "冀B12345"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from edged.cli.status import format_status
 
@@ -14,13 +18,29 @@ def _reply() -> dict[str, Any]:
         "uptime_s": 3725.0,
         "passages": 3,
         "alert_level": "orange",
+        "in_plant": {
+            "count": 2,
+            "vehicles": [
+                {"plate": "冀B12345", "since": "t1", "entry_seq": 1, "lane": "entry"},
+                {"plate": "晋C55667", "since": "t2", "entry_seq": 2, "lane": "entry"},
+            ],
+        },
         "components": {"ledger": {"state": "running", "error": ""}},
         "lanes": {
             "entry": {
                 "direction": "in",
                 "passages": 2,
                 "queue": 0,
-                "camera": {"state": "lost", "fps": 0.0, "source": "opencv:0", "error": "no frame"},
+                "camera": {
+                    "state": "lost",
+                    "fps": 0.0,
+                    "decoded_fps": 0.0,
+                    "decode": "on_demand",
+                    "frame_age_ms": 5100,
+                    "passage_frame_age_ms": 31.5,
+                    "source": "opencv:0",
+                    "error": "no frame",
+                },
                 "last_read": {
                     "plate": "冀B12345",
                     "confidence": 0.97,
@@ -115,7 +135,8 @@ def test_status_lines_name_every_figure() -> None:
         "alert level: orange",
         "component ledger: running",
         "lane entry: in, 2 passages, queue 0",
-        "  camera: lost, 0.0 fps (no frame)",
+        "  camera: lost, 0.0 fps (no frame); on_demand, 0.0 decoded/s, newest frame 5100 ms old,"
+        " passage frames p95 31.5 ms after arrival",
         "  last read: 冀B12345 conf 0.97 (camera) at 2024-05-01T08:00:00.000+08:00",
         "  last passage: seq 3 冀B12345 in allow at t",
         "  rfid: entry.rfid",
@@ -127,6 +148,7 @@ def test_status_lines_name_every_figure() -> None:
         "  last read: none yet",
         "  video: NVR 10.0.0.64 channel 3; clips ok, 12 written, 0 failed, 9.6 s buffered",
         "  last passage: none yet",
+        "in plant: 2 vehicles (冀B12345, 晋C55667)",
         "queue mqtt outbox: 12 (NOT connected)",
         "queue hj212 city: 4 (connected)",
         "meter fan1: comm_fault",
@@ -153,3 +175,43 @@ def test_status_says_when_commands_are_not_subscribed() -> None:
     assert "queue mqtt outbox: 12 (connected, commands NOT subscribed" in text
     reply["outbox"]["listening"] = True
     assert "queue mqtt outbox: 12 (connected)" in "\n".join(format_status(reply))
+
+
+def test_status_finds_the_socket_through_the_config_and_prints_only_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edged.cli.main import main
+    from tests.box_rig import base_toml, running_box
+
+    cfg = tmp_path / "edged.toml"
+    extra = '[camera]\ntype = "none"\n'
+    cfg.write_text(base_toml(tmp_path) + extra, encoding="utf-8")
+    with running_box(tmp_path, extra):
+        capsys.readouterr()
+        assert main(["status", "--json", "--config", str(cfg)]) == 0
+        out = capsys.readouterr().out
+    status = json.loads(out)  # stdout holds the JSON object and nothing else
+    assert status["site"]["id"] == "p1" and status["ok"] is True
+
+
+def test_status_without_a_config_tries_the_installed_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A technician types ``edged status`` on a box where no config file is readable:
+    it must try the installed daemon's socket and say plainly that nothing answers."""
+    from edged.cli.main import main
+    from edged.config import load
+
+    installed = Path("/var/lib/edged/state/control.sock")
+    if installed.exists():
+        pytest.skip("a daemon is installed on this machine")
+    monkeypatch.delenv("EDGED_CONFIG", raising=False)
+    monkeypatch.setattr(load, "DEFAULT_PATH", str(tmp_path / "edged.toml"))
+    assert main(["status"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"no daemon answers on {installed} (no such socket)" in captured.err
+    assert "systemctl status edged" in captured.err and "Traceback" not in captured.err
+    # an explicit config that is missing is an error of its own, not a silent default
+    assert main(["status", "--config", str(tmp_path / "other.toml")]) == 2
+    assert "file not found" in capsys.readouterr().err

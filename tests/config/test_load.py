@@ -156,7 +156,8 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
         parse(
             '[site]\nid = 3\ngate_id = ""\n[daemon]\nfoo = 1\nheartbeat_s = 0\n'
             "[trigger]\nburst_frames = 0\nburst_interval_ms = -1\n"
-            "[gpio]\npulse_ms = 1\n[gpio.ground_loop]\npull_up = true\n",
+            "[gpio]\npulse_ms = 1\n[gpio.ground_loop]\npull_up = true\n"
+            "[lpr]\nthreads = 0\ndet_score = 2.0\n[mqtt]\nport = 0\nkeepalive_s = 1\n",
             "x.toml",
         )
     paths = {p.path for p in info.value.problems}
@@ -168,6 +169,10 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
         "trigger.burst_interval_ms",
         "gpio.pulse_ms",
         "gpio.ground_loop.active_high",
+        "lpr.threads",
+        "lpr.det_score",
+        "mqtt.port",
+        "mqtt.keepalive_s",
     } <= paths, paths
 
 

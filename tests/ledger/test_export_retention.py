@@ -101,11 +101,14 @@ def test_export_refuses_symlinked_target(store: LedgerStore, tmp_path: Path) -> 
         export(store, tmp_path / "nostick", tz=TZ)
 
 
-def test_config_refuses_short_ledger_retention() -> None:
-    with pytest.raises(ValueError, match=r"^retention_days: "):
-        LedgerConfig(retention_days=300)
-    with pytest.raises(ValueError, match=r"^events_keep: "):
-        LedgerConfig(events_keep=50)
+def test_config_refuses_too_few_events_and_says_rows_are_never_deleted() -> None:
+    from edged.config.schema import SchemaError, build
+
+    with pytest.raises(SchemaError) as exc:
+        build(LedgerConfig, {"events_keep": 50, "retention_days": 300})
+    problems = {p.path: p.message for p in exc.value.problems}
+    assert problems["events_keep"] == "expected >= 100, found 50"
+    assert "ledger rows are never deleted" in problems["retention_days"]
 
 
 def test_images_allowed_policy() -> None:

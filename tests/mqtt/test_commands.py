@@ -145,9 +145,10 @@ def test_every_command_has_a_valid_example() -> None:
             "vehicles": [
                 {
                     "plate": "冀A12345",
-                    "plate_color": "yellow",
+                    "plate_colour": "yellow",
                     "fuel": "diesel",
-                    "emission_stage": "6b",
+                    "emission_stage": "国6b",
+                    "rfid_tags": ["E2801160600002084F35A1F3"],
                 }
             ]
         },
@@ -167,15 +168,51 @@ def test_every_command_has_a_valid_example() -> None:
         "alert_level": {"level": "orange"},
         "resend": {"from_seq": 1, "to_seq": 100},
         "ping": {},
+        "correct": {"seq": 12, "plate": "冀A12345", "reason": "车牌误识别，人工更正"},
     }
     assert set(examples) == set(SCHEMAS)
     for name, params in examples.items():
         assert validate(params, SCHEMAS[name]) == [], name
     bad = validate(
-        {"vehicles": [{"plate": "冀A12345", "plate_color": "pink", "vin": "IOQ"}]},
+        {"vehicles": [{"plate": "冀A12345", "plate_colour": "pink", "vin": "IOQ"}]},
         SCHEMAS["registry_upsert"],
     )
-    assert any("plate_color" in e for e in bad) and any(".vin" in e for e in bad)
+    assert any("plate_colour" in e for e in bad) and any(".vin" in e for e in bad)
+
+
+def test_old_field_names_are_renamed_with_a_note_and_never_given_twice(
+    verifier: CommandVerifier,
+) -> None:
+    """Commands spelt plate_color where passages and the registry say plate_colour; backends
+    written against the first contract keep working and are told the new names."""
+    old = {
+        "plate": "冀A12345",
+        "plate_color": "yellow",
+        "fleet": "鑫达",
+        "rfid": "E200A1",
+        "fuel": "gas",
+    }
+    v = verifier.check("registry_upsert", _raw("registry_upsert", {"vehicles": [old]}))
+    assert v.ok, v.detail
+    assert v.params["vehicles"] == [
+        {
+            "plate": "冀A12345",
+            "plate_colour": "yellow",
+            "fleet": "鑫达",
+            "rfid_tags": ["E200A1"],
+            "fuel": "gas",
+        }
+    ]
+    assert "plate_color (now plate_colour)" in v.detail and "rfid (now rfid_tags)" in v.detail
+    entry = {"plate": "冀B54321", "reason": "超标排放", "until": "2030-01-01T00:00:00+08:00"}
+    v = verifier.check("blacklist_upsert", _raw("blacklist_upsert", {"entries": [entry]}))
+    assert v.ok and v.params["entries"][0]["valid_until"] == entry["until"]
+    both = {"plate": "冀A12345", "plate_color": "yellow", "plate_colour": "blue", "fuel": "gas"}
+    v = verifier.check("registry_upsert", _raw("registry_upsert", {"vehicles": [both]}))
+    assert v.error == "invalid_params" and "params.vehicles[0].plate_color" in v.detail
+    new = {"plate": "冀A12345", "plate_colour": "yellow", "fuel": "diesel"}
+    v = verifier.check("registry_upsert", _raw("registry_upsert", {"vehicles": [new]}))
+    assert v.ok and v.detail == ""
 
 
 # -- hardening: caps before parsing, bounded identity, replay across clock steps ------------

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from drivers.simulators import R2000Simulator, ScaleSimulator
-from edged.probe.serial import probe_rfid, probe_scale, register, with_flags
+from edged.probe.cli import register
+from edged.probe.serial import probe_rfid, probe_scale, with_flags
 from tests.ptys import PtyCable
 
 EPC = "E2003412B802011512345678"

@@ -416,7 +416,7 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
     },
     "registry_delete": {"plates": ["冀B12345"]},
     "registry_replace": {
-        "vehicles": [{"plate": "冀B12345", "plate_color": "yellow"}],
+        "vehicles": [{"plate": "冀B12345", "plate_colour": "yellow", "fuel": "diesel"}],
         "version": "v7",
     },
     "blacklist_upsert": {

@@ -10,10 +10,12 @@ import pytest
 
 from tests.box_rig import passage, running_box
 from tests.ptys import wait_for
-from tests.video.stream import make_h264, missing, rtsp_camera
+from tests.rtsp import find_ffmpeg, make_clip, rtsp_camera
 
 av = pytest.importorskip("av", reason="PyAV is not installed: pip install av (the [video] extra)")
-pytestmark = pytest.mark.skipif(bool(missing()), reason=str(missing()))
+pytestmark = pytest.mark.skipif(
+    find_ffmpeg() is None, reason="ffmpeg is not installed: scripts/setup.sh --test installs it"
+)
 
 
 def _audit(box, action: str) -> list[dict]:
@@ -46,8 +48,9 @@ def _slices(path: Path) -> list[bytes]:
 
 
 def test_clip_around_a_passage_is_the_stream_copied_and_hashed(tmp_path: Path) -> None:
-    source = make_h264(tmp_path / "camera.mkv", seconds=30)
-    with rtsp_camera(source) as url:
+    source = make_clip(tmp_path / "camera.mp4", seconds=30, gop=25)
+    with rtsp_camera(source) as camera:
+        url = camera.url
         toml = f"""
 [camera]
 type = "none"
