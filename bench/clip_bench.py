@@ -13,17 +13,20 @@ The same stream is then taken two ways, each alone for the same time:
   feed does.
 
 Figures: CPU seconds (this process, all threads) per minute of stream for
-each, and recording / decoding. ffmpeg's CPU is in its own process and
-not counted; the relay's threads are in this one and counted in both
-(the same for each). Needs ffmpeg and PyAV (scripts/setup.sh --test).
+each, and recording / decoding. The camera (ffmpeg and the relay) runs in
+its own process and is not counted. Needs ffmpeg and PyAV
+(scripts/setup.sh --test).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,7 +34,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.report import emit
 from edged.video.config import VideoConfig
 from edged.video.recorder import ClipRecorder, ClipRequest
-from tests.rtsp import find_ffmpeg, make_clip, rtsp_camera
+from tests.rtsp import find_ffmpeg, make_clip
+
+REPO = Path(__file__).resolve().parent.parent
+SERVE = (
+    "import sys; from pathlib import Path; from tests.rtsp import rtsp_camera\n"
+    "with rtsp_camera(Path(sys.argv[1])) as cam:\n"
+    "    print(cam.url, flush=True); sys.stdin.read()\n"
+)
+
+
+@contextlib.contextmanager
+def camera(video: Path) -> Iterator[str]:
+    """The RTSP camera (ffmpeg and the relay) in a process of its own: its CPU is not ours."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE, str(video)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def record(url: str, seconds: float, folder: Path) -> tuple[float, int]:
@@ -89,10 +121,10 @@ def main() -> None:
         folder = Path(tmp)
         w, h = (int(x) for x in size.split("x"))
         video = make_clip(folder / "camera.mp4", (w, h), 25, 30, bitrate="4M", gop=25)
-        with rtsp_camera(video) as camera:
-            rec_cpu, clips = record(camera.url, seconds, folder)
-        with rtsp_camera(video) as camera:
-            dec_cpu, frames = decode(camera.url, seconds)
+        with camera(video) as url:
+            rec_cpu, clips = record(url, seconds, folder)
+        with camera(video) as url:
+            dec_cpu, frames = decode(url, seconds)
     per_min = 60.0 / seconds
     print(f"stream: {size} H.264 25 fps over RTSP, {seconds:g} s per measurement")
     print(f"recording: {rec_cpu:.2f} CPU s ({clips} clips written)")
