@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from edged import sitetime
 from edged.admission.service import RegistryService
 from edged.app.box import Box
 from edged.app.commands import command_table
@@ -45,6 +46,7 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
         if problems:
             raise StartupError("model files missing or wrong:\n  " + "\n  ".join(problems))
     data_dir = Path(cfg.daemon.data_dir)
+    sitetime.set_zone(cfg.site.timezone)  # ledger, MQTT and logs agree on the offset
     sink = EventSink()
     ctx = LaneContext(
         site=cfg.site,

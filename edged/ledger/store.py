@@ -25,12 +25,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import peewee
 
+from edged import sitetime
 from edged.ledger.chain import GENESIS_HASH, canonical, hash_bytes
 from edged.ledger.corrections import effective
 from edged.ledger.record import PassageRecord
@@ -130,8 +130,8 @@ class Event(NamedTuple):
 
 
 def now_iso() -> str:
-    """Local time with its UTC offset, as every ledger time is written."""
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+    """Site time with its UTC offset, as every ledger time is written."""
+    return sitetime.now_iso()
 
 
 class LedgerStore:
