@@ -234,7 +234,7 @@ class Lane:
         v = self.cfg.video
         clip = None
         if passage_id and self.recorder is not None and self.ctx.clips is not None:
-            path = self.ctx.clips.path_for(passage_id, now.timestamp(), v.container)
+            path = self.ctx.clips.path_for(passage_id, now, v.container)
             clip = path.relative_to(self.ctx.clips.root).as_posix()
         if not v.recorder and clip is None:
             return None

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from drivers import config as driver_config
 from drivers.display import DisplayError
 from drivers.display.speaker import WavPrompts
+from edged import sitetime
 from edged.probe.output import ProbeOutput
 
 TEST_SPEECH = "显示屏测试"
@@ -30,7 +31,7 @@ def probe_display(cfg: Any, out: TextIO, speak: bool = True) -> int:
         return v.failed("no [display] in the config for this lane", "add one, or give --type")
     where = getattr(cfg, "port", None) or cfg.prompts_dir
     v.line(f"display: {cfg.type} on {where}")
-    lines = test_lines(datetime.now().astimezone())
+    lines = test_lines(sitetime.now())
     board = driver_config.build(cfg, name="probe")
     said = ""
     try:

@@ -21,6 +21,7 @@ from typing import Any
 
 from drivers import config as driver_config
 from drivers.camera.push import Push, PushError, Reply
+from edged import sitetime
 from edged.logs import get_logger
 from edged.push.server import ReceiverServer
 from edged.push.spool import Spool
@@ -187,7 +188,7 @@ class PushReceiver:
                 "the camera sent a read it kept while the box could not be reached",
                 lane=cam.lane.name,
                 plate=push.plate,
-                shot_at=None if push.shot_at is None else push.shot_at.isoformat(),
+                shot_at=None if push.shot_at is None else sitetime.local(push.shot_at).isoformat(),
                 record_id=push.record_id,
             )
             self.spool.note(push_id or 0, "offline_read")

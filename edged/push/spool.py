@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.camera.push import Push
+from edged import sitetime
 from edged.logs import get_logger
 
 log = get_logger("push")
@@ -104,7 +105,7 @@ class Spool:
                     status = "duplicate_window"
             path = None
             if status == "new":
-                day = time.strftime("%Y/%m/%d", time.localtime(now))
+                day = sitetime.now().strftime("%Y/%m/%d")
                 path = self.root / day / f"{camera}-{int(now * 1000)}-{os.getpid()}-{id(raw):x}.bin"
                 _write_synced(path, raw)
             cur = self.db.execute(

@@ -16,9 +16,11 @@ import os
 import shutil
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from edged import sitetime
 from edged.logs import get_logger
 
 log = get_logger("video")
@@ -101,8 +103,9 @@ class ClipStore:
     def stop(self) -> None:
         return None
 
-    def path_for(self, event_id: str, when: float, container: str) -> Path:
-        day = time.strftime("%Y/%m/%d", time.localtime(when))
+    def path_for(self, event_id: str, when: datetime, container: str) -> Path:
+        """``clips/YYYY/MM/DD/<event_id>.<container>``, the day in the site's zone."""
+        day = sitetime.local(when).strftime("%Y/%m/%d")
         return self.root / day / f"{event_id}.{container}"
 
     def written(self, path: Path, size: int) -> None:
