@@ -195,6 +195,8 @@ PASSAGE_FIELDS = {
     "entry_time": "entry time (进厂时间) of that entry",
     "dwell_s": "seconds in the plant",
     "missing": "why each empty national field is empty, by field",
+    "video": "where the passage's video is: recorder, channel, window, the box's clip (null:"
+    " none configured); the clip's SHA-256 follows in the audit log (clip_recorded)",
 }
 
 
@@ -388,10 +390,58 @@ def status_payload() -> dict[str, Any]:
                         "fps": _NUM,
                         "source": _STR,
                         "error": {"type": ["string", "null"]},
-                    }
+                        "silent_s": {
+                            "type": ["number", "null"],
+                            "description": "a pushing camera: seconds since its last push",
+                        },
+                        "pushes": {
+                            "type": "object",
+                            "additionalProperties": _INT,
+                            "description": "a pushing camera: pushes by what they became (new,"
+                            " duplicate_id, duplicate_window, offline, heartbeat, bad, …)",
+                        },
+                    },
+                    ["state", "source", "error"],
                 )
             ),
             "rfid": {"type": ["string", "null"], "description": "the RFID reader part it uses"},
+            "display": nullable(
+                obj(
+                    {
+                        "type": _STR,
+                        "state": {"type": "string", "enum": ["starting", "ok", "failed"]},
+                        "error": {"type": ["string", "null"]},
+                        "showing": {"type": "array", "items": _STR},
+                        "shown": _INT,
+                        "spoken": _INT,
+                        "failures": _INT,
+                        "dropped": _INT,
+                    },
+                    description="the driver's display and voice it feeds (docs/DISPLAY.md)",
+                )
+            ),
+            "video": nullable(
+                obj(
+                    {
+                        "recorder": {"type": ["string", "null"]},
+                        "channel": _STR,
+                        "clips": nullable(
+                            obj(
+                                {
+                                    "state": {"type": "string", "enum": ["starting", "ok", "lost"]},
+                                    "error": {"type": ["string", "null"]},
+                                    "source": _STR,
+                                    "buffered_s": _NUM,
+                                    "clips": _INT,
+                                    "failed": _INT,
+                                    "pending": _INT,
+                                }
+                            )
+                        ),
+                    },
+                    description="where its video is, and its clip recorder (docs/VIDEO.md)",
+                )
+            ),
             "scale": nullable(
                 obj(
                     {
@@ -494,6 +544,29 @@ def status_payload() -> dict[str, Any]:
                 "enum": ["none", "blue", "yellow", "orange", "red", None],
             },
             "in_plant": nullable(in_plant_status()),
+            "receiver": nullable(
+                obj(
+                    {
+                        "listening": {"type": ["string", "null"]},
+                        "in_flight": _INT,
+                        "refused": {"type": "object", "additionalProperties": _INT},
+                        "spool_mb": {"type": ["number", "null"]},
+                    },
+                    description="the HTTP receiver of pushing cameras (docs/CAMERAS.md)",
+                )
+            ),
+            "clips": nullable(
+                obj(
+                    {
+                        "clips": _INT,
+                        "mb": _NUM,
+                        "days_held": {"type": ["number", "null"]},
+                        "retention_days": _INT,
+                        "short": {"type": "boolean"},
+                    },
+                    description="the clips folder: how many days it holds at the current rate",
+                )
+            ),
             "ledger_head": {"type": "object", "additionalProperties": _HEAD},
             "device_key": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
         },

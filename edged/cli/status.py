@@ -117,6 +117,23 @@ def format_status(reply: dict[str, Any]) -> list[str]:
         link = (reply.get("hj212") or {}).get(name) or {}
         conn = "connected" if link.get("connected") else "NOT connected"
         lines.append(f"queue hj212 {name}: {n} ({conn})")
+    recv = reply.get("receiver")
+    if recv:
+        refused = ", ".join(f"{k} {v}" for k, v in sorted((recv.get("refused") or {}).items()))
+        lines.append(
+            f"receiver {recv.get('listening') or 'NOT listening'}: {recv.get('in_flight')} open,"
+            f" spool {recv.get('spool_mb')} MB" + (f", refused: {refused}" if refused else "")
+        )
+    clips = reply.get("clips")
+    if clips:
+        held = clips.get("days_held")
+        say = (
+            "unknown until clips are written"
+            if held is None
+            else f"{held} days at the current rate"
+        )
+        short = f", SHORT of the {clips['retention_days']} days kept" if clips.get("short") else ""
+        lines.append(f"clips: {clips['clips']} ({clips['mb']} MB), disk holds {say}{short}")
     for name, state in (reply.get("datalogger") or {}).items():
         lines.append(f"meter {name}: {state}")
     disk = reply.get("disk")
@@ -163,7 +180,11 @@ def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
         f" queue {lane.get('queue')}"
     ]
     cam = lane.get("camera")
-    if isinstance(cam, dict):
+    if isinstance(cam, dict) and "pushes" in cam:
+        err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(cam["pushes"].items())) or "none yet"
+        lines.append(f"  camera: {cam.get('state')}, {cam.get('source')} pushes: {counts}{err}")
+    elif isinstance(cam, dict):
         err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
         lines.append(f"  camera: {cam.get('state')}, {cam.get('fps')} fps{err}{_frames(cam)}")
     else:
@@ -187,6 +208,25 @@ def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
     if scale is not None:
         kg = scale.get("stable_kg")
         lines.append(f"  scale: {'empty or moving' if kg is None else f'{kg} kg stable'}")
+    video = lane.get("video")
+    if video:
+        where = f"{video['recorder']} channel {video['channel']}" if video.get("recorder") else "-"
+        clips = video.get("clips")
+        tail = ""
+        if clips:
+            err = f" ({clips['error']})" if clips.get("error") else ""
+            tail = (
+                f"; clips {clips['state']}{err}, {clips['clips']} written, {clips['failed']}"
+                f" failed, {clips['buffered_s']} s buffered"
+            )
+        lines.append(f"  video: {where}{tail}")
+    disp = lane.get("display")
+    if disp:
+        err = f" ({disp['error']})" if disp.get("error") else ""
+        lines.append(
+            f"  display: {disp['type']} {disp['state']}{err}, {disp['shown']} screens,"
+            f" {disp['spoken']} spoken, {disp['failures']} failures, {disp['dropped']} dropped"
+        )
     return lines
 
 

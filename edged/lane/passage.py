@@ -23,7 +23,7 @@ from edged.admission.identity import fuse
 from edged.admission.model import GateRead
 from edged.admission.policy import decide_read, manual_open
 from edged.lane.row_fields import missing, trip_fields, vehicle_fields
-from edged.lane.snapshots import save_passage_images
+from edged.lane.snapshots import save_passage_images, save_pushed_images
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
 from edged.ledger.store import LedgerFullError
@@ -73,6 +73,7 @@ class Trigger:
     direction: str | None = None  # None: the lane's rule decides
     operator: str | None = None  # who asked (simulations)
     t0: float = field(default_factory=time.monotonic)
+    pushed: Any = None  # a plate camera's pushed read (drivers.camera.push.Push), images included
 
 
 class PassagePipeline:
@@ -140,8 +141,15 @@ class PassagePipeline:
             v = snap.vehicle_by_tag(tag)
             return v.plate if v else None
 
+        push_flags: tuple[str, ...] = ()
         if trig.plate is not None:
             plate_text, plate_conf, colour = trig.plate, 1.0, None
+        elif trig.pushed is not None:  # the camera's read, voted with ours of its image
+            from edged.lane.pushed import read_pushed
+
+            frames, vr, plate_text, plate_conf, colour, push_flags = read_pushed(
+                trig.pushed, self.box, lane
+            )
         else:
             frames, vr = self.burst(trig.t0)
             ok = vr.plate and vr.valid_syntax
@@ -159,7 +167,7 @@ class PassagePipeline:
                     colour = colour or vr.colour
                 else:  # unsure and matching no one vehicle: unread, the tag or guard decides
                     plate_text = plate_conf = None
-        if trig.plate is not None or (vr is not None and vr.plate):
+        if trig.pushed is None and (trig.plate is not None or (vr is not None and vr.plate)):
             lane.last_read = {
                 "plate": trig.plate if trig.plate is not None else vr.plate,
                 "confidence": 1.0 if trig.plate is not None else round(vr.confidence, 4),
@@ -179,7 +187,7 @@ class PassagePipeline:
         read = GateRead(
             ident.plate, colour, tuple(s.epc for s in sightings), ident.confidence, passage_id
         )
-        return ident, read, (frames, vr), matched
+        return ident, read, (frames, vr), matched, push_flags
 
     def _direction(self, trig: Trigger, plate: str | None) -> tuple[str, tuple[str, ...]]:
         """The passage's direction; a two-way lane that cannot tell says ``unknown``."""
@@ -201,7 +209,7 @@ class PassagePipeline:
         assert ledger is not None and registry is not None
         passage_id = str(uuid.uuid4())
         snap = registry.snapshot()
-        ident, read, (frames, vr), matched = self._identify(trig, passage_id, snap)
+        ident, read, (frames, vr), matched, push_flags = self._identify(trig, passage_id, snap)
         direction, dir_flags = self._direction(trig, ident.plate)
         id_flags = (
             (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
@@ -222,7 +230,10 @@ class PassagePipeline:
                 approval = None
         simulated = trig.source == "simulate"
         kg, weight_why = lane.weigh()
-        shots = save_passage_images(box, lane.name, frames, vr, passage_id, now)
+        if trig.pushed is not None:
+            shots = save_pushed_images(box, lane.name, trig.pushed, passage_id, now)
+        else:
+            shots = save_passage_images(box, lane.name, frames, vr, passage_id, now)
         rec = self._record(
             trig,
             now,
@@ -235,7 +246,12 @@ class PassagePipeline:
             kg,
             {"weight_kg": weight_why} if weight_why else {},
             shots,
-            flags=(*dir_flags, *id_flags, *(("weight_unsettled",) if weight_why else ())),
+            flags=(
+                *dir_flags,
+                *id_flags,
+                *push_flags,
+                *(("weight_unsettled",) if weight_why else ()),
+            ),
             alert=alert,
             passage_id=passage_id,
             raw_plate=vr.plate if vr is not None else None,
@@ -334,7 +350,11 @@ class PassagePipeline:
         if not shots:
             why.setdefault(
                 "snapshots",
-                "no camera on this lane" if lane.camera is None else "no frame with a plate",
+                "the camera pushed no image"
+                if trig.pushed is not None
+                else "no camera on this lane"
+                if lane.camera is None
+                else "no frame with a plate",
             )
         fields: dict[str, Any] = {
             **vehicle_fields(vehicle),
@@ -369,6 +389,7 @@ class PassagePipeline:
             identified_by=identified_by,
             alert_level=alert,
             missing=missing(fields, why),
+            video=lane.video_ref(passage_id, now),
             **fields,
         )
 
@@ -423,6 +444,7 @@ class PassagePipeline:
             flags=d.flags,
             alert_level=alert,
             missing=missing(fields, why),
+            video=lane.video_ref(None, now),  # the recorder's window; no clip of a manual open
             **fields,
         )
         seq, digest = ledger.append_passage(rec)
