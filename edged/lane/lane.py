@@ -28,6 +28,7 @@ from edged.lane.passage import PassageOutcome, PassagePipeline, Trigger
 from edged.lane.pushed import PushSlot
 from edged.lane.worker import GateWorker
 from edged.ledger.record import Video
+from edged.ledger.verify import CLIP_ACTION
 from edged.logs import get_logger
 
 log = get_logger("gate")
@@ -253,7 +254,7 @@ class Lane:
         store.written(req.path, clip.size)
         self.ctx.sink.audit(
             "edged",
-            "clip_recorded",
+            CLIP_ACTION,
             {
                 "lane": self.name,
                 "event_id": req.event_id,

@@ -29,6 +29,8 @@ class Settings:
     gate: str
     ledger: LedgerConfig
     data_dir: Path  # where the device key is (keys/): daemon.data_dir, or beside --db
+    clips: Path | None = None  # the clip folder (clips.dir), when a config names one
+    clip_retention_days: int = 183
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -36,6 +38,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     tz_name = getattr(args, "tz", None)
     if getattr(args, "db", None):
         images = getattr(args, "images_dir", None)
+        clips = getattr(args, "clips_dir", None)
         return Settings(
             Path(args.db),
             Path(images) if images else None,
@@ -44,6 +47,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "gate",
             LedgerConfig(),
             Path(args.db).parent,
+            Path(clips) if clips else None,
         )
     from edged.config.load import load_config
 
@@ -51,6 +55,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     lc = cfg.ledger if isinstance(cfg.ledger, LedgerConfig) else LedgerConfig(**(cfg.ledger or {}))
     data_dir = Path(cfg.daemon.data_dir)  # config paths are relative to it, unless absolute
     images = getattr(args, "images_dir", None)
+    clips = getattr(args, "clips_dir", None)
     return Settings(
         data_dir / lc.db_path,
         Path(images) if images else data_dir / lc.images_dir,
@@ -59,6 +64,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         cfg.site.gate_id,
         lc,
         data_dir,
+        Path(clips) if clips else data_dir / cfg.clips.dir,
+        cfg.clips.retention_days,
     )
 
 
@@ -101,6 +108,7 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"edged: --expect-head: expected CHAIN:SEQ:HASH, found {item!r}", file=sys.stderr)
             return 2
     images = s.images if s.images is not None and s.images.is_dir() else None
+    clips = s.clips if s.clips is not None and s.clips.is_dir() else None
     from edged.ledger.attest import read_known, sidecar_path
 
     try:
@@ -116,6 +124,8 @@ def _verify(args: argparse.Namespace) -> int:
         image_retention_days=s.ledger.image_retention_days,
         attestations=known,
         public_key=public,
+        clips_dir=clips,
+        clip_retention_days=s.clip_retention_days,
     )
     for chain, c in res.chains.items():
         print(
@@ -131,6 +141,13 @@ def _verify(args: argparse.Namespace) -> int:
         print(
             f"snapshots: {res.images_checked} verified, {res.images_purged} removed by"
             f" retention{early}"
+        )
+    if clips is None:
+        print("clips: not checked (no clip folder; pass --clips DIR)")
+    elif res.ok:
+        print(
+            f"clips: {res.clips_checked} verified, {res.clips_removed} removed by retention"
+            " or for disk space"
         )
     if res.ok:
         print(
@@ -406,6 +423,12 @@ def register(sub: Any) -> None:
         dest="images_dir",
         metavar="DIR",
         help="snapshot images folder (default: ledger.images_dir)",
+    )
+    p.add_argument(
+        "--clips",
+        dest="clips_dir",
+        metavar="DIR",
+        help="video clips folder (default: clips.dir), checked against the audit chain",
     )
     p.add_argument(
         "--expect-head",

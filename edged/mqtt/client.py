@@ -113,6 +113,42 @@ def paho_client(cfg: MqttConfig, client_id: str, use_v5: bool) -> mqtt.Client:
     return client
 
 
+class ConnectFailures:
+    """Failed connection attempts since the last success, told once per new reason.
+
+    paho retries with backoff (``reconnect_min_s`` doubling to
+    ``reconnect_max_s``); a warning each time would bury the journal during
+    an outage that is already known. A new reason is worth a line again.
+    """
+
+    def __init__(self, cfg: MqttConfig) -> None:
+        self.config = cfg
+        self.count = 0
+        self.last: str | None = None  # why the last attempt failed
+
+    def failed(self, event: str, reason: str, hint: str) -> None:
+        self.count += 1
+        repeated = self.last == reason
+        self.last = reason
+        if self.count == 1 or not repeated:
+            log.warning(
+                event,
+                host=self.config.host,
+                port=self.config.port,
+                reason=reason,
+                retry_s=f"{self.config.reconnect_min_s:g}..{self.config.reconnect_max_s:g}",
+                hint=hint,
+            )
+        else:
+            log.debug(event, reason=reason, attempt=self.count)
+
+    def succeeded(self) -> None:
+        if self.count:
+            log.info("mqtt_reachable_again", failed_attempts=self.count)
+        self.count = 0
+        self.last = None
+
+
 class MqttLink:
     """Publish with no loss through outages; receive signed commands."""
 
@@ -167,8 +203,7 @@ class MqttLink:
         self._subscribe_mid: int | None = None
         self._last_drop_report = -_DROP_REPORT_S
         self._fallback_requested = False
-        self._connect_failures = 0  # failed attempts since the last connection
-        self.last_connect_error: str | None = None  # why the last attempt failed
+        self.failures = ConnectFailures(config)
         self._wake = threading.Event()
         self._stopping = False
         self._stop_deadline = 0.0
@@ -274,7 +309,7 @@ class MqttLink:
             "protocol": "5" if self._use_v5 else "3.1.1",
             "inflight": len(self.window.inflight),
             "commands_queued": self.inbox.queued(),
-            "connect_error": None if self._connected else self.last_connect_error,
+            "connect_error": None if self._connected else self.failures.last,
         }
         out.update(self.outbox.stats())
         out["backlog"] = max(out["backlog"] - len(self.window.acked), 0)
@@ -328,17 +363,14 @@ class MqttLink:
                 self._fallback_requested = True
                 self._wake.set()
                 return
-            self._connect_failed(
+            self.failures.failed(
                 "mqtt_connect_refused",
                 str(rc),
                 "check username/password, client id, TLS files and broker ACLs; the link"
                 " keeps retrying quietly",
             )
             return
-        if self._connect_failures:
-            log.info("mqtt_reachable_again", failed_attempts=self._connect_failures)
-        self._connect_failures = 0
-        self.last_connect_error = None
+        self.failures.succeeded()
         window = self.config.max_inflight
         rmax = getattr(props, "ReceiveMaximum", None) if props is not None else None
         if isinstance(rmax, int) and rmax > 0:
@@ -362,33 +394,11 @@ class MqttLink:
 
     def _on_connect_fail(self, client: mqtt.Client, _u: Any) -> None:
         exc = getattr(client, "last_connect_error", None)
-        self._connect_failed(
+        self.failures.failed(
             "mqtt_unreachable",
             str(exc) if exc is not None else "connection failed",
             unreachable_hint(exc, self.config.host, self.config.port),
         )
-
-    def _connect_failed(self, event: str, reason: str, hint: str) -> None:
-        """The first failure of a run of them is a warning with the reason; the rest are quiet.
-
-        paho retries with backoff (``reconnect_min_s`` doubling to
-        ``reconnect_max_s``); a warning each time would bury the journal during
-        an outage that is already known. A new reason is worth a line again.
-        """
-        self._connect_failures += 1
-        repeated = self.last_connect_error == reason
-        self.last_connect_error = reason
-        if self._connect_failures == 1 or not repeated:
-            log.warning(
-                event,
-                host=self.config.host,
-                port=self.config.port,
-                reason=reason,
-                retry_s=f"{self.config.reconnect_min_s:g}..{self.config.reconnect_max_s:g}",
-                hint=hint,
-            )
-        else:
-            log.debug(event, reason=reason, attempt=self._connect_failures)
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: Any, _props: Any) -> None:
         if mid != self._subscribe_mid:

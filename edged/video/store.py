@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from edged import sitetime
+from edged.ledger.verify import CLIP_PURGE_ACTION
 from edged.logs import get_logger
 
 log = get_logger("video")
@@ -135,7 +136,7 @@ class ClipStore:
         if forced:
             self.sink.audit(
                 "edged",
-                "clips_purged",
+                CLIP_PURGE_ACTION,
                 {"clips": [p for p, _ in forced], "reasons": sorted({w for _, w in forced})},
             )
             self.sink.event(

@@ -25,7 +25,7 @@ def test_unreachable_broker_is_logged_once_then_retried_quietly_until_it_answers
         link.start()
         try:
             link.publish("passage", {"plate": "冀A12345"})
-            assert wait_until(lambda: link._connect_failures >= 3, 15), "paho never retried"
+            assert wait_until(lambda: link.failures.count >= 3, 15), "paho never retried"
             said = [e for e in logs if e["event"] == "mqtt_unreachable"]
             warnings = [e for e in said if e["log_level"] == "warning"]
             assert len(warnings) == 1, said

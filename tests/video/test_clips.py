@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from edged.cli.main import main
+from edged.ledger.verify import VerifyResult, check_clips, verify_db
 from tests.box_rig import passage, running_box
 from tests.ptys import wait_for
 from tests.rtsp import find_ffmpeg, make_clip, rtsp_camera
@@ -47,7 +51,9 @@ def _slices(path: Path) -> list[bytes]:
     return out
 
 
-def test_clip_around_a_passage_is_the_stream_copied_and_hashed(tmp_path: Path) -> None:
+def test_clip_around_a_passage_is_the_stream_copied_and_hashed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = make_clip(tmp_path / "camera.mp4", seconds=30, gop=25)
     with rtsp_camera(source) as camera:
         url = camera.url
@@ -92,3 +98,23 @@ clip_after_s = 2
         assert 3.0 <= float(c.duration / av.time_base) <= 6.5
     assert clips["clips"] == 1 and clips["days_held"] is not None
     assert status["clips"]["state"] == "ok" and status["clips"]["clips"] == 1
+
+    # The inspector's verify checks the clip against the audit chain, and catches an edit.
+    db, folder = tmp_path / "data" / "ledger.db", tmp_path / "data" / "clips"
+    verify = ["ledger", "verify", "--db", str(db), "--clips", str(folder)]
+    capsys.readouterr()
+    assert main(verify) == 0
+    assert "clips: 1 verified, 0 removed" in capsys.readouterr().out
+    clip.write_bytes(clip.read_bytes() + b"\0")
+    assert main(verify) == 1
+    assert "clip_mismatch" in capsys.readouterr().out
+    clip.unlink()
+    assert main(verify) == 1
+    assert "clip_missing" in capsys.readouterr().out
+    later = datetime.fromisoformat(entry["first"]) + timedelta(days=184)
+    res = verify_db(db, clips_dir=folder, clip_retention_days=183)
+    assert res.problem is not None and res.problem.kind == "clip_missing"
+    with sqlite3.connect(db) as conn:  # past its retention, a clip may be gone
+        aged = VerifyResult()
+        assert check_clips(conn, folder, aged, 183, now=later) is None
+    assert aged.clips_removed == 1
