@@ -152,7 +152,8 @@ class DataLoggerService:
         logger.start()
         self.logger = logger
         self.instruments = [
-            InstrumentInput(c, logger.store.add_samples) for c in self.instrument_configs
+            InstrumentInput(c, logger.store.add_samples, tz=self.tz)
+            for c in self.instrument_configs
         ]
         for inst in self.instruments:
             inst.start()
