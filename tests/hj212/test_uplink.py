@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from edged.hj212.clock import ManualClock
 from edged.hj212.codec import Cp
 from edged.hj212.config import Hj212Config, PlatformConfig
-from edged.hj212.uplink import Intervals, Uplink
+from edged.hj212.uplink import Uplink
 from tests.hj212.platform import FakePlatform
 
 MN = "66330300010100001001"
@@ -234,8 +234,6 @@ def test_history_request_answered_with_9011_data_9012(tmp_path: Path) -> None:
 
 def test_time_and_intervals_get_and_set(tmp_path: Path) -> None:
     plat = FakePlatform()
-    changes: list[tuple[str, int]] = []
-    intervals = Intervals(30, 5, on_change=lambda n, v: changes.append((n, v)))
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         async def ask(cn: str, qn: str, params: dict[str, str]) -> list:
@@ -263,9 +261,10 @@ def test_time_and_intervals_get_and_set(tmp_path: Path) -> None:
         assert r[1].cp.params == {"MinInterval": "1"}
         r = await ask("1062", "20240501100000008", {"RtdInterval": "5"})  # below 30 s
         assert r[-1].cp.params == {"ExeRtn": "3"}
-        assert changes == [("rtd_interval", 60), ("min_interval", 1)]
+        intervals = up.links[0].intervals
+        assert (intervals.rtd_interval, intervals.min_interval) == (60, 1)
 
-    run(tmp_path, [plat], body, intervals=intervals)
+    run(tmp_path, [plat], body)
 
 
 def test_unknown_wrong_and_garbage_commands_are_refused_not_fatal(tmp_path: Path) -> None:
