@@ -24,7 +24,7 @@ from edged.logs import get_logger
 log = get_logger("gate")
 
 MQTT_CHECK_S = 5.0  # how often a gap in the MQTT feed is looked for, and its mark saved
-FORWARD_S = 10.0  # how often closed data-logger records go to the HJ 212 uplink
+FORWARD_S = 1.0  # how often the HJ 212 feed looks at what is due (real-time data, records)
 SWEEP_S = 3600.0  # how often images past their age or over budget are removed
 ALERT_CHECK_S = 1.0  # how often the alert level in force is looked at (a schedule may change it)
 
