@@ -353,3 +353,75 @@ def test_a_platform_setting_the_time_is_an_event(uplink: Any) -> None:
     assert uplink.uplink.clock.now().year == 2030
     assert "clock_set_by_platform" in uplink.sink.seen
     assert uplink.status()["city"]["connected"] is False
+
+
+def test_a_running_box_sends_real_time_data_and_shows_it(tmp_path: Path) -> None:
+    """The daemon's tick drives the feed: a platform gets real-time data from the meters."""
+    from edged.cli.status import format_status
+    from tests.box_rig import running_box
+
+    meter = Meter(unit=1)
+    meter.holding[0] = 4200  # 42.00 A
+    meters = TcpMeters([meter])
+    plat = FakePlatform(mn=MN)
+    loop = PlatformLoop([plat])
+    toml = f"""
+[camera]
+type = "none"
+[mqtt]
+enabled = false
+[[modbus.poll_groups]]
+name = "fast"
+interval_s = 1
+[[modbus.devices]]
+name = "fan"
+transport = "tcp"
+host = "127.0.0.1"
+port = {meters.port}
+poll_group = "fast"
+timeout_s = 0.3
+retries = 0
+[[modbus.devices.points]]
+name = "current"
+address = 0
+type = "uint16"
+scale = 0.01
+unit = "A"
+factor = "e12001"
+[[hj212.platforms]]
+name = "city"
+host = "127.0.0.1"
+port = {plat.port}
+mn = "{MN}"
+backoff_min_s = 0.05
+backoff_max_s = 0.2
+"""
+    parts = ["ledger", "registry", "housekeeping", "datalogger", "hj212"]
+    try:
+        with running_box(tmp_path, toml, parts) as box:
+            deadline = time.monotonic() + 15
+            while not plat.data("2011") and time.monotonic() < deadline:
+                box.tick()
+                time.sleep(0.1)
+            assert plat.data("2011"), "no real-time data reached the platform"
+            first = plat.data("2011")[0]
+            assert first.cp.factors["e12001"] == {"Rtd": "42.00", "Flag": "N"}
+            deadline = time.monotonic() + 5
+            while box.health()["hj212"]["city"]["last_realtime"] is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            link = box.health()["hj212"]["city"]
+            assert (link["realtime"], link["rtd_interval_s"], link["min_interval_min"]) == (
+                True,
+                30,
+                5,
+            )
+            sent = datetime.fromisoformat(link["last_realtime"])
+            assert sent.utcoffset() == timedelta(hours=8)  # site time, with its offset
+            lines = format_status({"ok": True, **box.health()})
+            assert f"hj212 city: real-time on every 30 s (last sent {sent.isoformat()})," in (
+                "\n".join(lines)
+            )
+    finally:
+        loop.close()
+        meters.stop()
