@@ -40,6 +40,7 @@ from edged.hj212.codec import (
     parse_time,
 )
 from edged.hj212.intervals import BOUNDS, Intervals
+from edged.hj212.minute_data import minute_history
 from edged.hj212.platform_link import LinkBroken, PlatformLink, Shared
 
 __all__ = ["NOT_SUPPORTED", "DataSource", "Intervals", "Logger", "PlatformCommands"]
@@ -413,7 +414,7 @@ class PlatformCommands:
             return
         await self._reply_qnrtn(qn, QNRTN_READY)
         records = await asyncio.get_running_loop().run_in_executor(
-            None, source.records, req.cn, local_naive(begin), local_naive(end)
+            None, self._records, source, req.cn, local_naive(begin), local_naive(end)
         )
         for when, factors in sorted(records, key=lambda r: r[0]):
             cp = self.up.build_cp({"DataTime": when}, factors)
@@ -432,6 +433,16 @@ class PlatformCommands:
             records=len(records),
         )
         await self._reply_exertn(qn, EXERTN_OK if records else EXERTN_NO_DATA)
+
+    def _records(
+        self, source: DataSource, cn: str, begin: datetime, end: datetime
+    ) -> list[tuple[datetime, Factors]]:
+        """History from the data source; minute data over this platform's minute interval,
+        as the feed sent it (a source without 1-minute records answers as it keeps them)."""
+        if cn == CN.MINUTE and hasattr(source, "aggregates") and hasattr(source, "closed_until"):
+            minutes = self.link.intervals.min_interval
+            return minute_history(source, begin, end, minutes, self.up.tz)
+        return source.records(cn, begin, end)
 
     async def _info(self, req: Packet, qn: str) -> None:
         """CN 3020: the logger's information the platform asks for, by InfoId."""

@@ -7,8 +7,9 @@ second; the feed does what is due:
   (:mod:`edged.hj212.realtime_feed`);
 * minute data (CN 2051) to each platform every ``min_interval`` minutes of
   that platform (CN 1064, default ``[hj212] min_interval_min``), built from
-  the 1-minute records the data logger closes (:func:`over_interval`), once
-  an interval is over, aligned to the site's clock;
+  the 1-minute records the data logger closes
+  (:mod:`edged.hj212.minute_data`), once an interval is over, aligned to the
+  site's clock;
 * hour and day records (CN 2061/2031) to every platform as the data logger
   closes them.
 
@@ -22,9 +23,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from edged.datalogger.aggregate import interval_end, interval_start, over_interval
-from edged.datalogger.store import factor_fields
+from edged.datalogger.aggregate import interval_start
 from edged.hj212 import cn as CN
+from edged.hj212.minute_data import interval_records
 from edged.hj212.realtime_feed import RealtimeFeed
 from edged.logs import get_logger
 
@@ -92,21 +93,11 @@ class RecordFeed:
                 " are in the hour record and in minute-data history (CN 2051)",
             )
         self._minute_interval[name] = minutes
-        parts = [
-            a
-            for a in self._datalogger.aggregates("minute", done, closed)
-            if a.start < closed and "." not in a.key
-        ]
-        records: dict[datetime, dict[str, dict[str, float | str]]] = {}
-        for rec in over_interval(parts, minutes, self.tz):
-            records.setdefault(rec.start, {})[rec.key] = factor_fields(rec)
         n = 0
-        for start, factors in sorted(records.items()):
-            end = interval_end(start, minutes, self.tz)
-            if start < done:
-                continue  # began before what was sent: the interval changed within it
-            if end > closed:
-                break  # not over yet
+        # intervals that began before ``done`` are left out: sent, or the interval changed
+        for start, end, factors in interval_records(
+            self._datalogger, done, closed, minutes, self.tz
+        ):
             uplink.publish(CN.MINUTE, start, factors, platforms=[name])
             done = end
             n += 1

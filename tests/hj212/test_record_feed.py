@@ -226,6 +226,14 @@ def test_minute_data_follows_each_platforms_minute_interval(rig: Callable[..., R
     assert r.feed.forward(r.now[0]) == 0
     outbox = r.service.uplink.outbox
     assert [cn for cn, _ in outbox.acked("p0")].count("2051") == 2
+    # asked again (history, CN 2051), each platform gets the records it was sent
+    window = {"BeginTime": "20260301100000", "EndTime": "20260301101200"}
+    for plat, qn in ((five, "20260301101230001"), (every_minute, "20260301101230002")):
+        sent = list(plat.data("2051"))
+        replies = r.platforms.ask(plat, "2051", qn, window)
+        history = [p for p in replies if p.cn == "2051"]
+        assert [p.cp.data_time for p in history] == [p.cp.data_time for p in sent]
+        assert [p.cp.factors for p in history] == [p.cp.factors for p in sent]
 
 
 def test_a_changed_minute_interval_starts_at_its_next_boundary(rig: Callable[..., Rig]) -> None:
