@@ -114,7 +114,8 @@ class PlatformLink:
         self.acked = 0
         self.reconnects = 0
         self.last_error = ""
-        self.live: collections.deque[Packet] = collections.deque(maxlen=8)
+        # real-time CPs waiting to go out; the packet (QN) is made on the link's own loop
+        self.live: collections.deque[Cp] = collections.deque(maxlen=8)
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
@@ -252,7 +253,7 @@ class PlatformLink:
                 raise LinkBroken("platform closed the connection")
             self._wake.clear()
             if self.live:
-                packet = self.live.popleft()
+                packet = self.out.packet(CN.REALTIME, self.live.popleft())
                 try:
                     await self._deliver(packet)
                     self.last_realtime = self.up.system_now()

@@ -214,7 +214,7 @@ class Uplink:
             if platforms is not None and link.cfg.name not in platforms:
                 continue
             if link.realtime_on and link.connected:
-                link.live.append(link.out.packet(CN.REALTIME, cp))
+                link.live.append(cp)
                 n += 1
         self._wake_all()
         return n
