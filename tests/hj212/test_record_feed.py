@@ -433,3 +433,29 @@ backoff_max_s = 0.2
     finally:
         loop.close()
         meters.stop()
+
+
+def test_a_failing_feed_is_logged_once_not_every_second(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from tests.box_rig import running_box
+
+    class Failing:
+        error: Exception | None = OSError("disk I/O error")
+
+        def forward(self) -> int:
+            if self.error is not None:
+                raise self.error
+            return 0
+
+    toml = '[camera]\ntype = "none"\n[mqtt]\nenabled = false\n'
+    with running_box(tmp_path, toml, ["ledger", "registry", "housekeeping"]) as box:
+        box.record_feed = feed = Failing()
+        with capture_logs() as logs:
+            for _ in range(5):
+                box.forward_records()
+            feed.error = None
+            box.forward_records()
+            box.forward_records()
+    events = [e["event"] for e in logs if e["event"].startswith("hj212_forward")]
+    assert events == ["hj212_forward_failed", "hj212_forward_recovered"]
