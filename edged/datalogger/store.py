@@ -104,7 +104,9 @@ def _ts(dt: datetime) -> str:
 
 
 def _dt(text: str) -> datetime:
-    return datetime.strptime(text, _FMT)
+    # what _ts wrote is ISO 8601 with a space: fromisoformat reads it ten times faster
+    # than strptime, which matters for the HJ 212 feed's rounds on the main loop
+    return datetime.fromisoformat(text)
 
 
 class DataStore:
@@ -337,8 +339,9 @@ class DataStore:
         bounded time.
         """
         wanted = list(dict.fromkeys(keys))
-        rows = self.db.execute_sql(
-            "SELECT DISTINCT key FROM sample WHERE ts >= ? LIMIT ?", (_ts(seen_since), limit)
+        rows = self.db.execute_sql(  # by time: the (key, ts) index would scan every sample
+            "SELECT DISTINCT key FROM sample INDEXED BY sample_ts WHERE ts >= ? LIMIT ?",
+            (_ts(seen_since), limit),
         ).fetchall()
         wanted += [r[0] for r in rows if r[0] not in wanted]
         out: dict[str, Sample] = {}
