@@ -10,6 +10,7 @@ in a second.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -363,6 +364,17 @@ def test_a_platform_setting_the_time_is_an_event(uplink: Any) -> None:
     assert uplink.status()["city"]["connected"] is False
 
 
+def assert_fits_status_schema(hj212: dict[str, Any]) -> None:
+    """The links' status as the MQTT contract declares it, no key more (docs/schemas)."""
+    from jsonschema import Draft202012Validator
+
+    from tests.app.test_mqtt_contract import SCHEMAS, closed
+
+    status = json.loads((SCHEMAS / "status.json").read_text(encoding="utf-8"))
+    schema = closed(status["properties"]["payload"]["properties"]["hj212"])
+    Draft202012Validator(schema).validate(hj212)
+
+
 def test_a_running_box_sends_real_time_data_and_shows_it(tmp_path: Path) -> None:
     """The daemon's tick drives the feed: a platform gets real-time data from the meters."""
     from edged.cli.status import format_status
@@ -426,6 +438,7 @@ backoff_max_s = 0.2
             )
             sent = datetime.fromisoformat(link["last_realtime"])
             assert sent.utcoffset() == timedelta(hours=8)  # site time, with its offset
+            assert_fits_status_schema(box.health()["hj212"])
             lines = format_status({"ok": True, **box.health()})
             assert f"hj212 city: real-time on every 30 s (last sent {sent.isoformat()})," in (
                 "\n".join(lines)
