@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from edged import sitetime
 from edged.app.health import clock_status, cpu_temperature_c, disk_use
 from edged.lane.passage import Trigger
 from edged.lane.worker import GateWorker
@@ -171,7 +172,7 @@ class Box:
         registry = self.registry
         if registry is None:
             return None
-        level = registry.snapshot().alert_at(now or datetime.now(self.tz))
+        level = registry.snapshot().alert_at(now or sitetime.now())
         if level != self._alert:
             was, self._alert = self._alert, level
             if was is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edged import sitetime
 from edged.admission.actions import act
 from edged.admission.identity import fuse
 from edged.admission.model import GateRead
@@ -181,7 +182,7 @@ class PassagePipeline:
                 "confidence": 1.0 if trig.plate is not None else round(vr.confidence, 4),
                 "valid": True if trig.plate is not None else bool(vr.valid_syntax),
                 "source": trig.source if trig.plate is not None else "camera",
-                "time": datetime.now(self.box.tz).isoformat(timespec="milliseconds"),
+                "time": sitetime.now().isoformat(timespec="milliseconds"),
             }
         if lane.io is not None:
             lane.io.note_read()
@@ -222,7 +223,7 @@ class PassagePipeline:
         id_flags = (
             (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
         )
-        now = datetime.now(box.tz)
+        now = sitetime.now()
         alert = snap.alert_at(now)
         t_dec = time.perf_counter()
         policy_direction = direction if direction in ("in", "out") else "in"
@@ -445,7 +446,7 @@ class PassagePipeline:
         box, lane = self.box, self.lane
         ledger, registry = box.ledger, box.registry
         assert ledger is not None and registry is not None
-        now = datetime.now(box.tz)
+        now = sitetime.now()
         direction = direction or (lane.cfg.direction if lane.cfg.direction != "both" else "unknown")
         snap = registry.snapshot()
         alert = snap.alert_at(now)
