@@ -458,6 +458,7 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
     "machinery_delete": {"registry_nos": ["HB130001"]},
     "cargo": {"plate": "冀B12345", "cargo": "焦炭", "valid_until": "2024-05-01T18:00:00+08:00"},
     "resend": {"from_seq": 1, "to_seq": 100},
+    "correct": {"seq": 1, "reason": "车牌识别错误，按行驶证更正", "plate": "冀B12345"},
     "ping": {"echo": "hi"},
 }
 LIST_COMMANDS = {
