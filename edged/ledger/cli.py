@@ -11,77 +11,11 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
-from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from edged.ledger.query import FORMATS, parse_time, zone
-from edged.ledger.retention import LedgerConfig
-
-
-@dataclass
-class Settings:
-    db: Path
-    images: Path | None
-    tz: tzinfo
-    site: str
-    gate: str
-    ledger: LedgerConfig
-    data_dir: Path  # where the device key is (keys/): daemon.data_dir, or beside --db
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    """--db/--images win; otherwise the config file; a bare --db needs no config at all."""
-    tz_name = getattr(args, "tz", None)
-    if getattr(args, "db", None):
-        images = getattr(args, "images_dir", None)
-        return Settings(
-            Path(args.db),
-            Path(images) if images else None,
-            zone(tz_name or "Asia/Shanghai"),
-            getattr(args, "site", None) or "site",
-            "gate",
-            LedgerConfig(),
-            Path(args.db).parent,
-        )
-    from edged.config.load import load_config
-
-    cfg = load_config(getattr(args, "config", None))
-    lc = cfg.ledger if isinstance(cfg.ledger, LedgerConfig) else LedgerConfig(**(cfg.ledger or {}))
-    data_dir = Path(cfg.daemon.data_dir)  # config paths are relative to it, unless absolute
-    images = getattr(args, "images_dir", None)
-    return Settings(
-        data_dir / lc.db_path,
-        Path(images) if images else data_dir / lc.images_dir,
-        zone(tz_name or cfg.site.timezone),
-        cfg.site.id,
-        cfg.site.gate_id,
-        lc,
-        data_dir,
-    )
-
-
-def _need_db(s: Settings) -> int | None:
-    if not s.db.is_file():
-        print(
-            f"edged: ledger database {s.db} not found (pass --db FILE or set ledger.db_path)",
-            file=sys.stderr,
-        )
-        return 2
-    return None
-
-
-def _db_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db", metavar="FILE", help="ledger database (default: ledger.db_path from the config)"
-    )
-    p.add_argument(
-        "--tz",
-        metavar="ZONE",
-        help="time zone for dates and reports (default: site.timezone, Asia/Shanghai)",
-    )
-
+from edged.ledger.query import FORMATS, parse_time
+from edged.ledger.settings import db_opt, need_db, settings
 
 # -- ledger verify ----------------------------------------------------------
 
@@ -89,8 +23,8 @@ def _db_opt(p: argparse.ArgumentParser) -> None:
 def _verify(args: argparse.Namespace) -> int:
     from edged.ledger.verify import verify_db
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     expect: dict[str, tuple[int, str]] = {}
     for item in args.expect_head or []:
@@ -159,8 +93,8 @@ def _attest(args: argparse.Namespace) -> int:
     from edged.ledger.attest import attest, message
     from edged.ledger.store import LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     try:
         key = load(key_path(s.data_dir))
@@ -179,8 +113,8 @@ def _attest(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from edged.ledger.store import LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     try:
         start = parse_time(args.since, s.tz) if args.since else None
@@ -212,8 +146,8 @@ def _correct(args: argparse.Namespace) -> int:
     from edged.ledger.corrections import CorrectionError, corrected
     from edged.ledger.store import LedgerError, LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     changes = {
         k: v
@@ -269,34 +203,38 @@ def _vehicle_lookup(args: argparse.Namespace) -> Any:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from edged.ledger.reports import build_report, write_report_csv, write_report_xlsx
+    from edged.ledger.reports import ReportSpec, write_report
     from edged.ledger.store import LedgerStore
+    from edged.sheets.table import format_for
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
-    threshold = args.frequent or s.ledger.frequent_per_day
-    with LedgerStore(s.db) as store:
-        try:
-            rep = build_report(store, args.kind, args.date, s.tz, threshold)
-        except ValueError as exc:
-            print(f"edged: {exc}", file=sys.stderr)
-            return 2
-        out = Path(args.out)
-        if args.format == "xlsx":
-            n = write_report_xlsx(rep, out, store)
-        else:
-            write_report_csv(rep, out)
-            n = 0
-    print(f"{args.kind} report {rep.label} written to {out}" + (f" ({n} detail rows)" if n else ""))
+    out = Path(args.out)
+    spec = ReportSpec(
+        args.kind,
+        args.date,
+        s.tz,
+        s.plant,
+        s.gate_name,
+        args.frequent or s.ledger.frequent_per_day,
+    )
+    try:
+        fmt = format_for(out, args.format)
+        with LedgerStore(s.db) as store:
+            res = write_report(store, spec, out, fmt)
+    except ValueError as exc:
+        print(f"edged: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.kind} report {res.period.label} written to {out} ({fmt}, {res.rows} rows)")
     return 0
 
 
 def _head(args: argparse.Namespace) -> int:
     from edged.ledger.store import LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     with LedgerStore(s.db) as store:
         heads = store.heads()
@@ -311,8 +249,8 @@ def _export(args: argparse.Namespace) -> int:
     from edged.ledger.export import ExportError, export
     from edged.ledger.store import LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     dest = args.usb or args.to
     include = args.images or (bool(args.usb) and s.ledger.export_images)
@@ -354,8 +292,8 @@ def _export(args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     from edged.ledger.backup import backup
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     res = backup(s.db, args.file)
     if not res.ok:
@@ -371,7 +309,7 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from edged.ledger.backup import RestoreError, restore
 
-    s = _settings(args)
+    s = settings(args)
     if not Path(args.file).is_file():
         print(f"edged: backup file {args.file} not found", file=sys.stderr)
         return 2
@@ -395,7 +333,7 @@ def register(sub: Any) -> None:
         "verify",
         help="check both hash chains and every snapshot file; exit 1 names the first bad row",
     )
-    _db_opt(p)
+    db_opt(p)
     p.add_argument(
         "--images",
         dest="images_dir",
@@ -425,11 +363,11 @@ def register(sub: Any) -> None:
     p = lsub.add_parser(
         "attest", help="sign the chain heads now with the device key; prints the MQTT message"
     )
-    _db_opt(p)
+    db_opt(p)
     p.set_defaults(func=_attest)
 
     p = lsub.add_parser("query", help="find passages")
-    _db_opt(p)
+    db_opt(p)
     p.add_argument(
         "--from",
         dest="since",
@@ -461,7 +399,7 @@ def register(sub: Any) -> None:
         " and an audit entry; the original is never changed",
     )
     p.add_argument("seq", type=int, help="the row to correct")
-    _db_opt(p)
+    db_opt(p)
     p.add_argument("--plate")
     p.add_argument("--plate-colour", dest="plate_colour")
     p.add_argument("--direction", choices=("in", "out"))
@@ -471,25 +409,35 @@ def register(sub: Any) -> None:
     p.add_argument("--operator", required=True, help="who corrects it")
     p.set_defaults(func=_correct)
 
-    p = lsub.add_parser("report", help="daily or monthly report (日报/月报), CSV or XLSX")
-    p.add_argument("kind", choices=("daily", "monthly"))
-    _db_opt(p)
-    p.add_argument("--date", required=True, help="YYYY-MM-DD (daily) or YYYY-MM (monthly)")
-    p.add_argument("--format", choices=("csv", "xlsx"), default="xlsx")
-    p.add_argument("--out", required=True, metavar="FILE")
+    p = lsub.add_parser(
+        "report", help="daily, weekly or monthly report (日报/周报/月报), XLSX or CSV"
+    )
+    p.add_argument("kind", choices=("daily", "weekly", "monthly"))
+    db_opt(p)
+    p.add_argument(
+        "--date",
+        required=True,
+        help="YYYY-MM-DD (daily), YYYY-Www or a day of the week (weekly), YYYY-MM (monthly)",
+    )
+    p.add_argument(
+        "--format", choices=("csv", "xlsx"), help="default: from the --out file's extension"
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="report.xlsx or report.csv")
+    p.add_argument("--plant", help="plant name for the title (default: site.name)")
+    p.add_argument("--gate-name", dest="gate_name", help="gate name (default: site.gate_name)")
     p.add_argument(
         "--frequent", type=int, metavar="N", help="flag vehicles passing more than N times a day"
     )
     p.set_defaults(func=_report)
 
     p = lsub.add_parser("head", help="print the head (seq + hash) of each chain as JSON")
-    _db_opt(p)
+    db_opt(p)
     p.set_defaults(func=_head)
 
     p = sub.add_parser(
         "export", help="export ledger rows since the last export, reports and a manifest"
     )
-    _db_opt(p)
+    db_opt(p)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--to", metavar="DIR", help="target folder")
     where.add_argument(
@@ -511,7 +459,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("backup", help="online, consistent copy of the ledger")
     p.add_argument("file", metavar="FILE")
-    _db_opt(p)
+    db_opt(p)
     p.set_defaults(func=_backup)
 
     p = sub.add_parser(
@@ -519,7 +467,7 @@ def register(sub: Any) -> None:
         help="replace the ledger with a backup, after verifying it (stop the daemon first)",
     )
     p.add_argument("file", metavar="FILE")
-    _db_opt(p)
+    db_opt(p)
     p.add_argument(
         "--force",
         action="store_true",

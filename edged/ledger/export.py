@@ -29,7 +29,7 @@ from edged.devicekey import DeviceKey
 from edged.ledger.attest import Attestation, attest
 from edged.ledger.query import COLUMNS, safe_text
 from edged.ledger.record import safe_relative_path
-from edged.ledger.reports import build_report, write_report_csv_to
+from edged.ledger.reports import ReportSpec, write_report_csv_to
 from edged.ledger.store import LedgerStore
 from edged.logs import get_logger
 
@@ -177,10 +177,10 @@ def export(
         res.files["audit.jsonl"] = audit_out.close()
 
         for day in sorted(days)[-report_days:] if report_days else []:
-            rep = build_report(store, "daily", day, tz, frequent_per_day)
+            spec = ReportSpec("daily", day, tz, site, gate, frequent_per_day)
             out = _Out(work / "reports", f"daily-{day}.csv")
             out.write("\ufeff")
-            write_report_csv_to(rep, out)
+            write_report_csv_to(store, spec, out)
             res.files[f"reports/daily-{day}.csv"] = out.close()
 
         if include_images and images_dir is not None:
