@@ -230,6 +230,43 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _national(args: argparse.Namespace) -> int:
+    from edged.ledger.national import Photos, write_national
+    from edged.ledger.reports import standing_rows
+    from edged.ledger.store import LedgerStore
+
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
+        return rc
+    try:
+        start = parse_time(args.since, s.tz)
+        end = parse_time(args.until, s.tz)
+    except ValueError as exc:
+        print(f"edged: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        print(f"edged: --out {out} is not empty: give a new folder", file=sys.stderr)
+        return 2
+    formats = ("csv", "xlsx") if args.format == "both" else (args.format,)
+    docs = Path(args.documents_dir) if args.documents_dir else s.data_dir / "documents"
+    photos = None if args.no_photos else Photos(out, s.images, docs)
+    with LedgerStore(s.db) as store:
+        res = write_national(
+            standing_rows(store, start=start, end=end),
+            out,
+            s.tz,
+            formats,
+            photos,
+            title=f"{s.plant} {s.gate_name}".strip(),
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in res.rows.items())
+    print(f"national tables written to {out}: {counts} rows, {res.photos} photos")
+    for miss in res.missing_photos[:20]:
+        print(f"  photo missing: {miss}")
+    return 0
+
+
 def _head(args: argparse.Namespace) -> int:
     from edged.ledger.store import LedgerStore
 
@@ -429,6 +466,22 @@ def register(sub: Any) -> None:
         "--frequent", type=int, metavar="N", help="flag vehicles passing more than N times a day"
     )
     p.set_defaults(func=_report)
+
+    p = lsub.add_parser(
+        "national",
+        help="the national-format ledger (运输车辆/厂内运输车辆/非道路移动机械) with photos",
+    )
+    db_opt(p)
+    p.add_argument("--from", dest="since", required=True, metavar="TIME", help="site time")
+    p.add_argument("--to", dest="until", required=True, metavar="TIME", help="up to (excluding)")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new folder")
+    p.add_argument("--format", choices=("csv", "xlsx", "both"), default="both")
+    p.add_argument("--no-photos", action="store_true", help="tables only")
+    p.add_argument("--images-dir", dest="images_dir", metavar="DIR")
+    p.add_argument("--documents-dir", dest="documents_dir", metavar="DIR")
+    p.add_argument("--plant", help="plant name for the titles (default: site.name)")
+    p.add_argument("--gate-name", dest="gate_name", help="gate name (default: site.gate_name)")
+    p.set_defaults(func=_national)
 
     p = lsub.add_parser("head", help="print the head (seq + hash) of each chain as JSON")
     db_opt(p)
