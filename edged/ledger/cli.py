@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from edged.ledger import export_cli
 from edged.ledger.query import FORMATS, parse_time
 from edged.ledger.settings import db_opt, need_db, settings
 
@@ -282,50 +282,6 @@ def _head(args: argparse.Namespace) -> int:
 # -- export / backup / restore ----------------------------------------------
 
 
-def _export(args: argparse.Namespace) -> int:
-    from edged.ledger.export import ExportError, export
-    from edged.ledger.store import LedgerStore
-
-    s = settings(args)
-    if (rc := need_db(s)) is not None:
-        return rc
-    dest = args.usb or args.to
-    include = args.images or (bool(args.usb) and s.ledger.export_images)
-    from edged.devicekey import DeviceKeyError, key_path, load
-
-    try:
-        key = load(key_path(s.data_dir))
-    except (DeviceKeyError, OSError) as exc:
-        key = None
-        print(f"edged: export not attested: {exc}", file=sys.stderr)
-    with LedgerStore(s.db) as store:
-        try:
-            res = export(
-                store,
-                dest,
-                tz=s.tz,
-                site=s.site,
-                gate=s.gate,
-                images_dir=s.images,
-                include_images=include,
-                report_days=s.ledger.export_report_days,
-                frequent_per_day=s.ledger.frequent_per_day,
-                actor="usb" if args.usb else "operator",
-                device_key=key,
-            )
-        except ExportError as exc:
-            print(f"edged: {exc}", file=sys.stderr)
-            return 1
-    if args.usb:
-        os.sync()
-    first, last = res.passages
-    print(
-        f"exported passages {first}..{last} ({max(0, last - first + 1)} "
-        f"rows), {res.images} images to {res.folder}"
-    )
-    return 0
-
-
 def _backup(args: argparse.Namespace) -> int:
     from edged.ledger.backup import backup
 
@@ -487,28 +443,7 @@ def register(sub: Any) -> None:
     db_opt(p)
     p.set_defaults(func=_head)
 
-    p = sub.add_parser(
-        "export", help="export ledger rows since the last export, reports and a manifest"
-    )
-    db_opt(p)
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--to", metavar="DIR", help="target folder")
-    where.add_argument(
-        "--usb",
-        metavar="MOUNTPOINT",
-        help="freshly mounted USB stick (used by the udev/systemd unit)",
-    )
-    p.add_argument(
-        "--images", action="store_true", help="also copy snapshot images of the exported rows"
-    )
-    p.add_argument(
-        "--images-dir",
-        dest="images_dir",
-        metavar="DIR",
-        help="snapshot images folder (default: ledger.images_dir)",
-    )
-    p.add_argument("--site", help="site id for the export folder name (with --db)")
-    p.set_defaults(func=_export)
+    export_cli.register(sub, db_opt)
 
     p = sub.add_parser("backup", help="online, consistent copy of the ledger")
     p.add_argument("file", metavar="FILE")

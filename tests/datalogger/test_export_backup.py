@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from edged.datalogger.aggregate import Rule, Sample
 from edged.datalogger.store import DataStore
 from edged.devicekey import create, key_path
 from edged.ledger import LedgerStore
+from edged.ledger.export_verify import verify_export
 from edged.ledger.store import audit_fields
 from tests.box_rig import base_toml
 
@@ -146,3 +148,27 @@ def test_backup_and_restore_round_trip_audited(box: Path, tmp_path: Path, capsys
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 100)
     assert main(["--config", str(box), "datalogger", "restore", str(junk), "--force"]) == 1
+
+
+def test_the_stick_export_carries_the_logger_data_since_the_last_one(
+    box: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "stick"
+    dest.mkdir()
+    assert main(["--config", str(box), "export", "--dest", str(dest)]) == 0
+    (first,) = (dest / "edged-export").iterdir()
+    man = json.loads((first / "MANIFEST.json").read_text())
+    assert man["logger"] == ["logger/minute.csv", "logger/hour.csv", "logger/day.csv"]
+    assert "logger/minute.csv" in man["files"]
+    assert verify_export(first).ok
+    hours = list(csv.reader((first / "logger/hour.csv").read_text("utf-8-sig").splitlines()))
+    assert len(hours) == 2 + 6
+    # the next export carries only what came after
+    store = DataStore(tmp_path / "data" / "datalogger.sqlite3", RULES)
+    feed(store, datetime.now().replace(second=0, microsecond=0) - timedelta(minutes=30), 10)
+    store.close_periods()
+    store.close()
+    assert main(["--config", str(box), "export", "--dest", str(dest)]) == 0
+    second = next(p for p in (dest / "edged-export").iterdir() if p != first)
+    minutes = list(csv.reader((second / "logger/minute.csv").read_text("utf-8-sig").splitlines()))
+    assert len(minutes) == 2 + 10 * 3
