@@ -20,6 +20,15 @@ apt_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_pkgs+=(mosquitto)
 fc-list 2>/dev/null | grep -qi 'wqy\|noto sans cjk' || apt_pkgs+=(fonts-wqy-microhei)
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_pkgs+=(python3-venv)
+if [ $want_test = 1 ]; then
+  # FAT32 and exFAT stick images for the USB export tests: mkfs.vfat, mkfs.exfat,
+  # mcopy (FAT32 without the kernel driver), exfat-fuse (exFAT through FUSE).
+  command -v mkfs.vfat >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.vfat ] || apt_pkgs+=(dosfstools)
+  command -v mkfs.exfat >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.exfat ] || apt_pkgs+=(exfatprogs)
+  command -v mcopy >/dev/null 2>&1 || apt_pkgs+=(mtools)
+  command -v mount.exfat-fuse >/dev/null 2>&1 || [ -x /usr/sbin/mount.exfat-fuse ] \
+    || apt_pkgs+=(exfat-fuse)
+fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "installing system packages: ${apt_pkgs[*]}"
   SUDO=""
