@@ -111,7 +111,7 @@ def bench_decision(reg: Registry, items: list[GateRead]) -> dict[str, float]:
 
     def decision(read: GateRead) -> object:
         s = reg.snapshot()
-        return decide_read(read, s, s.alert.level, now, "in", policy)
+        return decide_read(read, s, now, "in", policy)
 
     def baseline(read: GateRead) -> object:
         return snap.vehicles.get(read.plate)  # type: ignore[arg-type]

@@ -78,7 +78,7 @@ def _poller_run(port: int, seconds: float, timer: _Timer) -> dict[str, Any]:
     dev = ModbusDevice(
         name="bench", transport="tcp", host="127.0.0.1", port=port, poll_group="rt", points=points
     )
-    cfg = ModbusConfig(poll_groups=[PollGroup(name="rt", interval_seconds=1)], devices=[dev])
+    cfg = ModbusConfig(poll_groups=[PollGroup(name="rt", interval_s=1)], devices=[dev])
     with tempfile.TemporaryDirectory() as tmp:
         store = DataStore(Path(tmp) / "bench.sqlite3", rules_from_points(cfg.points_by_key()))
         poller = Poller(cfg, store.add_samples)

@@ -42,7 +42,7 @@ PASSAGE = {
     "time": "2024-06-01T08:00:00.000+08:00",
     "direction": "in",
     "plate": "冀A12345",
-    "plate_color": "yellow",
+    "plate_colour": "yellow",
     "vehicle_type": "重型半挂牵引车",
     "vin": "LZZ1CLVB0KA123456",
     "fuel": "diesel",

@@ -81,9 +81,8 @@ def main() -> int:
         write_csv(csv_path, rows)
         size_mb = csv_path.stat().st_size / 1e6
         base_kb, _t, _out = run(["registry", "list", "--db", str(db), "--limit", "1"])
-        peak_kb, took, out = run(
-            ["registry", "import", str(csv_path), "--mode", "replace", "--db", str(db)]
-        )
+        argv = ["registry", "import", str(csv_path), "--mode", "replace", "--db", str(db)]
+        peak_kb, took, out = run([*argv, "--operator", "bench"])
         print(f"{rows:,} rows, {size_mb:.0f} MB of CSV: {out.splitlines()[-1]}; {took:.1f} s")
         print(
             f"peak RSS {peak_kb / 1024:.0f} MB; baseline (edged registry list) {base_kb / 1024:.0f} MB"

@@ -1,4 +1,4 @@
-"""Stand-ins for an R2000 UHF reader and an XK3190 indicator on a serial port.
+"""Stand-ins for an R2000 UHF reader, an XK3190 indicator and an LED/voice board on a serial port.
 
 Only for demos and tests where no real device exists: they speak the real
 wire format over any pyserial URL (typically one end of a pty pair), so the
@@ -16,6 +16,16 @@ from typing import Any
 
 import serial
 
+from drivers.display.ledproto import (
+    CMD_SPEAK,
+    CMD_STOP_SPEAKING,
+    CMD_TEXT,
+    FrameError,
+    FrameParser,
+    decode_speech,
+    decode_text,
+    encode,
+)
 from drivers.log import get_logger
 from drivers.rfid.r2000 import (
     R2000Parser,
@@ -205,3 +215,78 @@ class ScaleSimulator:
                 self._ser.write(encode_xk3190(self.kg, self.decimals))
             except (serial.SerialException, OSError):
                 return
+
+
+class LedVoiceSimulator:
+    """An LED board with a speaker: decodes each frame, keeps its rows and what it said.
+
+    Every frame is checked as the board checks it (version, length, CRC-16,
+    GBK text); a frame that fails is counted in :attr:`bad_frames` and not
+    answered, like the board. A good one is answered with ACK 0 unless
+    ``answer`` is False (a board in no-reply mode). :attr:`raw` keeps each
+    good frame's bytes, so tests compare them byte for byte.
+    """
+
+    def __init__(self, port: str | int, *, address: int = 0, answer: bool = True) -> None:
+        self.address = address
+        self.answer = answer
+        self.rows: dict[int, str] = {}
+        self.spoken: list[str] = []
+        self.raw: list[bytes] = []
+        self.screens = 0  # times row 0 was written: one per screen
+        self.bad_frames = 0
+        self._parser = FrameParser()
+        self._lock = threading.Lock()
+        self._ser: Any = open_port(port, 9600)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="led-sim", daemon=True)
+
+    def start(self) -> LedVoiceSimulator:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._ser.close()
+
+    def screen(self) -> list[str]:
+        """The rows shown now, top first."""
+        with self._lock:
+            return [self.rows[k] for k in sorted(self.rows)]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                chunk = self._ser.read(512)
+            except (serial.SerialException, OSError):
+                return
+            if not chunk:
+                continue
+            before = self._parser.bad_crc + self._parser.garbage
+            for frame in self._parser.feed(chunk):
+                self._handle(frame)
+            self.bad_frames += self._parser.bad_crc + self._parser.garbage - before
+
+    def _handle(self, frame: Any) -> None:
+        if frame.address != self.address:
+            return
+        try:
+            with self._lock:
+                if frame.cmd == CMD_TEXT:
+                    window, text = decode_text(frame.data)
+                    self.rows[window] = text
+                    self.screens += window == 0
+                elif frame.cmd == CMD_SPEAK:
+                    self.spoken.append(decode_speech(frame.data)[1])
+                elif frame.cmd != CMD_STOP_SPEAKING:
+                    return
+                self.raw.append(encode(frame.address, frame.cmd, frame.data, frame.packet))
+        except FrameError:
+            self.bad_frames += 1
+            return
+        if self.answer:
+            try:
+                self._ser.write(encode(self.address, frame.cmd, b"\x00"))
+            except (serial.SerialException, OSError) as exc:
+                log.debug("sim_write_failed", error=str(exc))

@@ -6,7 +6,7 @@
 Asks pip to download, for linux aarch64 and CPython 3.11 only, binary wheels
 of every runtime dependency in setup.cfg (and what they pull in), at the
 versions constraints.txt pins, plus simplejpeg (needed with picamera2, see
-docs/INSTALL.md). Prints one row per package: version, wheel file, and
+docs/INSTALL.md) and av (PyAV, for clips of passages: the [video] extra). Prints one row per package: version, wheel file, and
 whether it is pure Python or built for the platform. A package without such
 a wheel would be compiled from source on the board (slow, needs a compiler),
 so it is named as such. Needs the package index; downloads into a temp folder.
@@ -30,7 +30,7 @@ PLATFORMS = (
     "manylinux_2_28_aarch64",
     "manylinux_2_34_aarch64",  # lgpio; Bookworm has glibc 2.36
 )
-EXTRA = ("simplejpeg",)  # with picamera2 from apt; see install.sh
+EXTRA = ("simplejpeg", "av")  # simplejpeg: with picamera2 from apt; av: clips (the [video] extra)
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+")
 
 

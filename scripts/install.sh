@@ -7,7 +7,7 @@
 #
 # What it does (docs/INSTALL.md has the whole story):
 #   - apt: python3-venv, mosquitto-clients, a CJK font (python3-picamera2 on a Pi)
-#   - system user edged, in the groups gpio dialout video plugdev (those that exist)
+#   - system user edged, in the groups gpio dialout video plugdev audio (those that exist)
 #   - a copy of this clone in /opt/edged/src, a venv in /opt/edged/venv that
 #     sees the system site packages (picamera2 comes from apt), the package
 #     and its pinned dependencies (constraints.txt) installed into it
@@ -44,7 +44,7 @@ ETC=/etc/edged
 DATA=/var/lib/edged
 BIN=/usr/local/bin/edged
 PY=${PYTHON:-python3}
-GROUPS_WANTED=(gpio dialout video plugdev)
+GROUPS_WANTED=(gpio dialout video plugdev audio)
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }

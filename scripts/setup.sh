@@ -20,6 +20,10 @@ apt_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_pkgs+=(mosquitto)
 fc-list 2>/dev/null | grep -qi 'wqy\|noto sans cjk' || apt_pkgs+=(fonts-wqy-microhei)
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_pkgs+=(python3-venv)
+# ffmpeg sends the H.264 camera stream of the camera tests, the camera-path and clip
+# benches; the display tests play WAV prompts through ALSA's null device (aplay).
+if [ $want_test = 1 ] && ! command -v ffmpeg >/dev/null 2>&1; then apt_pkgs+=(ffmpeg); fi
+if [ $want_test = 1 ] && ! command -v aplay >/dev/null 2>&1; then apt_pkgs+=(alsa-utils); fi
 if [ $want_test = 1 ]; then
   # FAT32 and exFAT stick images for the USB export tests: mkfs.vfat, mkfs.exfat,
   # mcopy (FAT32 without the kernel driver), exfat-fuse (exFAT through FUSE).
@@ -58,7 +62,7 @@ fi
 # pillow, which draws the demo's plate scenes
 # (set-up only: the daemon and the .deb do without it).
 extras="[models,demo]"
-[ $want_test = 1 ] && extras="[models,demo,test]"
+[ $want_test = 1 ] && extras="[models,demo,video,test]"
 stamp="$VENV/.edged-installed"
 if [ $want_test = 1 ]; then stamp="$stamp-test"; fi
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then

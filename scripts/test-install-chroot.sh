@@ -163,7 +163,7 @@ grep -q '^id = "chroot-test"' "$ROOT/etc/edged/edged.toml" || die "upgrade lost 
 if [ -n "$PYTEST_ARGS" ]; then
   say "pytest $PYTEST_ARGS (in the chroot, with the installed venv)"
   in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
-  in_root /opt/edged/venv/bin/python -m pip install -q -c /opt/edged/src/constraints.txt pytest hypothesis
+  in_root /opt/edged/venv/bin/python -m pip install -q -c /opt/edged/src/constraints.txt pytest hypothesis jsonschema
   # shellcheck disable=SC2086
   in_root sh -c "cd /opt/edged/src && EDGED_MODEL_DIR=/var/lib/edged/models /opt/edged/venv/bin/python -m pytest -p no:cacheprovider $PYTEST_ARGS" \
     || { say "pytest failed after $(elapsed)"; exit 1; }

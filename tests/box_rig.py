@@ -18,11 +18,12 @@ from edged.lane.passage import PassageOutcome, Trigger
 from edged.lane.worker import GateWorker
 
 
-def base_toml(tmp_path: Path) -> str:
+def base_toml(tmp_path: Path, daemon: str = "allow_simulation = true") -> str:
     """The config every test box starts from: site p1, gate g1, data under tmp_path.
 
     Simulated passages are allowed (tests drive passages through the control
     socket as the reliability suite does); they never move the barrier.
+    ``daemon`` replaces the extra lines of the ``[daemon]`` section.
     """
     return f"""
 [site]
@@ -30,7 +31,7 @@ id = "p1"
 gate_id = "g1"
 [daemon]
 data_dir = "{tmp_path / "data"}"
-allow_simulation = true
+{daemon}
 [ledger]
 db_path = "ledger.db"
 images_dir = "images"
@@ -38,7 +39,12 @@ images_dir = "images"
 
 
 @contextlib.contextmanager
-def running_box(tmp_path: Path, extra_toml: str, parts: list[str] | None = None) -> Iterator[Any]:
+def running_box(
+    tmp_path: Path,
+    extra_toml: str,
+    parts: list[str] | None = None,
+    daemon: str = "allow_simulation = true",
+) -> Iterator[Any]:
     """Build a box from ``extra_toml`` (site p1, gate g1) and start its parts.
 
     ``parts``: only the parts of these names (in the box's start order);
@@ -47,7 +53,7 @@ def running_box(tmp_path: Path, extra_toml: str, parts: list[str] | None = None)
     """
     old = Device.pin_factory
     Device.pin_factory = MockFactory()
-    cfg = parse(base_toml(tmp_path) + extra_toml, "test.toml")
+    cfg = parse(base_toml(tmp_path, daemon) + extra_toml, "test.toml")
     supervisor = Supervisor()
     box = build(cfg, supervisor)
     if parts is not None:

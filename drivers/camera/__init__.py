@@ -8,13 +8,17 @@ in a worker thread with a timeout, reconnects with backoff and reports
 ``ok`` / ``lost`` so the lane falls back to RFID or the guard.
 
 Family contract: ``build(config)`` returns an unopened :class:`FrameSource`,
-or None for ``type = "none"`` (a lane without a camera).
+or None for ``type = "none"`` (a lane without a camera). A source that can
+take a frame without turning it into a picture also has ``grab()`` and
+``retrieve()`` (:class:`GrabSource`): the frame thread then takes every
+frame the camera sends, so none wait in a queue to be read late, and pays
+for a picture only when a passage asks for one (``decode = "on_demand"``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -38,6 +42,26 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+class GrabSource(FrameSource, Protocol):
+    """A source that takes a frame (``grab``) apart from making it a picture (``retrieve``).
+
+    ``grab`` waits for the camera's next frame and keeps it undecoded, or as
+    little decoded as the backend allows; ``retrieve`` makes the last grabbed
+    frame a BGR picture. Both are called from one thread only. A source whose
+    decoder hands a frame out only after later ones came in says how many in
+    ``held_frames`` (optional, 0 if absent), so that a frame asked for after a
+    moment is one the camera sent after it.
+    """
+
+    def grab(self) -> bool: ...
+    def retrieve(self) -> np.ndarray | None: ...
+
+
+def can_grab(source: object) -> bool:
+    """Whether ``source`` takes frames apart from decoding them (see :class:`GrabSource`)."""
+    return callable(getattr(source, "grab", None)) and callable(getattr(source, "retrieve", None))
+
+
 @dataclass(frozen=True)
 class CameraConfig(DeviceConfig):
     """Keys every camera type has; each type adds its own."""
@@ -48,7 +72,24 @@ class CameraConfig(DeviceConfig):
         default="opencv",
         metadata=doc("Frame source; the keys below depend on it", was="source"),
     )
-    fps: float = field(default=10.0, metadata=doc("Frames per second to read", above=0, max=60))
+    fps: float = field(
+        default=10.0,
+        metadata=doc(
+            "Frames per second to read where the source does not set its own pace"
+            ' (decode = "every_frame", a folder replay, a mock camera)',
+            above=0,
+            max=60,
+        ),
+    )
+    decode: Literal["on_demand", "every_frame"] = field(
+        default="on_demand",
+        metadata=doc(
+            '"on_demand": take every frame the camera sends (none wait in a queue to be'
+            " read late) and decode only those a passage asks for, taken after its trigger"
+            ' (opencv and folder sources; the others read as with "every_frame");'
+            ' "every_frame": read and decode a frame at `fps`, even between vehicles'
+        ),
+    )
     read_timeout_s: float = field(
         default=2.0,
         metadata=doc(

@@ -42,6 +42,7 @@ class FolderSource:
         self._files: list[Path] = []
         self._idx = 0
         self._video: cv2.VideoCapture | None = None
+        self._current: Path | None = None  # the grabbed image
         self._last = 0.0
 
     def open(self) -> None:
@@ -65,20 +66,44 @@ class FolderSource:
             self._last = time.monotonic()
 
     def read(self) -> np.ndarray | None:
+        if not self.grab():
+            return None
+        return self.retrieve()
+
+    def grab(self) -> bool:
+        """Move to the next image (or video frame) at the replay's pace, without decoding it.
+
+        Like a camera's frame arriving: a vanished image is noticed here, a
+        broken one only when it is decoded (and then skipped).
+        """
         self._pace()
         if self._video is not None:
-            ok, frame = self._video.read()
+            ok = self._video.grab()
             if not ok and self.loop:
                 self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, frame = self._video.read()
+                ok = self._video.grab()
+            return bool(ok)
+        if not self._files:
+            return False
+        if self._idx >= len(self._files):
+            if not self.loop:
+                return False
+            self._idx = 0
+        self._current = self._files[self._idx]
+        self._idx += 1
+        if not self._current.exists():
+            raise CameraError(f"replay image {self._current} vanished")
+        return True
+
+    def retrieve(self) -> np.ndarray | None:
+        """The grabbed image decoded; a broken one is skipped for the next good one."""
+        if self._video is not None:
+            ok, frame = self._video.retrieve()
             return frame if ok else None
-        while self._files:
-            if self._idx >= len(self._files):
-                if not self.loop:
-                    return None
-                self._idx = 0
-            path = self._files[self._idx]
-            self._idx += 1
+        for _ in range(len(self._files)):
+            path = self._current
+            if path is None:
+                return None
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is not None:
                 return frame
@@ -90,6 +115,12 @@ class FolderSource:
                 file=str(path),
                 hint="file is not a readable image; it is skipped",
             )
+            self._current = None
+            if self._idx >= len(self._files) and not self.loop:
+                return None
+            self._idx %= len(self._files)
+            self._current = self._files[self._idx]
+            self._idx += 1
         return None
 
     def close(self) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +36,8 @@ class ResilientSource:
         self._backoff = backoff_initial
         self._next_try = 0.0
         self._opened = False
-        self._busy: threading.Thread | None = None
-        self._result: list = []
+        self._stuck: threading.Thread | None = None
+        self._caller: _Caller | None = None
 
     def open(self) -> None:
         self._try_open()
@@ -72,32 +75,83 @@ class ResilientSource:
 
     def read(self) -> np.ndarray | None:
         """A frame, or None (lost / timed out) within about ``read_timeout`` seconds."""
-        if self._busy is not None and self._busy.is_alive():
-            return None  # the previous read is still stuck in the driver
+        value = self._call(self.source.read, "read")
+        return None if value is None else value
+
+    def grab(self) -> bool:
+        """Take the next frame without decoding it (see :class:`drivers.camera.GrabSource`)."""
+        return bool(self._call(self.source.grab, "grab"))  # type: ignore[attr-defined]
+
+    def retrieve(self) -> np.ndarray | None:
+        """The last grabbed frame as a picture; None (and lost) when it cannot be made."""
+        return self._call(self.source.retrieve, "retrieve")  # type: ignore[attr-defined]
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        """``fn()`` on the camera's call thread, given up after ``read_timeout`` seconds.
+
+        One long-lived thread makes every call (not one thread a frame, which
+        at 25 frames a second is its own cost); a call stuck in the driver
+        leaves that thread behind and the camera lost until it returns.
+        """
+        if self._stuck is not None:
+            if self._stuck.is_alive():
+                return None  # the previous call is still stuck in the driver
+            self._stuck = None
         if not self._opened and not self._try_open():
             return None
-        result: list = []
-
-        def work() -> None:
-            try:
-                result.append(self.source.read())
-            except Exception as exc:
-                result.append(exc)
-
-        t = threading.Thread(target=work, name=f"camera-read-{self.name}", daemon=True)
-        t.start()
-        t.join(self.read_timeout)
-        if t.is_alive():
-            self._busy = t
-            self._mark_lost(f"read took over {self.read_timeout}s")
+        caller = self._caller
+        if caller is None or not caller.thread.is_alive():
+            caller = self._caller = _Caller(f"camera-read-{self.name}")
+        done, result = caller.call(fn, self.read_timeout)
+        if not done:
+            caller.stop()  # it ends once the stuck call returns
+            self._stuck, self._caller = caller.thread, None
+            self._mark_lost(f"{what} took over {self.read_timeout}s")
             return None
-        value = result[0] if result else None
-        if isinstance(value, Exception) or value is None:
-            self._mark_lost(f"read failed: {value}" if value is not None else "no frame")
+        if isinstance(result, Exception) or result is None or result is False:
+            self._mark_lost(
+                f"{what} failed: {result}" if result not in (None, False) else "no frame"
+            )
             return None
-        return value
+        return result
 
     def close(self) -> None:
         self.source.close()
         self._opened = False
         self.state = "lost"
+        if self._caller is not None:
+            self._caller.stop()
+            self._caller = None
+
+
+class _Caller:
+    """A thread that runs one call at a time for its owner and hands back the result."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def call(self, fn: Callable[[], Any], timeout: float) -> tuple[bool, Any]:
+        """(done, result or the exception raised); done is False after ``timeout`` s."""
+        box: list[Any] = []
+        done = threading.Event()
+        self._jobs.put((fn, box, done))
+        if not done.wait(timeout):
+            return False, None
+        return True, box[0]
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, box, done = job
+            try:
+                box.append(fn())
+            except Exception as exc:
+                box.append(exc)
+            done.set()

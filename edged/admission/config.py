@@ -27,6 +27,30 @@ class RegistryConfig:
             "CSV of blacklist entries imported at start when the registry is empty; empty: none"
         ),
     )
+    seed_machinery_csv: str = field(
+        default="",
+        metadata=doc(
+            "CSV of non-road machinery imported at start when the registry is empty; empty: none"
+        ),
+    )
+    seed_plant_vehicles_csv: str = field(
+        default="",
+        metadata=doc(
+            "CSV of in-plant vehicles (厂内运输车辆) imported at start when the registry is"
+            " empty; empty: none"
+        ),
+    )
+    documents_dir: str = field(
+        default="documents",
+        metadata=doc(
+            "Document photos (随车清单, 行驶证, 发动机铭牌), stored by SHA-256; relative to"
+            " daemon.data_dir unless absolute"
+        ),
+    )
+    document_max_mb: int = field(
+        default=20,
+        metadata=doc("Largest document photo accepted, in MB", min=1, max=200),
+    )
     import_max_rows: int = field(
         default=2_000_000,
         metadata=doc(

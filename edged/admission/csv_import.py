@@ -11,57 +11,71 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from edged import sitetime
+from edged.admission.documents import DocumentRefused, is_sha256
 from edged.admission.model import (
+    CARGO_MAX,
+    ENGINE_NO_MAX,
+    ENV_CODE_MAX,
+    FLEET_MAX,
     BlacklistEntry,
     Nrmm,
     Vehicle,
     check_plate,
+    normalize_plate,
     parse_colour,
     parse_fuel,
     parse_stage,
 )
 from edged.admission.registry import Kind, Mode, Registry
+from edged.admission.stages import parse_machine_stage
 from edged.logs import get_logger
 
 log = get_logger("gate")
 
-KINDS: tuple[Kind, ...] = ("vehicles", "blacklist", "nrmm")
+KINDS: tuple[Kind, ...] = ("vehicles", "plant_vehicles", "blacklist", "nrmm")
 MODES: tuple[Mode, ...] = ("replace", "upsert", "delete")
 
 # canonical field → accepted headings (compared after lower-casing and removing blanks)
+_VEHICLE_HEADINGS: dict[str, tuple[str, ...]] = {
+    "plate": ("plate", "车牌号", "车牌号码", "号牌号码", "车牌"),
+    "plate_colour": ("plate_colour", "plate_color", "车牌颜色", "号牌颜色"),
+    "vin": ("vin", "车辆识别代码", "车辆识别号", "车架号"),
+    "registered_on": (
+        "registered_on",
+        "registration_date",
+        "registered",
+        "注册日期",
+        "注册登记日期",
+    ),
+    "brand_model": ("brand_model", "model", "品牌型号", "车辆品牌型号"),
+    "vehicle_type": ("vehicle_type", "车辆类型"),
+    "vehicle_class": ("vehicle_class", "class", "车辆分类"),
+    "fuel": ("fuel", "燃料类型", "燃料种类", "燃料"),
+    "emission_stage": ("emission_stage", "stage", "排放阶段", "排放标准"),
+    "hazardous": ("hazardous", "危险品车辆", "危险品", "危化品车辆"),
+    "engine_no": ("engine_no", "engine_number", "发动机号码", "发动机号"),
+    "fleet": ("fleet", "haulier", "车队名称", "运输单位", "运输公司", "车队", "所属车队"),
+    "cargo": ("cargo", "运输货物名称", "货物名称", "运输货物"),
+    "rfid_tags": ("rfid_tags", "rfid", "tags", "电子标签", "电子标签号"),
+    "env_list": ("env_list", "env_list_photo", "随车清单", "随车清单照片", "环保随车清单"),
+    "licence": ("licence", "license", "licence_photo", "行驶证", "行驶证照片"),
+    "valid_until": ("valid_until", "有效期至", "有效期"),
+    "source": ("source", "来源", "数据来源"),
+}
 _HEADINGS: dict[str, dict[str, tuple[str, ...]]] = {
-    "vehicles": {
-        "plate": ("plate", "车牌号", "车牌号码", "号牌号码", "车牌"),
-        "plate_colour": ("plate_colour", "plate_color", "车牌颜色", "号牌颜色"),
-        "vin": ("vin", "车辆识别代码", "车辆识别号", "车架号"),
-        "registered_on": (
-            "registered_on",
-            "registration_date",
-            "registered",
-            "注册日期",
-            "注册登记日期",
-        ),
-        "brand_model": ("brand_model", "model", "品牌型号", "车辆品牌型号"),
-        "vehicle_type": ("vehicle_type", "车辆类型"),
-        "vehicle_class": ("vehicle_class", "class", "车辆分类"),
-        "fuel": ("fuel", "燃料类型", "燃料种类", "燃料"),
-        "emission_stage": ("emission_stage", "stage", "排放阶段", "排放标准"),
-        "hazardous": ("hazardous", "危险品车辆", "危险品", "危化品车辆"),
-        "haulier": ("haulier", "fleet", "运输单位", "运输公司", "车队", "所属车队"),
-        "rfid_tags": ("rfid_tags", "rfid", "tags", "电子标签", "电子标签号"),
-        "documents": ("documents", "随车清单", "附件", "证件"),
-        "valid_until": ("valid_until", "有效期至", "有效期"),
-        "source": ("source", "来源", "数据来源"),
-    },
+    "vehicles": _VEHICLE_HEADINGS,
+    "plant_vehicles": _VEHICLE_HEADINGS,
     "blacklist": {
         "plate": ("plate", "车牌号", "车牌号码", "号牌号码", "车牌"),
         "reason": ("reason", "原因", "列入原因", "黑名单原因"),
@@ -70,18 +84,30 @@ _HEADINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "valid_until": ("valid_until", "until", "结束时间", "截止时间", "失效时间"),
     },
     "nrmm": {
-        "registry_no": ("registry_no", "登记号", "环保登记编码", "登记编码", "编码"),
+        "registry_no": ("registry_no", "登记编码", "登记号", "环保登记编码", "编码"),
+        "env_code": ("env_code", "机械环保代码", "环保代码"),
         "machine_type": ("machine_type", "type", "机械类型", "机械种类"),
         "emission_stage": ("emission_stage", "stage", "排放阶段", "排放标准"),
+        "made_on": ("made_on", "manufactured", "生产日期", "出厂日期"),
+        "fuel": ("fuel", "燃料类型", "燃料种类", "燃料"),
         "owner": ("owner", "所属单位", "使用单位", "所有人"),
+        "plate": ("plate", "号牌号码", "车牌号码", "车牌号", "号牌"),
+        "rfid_tags": ("rfid_tags", "rfid", "tags", "电子标签", "电子标签号"),
+        "nameplate": ("nameplate", "engine_nameplate", "发动机铭牌", "发动机铭牌照片", "铭牌照片"),
+        "valid_until": ("valid_until", "有效期至", "有效期"),
+        "source": ("source", "来源", "数据来源"),
     },
 }
-_KEY = {"vehicles": "plate", "blacklist": "plate", "nrmm": "registry_no"}
+_KEY = {"vehicles": "plate", "plant_vehicles": "plate", "blacklist": "plate", "nrmm": "registry_no"}
 _REQUIRED = {
     "vehicles": ("plate", "fuel"),
+    "plant_vehicles": ("plate", "fuel"),
     "blacklist": ("plate", "reason"),
     "nrmm": ("registry_no",),
 }
+_PHOTOS = {"env_list", "licence", "nameplate"}
+Photo = Callable[[str], str]
+"""Stores the photo a cell names (a file) and returns its SHA-256; raises ValueError."""
 _TRUE = {"1", "y", "yes", "true", "是", "有"}
 _FALSE = {"", "0", "n", "no", "false", "否", "无"}
 _SPLIT = re.compile(r"[;,|、；，\s]+")
@@ -133,7 +159,9 @@ def _parse_time(text: str, tz: tzinfo, end_of_day: bool) -> datetime:
     if _ISO_OFFSET.match(text.strip()):  # from a backend: an exact time with its offset
         return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     t = text.strip().replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+    # by shape: a date alone (the usual 有效期至) takes one try instead of four
+    times = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S")
+    for fmt in times if ":" in t else ("%Y-%m-%d",):
         try:
             dt = datetime.strptime(t, fmt)
         except ValueError:
@@ -166,7 +194,7 @@ def parse_csv(
     data: bytes, kind: Kind, mode: Mode = "upsert", tz: tzinfo | None = None
 ) -> ParseResult:
     """Parse a whole file; never raises on bad content, every problem is a RowError."""
-    tz = tz or datetime.now().astimezone().tzinfo
+    tz = tz or sitetime.now().tzinfo
     assert tz is not None
     result = ParseResult(kind=kind, mode=mode)
     if kind not in _HEADINGS:
@@ -233,7 +261,13 @@ def _columns(heading: list[str], kind: Kind, mode: Mode, errors: list[RowError])
 
 
 def _record(
-    kind: str, mode: str, c: dict[str, str], row: int, tz: tzinfo, errors: list[RowError]
+    kind: str,
+    mode: str,
+    c: dict[str, str],
+    row: int,
+    tz: tzinfo,
+    errors: list[RowError],
+    photo: Photo | None = None,
 ) -> Any:
     def get(name: str, parse: Any, default: Any = None, required: bool = False) -> Any:
         text = c.get(name, "")
@@ -247,14 +281,29 @@ def _record(
             errors.append(RowError(row, name, str(exc)))
             return default
 
+    def photos(*kinds: str) -> dict[str, str]:
+        got = {k: get(k, photo or _digest_only) for k in kinds}
+        return {k: v for k, v in got.items() if v}
+
     if kind == "nrmm":
-        key = get("registry_no", lambda t: t.upper(), required=True)
+        key = get("registry_no", _limited(64, upper=True), required=True)
         if mode == "delete":
             return key
-        stage = get("emission_stage", parse_stage)
-        if errors:
-            return None
-        return Nrmm(key, c.get("machine_type", ""), stage, c.get("owner", ""))
+        machine = Nrmm(
+            registry_no=key or "",
+            machine_type=c.get("machine_type", ""),
+            emission_stage=get("emission_stage", parse_machine_stage),
+            owner=c.get("owner", ""),
+            env_code=get("env_code", _limited(ENV_CODE_MAX, upper=True), ""),
+            made_on=get("made_on", _date_only, ""),
+            fuel=get("fuel", parse_fuel, "diesel"),
+            plate=get("plate", _machine_plate, ""),
+            rfid_tags=get("rfid_tags", _tag_list, ()),
+            documents=photos("nameplate"),
+            valid_until=get("valid_until", lambda t: _parse_time(t, tz, True)),
+            source=c.get("source", ""),
+        )
+        return None if errors else machine
 
     plate = get("plate", check_plate, required=True)
     if mode == "delete":
@@ -283,13 +332,50 @@ def _record(
         fuel=fuel or "diesel",
         emission_stage=get("emission_stage", parse_stage),
         hazardous=get("hazardous", _bool, False),
-        haulier=c.get("haulier", ""),
-        rfid_tags=get("rfid_tags", lambda t: tuple(x.upper() for x in _SPLIT.split(t) if x), ()),
-        documents=get("documents", lambda t: tuple(x for x in re.split(r"[;|、；]", t) if x), ()),
+        fleet=get("fleet", _limited(FLEET_MAX), ""),
+        engine_no=get("engine_no", _limited(ENGINE_NO_MAX, upper=True), ""),
+        cargo=get("cargo", _limited(CARGO_MAX), ""),
+        category="in_plant" if kind == "plant_vehicles" else "transport",
+        rfid_tags=get("rfid_tags", _tag_list, ()),
+        documents=photos("env_list", "licence"),
         valid_until=get("valid_until", lambda t: _parse_time(t, tz, True)),
         source=c.get("source", ""),
     )
     return None if errors else vehicle
+
+
+def _limited(most: int, upper: bool = False) -> Callable[[str], str]:
+    """A text cell of at most ``most`` characters (the national table's width)."""
+
+    def parse(text: str) -> str:
+        text = text.strip()
+        if len(text) > most:
+            raise ValueError(f"at most {most} characters, found {len(text)}")
+        return text.upper() if upper else text
+
+    return parse
+
+
+def _tag_list(text: str) -> tuple[str, ...]:
+    return tuple(x.upper() for x in _SPLIT.split(text) if x)
+
+
+def _machine_plate(text: str) -> str:
+    plate = normalize_plate(text)
+    if not 5 <= len(plate) <= 10:
+        raise ValueError(f"expected a plate of 5-10 characters, found {text!r}")
+    return plate
+
+
+def _digest_only(text: str) -> str:
+    """Without a photo store (parsing alone, MQTT) a photo cell must name a stored one."""
+    digest = text.strip().lower()
+    if not is_sha256(digest):
+        raise ValueError(
+            f"expected the SHA-256 of a stored photo, found {text!r}; photo files are"
+            " copied by `edged registry import` and `edged registry photo`"
+        )
+    return digest
 
 
 def _vin(text: str) -> str:
@@ -307,6 +393,7 @@ class ImportReport:
     errors: tuple[RowError, ...]
     encoding: str
     error_count: int = 0  # all problems found; ``errors`` holds the first MAX_ERRORS
+    photos: int = 0  # photo files new to the document store
 
     @property
     def ok(self) -> bool:
@@ -326,24 +413,38 @@ class ImportRefused(Exception):
 
 
 def detect_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) if the whole file decodes as UTF-8, else GBK (GB18030).
+    """UTF-8 (with or without BOM) if the whole file decodes as UTF-8, else GBK (GB18030)."""
+    return scan(path)[0]
+
+
+def scan(path: Path) -> tuple[str, str]:
+    """The file's encoding and SHA-256, in one pass.
 
     Reads in 1 MB chunks through an incremental decoder: a 100 MB file is never
-    held whole, and a file that turns GBK in its last row is still caught.
+    held whole, and a file that turns GBK in its last row is still caught. The
+    digest names the file in the audit of a big import.
     """
+    digest = hashlib.sha256()
+    enc = "utf-8"
     with path.open("rb") as fh:
-        head = fh.read(3)
-        if head == b"\xef\xbb\xbf":
-            return "utf-8-sig"
-        fh.seek(0)
         dec = codecs.getincrementaldecoder("utf-8")()
-        try:
-            while chunk := fh.read(_CHUNK):
-                dec.decode(chunk)
-            dec.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "gb18030"
-    return "utf-8"
+        first = True
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            if first and chunk.startswith(b"\xef\xbb\xbf"):
+                enc = "utf-8-sig"
+            first = False
+            if enc == "utf-8":
+                try:
+                    dec.decode(chunk)
+                except UnicodeDecodeError:
+                    enc = "gb18030"
+        if enc == "utf-8":
+            try:
+                dec.decode(b"", final=True)
+            except UnicodeDecodeError:
+                enc = "gb18030"
+    return enc, digest.hexdigest()
 
 
 def import_csv(
@@ -360,22 +461,35 @@ def import_csv(
 
     Memory stays bounded whatever the file's size: rows are parsed and written a
     batch at a time, and duplicate keys are found through a temporary SQLite
-    table instead of a dictionary of every key.
+    table instead of a dictionary of every key. Photo columns name files relative
+    to the CSV's folder; they are copied into the registry's document store, and
+    removed again if the import is refused.
     """
     path = Path(path)
     errors: list[RowError] = []
     counted = [0]  # problems found, listed or not
     enc = ""
+    added: list[str] = []  # photos this import put in the store
 
     def problem(e: RowError) -> None:
         counted[0] += 1
         if len(errors) < MAX_ERRORS:
             errors.append(e)
 
+    def photo(cell: str) -> str:
+        src = Path(cell.strip())
+        try:
+            digest, new = registry.documents.store(src if src.is_absolute() else path.parent / src)
+        except DocumentRefused as exc:
+            raise ValueError(str(exc)) from None
+        if new:
+            added.append(digest)
+        return digest
+
     try:
-        enc = detect_encoding(path)
-        batches = _stream(path, enc, kind, mode, problem, counted, max_rows)
-        n = registry.apply_stream(kind, mode, batches, actor=actor, source=path.name)
+        enc, digest = scan(path)
+        batches = _stream(path, enc, kind, mode, problem, counted, max_rows, photo)
+        n = registry.apply_stream(kind, mode, batches, actor=actor, source=path.name, digest=digest)
     except ImportRefused:
         n = 0
     except UnicodeDecodeError as exc:
@@ -386,6 +500,8 @@ def import_csv(
         n = 0
     encoding = {"utf-8-sig": "utf-8-sig", "utf-8": "utf-8", "gb18030": "gbk"}.get(enc, enc)
     if counted[0]:
+        for d in added:
+            registry.documents.remove(d)
         log.warning(
             "csv_import_refused",
             file=str(path),
@@ -397,7 +513,7 @@ def import_csv(
         )
         return ImportReport(kind, mode, 0, tuple(errors), encoding, counted[0])
     log.info("csv_imported", file=str(path), kind=kind, mode=mode, rows=n, encoding=encoding)
-    return ImportReport(kind, mode, n, (), encoding)
+    return ImportReport(kind, mode, n, (), encoding, photos=len(added))
 
 
 def _stream(
@@ -408,6 +524,7 @@ def _stream(
     problem: Any,
     counted: list[int],
     max_rows: int,
+    photo: Photo | None = None,
 ) -> Iterator[list[Any]]:
     """Batches of parsed records; raises ImportRefused at the end if anything was wrong.
 
@@ -429,7 +546,7 @@ def _stream(
                 problem(RowError(number, _KEY[kind], f"{key} already on row {first}"))
 
     try:
-        yield from _batches(path, enc, kind, mode, problem, max_rows, duplicates)
+        yield from _batches(path, enc, kind, mode, problem, max_rows, duplicates, photo)
     finally:
         seen.close()
     if counted[0]:
@@ -444,6 +561,7 @@ def _batches(
     problem: Any,
     max_rows: int,
     duplicates: Any,
+    photo: Photo | None,
 ) -> Iterator[list[Any]]:
     with path.open("r", encoding=enc, newline="") as fh:
         reader = csv.reader(fh)
@@ -457,7 +575,7 @@ def _batches(
             problem(e)
         if head_errors:
             raise ImportRefused
-        tz = datetime.now().astimezone().tzinfo
+        tz = sitetime.now().tzinfo
         assert tz is not None
         batch: list[Any] = []
         keys: list[tuple[str, int]] = []
@@ -478,7 +596,7 @@ def _batches(
                 raise ImportRefused
             cells = {name: (row[i].strip() if i < len(row) else "") for name, i in columns.items()}
             row_errors: list[RowError] = []
-            record = _record(kind, mode, cells, number, tz, row_errors)
+            record = _record(kind, mode, cells, number, tz, row_errors, photo)
             for e in row_errors:
                 problem(e)
             if record is None:

@@ -7,44 +7,19 @@ snapshot can be shared between threads without a lock.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from edged.admission.stages import STAGES as STAGES  # re-exported: callers know them from here
+from edged.admission.stages import national_stage
+from edged.admission.stages import parse_stage as parse_stage
+from edged.admission.stages import stage_query as stage_query
+from edged.admission.stages import stage_rank as stage_rank
 
 FUELS = ("diesel", "petrol", "gas", "electric", "hybrid", "hydrogen")
 ALERT_LEVELS = ("none", "blue", "yellow", "orange", "red")
 PLATE_COLOURS = ("blue", "yellow", "green", "yellow_green", "white", "black", "other")
-
-# Emission stages in order; 国6 without a sub-stage ranks as 6a because a
-# registry that does not say "6b" must not get the benefit of the doubt.
-STAGES = ("国0", "国1", "国2", "国3", "国4", "国5", "国6a", "国6b")
-_STAGE_RANK = {s: i for i, s in enumerate(STAGES)}
-
-_NUMERALS = {
-    "0": 0,
-    "零": 0,
-    "1": 1,
-    "一": 1,
-    "i": 1,
-    "2": 2,
-    "二": 2,
-    "ii": 2,
-    "3": 3,
-    "三": 3,
-    "iii": 3,
-    "4": 4,
-    "四": 4,
-    "iv": 4,
-    "5": 5,
-    "五": 5,
-    "v": 5,
-    "6": 6,
-    "六": 6,
-    "vi": 6,
-}
-_STAGE_RE = re.compile(
-    r"^(?:国|國|china|cn|stage|g)?\s*(?P<num>[0-6]|[零一二三四五六]|vi|iv|v|i{1,3})\s*(?P<sub>[ab])?$",
-    re.IGNORECASE,
-)
 
 _FUEL_ALIASES = {
     "diesel": "diesel",
@@ -113,26 +88,6 @@ _COLOUR_ALIASES = {
 _PLATE_RE = re.compile(r"^[\u4e00-\u9fff][A-Z][A-Z0-9\u4e00-\u9fff]{4,7}$")
 
 
-def parse_stage(text: str) -> str:
-    """Canonical stage (``国5``, ``国6b``) from the many ways registries write it."""
-    raw = text.strip().replace("Ⅴ", "V").replace("Ⅵ", "VI").replace("Ⅳ", "IV")
-    m = _STAGE_RE.match(raw.replace("排放", "").replace("标准", "").strip())
-    if not m:
-        raise ValueError(f"unknown emission stage {text!r} (expected 国0..国6, 国6a/国6b)")
-    num = _NUMERALS[m.group("num").lower()]
-    sub = (m.group("sub") or "").lower()
-    if sub and num != 6:
-        raise ValueError(f"sub-stage {sub!r} only exists for 国6, found {text!r}")
-    if num == 6:
-        return "国6b" if sub == "b" else "国6a"
-    return f"国{num}"
-
-
-def stage_rank(stage: str) -> int:
-    """Order of a canonical stage; higher is cleaner."""
-    return _STAGE_RANK[stage]
-
-
 def parse_fuel(text: str) -> str:
     key = text.strip().lower()
     if key not in _FUEL_ALIASES:
@@ -167,9 +122,25 @@ def check_plate(text: str) -> str:
     return plate
 
 
+CATEGORIES = ("transport", "in_plant")
+"""运输车辆 (vehicles that come and go) and 厂内运输车辆 (the plant's own, in-plant)."""
+CATEGORY_NAMES = {"transport": "运输车辆", "in_plant": "厂内运输车辆"}
+VEHICLE_DOCUMENTS = ("env_list", "licence")
+MACHINE_DOCUMENTS = ("nameplate",)
+DOCUMENT_NAMES = {"env_list": "随车清单", "licence": "行驶证", "nameplate": "发动机铭牌"}
+"""Document photos by kind: the environmental list and licence of a vehicle, the engine
+nameplate of a machine. Stored content-addressed; records hold their SHA-256."""
+
+# Field widths of the national ledger table (HJ 1321-2023); longer text is refused at input.
+ENGINE_NO_MAX = 32
+CARGO_MAX = 32
+FLEET_MAX = 100
+ENV_CODE_MAX = 64
+
+
 @dataclass(frozen=True)
 class Vehicle:
-    """One registered vehicle (车辆登记 / 白名单)."""
+    """One registered vehicle (车辆登记 / 白名单): a transport or an in-plant vehicle."""
 
     plate: str
     plate_colour: str = "yellow"
@@ -181,12 +152,27 @@ class Vehicle:
     fuel: str = "diesel"
     emission_stage: str | None = None
     hazardous: bool = False  # 危险货物运输车辆
-    haulier: str = ""
+    fleet: str = ""  # 车队名称 (the haulier it drives for)
+    engine_no: str = ""  # 发动机号码
+    cargo: str = ""  # 运输货物名称 it usually carries, unless a declaration says otherwise
+    category: str = "transport"  # transport = 运输车辆, in_plant = 厂内运输车辆
     rfid_tags: tuple[str, ...] = ()
-    documents: tuple[str, ...] = ()  # refs to 随车清单 / 行驶证 photos
+    documents: Mapping[str, str] = field(default_factory=dict, hash=False)  # kind -> sha256
     valid_until: datetime | None = None
     source: str = ""
     updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "documents", dict(self.documents))
+
+    def document(self, kind: str) -> str | None:
+        """SHA-256 of the photo of ``kind`` (env_list, licence), None if none is stored."""
+        return self.documents.get(kind)
+
+    @property
+    def national_stage(self) -> str | None:
+        """The stage as the national table writes it: ``0``..``6``, ``d``; None if unknown."""
+        return national_stage(self.emission_stage, self.fuel)
 
 
 @dataclass(frozen=True)
@@ -207,13 +193,41 @@ class BlacklistEntry:
 
 @dataclass(frozen=True)
 class Nrmm:
-    """Non-road mobile machinery (非道路移动机械): loaders, forklifts."""
+    """Non-road mobile machinery (非道路移动机械): loaders, forklifts, excavators.
 
-    registry_no: str
-    machine_type: str = ""
+    A machine passing a gate is known by its plate if it has one, its registry
+    code (登记编码) or an RFID tag. ``emission_stage`` is 国1..国4, ``x`` for a
+    machine registered without a stage, or None where the registry does not say.
+    """
+
+    registry_no: str  # 登记编码
+    machine_type: str = ""  # 机械种类, e.g. 装载机
     emission_stage: str | None = None
-    owner: str = ""
+    owner: str = ""  # 所属单位 / 所有人
+    env_code: str = ""  # 机械环保代码
+    made_on: str = ""  # 生产日期, YYYY-MM-DD
+    fuel: str = "diesel"
+    plate: str = ""  # 号牌, for machinery that has one
+    rfid_tags: tuple[str, ...] = ()
+    documents: Mapping[str, str] = field(default_factory=dict, hash=False)  # nameplate -> sha256
+    valid_until: datetime | None = None
+    source: str = ""
     updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "documents", dict(self.documents))
+
+    def document(self, kind: str) -> str | None:
+        """SHA-256 of the photo of ``kind`` (nameplate), None if none is stored."""
+        return self.documents.get(kind)
+
+    @property
+    def national_stage(self) -> str | None:
+        """``1``..``4``, ``x`` (no stage), ``d`` (electric); None if the registry does not say."""
+        return national_stage(self.emission_stage, self.fuel)
+
+
+Machine = Nrmm
 
 
 APPROVAL_DIRECTIONS = ("in", "out", "any")
@@ -225,7 +239,8 @@ class Approval:
 
     ``ref`` is the backend's own id for it (the ``approval_id`` of the MQTT
     command), so both sides name the same pass; ``used_at`` and
-    ``used_by_passage`` tell the last use.
+    ``used_by_passage`` tell the last use; ``approved_at`` is when the approver
+    signed it (the approval time of the national record).
     """
 
     id: int
@@ -242,12 +257,56 @@ class Approval:
     uses: int = 1
     used: int = 0
     ref: str | None = None
+    approved_at: datetime | None = None
 
     def usable(self, now: datetime, direction: str | None = None) -> bool:
         """Uses left, inside its window, and for this direction (None: any direction)."""
         if direction is not None and self.direction not in ("any", direction):
             return False
         return self.used < self.uses and self.valid_from <= now < self.valid_until
+
+
+@dataclass(frozen=True)
+class AlertEntry:
+    """One heavy-pollution alert level (重污染天气预警) set by someone, for a window.
+
+    ``valid_until`` None: until another entry replaces it. Where windows
+    overlap, the entry set last wins (see :func:`edged.admission.alerts.level_at`).
+    """
+
+    id: int
+    level: str
+    set_by: str
+    set_at: datetime
+    valid_from: datetime
+    valid_until: datetime | None = None
+    reason: str = ""
+
+    def covers(self, t: datetime) -> bool:
+        return self.valid_from <= t and (self.valid_until is None or t < self.valid_until)
+
+
+@dataclass(frozen=True)
+class CargoDeclaration:
+    """The plant's logistics system saying what a plate carries on its next passage(s).
+
+    ``uses`` None: every passage inside the window; else that many passages.
+    """
+
+    id: int
+    plate: str
+    cargo: str
+    valid_from: datetime
+    valid_until: datetime
+    declared_by: str
+    declared_at: datetime
+    uses: int | None = None
+    used: int = 0
+
+    def usable(self, now: datetime) -> bool:
+        if self.uses is not None and self.used >= self.uses:
+            return False
+        return self.valid_from <= now < self.valid_until
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The admission policy (准入规则): a pure function from what is known to allow/deny/hold.
 
 ``decide(read, vehicle, blacklist_entry, approval, alert_level, now, direction,
-policy)`` does no I/O; the caller looks the vehicle up in a registry snapshot
-(``resolve``) and, after opening on a special approval, consumes it in the
-registry.
+policy, machine=...)`` does no I/O; the caller looks the vehicle or machine up
+in a registry snapshot (``resolve``) and, after opening on a special approval,
+consumes it in the registry. ``decide_read`` does both and takes the alert
+level in force at ``now`` from the snapshot itself.
 
 Precedence, as the plant's environment officer reads it (first match wins):
 
@@ -23,10 +24,15 @@ Precedence, as the plant's environment officer reads it (first match wins):
 6. **Registration expired** (valid-until passed): ``expired_action``.
 7. **Hazardous goods** (危险品) outside ``hazardous_windows``: deny.
 8. **New energy** (electric, hydrogen by default): allow.
-9. **Emission stage**: the first rule matching fuel, vehicle class and the alert
-   level in force gives the minimum stage; a missing stage gets
+9. **Emission stage**: the first rule matching fuel, vehicle class, category and
+   the alert level in force gives the minimum stage; a missing stage gets
    ``missing_stage_action``; below the minimum is denied. No matching rule:
    allow (rules list restrictions, not permissions).
+
+Non-road machinery (a passage ``resolve`` identified as a machine) goes through
+the same steps 1-6 and 8, then its own ``machinery_rules``: the first rule for
+the alert level in force gives the minimum non-road stage (国一..国四), and a
+machine without a stage (``x``) is below every minimum.
 """
 
 from __future__ import annotations
@@ -37,26 +43,27 @@ from datetime import datetime, time
 from typing import Literal, Protocol
 
 from drivers.config import raise_all
+from edged.admission.decision import Action as Action
+from edged.admission.decision import Decision as Decision
+from edged.admission.decision import Direction, check_levels, grey
+from edged.admission.machinery import MachineryRule, default_machinery_rules, machine_rules
 from edged.admission.model import (
     ALERT_LEVELS,
+    CATEGORIES,
     FUELS,
     Approval,
     BlacklistEntry,
     GateRead,
+    Nrmm,
     Vehicle,
-    parse_stage,
-    stage_rank,
 )
+from edged.admission.stages import parse_stage, stage_en, stage_rank
 from edged.config.schema import doc
+from edged.logs import get_logger
 
-Action = Literal["allow", "deny", "hold"]
-Direction = Literal["in", "out"]
+log = get_logger("gate")
+
 _WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-
-
-def _stage_en(stage: str) -> str:
-    names = ("0", "I", "II", "III", "IV", "V", "VIa", "VIb")
-    return "China " + names[stage_rank(stage)]
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,13 @@ class EmissionRule:
             "Vehicle classes this rule matches (e.g. heavy_truck, light_truck, car); empty = all"
         ),
     )
+    categories: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "Vehicle categories this rule matches: transport (运输车辆), in_plant"
+            " (厂内运输车辆); empty = both"
+        ),
+    )
     alert_levels: list[str] = field(
         default_factory=list,
         metadata=doc("Heavy-pollution alert levels (预警级别) this rule applies at; empty = all"),
@@ -92,17 +106,19 @@ class EmissionRule:
         for fuel in self.fuels:
             if fuel not in FUELS:
                 problems.append(f"fuels: expected items from {', '.join(FUELS)}, found {fuel!r}")
-        for level in self.alert_levels:
-            if level not in ALERT_LEVELS:
+        for category in self.categories:
+            if category not in CATEGORIES:
                 problems.append(
-                    f"alert_levels: expected items from {', '.join(ALERT_LEVELS)}, found {level!r}"
+                    f"categories: expected items from {', '.join(CATEGORIES)}, found {category!r}"
                 )
+        problems += check_levels(self.alert_levels, ALERT_LEVELS)
         raise_all(problems)
 
     def matches(self, vehicle: Vehicle, alert_level: str) -> bool:
         return (
             vehicle.fuel in self.fuels
             and (not self.vehicle_classes or vehicle.vehicle_class in self.vehicle_classes)
+            and (not self.categories or vehicle.category in self.categories)
             and (not self.alert_levels or alert_level in self.alert_levels)
         )
 
@@ -126,8 +142,8 @@ class PolicyConfig:
     rules: list[EmissionRule] = field(
         default_factory=_default_rules,
         metadata=doc(
-            "Ordered emission rules; the first one matching fuel, class and alert level"
-            " sets the minimum stage"
+            "Ordered emission rules; the first one matching fuel, class, category and alert"
+            " level sets the minimum stage"
         ),
     )
     new_energy_fuels: list[str] = field(
@@ -170,6 +186,20 @@ class PolicyConfig:
             " off: the regulator's list wins"
         ),
     )
+    approval_self_approve: bool = field(
+        default=False,
+        metadata=doc(
+            "Accept a special approval whose applicant is also its approver;"
+            " off: another person must approve"
+        ),
+    )
+    machinery_rules: list[MachineryRule] = field(
+        default_factory=default_machinery_rules,
+        metadata=doc(
+            "Ordered rules for non-road machinery (非道路移动机械); the first one matching"
+            " the alert level sets the minimum stage; none matching: admitted"
+        ),
+    )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -193,28 +223,6 @@ class PolicyConfig:
         return out
 
 
-@dataclass(frozen=True)
-class Decision:
-    """What the gate does and why, in the words shown on the LED board and the ledger."""
-
-    action: Action
-    reason: str  # stable code for the ledger / MQTT
-    text_zh: str
-    text_en: str
-    plate: str | None = None
-    direction: Direction = "in"
-    alert_level: str = "none"
-    flags: tuple[str, ...] = ()
-    rule: str | None = None  # the emission rule that decided, if any
-    approval_id: int | None = None  # approval to consume in the registry
-    operator: str | None = None  # set on manual opens
-    at: datetime | None = None  # when it was decided
-
-    @property
-    def opens(self) -> bool:
-        return self.action == "allow"
-
-
 def _in_window(now: datetime, windows: list[tuple[time, time | None]]) -> bool:
     t = now.time().replace(tzinfo=None)
     for start, end in windows:
@@ -229,29 +237,6 @@ def _in_window(now: datetime, windows: list[tuple[time, time | None]]) -> bool:
     return False
 
 
-_GREY = {
-    "deny": ("deny", "禁止通行", "entry refused"),
-    "hold": ("hold", "请人工核查", "guard to check"),
-    "allow_flag": ("allow", "放行并标记", "allowed, flagged"),
-}
-
-
-def _grey(
-    setting: str, reason: str, zh: str, en: str, flags: list[str], **common: object
-) -> Decision:
-    action, zh_tail, en_tail = _GREY[setting]
-    if setting == "allow_flag":
-        flags = [*flags, reason]
-    return Decision(
-        action,
-        reason,
-        f"{zh}，{zh_tail}",
-        f"{en}: {en_tail}",  # type: ignore[arg-type]
-        flags=tuple(flags),
-        **common,
-    )  # type: ignore[arg-type]
-
-
 def _entry_rules(
     read: GateRead,
     vehicle: Vehicle | None,
@@ -263,7 +248,7 @@ def _entry_rules(
 ) -> Decision:
     """Steps 5-9 of the precedence: everything a special approval may override."""
     if vehicle is None:
-        return _grey(
+        return grey(
             policy.unknown_action,
             "unknown_vehicle",
             "未登记车辆",
@@ -273,7 +258,7 @@ def _entry_rules(
         )
     if vehicle.valid_until is not None and now >= vehicle.valid_until:
         day = vehicle.valid_until.date().isoformat()
-        return _grey(
+        return grey(
             policy.expired_action,
             "registration_expired",
             f"登记信息已过期（{day}）",
@@ -306,7 +291,7 @@ def _entry_rules(
         name = rule.name or f"rule{index + 1}"
         minimum = rule.min_stage
         if vehicle.emission_stage is None:
-            return _grey(
+            return grey(
                 policy.missing_stage_action,
                 "stage_missing",
                 "排放阶段未登记",
@@ -320,8 +305,8 @@ def _entry_rules(
                 "deny",
                 "stage_below_minimum",
                 f"排放阶段不达标（{vehicle.emission_stage}，需{minimum}及以上），禁止入厂",
-                f"emission stage below {minimum} ({_stage_en(vehicle.emission_stage)}, "
-                f"{_stage_en(minimum)} or better required): entry refused",
+                f"emission stage below {minimum} ({stage_en(vehicle.emission_stage)}, "
+                f"{stage_en(minimum)} or better required): entry refused",
                 flags=tuple(flags),
                 rule=name,
                 **common,  # type: ignore[arg-type]
@@ -330,7 +315,7 @@ def _entry_rules(
             "allow",
             "stage_ok",
             f"{vehicle.emission_stage}车辆，放行",
-            f"{_stage_en(vehicle.emission_stage)} vehicle: allowed",
+            f"{stage_en(vehicle.emission_stage)} vehicle: allowed",
             flags=tuple(flags),
             rule=name,
             **common,
@@ -355,35 +340,44 @@ def decide(
     direction: Direction,
     policy: PolicyConfig,
     flags: tuple[str, ...] = (),
+    machine: Nrmm | None = None,
 ) -> Decision:
     """Decide one passage. ``now`` must be in the site's time zone (hazardous windows
-    are wall-clock times); ``flags`` carries what identification already noticed."""
+    are wall-clock times); ``flags`` carries what identification already noticed;
+    ``machine`` is the non-road machine the passage was identified as (then
+    ``vehicle`` is None), judged by the machinery rules."""
+    if vehicle is not None:
+        machine = None
     plate = read.plate or (vehicle.plate if vehicle is not None else None)
+    if plate is None and machine is not None:
+        plate = machine.plate or None
+    subject = plate or (machine.registry_no if machine is not None else None)
     common: dict[str, object] = {
         "plate": plate,
         "direction": direction,
         "alert_level": alert_level,
         "at": now,
+        "machine": machine.registry_no if machine is not None else None,
     }
     fl = list(flags)
     if blacklist_entry is not None and not blacklist_entry.active(now):
         blacklist_entry = None
-    if approval is not None and (approval.plate != plate or not approval.usable(now, direction)):
+    if approval is not None and (approval.plate != subject or not approval.usable(now, direction)):
         approval = None
 
     if direction == "out" and policy.exit_mode == "open":
         if blacklist_entry is not None:
             fl.append("blacklisted")
-        if vehicle is None and plate is not None:
+        if vehicle is None and machine is None and plate is not None:
             fl.append("unknown_vehicle")
-        if plate is None:
+        if subject is None:
             fl.append("unread")
         return Decision(
             "allow", "exit_open", "出厂放行", "exit: recorded and opened", flags=tuple(fl), **common
         )  # type: ignore[arg-type]
 
-    if plate is None:
-        return _grey(policy.unread_action, "unread", "未识别车牌", "plate not read", fl, **common)
+    if subject is None:
+        return grey(policy.unread_action, "unread", "未识别车牌", "plate not read", fl, **common)
 
     if blacklist_entry is not None and not (approval and policy.approval_overrides_blacklist):
         return Decision(
@@ -395,7 +389,10 @@ def decide(
             **common,
         )  # type: ignore[arg-type]
 
-    base = _entry_rules(read, vehicle, now, alert_level, policy, fl, common)
+    if machine is not None:
+        base = machine_rules(machine, now, alert_level, policy, fl, common)
+    else:
+        base = _entry_rules(read, vehicle, now, alert_level, policy, fl, common)
     # past a blacklist only on the approval: it is what opens, so it is consumed
     if approval is not None and (base.action != "allow" or blacklist_entry is not None):
         extra = ["blacklisted"] if blacklist_entry is not None else []
@@ -414,67 +411,115 @@ def decide(
 
 @dataclass(frozen=True)
 class Resolved:
-    """What the registry snapshot knows about a read."""
+    """What the registry snapshot knows about a read: a vehicle, or a machine, or neither.
+
+    ``machine`` is set only when no vehicle matched: the passage is then a
+    non-road machine's, recorded with its own fields.
+    """
 
     vehicle: Vehicle | None
     blacklist_entry: BlacklistEntry | None
     approval: Approval | None
     flags: tuple[str, ...]
+    machine: Nrmm | None = None
+
+    @property
+    def is_machine(self) -> bool:
+        return self.machine is not None
 
 
 class SnapshotLike(Protocol):
-    """What the resolver needs from a registry snapshot (``registry.Snapshot``)."""
+    """What the resolver needs from a registry snapshot (``snapshot.Snapshot``)."""
 
     def vehicle(self, plate: str | None) -> Vehicle | None: ...
     def vehicle_by_tag(self, tag: str) -> Vehicle | None: ...
+    def machine(self, plate_or_code: str | None) -> Nrmm | None: ...
+    def machine_by_tag(self, tag: str) -> Nrmm | None: ...
     def blacklisted(self, plate: str | None, now: datetime) -> BlacklistEntry | None: ...
     def approval_for(
         self, plate: str | None, now: datetime, direction: str | None = None
     ) -> Approval | None: ...
+    def alert_at(self, now: datetime) -> str: ...
 
 
 def resolve(
     read: GateRead, snapshot: SnapshotLike, now: datetime, direction: str | None = None
 ) -> Resolved:
-    """Find the vehicle by plate, else by RFID tag; flag a tag that belongs to another
-    plate (a swapped plate or tag is the evasion inspectors look for)."""
+    """Find the vehicle by plate, else by RFID tag; failing both, a machine by plate,
+    registry code or tag. Flag a tag that belongs to another plate (a swapped plate
+    or tag is the evasion inspectors look for)."""
     flags: list[str] = []
     vehicle = snapshot.vehicle(read.plate)
     tag_vehicles = [v for v in (snapshot.vehicle_by_tag(t) for t in read.rfid_tags) if v]
-    if read.plate is not None and any(v.plate != read.plate for v in tag_vehicles):
+    tag_machines = [m for m in (snapshot.machine_by_tag(t) for t in read.rfid_tags) if m]
+    if read.plate is not None and (
+        any(v.plate != read.plate for v in tag_vehicles)
+        or any(read.plate not in (m.plate, m.registry_no) for m in tag_machines)
+    ):
         flags.append("tag_plate_mismatch")
     if vehicle is None and read.plate is None and tag_vehicles:
         vehicle = tag_vehicles[0]
         flags.append("identified_by_tag")
+    machine = None
+    if vehicle is None:
+        machine = snapshot.machine(read.plate)
+        if machine is None and read.plate is None and tag_machines:
+            machine = tag_machines[0]
+            flags.append("identified_by_tag")
     plate = read.plate or (vehicle.plate if vehicle else None)
+    if plate is None and machine is not None:
+        plate = machine.plate or None
+    key = plate or (machine.registry_no if machine is not None else None)
     return Resolved(
         vehicle,
         snapshot.blacklisted(plate, now),
-        snapshot.approval_for(plate, now, direction),
+        snapshot.approval_for(key, now, direction),
         tuple(flags),
+        machine,
     )
+
+
+_old_call_logged = [False]
 
 
 def decide_read(
     read: GateRead,
     snapshot: SnapshotLike,
-    alert_level: str,
     now: datetime,
     direction: Direction,
     policy: PolicyConfig,
+    *old: PolicyConfig,
+    resolved: Resolved | None = None,
 ) -> Decision:
-    """``resolve`` then ``decide``: the one call the passage pipeline makes."""
-    r = resolve(read, snapshot, now, direction)
+    """``resolve`` (unless given) then ``decide``, at the alert level the snapshot has in
+    force at ``now``: the one call the passage pipeline makes.
+
+    The level is never passed in: the pipeline once passed the snapshot's alert
+    *state* where a level was expected, and no alert rule ever applied. A caller
+    still using that form, ``(read, snapshot, alert, now, direction, policy)``, gets
+    the snapshot's level too, and one warning saying to drop the argument.
+    """
+    if not isinstance(now, datetime):  # the old form: (read, snapshot, alert, now, ...)
+        now, direction, policy = direction, policy, old[0]  # type: ignore[assignment]
+        if not _old_call_logged[0]:
+            _old_call_logged[0] = True
+            log.warning(
+                "decide_read_old_call",
+                hint="the alert argument is ignored (the snapshot's level at now is used);"
+                " call decide_read(read, snapshot, now, direction, policy)",
+            )
+    r = resolved if resolved is not None else resolve(read, snapshot, now, direction)
     return decide(
         read,
         r.vehicle,
         r.blacklist_entry,
         r.approval,
-        alert_level,
+        snapshot.alert_at(now),
         now,
         direction,
         policy,
         flags=r.flags,
+        machine=r.machine,
     )
 
 

@@ -20,28 +20,31 @@ class RegistryService:
 
     def __init__(self, cfg: RegistryConfig, data_dir: str | Path, sink: Any) -> None:
         self.cfg = cfg
-        path = Path(cfg.db_path)
-        self.path = path if path.is_absolute() else Path(data_dir) / path
+        self.path = Path(data_dir) / cfg.db_path  # an absolute db_path stays itself
+        self.documents_dir = Path(data_dir) / cfg.documents_dir
         self.sink = sink
         self.registry: Registry | None = None
 
     def start(self) -> None:
-        self.registry = Registry(self.path, audit=self.sink.audit)
-        if not self.registry.list_vehicles():
-            for csv, kind in (
-                (self.cfg.seed_csv, "vehicles"),
-                (self.cfg.seed_blacklist_csv, "blacklist"),
-            ):
-                if csv:
-                    report = import_csv(
-                        self.registry,
-                        csv,
-                        kind,
-                        "upsert",
-                        actor="seed",
-                        max_rows=self.cfg.import_max_rows,
-                    )
-                    log.info("registry_seeded", file=csv, kind=kind, report=str(report))
+        reg = self.registry = Registry(
+            self.path,
+            audit=self.sink.audit,
+            documents_dir=self.documents_dir,
+            document_max_bytes=self.cfg.document_max_mb * 1024 * 1024,
+        )
+        if reg.count_vehicles() or reg.count_machines() or reg.list_blacklist():
+            return  # seeds fill a new registry only; later changes are the operator's
+        for csv, kind in (
+            (self.cfg.seed_csv, "vehicles"),
+            (self.cfg.seed_plant_vehicles_csv, "plant_vehicles"),
+            (self.cfg.seed_blacklist_csv, "blacklist"),
+            (self.cfg.seed_machinery_csv, "nrmm"),
+        ):
+            if csv:
+                report = import_csv(
+                    reg, csv, kind, "upsert", actor="seed", max_rows=self.cfg.import_max_rows
+                )
+                log.info("registry_seeded", file=csv, kind=kind, report=str(report))
 
     def stop(self) -> None:
         if self.registry is not None:

@@ -42,6 +42,7 @@ class Box:
     uplink: Any = None  # UplinkService
     record_feed: Any = None  # RecordFeed
     control: Any = None  # ControlServer
+    receiver: Any = None  # PushReceiver, where a lane's camera pushes its reads
     started_at: float = field(default_factory=time.time)
     housekeeping: GateWorker = field(default_factory=lambda: GateWorker("housekeeping"))
     _due: dict[str, float] = field(default_factory=dict)
@@ -131,6 +132,12 @@ class Box:
         if self._is_due("sweep", SWEEP_S, now):
             with contextlib.suppress(RuntimeError):
                 self.housekeeping.submit(self.ctx.ledger_service.sweep_images)
+            if self.receiver is not None:
+                with contextlib.suppress(RuntimeError):
+                    self.housekeeping.submit(self.receiver.sweep)
+            if self.ctx.clips is not None:
+                with contextlib.suppress(RuntimeError):
+                    self.housekeeping.submit(self.ctx.clips.sweep)
         if self.record_feed is not None and self._is_due("forward", FORWARD_S, now):
             try:
                 self.record_feed.forward()
@@ -220,6 +227,8 @@ class Box:
             "outbox": mqtt,
             "hj212": links,
             "datalogger": self.datalogger.status() if self.datalogger is not None else None,
+            "receiver": self.receiver.status() if self.receiver is not None else None,
+            "clips": self.ctx.clips.status() if self.ctx.clips is not None else None,
             "disk": disk_use(self.cfg.daemon.data_dir),
             "cpu_temp_c": cpu_temperature_c(),
             "clock": clock_status(

@@ -15,6 +15,60 @@ from typing import Any
 Handler = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
+def _result(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+
+#: The ``result`` of each handler's reply, for the published contract
+#: (``edged mqtt schemas``); the contract test checks real replies against it.
+RESULT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "open": _result(
+        ledger_seq={"type": "integer", "minimum": 1},
+        lane={"type": "string"},
+        direction={"type": "string", "enum": ["in", "out", "unknown"]},
+    ),
+    "alert_level": _result(
+        level={"type": "string", "description": "the level set"},
+        valid_from={"type": "string", "description": "when it starts"},
+        valid_until={"type": ["string", "null"], "description": "when it ends; null: replaced"},
+        in_force={"type": "string", "description": "the level in force now, after the change"},
+    ),
+    **{
+        name: _result(applied=_COUNT)
+        for name in (
+            "registry_upsert",
+            "registry_replace",
+            "registry_delete",
+            "blacklist_upsert",
+            "blacklist_delete",
+            "plant_vehicles_upsert",
+            "plant_vehicles_delete",
+            "machinery_upsert",
+            "machinery_delete",
+        )
+    },
+    "cargo": _result(
+        cargo_id={"type": "integer", "description": "the gate's own number for the declaration"},
+        plate={"type": "string"},
+        uses={"type": ["integer", "null"], "description": "passages it covers; null: all"},
+    ),
+    "approval": _result(
+        approval_id={"type": "integer", "description": "the gate's own number for it"},
+        ref={"type": ["string", "null"], "description": "the backend's approval_id"},
+        direction={"type": "string", "enum": ["in", "out", "any"]},
+        uses={"type": "integer", "minimum": 1},
+        approved_at={"type": ["string", "null"], "description": "when it was approved"},
+    ),
+    "resend": _result(resent=_COUNT),
+    "correct": _result(
+        correction_seq={"type": "integer", "minimum": 1, "description": "the correcting row"},
+        correction_of={"type": "integer", "minimum": 1, "description": "the row it corrects"},
+    ),
+}
+
+
 def command_table(box: Any) -> dict[str, Handler]:
     """Name → handler(params, actor) for every command the box answers."""
 
@@ -42,8 +96,30 @@ def command_table(box: Any) -> dict[str, Handler]:
         )
 
     def alert_level(p: dict[str, Any], actor: str) -> dict[str, Any]:
-        box.registry.set_alert_level(p["level"], actor, p.get("reason", ""))
-        return {"level": p["level"]}
+        e = box.registry.set_alert_level(
+            p["level"],
+            actor,
+            p.get("reason", ""),
+            valid_from=_aware(p["valid_from"], box.tz) if "valid_from" in p else None,
+            valid_until=_aware(p["valid_until"], box.tz) if "valid_until" in p else None,
+        )
+        return {
+            "level": e.level,
+            "valid_from": e.valid_from.isoformat(),
+            "valid_until": e.valid_until.isoformat() if e.valid_until else None,
+            "in_force": box.registry.alert_state().level,
+        }
+
+    def cargo(p: dict[str, Any], actor: str) -> dict[str, Any]:
+        d = box.registry.declare_cargo(
+            p["plate"],
+            p["cargo"],
+            _aware(p["valid_until"], box.tz),
+            actor,
+            valid_from=_aware(p["valid_from"], box.tz) if "valid_from" in p else None,
+            uses=p.get("uses"),
+        )
+        return {"cargo_id": d.id, "plate": d.plate, "uses": d.uses}
 
     def approval(p: dict[str, Any], actor: str) -> dict[str, Any]:
         a = box.registry.add_approval(
@@ -57,8 +133,16 @@ def command_table(box: Any) -> dict[str, Handler]:
             direction=p.get("direction", "any"),
             uses=p.get("uses", 1),
             ref=p.get("approval_id"),
+            approved_at=_aware(p["approved_at"], box.tz) if "approved_at" in p else None,
+            allow_self_approve=box.ctx.policy.approval_self_approve,
         )
-        return {"approval_id": a.id, "ref": a.ref, "direction": a.direction, "uses": a.uses}
+        return {
+            "approval_id": a.id,
+            "ref": a.ref,
+            "direction": a.direction,
+            "uses": a.uses,
+            "approved_at": a.approved_at.isoformat() if a.approved_at else None,
+        }
 
     def resend(p: dict[str, Any], actor: str) -> dict[str, Any]:
         if box.passage_feed is None:
@@ -100,6 +184,11 @@ def command_table(box: Any) -> dict[str, Handler]:
         "registry_delete": lists("vehicles", "delete", "plates"),
         "blacklist_upsert": lists("blacklist", "upsert", "entries"),
         "blacklist_delete": lists("blacklist", "delete", "plates"),
+        "plant_vehicles_upsert": lists("plant_vehicles", "upsert", "vehicles"),
+        "plant_vehicles_delete": lists("plant_vehicles", "delete", "plates"),
+        "machinery_upsert": lists("nrmm", "upsert", "machines"),
+        "machinery_delete": lists("nrmm", "delete", "registry_nos"),
+        "cargo": cargo,
         "approval": approval,
         "resend": resend,
     }

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edged import sitetime
+
 
 @dataclass(frozen=True)
 class PreviousStop:
@@ -36,7 +38,7 @@ class PreviousStop:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).astimezone().isoformat(timespec="seconds")
+    return sitetime.local(datetime.fromtimestamp(ts, UTC)).isoformat(timespec="seconds")
 
 
 def judge_previous(state: dict[str, Any] | None, now: float) -> PreviousStop:

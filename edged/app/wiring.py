@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from edged import sitetime
 from edged.admission.service import RegistryService
 from edged.app.box import Box
 from edged.app.commands import command_table
@@ -29,6 +30,8 @@ from edged.ledger.service import LedgerService
 from edged.lpr.service import RecognizerService, check_model_files
 from edged.mqtt.passage_feed import PassageFeed
 from edged.mqtt.service import MqttService
+from edged.push.service import PushReceiver
+from edged.video.store import ClipStore
 
 
 class StartupError(Exception):
@@ -37,12 +40,13 @@ class StartupError(Exception):
 
 def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
     """Every part the config asks for, registered with ``supervisor`` in start order."""
-    cameras = any(lane.has_camera for lane in cfg.lanes)
+    cameras = any(lane.needs_recognizer for lane in cfg.lanes)
     if cameras:  # a box without cameras loads no models (nor onnxruntime)
         problems = check_model_files(cfg.lpr)
         if problems:
             raise StartupError("model files missing or wrong:\n  " + "\n  ".join(problems))
     data_dir = Path(cfg.daemon.data_dir)
+    sitetime.set_zone(cfg.site.timezone)  # ledger, MQTT and logs agree on the offset
     sink = EventSink()
     ctx = LaneContext(
         site=cfg.site,
@@ -54,6 +58,8 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
         recognizer=RecognizerService(cfg.lpr) if cameras else None,
         simulation_moves_barrier=cfg.daemon.simulation_moves_barrier,
     )
+    if any(lane.video.clip for lane in cfg.lanes):
+        ctx.clips = ClipStore(cfg.clips, data_dir, sink)
     pins = PinSource(pin_factory)
     lanes = [Lane(lane_cfg, ctx, pins) for lane_cfg in cfg.lanes]
     by_name = {lane.name: lane for lane in lanes}
@@ -64,6 +70,8 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
     ctx.on_in_plant = box.publish_in_plant
 
     parts: list[tuple[Any, bool]] = [(ctx.ledger_service, True), (ctx.registry_service, True)]
+    if ctx.clips is not None:
+        parts.append((ctx.clips, False))
     if cfg.mqtt.enabled:
         feed = PassageFeed(ctx.ledger_service, None)
         box.mqtt = MqttService(
@@ -83,6 +91,12 @@ def build(cfg: Any, supervisor: Any, pin_factory: Any = None) -> Box:
         parts.append((ctx.recognizer, False))
     for lane in lanes:
         parts += lane.parts()
+    if any(lane.pushes_reads for lane in lanes):  # one listening socket for every lane
+        box.receiver = PushReceiver(cfg.receiver, data_dir, sink)
+        for lane in lanes:
+            if lane.pushes_reads:
+                box.receiver.add(lane)
+        parts.append((box.receiver, False))
     parts.append((Part("housekeeping", box.housekeeping.start, box.housekeeping.stop), False))
     _data_logger(cfg, box, data_dir, parts)
     box.control = ControlServer(data_dir / "state" / "control.sock")
@@ -106,7 +120,7 @@ def _data_logger(cfg: Any, box: Box, data_dir: Path, parts: list[tuple[Any, bool
                 box.record_feed.alarm(kind, details)
 
         box.datalogger = DataLoggerService(
-            cfg.modbus, cfg.datalogger, cfg.instruments, data_dir, on_event
+            cfg.modbus, cfg.datalogger, cfg.instruments, data_dir, on_event, box.tz
         )
         parts.append((box.datalogger, False))
     if platforms:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "edged.cli.daemon",
     "edged.cli.config",
     "edged.cli.status",
+    "edged.cli.mqtt",
     "edged.lpr.cli",
     "edged.admission.cli",
     "edged.ledger.cli",
@@ -43,7 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _config_anywhere(parser)
     return parser
+
+
+def _config_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--config FILE`` stand after the subcommand too (``edged registry list --config F``).
+
+    Technicians type the option where the command's help shows it; the
+    subcommands' copy has no default of its own, so a ``--config`` before the
+    subcommand is never overwritten.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in dict.fromkeys(action.choices.values()):
+            if "--config" not in child._option_string_actions:
+                child.add_argument(
+                    "--config",
+                    metavar="FILE",
+                    default=argparse.SUPPRESS,
+                    help="config file (default: $EDGED_CONFIG or /etc/edged/edged.toml)",
+                )
+            _config_anywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

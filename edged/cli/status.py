@@ -8,18 +8,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from edged.app.config import DaemonConfig
 from edged.app.control import request
-from edged.config.load import load_config
+from edged.config.load import DEFAULT_PATH, ENV_VAR, ConfigError, load_config
+from edged.logs import print_stderr
 
 
 def _socket(args: argparse.Namespace) -> Path:
+    """``--socket``; else the config's data directory; else the installed default.
+
+    ``edged status`` is what a technician types first, often on a box whose
+    config is not where the shell expects: without ``--config`` or
+    ``$EDGED_CONFIG`` and with no readable default file, it tries the socket
+    of the installed daemon (``/var/lib/edged/state/control.sock``).
+    """
     if getattr(args, "socket", None):
         return Path(args.socket)
-    return Path(load_config(args.config).daemon.data_dir) / "state" / "control.sock"
+    explicit = getattr(args, "config", None) or os.environ.get(ENV_VAR)
+    try:
+        data_dir = load_config(explicit).daemon.data_dir
+    except ConfigError as exc:
+        if explicit:
+            raise
+        data_dir = DaemonConfig().data_dir
+        problem = exc.problems[0].message if exc.problems else str(exc)
+        print_stderr(
+            f"edged: config {DEFAULT_PATH}: {problem.split(':')[0]}; trying the default"
+            f" socket under {data_dir}",
+            level="warning",
+        )
+    return Path(data_dir) / "state" / "control.sock"
 
 
 def _call(args: argparse.Namespace, payload: dict) -> dict | None:
@@ -27,9 +50,19 @@ def _call(args: argparse.Namespace, payload: dict) -> dict | None:
     try:
         return request(path, payload)
     except OSError as exc:
-        print(
-            f"edged: no daemon answers on {path}: {exc} (is the service running? systemctl status edged)",
-            file=sys.stderr,
+        reason = (
+            "no such socket"
+            if isinstance(exc, FileNotFoundError)
+            else "nothing listens on it"
+            if isinstance(exc, ConnectionRefusedError)
+            else "permission denied: run it with sudo, or as the edged user"
+            if isinstance(exc, PermissionError)
+            else str(exc)
+        )
+        print_stderr(
+            f"edged: no daemon answers on {path} ({reason}).\n"
+            "  Is the service running? systemctl status edged; journalctl -u edged -n 50\n"
+            "  Another data directory? pass --config FILE or --socket PATH"
         )
         return None
 
@@ -75,6 +108,8 @@ def format_status(reply: dict[str, Any]) -> list[str]:
     if queues.get("mqtt_outbox") is not None:
         out = reply.get("outbox") or {}
         conn = "connected" if out.get("connected") else "NOT connected"
+        if out.get("connect_error"):
+            conn += f": {out['connect_error']}"
         if out.get("connected") and out.get("listening") is False:
             conn += ", commands NOT subscribed: see mqtt_command_subscribe_refused"
         lines.append(f"queue mqtt outbox: {queues['mqtt_outbox']} ({conn})")
@@ -82,6 +117,23 @@ def format_status(reply: dict[str, Any]) -> list[str]:
         link = (reply.get("hj212") or {}).get(name) or {}
         conn = "connected" if link.get("connected") else "NOT connected"
         lines.append(f"queue hj212 {name}: {n} ({conn})")
+    recv = reply.get("receiver")
+    if recv:
+        refused = ", ".join(f"{k} {v}" for k, v in sorted((recv.get("refused") or {}).items()))
+        lines.append(
+            f"receiver {recv.get('listening') or 'NOT listening'}: {recv.get('in_flight')} open,"
+            f" spool {recv.get('spool_mb')} MB" + (f", refused: {refused}" if refused else "")
+        )
+    clips = reply.get("clips")
+    if clips:
+        held = clips.get("days_held")
+        say = (
+            "unknown until clips are written"
+            if held is None
+            else f"{held} days at the current rate"
+        )
+        short = f", SHORT of the {clips['retention_days']} days kept" if clips.get("short") else ""
+        lines.append(f"clips: {clips['clips']} ({clips['mb']} MB), disk holds {say}{short}")
     for name, state in (reply.get("datalogger") or {}).items():
         lines.append(f"meter {name}: {state}")
     disk = reply.get("disk")
@@ -114,6 +166,18 @@ def format_status(reply: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _frames(cam: dict[str, Any]) -> str:
+    """How the frame thread decodes, and how old its frames are (absent in older replies)."""
+    if "decode" not in cam:
+        return ""
+    out = f"; {cam['decode']}, {cam.get('decoded_fps')} decoded/s"
+    if cam.get("frame_age_ms") is not None:
+        out += f", newest frame {cam['frame_age_ms']} ms old"
+    if cam.get("passage_frame_age_ms") is not None:
+        out += f", passage frames p95 {cam['passage_frame_age_ms']} ms after arrival"
+    return out
+
+
 def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
     """One lane: its direction and counts, then its camera, reads and devices, indented."""
     lines = [
@@ -121,9 +185,13 @@ def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
         f" queue {lane.get('queue')}"
     ]
     cam = lane.get("camera")
-    if isinstance(cam, dict):
+    if isinstance(cam, dict) and "pushes" in cam:
         err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
-        lines.append(f"  camera: {cam.get('state')}, {cam.get('fps')} fps{err}")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(cam["pushes"].items())) or "none yet"
+        lines.append(f"  camera: {cam.get('state')}, {cam.get('source')} pushes: {counts}{err}")
+    elif isinstance(cam, dict):
+        err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
+        lines.append(f"  camera: {cam.get('state')}, {cam.get('fps')} fps{err}{_frames(cam)}")
     else:
         lines.append("  camera: none")
     read = lane.get("last_read")
@@ -145,6 +213,25 @@ def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
     if scale is not None:
         kg = scale.get("stable_kg")
         lines.append(f"  scale: {'empty or moving' if kg is None else f'{kg} kg stable'}")
+    video = lane.get("video")
+    if video:
+        where = f"{video['recorder']} channel {video['channel']}" if video.get("recorder") else "-"
+        clips = video.get("clips")
+        tail = ""
+        if clips:
+            err = f" ({clips['error']})" if clips.get("error") else ""
+            tail = (
+                f"; clips {clips['state']}{err}, {clips['clips']} written, {clips['failed']}"
+                f" failed, {clips['buffered_s']} s buffered"
+            )
+        lines.append(f"  video: {where}{tail}")
+    disp = lane.get("display")
+    if disp:
+        err = f" ({disp['error']})" if disp.get("error") else ""
+        lines.append(
+            f"  display: {disp['type']} {disp['state']}{err}, {disp['shown']} screens,"
+            f" {disp['spoken']} spoken, {disp['failures']} failures, {disp['dropped']} dropped"
+        )
     return lines
 
 
@@ -182,8 +269,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("status", help="health of the running daemon")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--socket", help="control socket (default: <data_dir>/state/control.sock)")
+    s.add_argument("--json", action="store_true", help="the whole status as one JSON object")
+    s.add_argument(
+        "--socket",
+        help="control socket (default: <data_dir>/state/control.sock of the config, else"
+        " /var/lib/edged/state/control.sock)",
+    )
     s.set_defaults(func=_status)
     sim = sub.add_parser(
         "simulate", help="inject a passage into the running daemon (acceptance tests)"

@@ -21,8 +21,29 @@ def cross_checks(cfg: Any) -> list[tuple[str, str]]:
         *_shares(cfg.lanes),
         *_pins(cfg),
         *_serial_ports(cfg),
+        *_camera_addresses(cfg.lanes),
         *_models(cfg),
     ]
+
+
+def _camera_addresses(lanes: list[Any]) -> list[tuple[str, str]]:
+    """Pushes are told apart by where they come from: one camera address, one lane."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, lane in enumerate(lanes):
+        address = getattr(lane.camera, "address", None)
+        if not getattr(lane.camera, "triggers_passages", False) or not address:
+            continue
+        if address in seen:
+            out.append(
+                (
+                    f"lanes[{i}].camera.address",
+                    f"camera address {address} is also lanes[{seen[address]}]'s: each pushing"
+                    " camera serves one lane",
+                )
+            )
+        seen.setdefault(address, i)
+    return out
 
 
 def _lane_names(lanes: list[Any]) -> list[tuple[str, str]]:
@@ -121,7 +142,7 @@ def _serial_ports(cfg: Any) -> list[tuple[str, str]]:
             owners[port] = (key, kind)
 
     for i, lane in enumerate(cfg.lanes):
-        for kind in ("rfid", "scale"):
+        for kind in ("rfid", "scale", "display"):
             dev = getattr(lane, kind)
             port = getattr(dev, "port", None)
             if port is not None:
@@ -136,7 +157,7 @@ def _serial_ports(cfg: Any) -> list[tuple[str, str]]:
 
 def _models(cfg: Any) -> list[tuple[str, str]]:
     """A lane with a camera needs the model folder (the files are checked at start)."""
-    if not any(lane.has_camera for lane in cfg.lanes):
+    if not any(lane.needs_recognizer for lane in cfg.lanes):
         return []
     folder = Path(cfg.lpr.model_dir)
     if folder.is_dir():

@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from edged import sitetime
 from edged.config import schema
 from edged.config.positions import key_lines
 from edged.config.root import EdgedConfig, message_as_written, short_form, written_as
@@ -77,7 +78,10 @@ def parse(text: str, filename: str) -> Any:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Any:
-    """Load and validate the config file; :class:`ConfigError` says what is wrong and where."""
+    """Load and validate the config file; :class:`ConfigError` says what is wrong and where.
+
+    The process adopts the file's ``site.timezone`` for every time it writes.
+    """
     file = resolve_path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -87,11 +91,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Any:
             [
                 schema.Problem(
                     "",
-                    "file not found: write one from the example (edged config example >"
-                    f" {DEFAULT_PATH}) or pass --config",
+                    "file not found: copy the installed example"
+                    f" ({Path(DEFAULT_PATH).with_name('edged.example.toml')}, or write it with"
+                    f" edged config example > {DEFAULT_PATH}), edit it, or pass --config FILE",
                 )
             ],
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(file), [schema.Problem("", f"cannot read file: {exc}")]) from None
-    return parse(text, str(file))
+    cfg = parse(text, str(file))
+    sitetime.set_zone(cfg.site.timezone)
+    return cfg

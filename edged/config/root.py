@@ -29,10 +29,13 @@ from edged.ledger.retention import LedgerConfig
 from edged.logs import LoggingConfig
 from edged.lpr.config import LprConfig
 from edged.mqtt.config import MqttConfig
+from edged.push.config import ReceiverConfig
+from edged.video.config import ClipsConfig
 
 #: Top-level sections of the one-lane short form, and where each goes in a lane.
 SHORT_FORM = {"lane": "", "camera": "camera", "trigger": "trigger", "gpio": "gpio",
-              "rfid": "rfid", "scale": "scale"}  # fmt: skip
+              "rfid": "rfid", "scale": "scale", "display": "display",
+              "video": "video"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,14 @@ class EdgedConfig:
     lanes: list[LaneConfig] = field(
         default_factory=lambda: [LaneConfig()],
         metadata=doc("Lanes of this gate (车道): usually an entry and an exit"),
+    )
+    receiver: ReceiverConfig = field(
+        default_factory=ReceiverConfig,
+        metadata=doc("HTTP receiver for plate cameras that push their reads (Zhenshi, Hikvision)"),
+    )
+    clips: ClipsConfig = field(
+        default_factory=ClipsConfig,
+        metadata=doc("Clips of passages kept on the box (lanes with video.clip = true)"),
     )
     lpr: LprConfig = field(default_factory=LprConfig, metadata=doc("Plate recognition (车牌识别)"))
     policy: PolicyConfig = field(

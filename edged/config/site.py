@@ -32,7 +32,10 @@ class SiteConfig:
     )
     timezone: str = field(
         default="Asia/Shanghai",
-        metadata=doc("Time zone for reports and HJ 212 times (the ledger also stores UTC offsets)"),
+        metadata=doc(
+            "Time zone of every time the box writes: logs, ledger, MQTT, reports, HJ 212"
+            " (each time also carries its UTC offset)"
+        ),
     )
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from itertools import pairwise
 from typing import Literal
 
@@ -69,13 +69,27 @@ class Rule:
     """What the statistics need to know about a key."""
 
     cou: str = "none"
-    cou_per_seconds: float = 3600.0
+    cou_unit_s: float = 3600.0
     low: float | None = None
     high: float | None = None
 
 
-def period_start(ts: datetime, period: Period) -> datetime:
-    """Start of the period that holds ``ts`` (local time, like HJ 212's DataTime)."""
+def period_start(ts: datetime, period: Period, tz: tzinfo | None = None) -> datetime:
+    """Start of the period that holds ``ts``.
+
+    ``ts`` is the board's wall time without zone, as the data logger stamps
+    samples. Without ``tz`` the periods are the board's. With ``tz`` (the
+    site's zone) they are the site's -- a day runs from the site's midnight,
+    an hour from the site's full hour, whatever zone the board runs in -- and
+    the start is returned as board wall time too, so HJ 212 DataTime (site
+    time) of a day record is the site's midnight.
+    """
+    if tz is None:
+        return _floor(ts, period)
+    return _floor(ts.astimezone(tz), period).astimezone().replace(tzinfo=None)
+
+
+def _floor(ts: datetime, period: Period) -> datetime:
     if period == "minute":
         return ts.replace(second=0, microsecond=0)
     if period == "hour":
@@ -137,7 +151,7 @@ def aggregate_samples(
         chain = ([prev_value] if prev_value is not None else []) + values
         cou = sum(max(0.0, b - a) for a, b in pairwise(chain)) if chain else None
     elif rule.cou == "integral" and avg is not None:
-        cou = avg * PERIOD_SECONDS[period] / rule.cou_per_seconds
+        cou = avg * PERIOD_SECONDS[period] / rule.cou_unit_s
     flag = _period_flag(invalid, n_valid, n_total, avg, rule, min_valid_ratio)
     return Aggregate(
         period=period,
@@ -195,10 +209,10 @@ def combine(
 
 
 def group_by_period(
-    samples: Iterable[Sample], period: Period
+    samples: Iterable[Sample], period: Period, tz: tzinfo | None = None
 ) -> dict[tuple[str, datetime], list[Sample]]:
-    """Bucket samples by (key, period start)."""
+    """Bucket samples by (key, period start); periods in ``tz`` as :func:`period_start`."""
     out: dict[tuple[str, datetime], list[Sample]] = {}
     for s in samples:
-        out.setdefault((s.key, period_start(s.ts, period)), []).append(s)
+        out.setdefault((s.key, period_start(s.ts, period, tz)), []).append(s)
     return out

@@ -65,7 +65,7 @@ def client_for(device: ModbusDevice) -> ModbusClient:
             parity=device.parity,
             stopbits=device.stopbits,
         )
-    return ModbusClient(ep, timeout=device.timeout_seconds, retries=device.retries)
+    return ModbusClient(ep, timeout=device.timeout_s, retries=device.retries)
 
 
 @dataclass
@@ -120,9 +120,7 @@ class Poller:
             self._buses.setdefault(d.bus, []).append(d)
         # one connection per bus; its timeout is the longest any device on it asks for
         self._clients: dict[str, Reader] = {
-            bus: client_factory(
-                replace(devs[0], timeout_seconds=max(d.timeout_seconds for d in devs))
-            )
+            bus: client_factory(replace(devs[0], timeout_s=max(d.timeout_s for d in devs)))
             for bus, devs in self._buses.items()
         }
         self._stop = threading.Event()

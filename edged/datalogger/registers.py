@@ -14,9 +14,9 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
-from edged.config.schema import doc
+from edged.config.schema import Invalid, doc
 
 DataType = Literal[
     "bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"
@@ -68,14 +68,18 @@ class RegisterPoint:
         default=3,
         metadata=doc(
             "Modbus function code: 1 coils, 2 discrete inputs, 3 holding registers, 4 input "
-            "registers"
+            "registers",
+            min=1,
+            max=4,
         ),
     )
     address: int = field(
         default=0,
         metadata=doc(
             "Zero-based register/bit address as sent on the wire (meter manuals often print 40001 "
-            "= address 0)"
+            "= address 0)",
+            min=0,
+            max=0xFFFF,
         ),
     )
     type: DataType = field(
@@ -94,8 +98,10 @@ class RegisterPoint:
     bit: int | None = field(
         default=None,
         metadata=doc(
-            "For type bool read from a register (function 3/4): bit number 0..15; unset means "
-            "'register is non-zero'"
+            "For type bool read from a register (function 3/4): bit number; unset means "
+            "'register is non-zero'",
+            min=0,
+            max=15,
         ),
     )
     scale: float = field(
@@ -134,43 +140,45 @@ class RegisterPoint:
             "such as kWh; integral of a rate over time"
         ),
     )
-    cou_per_seconds: float = field(
+    cou_unit_s: float = field(
         default=3600.0,
         metadata=doc(
-            "For cou=integral: seconds in the rate's time unit (3600 for m³/h, 1 for L/s)"
+            "For cou=integral: the rate's time unit in seconds (3600 for m³/h, 1 for L/s)",
+            above=0,
+            was="cou_per_seconds",
         ),
     )
 
     def __post_init__(self) -> None:
+        problems: list[tuple[str, str]] = []
         if not self.name or not _NAME_RE.match(self.name):
-            raise ValueError(f"name: expected letters, digits, '_', '.', '-', found {self.name!r}")
-        if self.function not in (1, 2, 3, 4):
-            raise ValueError(f"function: expected 1, 2, 3 or 4, found {self.function}")
-        if not 0 <= self.address <= 0xFFFF:
-            raise ValueError(f"address: expected 0..65535, found {self.address}")
+            problems.append(
+                ("name", f"expected letters, digits, '_', '.', '-', found {self.name!r}")
+            )
         if self.type not in WIDTH:
-            raise ValueError(f"type: expected one of {', '.join(WIDTH)}, found {self.type!r}")
-        if self.function in (1, 2) and self.type != "bool":
-            raise ValueError(
-                f"type: function {self.function} reads bits, so type must be bool, found "
-                f"{self.type!r}"
+            problems.append(("type", f"expected one of {', '.join(WIDTH)}, found {self.type!r}"))
+        elif self.function in (1, 2) and self.type != "bool":
+            problems.append(
+                (
+                    "type",
+                    f"function {self.function} reads bits, so type must be bool, found"
+                    f" {self.type!r}",
+                )
             )
-        if self.address + self.width - 1 > 0xFFFF:
-            raise ValueError(f"address: {self.type} at {self.address} runs past register 65535")
-        if self.bit is not None and (self.type != "bool" or not 0 <= self.bit <= 15):
-            raise ValueError(
-                f"bit: expected 0..15 and type bool, found bit={self.bit} type={self.type}"
-            )
+        elif 0 <= self.address <= 0xFFFF and self.address + self.width - 1 > 0xFFFF:
+            problems.append(("address", f"{self.type} at {self.address} runs past register 65535"))
+        if self.bit is not None and self.type != "bool":
+            problems.append(("bit", f"expected type bool with a bit, found type {self.type}"))
         if self.factor and not _FACTOR_RE.match(self.factor):
-            raise ValueError(
-                f"factor: expected 6 letters/digits (e.g. 'i12001'), found {self.factor!r}"
+            problems.append(
+                ("factor", f"expected 6 letters/digits (e.g. 'i12001'), found {self.factor!r}")
             )
         if not math.isfinite(self.scale) or self.scale == 0:
-            raise ValueError(f"scale: expected a finite non-zero number, found {self.scale}")
+            problems.append(("scale", f"expected a finite non-zero number, found {self.scale}"))
         if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError(f"low: expected low <= high, found low={self.low} high={self.high}")
-        if self.cou_per_seconds <= 0:
-            raise ValueError(f"cou_per_seconds: expected > 0, found {self.cou_per_seconds}")
+            problems.append(("low", f"expected low <= high, found low={self.low} high={self.high}"))
+        if problems:
+            raise Invalid(problems)
 
     @property
     def width(self) -> int:
@@ -300,22 +308,20 @@ class PollGroup:
     """A set of devices read on the same interval (采集间隔)."""
 
     name: str = field(default="default", metadata=doc("Group name that devices refer to"))
-    interval_seconds: float = field(
+    interval_s: float = field(
         default=300.0,
         metadata=doc(
-            "Seconds between reads (采集间隔); the guide sets 5 min as default and maximum, "
-            "real-time data is typically 30–60 s"
+            "Time between reads (采集间隔); the guide sets 5 min as default and maximum (it "
+            "forbids sampling less often), real-time data is typically 30–60 s",
+            min=1,
+            max=300,
+            was="interval_seconds",
         ),
     )
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("name: expected a non-empty group name, found ''")
-        if not 1.0 <= self.interval_seconds <= 300.0:
-            raise ValueError(
-                "interval_seconds: expected 1..300 (the guide forbids sampling less often than "
-                f"every 5 min), found {self.interval_seconds}"
-            )
+            raise Invalid([("name", "expected a non-empty group name, found ''")])
 
 
 @dataclass(frozen=True)
@@ -330,7 +336,7 @@ class ModbusDevice:
         metadata=doc("rtu: RS485 serial line; tcp: Modbus TCP meter or RS485-to-Ethernet gateway"),
     )
     host: str = field(default="", metadata=doc("For tcp: IP address or host name"))
-    port: int = field(default=502, metadata=doc("For tcp: TCP port"))
+    port: int = field(default=502, metadata=doc("For tcp: TCP port", min=1, max=65535))
     serial_port: str = field(
         default="/dev/ttyUSB0", metadata=doc("For rtu: serial device (or pyserial URL)")
     )
@@ -338,13 +344,27 @@ class ModbusDevice:
     parity: Literal["N", "E", "O"] = field(
         default="N", metadata=doc("For rtu: parity N/E/O (校验位)")
     )
-    stopbits: int = field(default=1, metadata=doc("For rtu: stop bits 1 or 2 (停止位)"))
-    unit: int = field(default=1, metadata=doc("Modbus unit id / slave address (设备地址) 1..247"))
-    timeout_seconds: float = field(
-        default=1.0, metadata=doc("Wait this long for an answer before the try counts as failed")
+    stopbits: int = field(
+        default=1, metadata=doc("For rtu: stop bits 1 or 2 (停止位)", min=1, max=2)
+    )
+    unit: int = field(
+        default=1,
+        metadata=doc("Modbus unit id / slave address (设备地址); RS485: 1..247", min=0, max=255),
+    )
+    timeout_s: float = field(
+        default=1.0,
+        metadata=doc(
+            "Wait this long for an answer before the try counts as failed",
+            min=0.05,
+            max=30,
+            was="timeout_seconds",
+        ),
     )
     retries: int = field(
-        default=2, metadata=doc("Extra tries per read before the sample is flagged B (通讯异常)")
+        default=2,
+        metadata=doc(
+            "Extra tries per read before the sample is flagged B (通讯异常)", min=0, max=10
+        ),
     )
     poll_group: str = field(
         default="default", metadata=doc("Name of the poll group that sets this device's interval")
@@ -352,7 +372,9 @@ class ModbusDevice:
     max_gap: int = field(
         default=0,
         metadata=doc(
-            "Unmapped registers a single read may bridge; keep 0 unless the meter tolerates it"
+            "Unmapped registers a single read may bridge; keep 0 unless the meter tolerates it",
+            min=0,
+            max=100,
         ),
     )
     enabled: bool = field(
@@ -363,28 +385,21 @@ class ModbusDevice:
     )
 
     def __post_init__(self) -> None:
+        problems: list[tuple[str, str]] = []
         if not self.name or not _NAME_RE.match(self.name):
-            raise ValueError(f"name: expected letters, digits, '_', '.', '-', found {self.name!r}")
+            problems.append(
+                ("name", f"expected letters, digits, '_', '.', '-', found {self.name!r}")
+            )
         if self.transport == "tcp" and not self.host:
-            raise ValueError("host: expected an address for transport tcp, found ''")
+            problems.append(("host", "expected an address for transport tcp, found ''"))
         if self.transport == "rtu" and not self.serial_port:
-            raise ValueError("serial_port: expected a serial device for transport rtu, found ''")
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"port: expected 1..65535, found {self.port}")
-        if self.stopbits not in (1, 2):
-            raise ValueError(f"stopbits: expected 1 or 2, found {self.stopbits}")
-        if not 0 <= self.unit <= 255:
-            raise ValueError(f"unit: expected 0..255 (RS485: 1..247), found {self.unit}")
-        if not 0.05 <= self.timeout_seconds <= 30:
-            raise ValueError(f"timeout_seconds: expected 0.05..30, found {self.timeout_seconds}")
-        if not 0 <= self.retries <= 10:
-            raise ValueError(f"retries: expected 0..10, found {self.retries}")
-        if not 0 <= self.max_gap <= 100:
-            raise ValueError(f"max_gap: expected 0..100, found {self.max_gap}")
+            problems.append(("serial_port", "expected a serial device for transport rtu, found ''"))
         names = [p.name for p in self.points]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"points: expected unique point names, found duplicates {dup}")
+            problems.append(("points", f"expected unique point names, found duplicates {dup}"))
+        if problems:
+            raise Invalid(problems)
 
     @property
     def bus(self) -> str:
@@ -396,9 +411,13 @@ class ModbusDevice:
 
 @dataclass(frozen=True)
 class ModbusConfig:
-    """The data logger's meters (数采仪 acquisition side)."""
+    """The data logger's meters (数采仪 acquisition side): every device listed is polled."""
 
-    enabled: bool = field(default=False, metadata=doc("Poll the meters below"))
+    removed_keys: ClassVar[dict[str, str]] = {
+        "enabled": "every device under [[modbus.devices]] is polled; write enabled = false in a"
+        " device's own table to stop polling it",
+    }
+
     poll_groups: list[PollGroup] = field(
         default_factory=lambda: [PollGroup()],
         metadata=doc("Poll groups (采集间隔组); 'default' is 300 s"),
@@ -408,18 +427,22 @@ class ModbusConfig:
     )
 
     def __post_init__(self) -> None:
+        problems: list[tuple[str, str]] = []
         groups = [g.name for g in self.poll_groups]
         if len(set(groups)) != len(groups):
-            raise ValueError(f"poll_groups: expected unique names, found {groups}")
+            problems.append(("poll_groups", f"expected unique names, found {groups}"))
         names = [d.name for d in self.devices]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"devices: expected unique device names, found duplicates {dup}")
+            problems.append(("devices", f"expected unique device names, found duplicates {dup}"))
         for d in self.devices:
             if d.poll_group not in groups:
-                raise ValueError(
-                    f"devices: device {d.name!r} uses poll_group {d.poll_group!r}, defined groups "
-                    f"are {groups}"
+                problems.append(
+                    (
+                        "devices",
+                        f"device {d.name!r} uses poll_group {d.poll_group!r}, defined groups"
+                        f" are {groups}",
+                    )
                 )
         lines: dict[str, ModbusDevice] = {}
         for d in self.devices:
@@ -429,23 +452,31 @@ class ModbusConfig:
                 first.parity,
                 first.stopbits,
             ):
-                raise ValueError(
-                    f"devices: {d.name!r} and {first.name!r} share {d.serial_port} but differ in "
-                    "baudrate/parity/stopbits; all meters on one RS485 line must use the same"
+                problems.append(
+                    (
+                        "devices",
+                        f"{d.name!r} and {first.name!r} share {d.serial_port} but differ in"
+                        " baudrate/parity/stopbits; all meters on one RS485 line must use the same",
+                    )
                 )
         factors: dict[str, str] = {}
         for d in self.devices:
             for p in d.points:
                 if p.factor and p.factor in factors:
-                    raise ValueError(
-                        f"devices: factor {p.factor!r} used by {factors[p.factor]} and "
-                        f"{d.name}.{p.name}; each HJ 212 factor code must be unique"
+                    problems.append(
+                        (
+                            "devices",
+                            f"factor {p.factor!r} used by {factors[p.factor]} and"
+                            f" {d.name}.{p.name}; each HJ 212 factor code must be unique",
+                        )
                     )
                 if p.factor:
                     factors[p.factor] = f"{d.name}.{p.name}"
+        if problems:
+            raise Invalid(problems)
 
     def interval(self, device: ModbusDevice) -> float:
-        return next(g.interval_seconds for g in self.poll_groups if g.name == device.poll_group)
+        return next(g.interval_s for g in self.poll_groups if g.name == device.poll_group)
 
     def points_by_key(self) -> dict[str, RegisterPoint]:
         """Every point under the key its samples are stored with (see :func:`point_key`)."""

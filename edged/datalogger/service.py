@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ def poll_grace(modbus: ModbusConfig) -> float:
     worst = 0.0
     for d in modbus.devices:
         blocks = len(plan_reads(d.points, max_gap=d.max_gap))
-        worst = max(worst, d.timeout_seconds * (1 + d.retries) * max(1, blocks))
+        worst = max(worst, d.timeout_s * (1 + d.retries) * max(1, blocks))
     return min(worst, 60.0) + 2.0
 
 
@@ -48,7 +48,10 @@ class DataLogger:
         clock: Callable[[], datetime] = datetime.now,
         housekeeping_seconds: float = 5.0,
         poller_factory: Callable[..., Poller] = Poller,
+        tz: tzinfo | None = None,
     ) -> None:
+        """``clock`` gives the board's wall time (naive); ``tz`` is the site's zone, in
+        which minutes, hours and days close (without it: the board's zone)."""
         self.store_config = store_config or DataStoreConfig()
         path = Path(self.store_config.path)
         if not path.is_absolute():
@@ -61,6 +64,7 @@ class DataLogger:
             self.store_config,
             clock=clock,
             grace_seconds=poll_grace(modbus),
+            tz=tz,
         )
         self.poller = poller_factory(modbus, self.store.add_samples, on_event, wall_clock=clock)
         self._every = housekeeping_seconds
@@ -126,8 +130,12 @@ class DataLoggerService:
         instruments: list[Any],
         data_dir: str | Path,
         on_event: EventSink,
+        tz: tzinfo | None = None,
     ) -> None:
+        """``tz``: the site's zone (``site.timezone``); a day record then covers the site's
+        day even on a board whose system zone is UTC."""
         self.modbus = modbus
+        self.tz = tz
         self.store_config = store_config
         self.instrument_configs = instruments
         self.data_dir = data_dir
@@ -138,7 +146,9 @@ class DataLoggerService:
     def start(self) -> None:
         from edged.datalogger.instruments import InstrumentInput
 
-        logger = DataLogger(self.modbus, self.store_config, self.data_dir, on_event=self.on_event)
+        logger = DataLogger(
+            self.modbus, self.store_config, self.data_dir, on_event=self.on_event, tz=self.tz
+        )
         logger.start()
         self.logger = logger
         self.instruments = [

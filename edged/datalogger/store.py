@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 from peewee import SqliteDatabase
@@ -55,42 +55,30 @@ class DataStoreConfig:
     )
     sample_days: int = field(
         default=7,
-        metadata=doc("Days of real-time samples (实时数据) kept; aggregates never need older ones"),
+        metadata=doc(
+            "Days of real-time samples (实时数据) kept; aggregates never need older ones", min=1
+        ),
     )
     minute_days: int = field(
-        default=30, metadata=doc("Days of minute data (分钟数据) kept; the guide asks at least 30")
+        default=30,
+        metadata=doc("Days of minute data (分钟数据) kept; the guide asks at least 30", min=30),
     )
     hour_days: int = field(
-        default=366, metadata=doc("Days of hourly data (小时数据) kept; at least one year")
+        default=366,
+        metadata=doc("Days of hourly data (小时数据) kept; at least one year", min=365),
     )
     day_days: int = field(
-        default=366, metadata=doc("Days of daily data (日数据) kept; at least one year")
+        default=366,
+        metadata=doc("Days of daily data (日数据) kept; at least one year", min=365),
     )
     min_valid_ratio: float = field(
         default=0.75,
         metadata=doc(
-            "Share of valid samples below which a period keeps the fault flag (D/B) instead of N"
+            "Share of valid samples below which a period keeps the fault flag (D/B) instead of N",
+            min=0.0,
+            max=1.0,
         ),
     )
-
-    def __post_init__(self) -> None:
-        if self.sample_days < 1:
-            raise ValueError(f"sample_days: expected >= 1, found {self.sample_days}")
-        if self.minute_days < 30:
-            raise ValueError(
-                "minute_days: expected >= 30 (the guide keeps minute data 30 days), found "
-                f"{self.minute_days}"
-            )
-        if self.hour_days < 365:
-            raise ValueError(
-                f"hour_days: expected >= 365 (hourly data kept one year), found {self.hour_days}"
-            )
-        if self.day_days < 365:
-            raise ValueError(
-                f"day_days: expected >= 365 (daily data kept one year), found {self.day_days}"
-            )
-        if not 0.0 <= self.min_valid_ratio <= 1.0:
-            raise ValueError(f"min_valid_ratio: expected 0..1, found {self.min_valid_ratio}")
 
 
 _SCHEMA = [
@@ -127,11 +115,15 @@ class DataStore:
         config: DataStoreConfig | None = None,
         clock: Callable[[], datetime] = datetime.now,
         grace_seconds: float = 0.0,
+        tz: tzinfo | None = None,
     ) -> None:
         """``grace_seconds``: how long after a period ends its last samples may
         still be arriving (a slow RS485 poll stamped before the boundary);
-        periods are closed only once that much time has passed."""
+        periods are closed only once that much time has passed. ``tz``: the
+        site's zone (``site.timezone``), in which minutes, hours and days are
+        closed; times stored and returned stay the board's wall time."""
         self.grace = timedelta(seconds=grace_seconds)
+        self.tz = tz
         self.config = config or DataStoreConfig()
         self.rules = dict(rules or {})
         self.clock = clock
@@ -217,10 +209,10 @@ class DataStore:
             first = self._first_source_ts(period)
             if first is None:
                 return 0
-            begin = period_start(first, period)
+            begin = period_start(first, period, self.tz)
         else:
             begin = _dt(mark)
-        end = period_start(now, period)  # periods starting before this one have ended
+        end = period_start(now, period, self.tz)  # periods starting before this one have ended
         if end <= begin:
             return 0
         if period == "minute":
@@ -231,7 +223,7 @@ class DataStore:
             samples = [Sample(_dt(r[0]), r[1], r[2], r[3]) for r in rows]
             aggs = []
             for (key, start), group in sorted(
-                group_by_period(samples, "minute").items(), key=lambda kv: kv[0][1]
+                group_by_period(samples, "minute", self.tz).items(), key=lambda kv: kv[0][1]
             ):
                 aggs.append(
                     aggregate_samples(
@@ -256,7 +248,7 @@ class DataStore:
                 a = Aggregate(
                     child, _dt(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]
                 )  # type: ignore[arg-type]
-                parts.setdefault((a.key, period_start(a.start, period)), []).append(a)
+                parts.setdefault((a.key, period_start(a.start, period, self.tz)), []).append(a)
             aggs = [
                 combine(
                     group,
@@ -392,7 +384,7 @@ def rules_from_points(points: Mapping[str, object]) -> dict[str, Rule]:
     return {
         key: Rule(
             cou=getattr(p, "cou", "none"),
-            cou_per_seconds=getattr(p, "cou_per_seconds", 3600.0),
+            cou_unit_s=getattr(p, "cou_unit_s", 3600.0),
             low=getattr(p, "low", None),
             high=getattr(p, "high", None),
         )

@@ -3,8 +3,10 @@
 No hardware is faked above the wire: each lane's ground loop is a gpiozero
 mock pin that the traffic drives, the RFID reader (one, serving both lanes
 through two antennas) is a simulator speaking the R2000 binary protocol on
-a pty that the real driver reads, and each lane's camera is a mock source
-showing rendered scenes of the vehicle's plate to the real recogniser.
+a pty that the real driver reads, each lane's camera is a mock source
+showing rendered scenes of the vehicle's plate to the real recogniser, and
+the entry's LED board with voice is a simulator on a pty that decodes the
+real driver's frames; the demo prints what it shows and says.
 """
 
 from __future__ import annotations
@@ -79,10 +81,13 @@ class DemoTraffic:
         self.scale_master, self.scale_slave = os.openpty()
         self.scale_port = os.ttyname(self.scale_slave)
         self.scale_sim: Any = None
+        self.display_master, self.display_slave = os.openpty()
+        self.display_port = os.ttyname(self.display_slave)
+        self.display_sim: Any = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from drivers.simulators import R2000Simulator, ScaleSimulator
+        from drivers.simulators import LedVoiceSimulator, R2000Simulator, ScaleSimulator
 
         try:
             import PIL  # noqa: F401  # the scenes' Chinese characters are drawn with it
@@ -94,6 +99,7 @@ class DemoTraffic:
 
         self.rfid_sim = R2000Simulator(self.master, {}).start()
         self.scale_sim = ScaleSimulator(self.scale_master, 0, rate_hz=10).start()
+        self.display_sim = LedVoiceSimulator(self.display_master).start()
         self._thread = threading.Thread(target=self._loop, name="demo", daemon=True)
         self._thread.start()
 
@@ -134,6 +140,8 @@ class DemoTraffic:
             while lane.passages == before and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.5)
+            if v.lane == "entry":
+                self._show_board()
             (pin.drive_high if loop_cfg.pull_up else pin.drive_low)()
             camera.show(None)
             self.rfid_sim.set_tags({}, antenna=ANTENNA[v.lane])
@@ -144,10 +152,26 @@ class DemoTraffic:
             log.info("demo_finished", passages=n)
             self.daemon.request_stop()
 
+    def _show_board(self) -> None:
+        """What the entry's board shows and says now, as the driver sees and hears it."""
+        sim = self.display_sim
+        if sim is None:
+            return
+        spoken = sim.spoken[-1] if sim.spoken else None
+        log.info("demo_display", lane="entry", shows=" | ".join(sim.screen()), says=spoken)
+        sim.spoken.clear()
+
     def close(self) -> None:
-        for sim in (self.rfid_sim, self.scale_sim):
+        for sim in (self.rfid_sim, self.scale_sim, self.display_sim):
             if sim is not None:
                 sim.close()
-        for fd in (self.master, self.slave, self.scale_master, self.scale_slave):
+        for fd in (
+            self.master,
+            self.slave,
+            self.scale_master,
+            self.scale_slave,
+            self.display_master,
+            self.display_slave,
+        ):
             with contextlib.suppress(OSError):
                 os.close(fd)

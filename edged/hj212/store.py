@@ -150,6 +150,21 @@ class Outbox:
                 "UPDATE hj212_outbox SET acked_at = ? WHERE id = ?", (when.isoformat(), row_id)
             )
 
+    def drop(self, row_id: int) -> None:
+        """Forget one record for its platform: it will not be sent (and never was acknowledged)."""
+        with self._lock:
+            self._db.execute("DELETE FROM hj212_outbox WHERE id = ?", (row_id,))
+
+    def drop_pending(self, platform: str, priority: int, up_to_id: int) -> int:
+        """Forget a platform's unacknowledged records of ``priority`` queued up to ``up_to_id``."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM hj212_outbox WHERE platform = ? AND acked_at IS NULL"
+                " AND priority = ? AND id <= ?",
+                (platform, priority, up_to_id),
+            )
+            return cur.rowcount
+
     def count_attempt(self, row_id: int) -> None:
         with self._lock:
             self._db.execute(

@@ -2,14 +2,14 @@
 
 A box usually drives an entry and an exit lane side by side. Each lane has
 its own loops, barrier and alarm, camera, and optionally an RFID reader and
-a weighbridge. Where the hardware is shared (one reader with an antenna per
-lane, one weighbridge between two lanes) a lane *shares* the device of
-another lane: the device still has one owner thread, the lanes only read
-from it.
+a weighbridge, and a display with voice for the driver. Where the hardware
+is shared (one reader with an antenna per lane, one weighbridge or one
+display between two lanes) a lane *shares* the device of another lane: the
+device still has one owner thread, the lanes only read from it or feed it.
 
 A one-lane box can leave out ``[[lanes]]`` and write the lane's sections at
 the top level (``[lane]``, ``[camera]``, ``[gpio]``, ``[rfid]``, ``[scale]``,
-``[trigger]``), as before lanes existed; :mod:`edged.config.root` turns that
+``[display]``, ``[trigger]``), as before lanes existed; :mod:`edged.config.root` turns that
 short form into a single lane.
 """
 
@@ -22,12 +22,14 @@ from typing import ClassVar, Literal
 from drivers.camera import CameraConfig
 from drivers.camera.opencv import OpenCVConfig
 from drivers.config import Invalid
+from drivers.display import DisplayConfig
 from drivers.gpio import GpioConfig
 from drivers.rfid import RfidConfig
 from drivers.scale import ScaleConfig
 from edged.config.schema import doc
+from edged.video.config import VideoConfig
 
-SHAREABLE = ("rfid", "scale")
+SHAREABLE = ("rfid", "scale", "display")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
@@ -101,7 +103,7 @@ class LaneConfig:
         default_factory=dict,
         metadata=doc(
             'Devices this lane uses from another lane, e.g. { rfid = "entry", scale = "entry" }:'
-            " one reader or weighbridge serving two lanes"
+            " one reader, weighbridge or display serving two lanes"
         ),
     )
     camera: CameraConfig = field(
@@ -118,6 +120,16 @@ class LaneConfig:
     )
     scale: ScaleConfig | None = field(
         default=None, metadata=doc("Weighbridge indicator (地磅仪表); not fitted unless given")
+    )
+    video: VideoConfig = field(
+        default_factory=VideoConfig,
+        metadata=doc("Where this lane's video is (录像), and clips kept on the box"),
+    )
+    display: DisplayConfig | None = field(
+        default=None,
+        metadata=doc(
+            "Display and voice for the driver (LED 显示屏、语音播报); not fitted unless given"
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -158,6 +170,22 @@ class LaneConfig:
                     " that pushes its plate reads",
                 )
             )
+        if getattr(self.display, "port", None) == "camera" and self.camera.type != "zhenshi":
+            problems.append(
+                (
+                    "display.port",
+                    'port = "camera" passes the frames through a Zhenshi camera\'s RS-485 port;'
+                    f" this lane's camera is {self.camera.type!r}",
+                )
+            )
+        if self.video.clip and not self.clip_url:
+            problems.append(
+                (
+                    "video.url",
+                    "clips need a stream: set video.url (rtsp://...), or use an opencv camera"
+                    " whose device is an rtsp:// URL",
+                )
+            )
         if any(not 1 <= a <= 8 for a in self.rfid_antennas):
             problems.append(
                 ("rfid_antennas", f"expected antennas 1..8, found {self.rfid_antennas}")
@@ -168,3 +196,14 @@ class LaneConfig:
     @property
     def has_camera(self) -> bool:
         return self.camera.type != "none"
+
+    @property
+    def clip_url(self) -> str:
+        """The stream clips are taken from: video.url, else the camera's rtsp:// device."""
+        device = str(getattr(self.camera, "device", ""))
+        return self.video.url or (device if device.startswith("rtsp://") else "")
+
+    @property
+    def needs_recognizer(self) -> bool:
+        """A frame camera, or a pushing one whose images the box reads too."""
+        return self.has_camera and getattr(self.camera, "own_read", True)

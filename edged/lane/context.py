@@ -27,6 +27,7 @@ class LaneContext:
     registry_service: Any  # RegistryService
     recognizer: Any = None  # RecognizerService, or None on a box without cameras
     passage_feed: Any = None  # PassageFeed, or None without MQTT
+    clips: Any = None  # ClipStore, where a lane keeps clips of its passages
     simulation_moves_barrier: bool = False
     on_in_plant: Any = None  # called with the in-plant status when a passage changes it
 

@@ -8,7 +8,10 @@ never waits behind one at the entry.
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from drivers import config as driver_config
@@ -20,8 +23,12 @@ from edged.lane.config import LaneConfig
 from edged.lane.context import LaneContext
 from edged.lane.devices import GpioPart, RfidPart, ScalePart
 from edged.lane.direction import DirectionTracker, rule_of
+from edged.lane.display import DisplayPart
 from edged.lane.passage import PassageOutcome, PassagePipeline, Trigger
+from edged.lane.pushed import PushSlot
 from edged.lane.worker import GateWorker
+from edged.ledger.record import Video
+from edged.ledger.verify import CLIP_ACTION
 from edged.logs import get_logger
 
 log = get_logger("gate")
@@ -49,6 +56,19 @@ class Lane:
             self.rfid_part.listeners.append(self.tag_seen)
         if cfg.scale is not None:
             self.scale_part = ScalePart(cfg.name, cfg.scale)
+        self.display_part: DisplayPart | None = None  # the board this lane feeds (own or shared)
+        if cfg.display is not None:
+            self.display_part = DisplayPart(cfg.name, cfg.display, ctx)
+            self.display_part.camera_channel = self._camera_channel
+        self.recorder: Any = None  # ClipRecorder, where this lane keeps clips
+        if cfg.video.clip:
+            from edged.video.recorder import ClipRecorder
+
+            self.recorder = ClipRecorder(
+                f"{cfg.name}.video", cfg.clip_url, cfg.video, self._clip_done, self._camera_event
+            )
+        self.push_camera: Any = None  # the box's receiver, when this lane's camera pushes reads
+        self.push_slot = PushSlot()
         self.passages = 0
         self.last: PassageOutcome | None = None
         self.last_read: dict[str, Any] | None = None
@@ -57,22 +77,38 @@ class Lane:
     def parts(self) -> list[tuple[Any, bool]]:
         """Supervised parts this lane owns, in start order; (part, critical)."""
         out: list[tuple[Any, bool]] = [(self.gpio_part, False)]
-        if self.cfg.has_camera:
+        if self.cfg.has_camera and not self.pushes_reads:
             out.append((Part(f"{self.name}.camera", self._start_camera, self._stop_camera), False))
         if self.cfg.rfid is not None and self.rfid_part is not None:
             out.append((self.rfid_part, False))
         if self.cfg.scale is not None and self.scale_part is not None:
             out.append((self.scale_part, False))
+        if self.cfg.display is not None and self.display_part is not None:
+            out.append((self.display_part, False))
+        if self.recorder is not None:
+            out.append((self.recorder, False))
         out.append((Part(f"{self.name}.worker", self.worker.start, self.worker.stop), True))
         return out
 
+    @property
+    def pushes_reads(self) -> bool:
+        """Whether this lane's camera pushes its reads (the box's receiver serves it)."""
+        return bool(getattr(self.cfg.camera, "triggers_passages", False))
+
+    @property
+    def push_joins_loop(self) -> bool:
+        """A pushing camera on a lane with a loop: the loop starts passages, pushes join them."""
+        return self.pushes_reads and self.cfg.gpio.ground_loop.pin is not None
+
     def share(self, kind: str, owner: Lane) -> None:
-        """Use ``owner``'s reader or weighbridge (``shares = { rfid = "entry" }``)."""
+        """Use ``owner``'s reader, weighbridge or display (``shares = { rfid = "entry" }``)."""
         if kind == "rfid" and owner.rfid_part is not None:
             self.rfid_part = owner.rfid_part
             self.rfid_part.listeners.append(self.tag_seen)
         elif kind == "scale":
             self.scale_part = owner.scale_part
+        elif kind == "display":
+            self.display_part = owner.display_part
 
     def _start_camera(self) -> None:
         self.camera_source = driver_config.build(self.cfg.camera)
@@ -109,10 +145,48 @@ class Lane:
         if arrival is not None:
             self.trigger(Trigger("loop", direction=arrival.direction))
 
-    def trigger(self, trig: Trigger) -> None:
-        """From a GPIO thread or the control socket: queue one passage on this lane."""
+    def camera_pushed(self, push: Any, push_id: int | None) -> str:
+        """A fresh read pushed by this lane's camera (stored already): what it becomes."""
+        if not self.push_joins_loop:
+            return "passage" if self.trigger(Trigger("camera", pushed=push)) else "dropped"
+        self.push_slot.put(push, push_id)
+        wait = 2 * self.cfg.camera.join_s + 1.0
+        timer = threading.Timer(wait, self._unjoined, (push, push_id))
+        timer.daemon = True
+        timer.start()
+        return "joining"
+
+    def _camera_channel(self) -> Any:
+        """The serial channel of this lane's pushing camera (a display behind it)."""
+        if self.push_camera is None:
+            raise RuntimeError("this lane's camera does not push: no channel for the display")
+        return self.push_camera.serial_port(self.cfg.camera.address)
+
+    def _unjoined(self, push: Any, push_id: int | None) -> None:
+        if self.push_slot.left_over(push_id):
+            self.ctx.sink.event(
+                "camera_read_unjoined",
+                "warning",
+                "the camera read a plate but no vehicle came over the loop: check the loop, or"
+                " the camera's trigger area",
+                lane=self.name,
+                plate=push.plate,
+            )
+
+    def _passage(self, trig: Trigger) -> PassageOutcome:
+        """On the worker: a loop's passage takes the camera's push that came around it."""
+        if trig.pushed is None and trig.source == "loop" and self.push_joins_loop:
+            taken = self.push_slot.take(trig.t0, self.cfg.camera.join_s)
+            if taken is not None:
+                trig = replace(trig, pushed=taken[0])
+                if self.push_camera is not None and self.push_camera.spool is not None:
+                    self.push_camera.spool.note(taken[1] or 0, "joined")
+        return self.pipeline.run(trig)
+
+    def trigger(self, trig: Trigger) -> bool:
+        """From a GPIO thread, the receiver or the control socket: queue one passage."""
         try:
-            self.worker.submit(self.pipeline.run, trig)
+            self.worker.submit(self._passage, trig)
         except RuntimeError:
             self.ctx.sink.event(
                 "passage_dropped",
@@ -121,18 +195,78 @@ class Lane:
                 lane=self.name,
                 source=trig.source,
             )
+            return False
+        return True
 
     def run(self, trig: Trigger, wait: float = 30.0) -> PassageOutcome:
         """Queue one passage and wait for it (control socket, tests)."""
-        return self.worker.submit(self.pipeline.run, trig, wait=wait)
+        return self.worker.submit(self._passage, trig, wait=wait)
 
     def manual(self, wait: float = 10.0, **kwargs: Any) -> dict[str, Any]:
         """A guard's or remote open, on this lane's worker."""
         return self.worker.submit(self.pipeline.manual, wait=wait, **kwargs)
 
     def note_passage(self, outcome: PassageOutcome) -> None:
+        """A recorded passage (the barrier has acted): count it and tell the driver."""
         self.passages += 1
         self.last = outcome
+        if self.display_part is not None:
+            self.display_part.passage(outcome.record, self.name)  # queued, never waits
+        video = outcome.record.get("video") or {}
+        if self.recorder is not None and video.get("clip") and self.ctx.clips is not None:
+            from edged.video.recorder import ClipRequest
+
+            at = datetime.fromisoformat(outcome.record["time"]).timestamp()
+            v = self.cfg.video
+            self.recorder.clip(
+                ClipRequest(
+                    str(outcome.record["event_id"]),
+                    at - v.clip_before_s,
+                    at + v.clip_after_s,
+                    self.ctx.clips.root / video["clip"],
+                    {"ledger_seq": outcome.seq},
+                )
+            )
+
+    # -- video -------------------------------------------------------------------
+    def video_ref(self, passage_id: str | None, now: datetime) -> Video | None:
+        """Where this passage's video is: the recorder's window, and the clip to come (a
+        passage the lane's worker records; None for a manual open, which asks for no clip)."""
+        v = self.cfg.video
+        clip = None
+        if passage_id and self.recorder is not None and self.ctx.clips is not None:
+            path = self.ctx.clips.path_for(passage_id, now, v.container)
+            clip = path.relative_to(self.ctx.clips.root).as_posix()
+        if not v.recorder and clip is None:
+            return None
+        return Video(
+            v.recorder or "edged clips",
+            v.channel,
+            (now - timedelta(seconds=v.before_s)).isoformat(timespec="seconds"),
+            (now + timedelta(seconds=v.after_s)).isoformat(timespec="seconds"),
+            clip,
+        )
+
+    def _clip_done(self, clip: Any) -> None:
+        """A clip on disk: its hash chained in the audit log, beside its row's seq."""
+        store = self.ctx.clips
+        req = clip.request
+        store.written(req.path, clip.size)
+        self.ctx.sink.audit(
+            "edged",
+            CLIP_ACTION,
+            {
+                "lane": self.name,
+                "event_id": req.event_id,
+                **req.details,
+                "clip": req.path.relative_to(store.root).as_posix(),
+                "sha256": clip.sha256,
+                "bytes": clip.size,
+                "first": datetime.fromtimestamp(clip.first, self.ctx.tz).isoformat(),
+                "last": datetime.fromtimestamp(clip.last, self.ctx.tz).isoformat(),
+                "partial": clip.partial,
+            },
+        )
 
     # -- status ------------------------------------------------------------------
     def tick(self) -> None:
@@ -179,10 +313,27 @@ class Lane:
             },
             "last_read": self.last_read,
             "queue": self.worker.depth,
-            "camera": None if self.camera is None else self.camera.status(),
+            "camera": self._camera_status(),
             "rfid": None if self.rfid_part is None else self.rfid_part.name,
             "scale": None if self.scale_part is None else self.scale_part.status(),
+            "display": None if self.display_part is None else self.display_part.status(),
+            "video": self._video_status(),
         }
+
+    def _video_status(self) -> dict[str, Any] | None:
+        v = self.cfg.video
+        if not v.recorder and self.recorder is None:
+            return None
+        return {
+            "recorder": v.recorder or None,
+            "channel": v.channel,
+            "clips": None if self.recorder is None else self.recorder.status(),
+        }
+
+    def _camera_status(self) -> dict[str, Any] | None:
+        if self.push_camera is not None:
+            return self.push_camera.camera_status(self.cfg.camera.address)
+        return None if self.camera is None else self.camera.status()
 
     def summary(self) -> str:
         last = self.last

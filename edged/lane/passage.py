@@ -23,7 +23,7 @@ from edged.admission.identity import fuse
 from edged.admission.model import GateRead
 from edged.admission.policy import decide_read, manual_open
 from edged.lane.row_fields import missing, trip_fields, vehicle_fields
-from edged.lane.snapshots import save_passage_images
+from edged.lane.snapshots import save_passage_images, save_pushed_images
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
 from edged.ledger.store import LedgerFullError
@@ -73,6 +73,7 @@ class Trigger:
     direction: str | None = None  # None: the lane's rule decides
     operator: str | None = None  # who asked (simulations)
     t0: float = field(default_factory=time.monotonic)
+    pushed: Any = None  # a plate camera's pushed read (drivers.camera.push.Push), images included
 
 
 class PassagePipeline:
@@ -83,12 +84,15 @@ class PassagePipeline:
         self.box = box
 
     # -- identify ------------------------------------------------------------------
-    def burst(self) -> tuple[list[np.ndarray | None], Any]:
+    def burst(self, since: float | None = None) -> tuple[list[np.ndarray | None], Any]:
         """Read up to ``burst_frames`` frames and vote; stop at the first confident plate.
 
-        Only the frame of the best read so far is kept (the snapshot's); the
-        others are dropped as soon as they lose, so a burst of 1080p frames
-        holds one 6 MB frame instead of five.
+        Every frame is one the camera took after ``since`` (the trigger's
+        ``time.monotonic()``) and after the burst's previous frame: never a
+        picture of the lane from before the vehicle arrived, never one frame
+        read twice. Only the frame of the best read so far is kept (the
+        snapshot's); the others are dropped as soon as they lose, so a burst
+        of 1080p frames holds one 6 MB frame instead of five.
         """
         from edged.lpr import vote
 
@@ -97,10 +101,13 @@ class PassagePipeline:
         frames: list[np.ndarray | None] = []
         reads: list[list[Any]] = []
         result = vote([])
+        since = time.monotonic() if since is None else since
         for i in range(tc.burst_frames):
-            frame = camera.latest() if camera is not None else None
+            got = camera.frame_after(since) if camera is not None else None
+            frame = None if got is None else got[0]
             if frame is None or recognizer is None or recognizer.ready is False:
                 break
+            since = got[1]
             frames.append(frame)
             reads.append(recognizer.read(frame))
             result = vote(reads)
@@ -134,10 +141,17 @@ class PassagePipeline:
             v = snap.vehicle_by_tag(tag)
             return v.plate if v else None
 
+        push_flags: tuple[str, ...] = ()
         if trig.plate is not None:
             plate_text, plate_conf, colour = trig.plate, 1.0, None
+        elif trig.pushed is not None:  # the camera's read, voted with ours of its image
+            from edged.lane.pushed import read_pushed
+
+            frames, vr, plate_text, plate_conf, colour, push_flags = read_pushed(
+                trig.pushed, self.box, lane
+            )
         else:
-            frames, vr = self.burst()
+            frames, vr = self.burst(trig.t0)
             ok = vr.plate and vr.valid_syntax
             plate_text = vr.plate if ok else None
             plate_conf = vr.confidence if ok else None
@@ -153,7 +167,7 @@ class PassagePipeline:
                     colour = colour or vr.colour
                 else:  # unsure and matching no one vehicle: unread, the tag or guard decides
                     plate_text = plate_conf = None
-        if trig.plate is not None or (vr is not None and vr.plate):
+        if trig.pushed is None and (trig.plate is not None or (vr is not None and vr.plate)):
             lane.last_read = {
                 "plate": trig.plate if trig.plate is not None else vr.plate,
                 "confidence": 1.0 if trig.plate is not None else round(vr.confidence, 4),
@@ -173,7 +187,7 @@ class PassagePipeline:
         read = GateRead(
             ident.plate, colour, tuple(s.epc for s in sightings), ident.confidence, passage_id
         )
-        return ident, read, (frames, vr), matched
+        return ident, read, (frames, vr), matched, push_flags
 
     def _direction(self, trig: Trigger, plate: str | None) -> tuple[str, tuple[str, ...]]:
         """The passage's direction; a two-way lane that cannot tell says ``unknown``."""
@@ -195,7 +209,7 @@ class PassagePipeline:
         assert ledger is not None and registry is not None
         passage_id = str(uuid.uuid4())
         snap = registry.snapshot()
-        ident, read, (frames, vr), matched = self._identify(trig, passage_id, snap)
+        ident, read, (frames, vr), matched, push_flags = self._identify(trig, passage_id, snap)
         direction, dir_flags = self._direction(trig, ident.plate)
         id_flags = (
             (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
@@ -216,7 +230,10 @@ class PassagePipeline:
                 approval = None
         simulated = trig.source == "simulate"
         kg, weight_why = lane.weigh()
-        shots = save_passage_images(box, lane.name, frames, vr, passage_id, now)
+        if trig.pushed is not None:
+            shots = save_pushed_images(box, lane.name, trig.pushed, passage_id, now)
+        else:
+            shots = save_passage_images(box, lane.name, frames, vr, passage_id, now)
         rec = self._record(
             trig,
             now,
@@ -229,7 +246,12 @@ class PassagePipeline:
             kg,
             {"weight_kg": weight_why} if weight_why else {},
             shots,
-            flags=(*dir_flags, *id_flags, *(("weight_unsettled",) if weight_why else ())),
+            flags=(
+                *dir_flags,
+                *id_flags,
+                *push_flags,
+                *(("weight_unsettled",) if weight_why else ()),
+            ),
             alert=alert,
             passage_id=passage_id,
             raw_plate=vr.plate if vr is not None else None,
@@ -328,7 +350,11 @@ class PassagePipeline:
         if not shots:
             why.setdefault(
                 "snapshots",
-                "no camera on this lane" if lane.camera is None else "no frame with a plate",
+                "the camera pushed no image"
+                if trig.pushed is not None
+                else "no camera on this lane"
+                if lane.camera is None
+                else "no frame with a plate",
             )
         fields: dict[str, Any] = {
             **vehicle_fields(vehicle),
@@ -363,6 +389,7 @@ class PassagePipeline:
             identified_by=identified_by,
             alert_level=alert,
             missing=missing(fields, why),
+            video=lane.video_ref(passage_id, now),
             **fields,
         )
 
@@ -417,6 +444,7 @@ class PassagePipeline:
             flags=d.flags,
             alert_level=alert,
             missing=missing(fields, why),
+            video=lane.video_ref(None, now),  # the recorder's window; no clip of a manual open
             **fields,
         )
         seq, digest = ledger.append_passage(rec)

@@ -49,3 +49,31 @@ def save_passage_images(
             retention.note_image_written(Path(s.path).stat().st_size)
         out.append(LedgerSnapshot(str(Path(s.path).relative_to(images_dir)), s.sha256))
     return tuple(out)
+
+
+def save_pushed_images(
+    ctx: Any, lane: str, push: Any, passage_id: str, now: datetime
+) -> tuple[LedgerSnapshot, ...]:
+    """The camera's own scene and plate JPEGs, kept as they came (not re-encoded), hashed."""
+    import hashlib
+
+    service = ctx.ledger_service
+    retention, images_dir = service.retention, service.images_dir
+    wanted = [(s, b) for s, b in (("frame", push.full_image), ("plate", push.plate_image)) if b]
+    if not wanted or (retention is not None and not retention.images_allowed().allowed):
+        return ()
+    day = images_dir / now.strftime("%Y/%m/%d")
+    out = []
+    try:
+        day.mkdir(parents=True, exist_ok=True)
+        for suffix, data in wanted:
+            path = day / f"{passage_id}_{suffix}.jpg"
+            path.write_bytes(data)
+            if retention is not None:
+                retention.note_image_written(len(data))
+            rel = str(path.relative_to(images_dir))
+            out.append(LedgerSnapshot(rel, hashlib.sha256(data).hexdigest()))
+    except OSError as exc:
+        ctx.sink.event("images_failed", "error", "snapshot not written", lane=lane, error=str(exc))
+        return ()
+    return tuple(out)

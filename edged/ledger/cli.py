@@ -15,7 +15,7 @@ from typing import Any
 
 from edged.ledger import export_cli
 from edged.ledger.query import FORMATS, parse_time
-from edged.ledger.settings import db_opt, need_db, settings
+from edged.ledger.settings import db_opt, documents_dir, need_db, settings
 
 # -- ledger verify ----------------------------------------------------------
 
@@ -35,6 +35,7 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"edged: --expect-head: expected CHAIN:SEQ:HASH, found {item!r}", file=sys.stderr)
             return 2
     images = s.images if s.images is not None and s.images.is_dir() else None
+    clips = s.clips if s.clips is not None and s.clips.is_dir() else None
     from edged.ledger.attest import read_known, sidecar_path
 
     try:
@@ -50,6 +51,8 @@ def _verify(args: argparse.Namespace) -> int:
         image_retention_days=s.ledger.image_retention_days,
         attestations=known,
         public_key=public,
+        clips_dir=clips,
+        clip_retention_days=s.clip_retention_days,
     )
     for chain, c in res.chains.items():
         print(
@@ -65,6 +68,13 @@ def _verify(args: argparse.Namespace) -> int:
         print(
             f"snapshots: {res.images_checked} verified, {res.images_purged} removed by"
             f" retention{early}"
+        )
+    if clips is None:
+        print("clips: not checked (no clip folder; pass --clips DIR)")
+    elif res.ok:
+        print(
+            f"clips: {res.clips_checked} verified, {res.clips_removed} removed by retention"
+            " or for disk space"
         )
     if res.ok:
         print(
@@ -116,9 +126,14 @@ def _query(args: argparse.Namespace) -> int:
     s = settings(args)
     if (rc := need_db(s)) is not None:
         return rc
+    from edged.admission.model import normalize_plate, parse_fuel, stage_query
+
     try:
         start = parse_time(args.since, s.tz) if args.since else None
         end = parse_time(args.until, s.tz) if args.until else None
+        # the ledger holds canonical values (国5, diesel): a guard types 国五 or 柴油
+        stages = stage_query(args.stage) if args.stage else None
+        fuel = parse_fuel(args.fuel) if args.fuel else None
     except ValueError as exc:
         print(f"edged: {exc}", file=sys.stderr)
         return 2
@@ -126,11 +141,11 @@ def _query(args: argparse.Namespace) -> int:
         rows = (store.passages if args.raw else store.effective_passages)(
             start=start,
             end=end,
-            plate=args.plate,
+            plate=normalize_plate(args.plate) if args.plate else None,
             direction=args.direction,
             decision=args.decision,
-            emission_stage=args.stage,
-            fuel=args.fuel,
+            emission_stage=stages,
+            fuel=fuel,
             gate=args.gate,
             lane=args.lane,
             limit=args.limit,
@@ -249,7 +264,7 @@ def _national(args: argparse.Namespace) -> int:
         print(f"edged: --out {out} is not empty: give a new folder", file=sys.stderr)
         return 2
     formats = ("csv", "xlsx") if args.format == "both" else (args.format,)
-    docs = Path(args.documents_dir) if args.documents_dir else s.data_dir / "documents"
+    docs = documents_dir(s, args.documents_dir)
     photos = None if args.no_photos else Photos(out, s.images, docs)
     with LedgerStore(s.db) as store:
         res = write_national(
@@ -334,6 +349,12 @@ def register(sub: Any) -> None:
         help="snapshot images folder (default: ledger.images_dir)",
     )
     p.add_argument(
+        "--clips",
+        dest="clips_dir",
+        metavar="DIR",
+        help="video clips folder (default: clips.dir), checked against the audit chain",
+    )
+    p.add_argument(
         "--expect-head",
         action="append",
         metavar="CHAIN:SEQ:HASH",
@@ -371,8 +392,10 @@ def register(sub: Any) -> None:
     p.add_argument("--plate")
     p.add_argument("--direction", choices=("in", "out"))
     p.add_argument("--decision", choices=("allow", "deny", "hold"))
-    p.add_argument("--stage", help="emission stage, e.g. 国五")
-    p.add_argument("--fuel", help="diesel, petrol, gas, electric, hybrid, hydrogen")
+    p.add_argument("--stage", help="emission stage: 国五, 国V, 国5 or 5 (国6 finds 国6a and 国6b)")
+    p.add_argument(
+        "--fuel", help="diesel, petrol, gas, electric, hybrid, hydrogen, or 柴油, 天然气, …"
+    )
     p.add_argument("--gate")
     p.add_argument("--lane")
     p.add_argument("--limit", type=int)

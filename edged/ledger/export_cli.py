@@ -30,7 +30,7 @@ def _export(args: argparse.Namespace) -> int:
         return int(args.sub_func(args))
     from edged.ledger.export import ExportError, export
     from edged.ledger.query import parse_time
-    from edged.ledger.settings import need_db, settings
+    from edged.ledger.settings import documents_dir, need_db, settings
     from edged.ledger.store import LedgerStore
 
     dest = args.usb or args.dest
@@ -67,7 +67,7 @@ def _export(args: argparse.Namespace) -> int:
                 plant=s.plant,
                 gate_name=s.gate_name,
                 images_dir=s.images,
-                documents_dir=_documents_dir(args, s),
+                documents_dir=documents_dir(s, args.documents_dir),
                 include_images=include,
                 report_days=s.ledger.export_report_days,
                 frequent_per_day=s.ledger.frequent_per_day,
@@ -100,12 +100,6 @@ def _device_key(data_dir: Path) -> Any:
     except (DeviceKeyError, OSError) as exc:
         print(f"edged: export not signed: {exc}", file=sys.stderr)
         return None
-
-
-def _documents_dir(args: argparse.Namespace, s: Any) -> Path:
-    if getattr(args, "documents_dir", None):
-        return Path(args.documents_dir)
-    return s.data_dir / "documents"
 
 
 def _stick_accepted(args: argparse.Namespace, s: Any) -> bool:
@@ -252,7 +246,7 @@ def register(sub: Any, db_opt: Any) -> None:
         "--documents-dir",
         dest="documents_dir",
         metavar="DIR",
-        help="document photos (随车清单/行驶证) by SHA-256; default: <data_dir>/documents",
+        help="document photos (随车清单/行驶证) by SHA-256; default: registry.documents_dir",
     )
     p.add_argument("--site", help="site id for the export folder name (with --db)")
     p.add_argument("--label", help="the stick's volume label (default: asked from udev)")

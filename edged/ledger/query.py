@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edged.cli import table
 from edged.ledger.store import StoredPassage
 from edged.sheets.table import safe_text
 
@@ -85,26 +85,13 @@ def row_dict(p: StoredPassage) -> dict[str, Any]:
     return out
 
 
-def _width(s: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
-
-
-def _pad(s: str, w: int) -> str:
-    return s + " " * (w - _width(s))
-
-
-def write_table(rows: Iterable[StoredPassage], out: TextIO, limit_width: int = 24) -> int:
+def write_table(rows: Iterable[StoredPassage], out: TextIO, limit_width: int = 30) -> int:
     """Aligned columns (Chinese counts double width); buffers rows, so keep it for screen-sized
     results.
     """
-    data = []
-    for p in rows:
-        d = row_dict(p)
-        data.append(["" if d[c] is None else str(d[c])[:limit_width] for c in TABLE_COLUMNS])
-    widths = [max([_width(c)] + [_width(r[i]) for r in data]) for i, c in enumerate(TABLE_COLUMNS)]
-    out.write("  ".join(_pad(c, widths[i]) for i, c in enumerate(TABLE_COLUMNS)).rstrip() + "\n")
-    for r in data:
-        out.write("  ".join(_pad(v, widths[i]) for i, v in enumerate(r)).rstrip() + "\n")
+    data = [[row_dict(p)[c] for c in TABLE_COLUMNS] for p in rows]
+    for line in table.render(TABLE_COLUMNS, data, max_width=limit_width):
+        out.write(line + "\n")
     return len(data)
 
 

@@ -74,7 +74,7 @@ class Snapshot:
 class Approval:
     """Special approval (特批放行): one-time pass with who asked, who approved and why."""
 
-    id: str
+    id: int | str  # str; rows written before it was a str hold the registry's number, an int
     applicant: str
     approver: str
     reason: str
@@ -96,6 +96,46 @@ class Approval:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
+
+
+@dataclass(frozen=True)
+class Video:
+    """Where the video of a passage is (录像): the recorder's channel and the passage's window,
+    and the box's own clip of it where one is kept (path relative to the clips folder).
+
+    An inspector pulls ``start``..``end`` of ``channel`` on ``recorder`` (an NVR or the camera's
+    own storage); the clip's SHA-256 is chained in the audit log (``clip_recorded``) once the
+    clip is closed, seconds after the row: a row is written before the barrier opens and
+    cannot wait for the seconds of video after it.
+    """
+
+    recorder: str
+    channel: str
+    start: str
+    end: str
+    clip: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            try:
+                ts = datetime.fromisoformat(getattr(self, name))
+            except (TypeError, ValueError):
+                raise RecordError(f"video.{name}: expected ISO 8601 time") from None
+            _check(ts.utcoffset() is not None, f"video.{name}: expected a UTC offset")
+        if self.clip is not None:
+            _check(
+                safe_relative_path(self.clip),
+                f"video.clip: expected a relative path inside the clips folder, found {self.clip!r}",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recorder": self.recorder,
+            "channel": self.channel,
+            "start": self.start,
+            "end": self.end,
+            "clip": self.clip,
+        }
 
 
 @dataclass(frozen=True)
@@ -149,6 +189,7 @@ class PassageRecord:
     entry_time: str | None = None  # 进厂时间 of that entry
     dwell_s: int | None = None  # time in the plant
     missing: dict[str, str] = field(default_factory=dict)  # field -> why it is null
+    video: Video | None = None  # where the video of this passage is (docs/VIDEO.md)
 
     def __post_init__(self) -> None:
         try:
@@ -195,6 +236,7 @@ class PassageRecord:
                 isinstance(self.correction_of, int) and self.correction_of > 0,
                 f"correction_of: expected a positive seq, found {self.correction_of!r}",
             )
+        _check(self.video is None or isinstance(self.video, Video), "video: expected a Video value")
         _check(
             all(isinstance(s, Snapshot) for s in self.snapshots),
             "snapshots: expected Snapshot values",
@@ -273,6 +315,7 @@ class PassageRecord:
             "entry_time": self.entry_time,
             "dwell_s": self.dwell_s,
             "missing": dict(sorted(self.missing.items())),
+            "video": self.video.to_dict() if self.video else None,
         }
 
     @classmethod
@@ -289,4 +332,6 @@ class PassageRecord:
             kw["approval"] = Approval(**kw["approval"])
         kw["documents"] = dict(kw.get("documents") or {})
         kw["missing"] = dict(kw.get("missing") or {})
+        if kw.get("video") is not None:
+            kw["video"] = Video(**kw["video"])
         return cls(**kw)

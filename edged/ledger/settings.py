@@ -27,6 +27,8 @@ class Settings:
     gate: str
     ledger: LedgerConfig
     data_dir: Path  # where the device key is (keys/): daemon.data_dir, or beside --db
+    clips: Path | None = None  # the clip folder (clips.dir), when a config names one
+    clip_retention_days: int = 183
     plant: str = ""  # site.name, as reports print it (else the site id)
     gate_name: str = ""  # site.gate_name (else the gate id)
     cfg: Any = None  # the whole config, when one was read
@@ -35,6 +37,7 @@ class Settings:
 def settings(args: argparse.Namespace) -> Settings:
     """--db/--images win; otherwise the config file; a bare --db needs no config at all."""
     tz_name = getattr(args, "tz", None)
+    clips = getattr(args, "clips_dir", None)
     if getattr(args, "db", None):
         images = getattr(args, "images_dir", None)
         return Settings(
@@ -45,8 +48,9 @@ def settings(args: argparse.Namespace) -> Settings:
             "gate",
             LedgerConfig(),
             Path(args.db).parent,
-            getattr(args, "plant", None) or "",
-            getattr(args, "gate_name", None) or "",
+            clips=Path(clips) if clips else None,
+            plant=getattr(args, "plant", None) or "",
+            gate_name=getattr(args, "gate_name", None) or "",
         )
     from edged.config.load import load_config
 
@@ -62,10 +66,24 @@ def settings(args: argparse.Namespace) -> Settings:
         cfg.site.gate_id,
         lc,
         data_dir,
-        getattr(args, "plant", None) or cfg.site.name or cfg.site.id,
-        getattr(args, "gate_name", None) or cfg.site.gate_name or cfg.site.gate_id,
-        cfg,
+        clips=Path(clips) if clips else data_dir / cfg.clips.dir,
+        clip_retention_days=cfg.clips.retention_days,
+        plant=getattr(args, "plant", None) or cfg.site.name or cfg.site.id,
+        gate_name=getattr(args, "gate_name", None) or cfg.site.gate_name or cfg.site.gate_id,
+        cfg=cfg,
     )
+
+
+def documents_dir(s: Settings, given: str | None = None) -> Path:
+    """The registry's document photos (随车清单, 行驶证, 发动机铭牌): ``--documents-dir``,
+    else ``registry.documents_dir``, else ``documents`` beside the ledger."""
+    if given:
+        return Path(given)
+    configured = getattr(getattr(s.cfg, "registry", None), "documents_dir", None)
+    if configured:
+        p = Path(configured)
+        return p if p.is_absolute() else s.data_dir / p
+    return s.data_dir / "documents"
 
 
 def need_db(s: Settings) -> int | None:

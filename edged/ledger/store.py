@@ -25,12 +25,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import peewee
 
+from edged import sitetime
 from edged.ledger.chain import GENESIS_HASH, canonical, hash_bytes
 from edged.ledger.corrections import effective
 from edged.ledger.record import PassageRecord
@@ -130,8 +130,8 @@ class Event(NamedTuple):
 
 
 def now_iso() -> str:
-    """Local time with its UTC offset, as every ledger time is written."""
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+    """Site time with its UTC offset, as every ledger time is written."""
+    return sitetime.now_iso()
 
 
 class LedgerStore:
@@ -366,7 +366,7 @@ class LedgerStore:
         plate: str | None = None,
         direction: str | None = None,
         decision: str | None = None,
-        emission_stage: str | None = None,
+        emission_stage: str | tuple[str, ...] | None = None,
         fuel: str | None = None,
         gate: str | None = None,
         lane: str | None = None,
@@ -546,9 +546,13 @@ def _filter_sql(table: str, since_seq: int = 0, **f: Any) -> tuple[str, list[Any
         "gate",
         "correction_of",
     ):
-        if f.get(col) is not None:
+        value = f.get(col)
+        if isinstance(value, tuple | list | set | frozenset):  # any of these values
+            where.append(f"{col} IN ({', '.join('?' * len(value))})")
+            params.extend(sorted(value))
+        elif value is not None:
             where.append(f"{col} = ?")
-            params.append(f[col])
+            params.append(value)
     if f.get("lane") is not None:
         where.append("json_extract(fields, '$.lane') = ?")
         params.append(f["lane"])

@@ -64,6 +64,7 @@ class Problem:
     # edited | deleted | inserted | reordered | image_missing | image_mismatch
     # | truncated | head_mismatch | unreadable | schema | column_mismatch
     # | purge_unrecorded | purge_too_young | rebuilt | rollback | attestation_invalid
+    # | clip_missing | clip_mismatch
     kind: str
     message: str
 
@@ -86,6 +87,9 @@ class VerifyResult:
     images_skipped: bool = True
     images_purged_early: int = 0  # removed for disk space before their retention ended
     attestations: int = 0  # attestations checked against the chains
+    clips_checked: int = 0
+    clips_removed: int = 0  # gone by retention or a chained purge
+    clips_skipped: bool = True
     problem: Problem | None = None
 
     @property
@@ -427,6 +431,67 @@ def check_images(
     return None
 
 
+CLIP_ACTION = "clip_recorded"  # audit action: a passage's clip and its SHA-256
+CLIP_PURGE_ACTION = "clips_purged"  # audit action: clips removed for budget or disk space
+
+
+def check_clips(
+    conn: sqlite3.Connection,
+    clips_dir: Path,
+    res: VerifyResult,
+    retention_days: int,
+    now: datetime | None = None,
+) -> Problem | None:
+    """Every clip the audit chain records must be on disk with its hash, unless the
+    chained ``clips_purged`` entries removed it or its retention has run out.
+
+    The row is written before the barrier opens, seconds before its clip ends, so a
+    clip's SHA-256 is chained in the audit log beside the row's event id, not on the row.
+    """
+    now = now or datetime.now().astimezone()
+    purged: set[str] = set()
+    for (details,) in conn.execute(
+        "SELECT json_extract(fields, '$.details') FROM audit"
+        " WHERE json_extract(fields, '$.action') = ?",
+        (CLIP_PURGE_ACTION,),
+    ):
+        purged.update(str(c) for c in json.loads(details or "{}").get("clips", []))
+    res.clips_skipped = False
+    cur = conn.execute(
+        "SELECT seq, json_extract(fields, '$.details') FROM audit"
+        " WHERE json_extract(fields, '$.action') = ? ORDER BY seq",
+        (CLIP_ACTION,),
+    )
+    for seq, details in cur:
+        d = json.loads(details or "{}")
+        rel = str(d.get("clip", ""))
+        if not safe_relative_path(rel):
+            return Problem("audit", seq, "clip_mismatch", f"clip path {rel!r} points outside")
+        path = clips_dir / rel
+        if not path.is_file():
+            age = _days_between(str(d.get("first", "")), now.isoformat())
+            if rel in purged or (age is not None and age >= retention_days):
+                res.clips_removed += 1
+                continue
+            return Problem(
+                "audit",
+                seq,
+                "clip_missing",
+                f"clip {rel} (passage {d.get('event_id')}) is missing; no chained purge removed"
+                f" it and its {retention_days}-day retention has not ended",
+            )
+        if _file_sha256(path) != d.get("sha256"):
+            return Problem(
+                "audit",
+                seq,
+                "clip_mismatch",
+                f"clip {rel} (passage {d.get('event_id')}) does not match its recorded SHA-256"
+                " (video replaced or edited)",
+            )
+        res.clips_checked += 1
+    return None
+
+
 def _days_between(a: str, b: str) -> float | None:
     try:
         return (datetime.fromisoformat(b) - datetime.fromisoformat(a)) / timedelta(days=1)
@@ -525,9 +590,12 @@ def verify_db(
     image_retention_days: int = 183,
     attestations: list[Attestation] | None = None,
     public_key: str | None = None,
+    clips_dir: str | Path | None = None,
+    clip_retention_days: int = 183,
 ) -> VerifyResult:
     """Check the schema, both chains, the columns, snapshot files (when ``images_dir`` is
-    given), known heads and attestations; ``problem`` is the first thing that fails."""
+    given), clips (when ``clips_dir`` is), known heads and attestations; ``problem`` is
+    the first thing that fails."""
     res = VerifyResult()
     path = Path(db_path)
     if not path.is_file():
@@ -561,6 +629,8 @@ def verify_db(
             res.problem = check_attestations(conn, res, list(attestations or ()), public_key)
         if res.problem is None and images_dir is not None:
             res.problem = check_images(conn, Path(images_dir), res, image_retention_days)
+        if res.problem is None and clips_dir is not None:
+            res.problem = check_clips(conn, Path(clips_dir), res, clip_retention_days)
         if res.problem is None and expect_heads:
             for chain, (seq, digest) in expect_heads.items():
                 row = conn.execute(f"SELECT hash FROM {chain} WHERE seq = ?", (seq,)).fetchone()

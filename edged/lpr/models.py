@@ -55,7 +55,11 @@ def file_sha256(path: Path) -> str:
 def check_models(model_dir: str | Path, names: tuple[str, ...] | list[str] = REQUIRED) -> list[str]:
     """Return one line per problem with the model files (empty list: all good)."""
     folder = Path(model_dir)
-    fix = f"run: python models/fetch.py --dest {folder}"
+    fix = (
+        "check lpr.model_dir; the package installs the models in /opt/edged/models"
+        " (sudo apt install --reinstall edged), a clone fetches them with"
+        f" python models/fetch.py --dest {folder}"
+    )
     problems: list[str] = []
     if not folder.is_dir():
         return [f"model folder {folder} does not exist; {fix}"]

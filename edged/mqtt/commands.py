@@ -114,7 +114,7 @@ def validate(value: Any, schema: dict[str, Any], path: str = "params") -> list[s
 # ---------------------------------------------------------------------------
 
 _PLATE = {"type": "string", "minLength": 6, "maxLength": 10, "pattern": r"^\S+$"}
-_COLOR = {"type": "string", "enum": ["blue", "yellow", "green", "yellow_green", "white", "black"]}
+_COLOUR = {"type": "string", "enum": ["blue", "yellow", "green", "yellow_green", "white", "black"]}
 _DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 _DATETIME = {
     "type": "string",
@@ -122,18 +122,26 @@ _DATETIME = {
 }
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 500}
 _LANE = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"}
+_TAGS = {
+    "type": "array",
+    "maxItems": 8,
+    "items": {"type": "string", "minLength": 1, "maxLength": 64},
+}
 
 # Every property listed here is honoured by the gate (``parse_items`` maps it
 # onto a registry field); anything else is refused, never accepted and dropped:
-# a signed field the gate ignored would be a promise it did not keep.
+# a signed field the gate ignored would be a promise it did not keep. Field
+# names are the passages' own (plate_colour, registered_on, fleet, rfid_tags,
+# valid_until): one name per concept across the whole contract.
 VEHICLE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["plate", "plate_color"],
+    # fuel: the registry refuses a vehicle without one (the policy decides on it)
+    "required": ["plate", "plate_colour", "fuel"],
     "properties": {
         "plate": _PLATE,
-        "plate_color": _COLOR,
+        "plate_colour": _COLOUR,
         "vin": {"type": "string", "pattern": r"^[A-HJ-NPR-Z0-9]{17}$"},
-        "registered": _DATE,
+        "registered_on": _DATE,
         "brand_model": {"type": "string", "maxLength": 100},
         "vehicle_type": {"type": "string", "maxLength": 50},
         "vehicle_class": {"type": "string", "maxLength": 50},
@@ -143,11 +151,42 @@ VEHICLE_SCHEMA: dict[str, Any] = {
         },
         "emission_stage": {
             "type": "string",
-            "enum": ["0", "1", "2", "3", "4", "5", "6", "6a", "6b"],
+            # the passages' own form (国5, 国6b) or the bare stage
+            "enum": [
+                *("国0", "国1", "国2", "国3", "国4", "国5", "国6a", "国6b"),
+                *("0", "1", "2", "3", "4", "5", "6", "6a", "6b"),
+            ],
         },
         "hazardous": {"type": "boolean"},
         "fleet": {"type": "string", "maxLength": 100},
-        "rfid": {"type": "string", "maxLength": 64},
+        "engine_no": {"type": "string", "maxLength": 32},
+        "cargo": {"type": "string", "maxLength": 32},
+        "rfid_tags": _TAGS,
+        "valid_until": _DATETIME,
+    },
+    "additionalProperties": False,
+}
+
+# Non-road machinery (非道路移动机械); its stage is 国1..国4 (国一..国四), bare 1..4, or x (none).
+MACHINE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["registry_no"],
+    "properties": {
+        "registry_no": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^\S+$"},
+        "env_code": {"type": "string", "maxLength": 64},
+        "machine_type": {"type": "string", "maxLength": 50},
+        "emission_stage": {
+            "type": "string",
+            "enum": ["x", *("国1", "国2", "国3", "国4"), *("1", "2", "3", "4")],
+        },
+        "made_on": _DATE,
+        "fuel": {
+            "type": "string",
+            "enum": ["diesel", "petrol", "gas", "electric", "hybrid", "hydrogen"],
+        },
+        "owner": {"type": "string", "maxLength": 100},
+        "plate": _PLATE,
+        "rfid_tags": _TAGS,
         "valid_until": _DATETIME,
     },
     "additionalProperties": False,
@@ -161,20 +200,36 @@ BLACKLIST_ENTRY_SCHEMA: dict[str, Any] = {
         "reason": _TEXT,
         "source": {"type": "string", "maxLength": 100},
         "valid_from": _DATETIME,
-        "until": _DATETIME,
+        "valid_until": _DATETIME,
     },
     "additionalProperties": False,
 }
 
+#: Earlier names of list-item fields, still accepted and renamed before the
+#: schema check; the reply's ``detail`` says which were used. Backends written
+#: against the first contract keep working while they move to the new names.
+DEPRECATED_FIELDS: dict[str, dict[str, str]] = {
+    "vehicles": {
+        "plate_color": "plate_colour",
+        "registered": "registered_on",
+        "rfid": "rfid_tags",
+    },
+    "entries": {"until": "valid_until"},
+}
+_ITEMS_OF = {
+    "registry_upsert": "vehicles",
+    "registry_replace": "vehicles",
+    "blacklist_upsert": "entries",
+}
+
 _PLATES = {"type": "array", "minItems": 1, "maxItems": 10000, "items": _PLATE}
+_VEHICLES = {"type": "array", "minItems": 1, "maxItems": 10000, "items": VEHICLE_SCHEMA}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "registry_upsert": {
         "type": "object",
         "required": ["vehicles"],
-        "properties": {
-            "vehicles": {"type": "array", "minItems": 1, "maxItems": 10000, "items": VEHICLE_SCHEMA}
-        },
+        "properties": {"vehicles": _VEHICLES},
         "additionalProperties": False,
     },
     "registry_delete": {
@@ -211,6 +266,51 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"plates": _PLATES},
         "additionalProperties": False,
     },
+    "plant_vehicles_upsert": {
+        "type": "object",
+        "required": ["vehicles"],
+        "properties": {"vehicles": _VEHICLES},
+        "additionalProperties": False,
+    },
+    "plant_vehicles_delete": {
+        "type": "object",
+        "required": ["plates"],
+        "properties": {"plates": _PLATES},
+        "additionalProperties": False,
+    },
+    "machinery_upsert": {
+        "type": "object",
+        "required": ["machines"],
+        "properties": {
+            "machines": {"type": "array", "minItems": 1, "maxItems": 10000, "items": MACHINE_SCHEMA}
+        },
+        "additionalProperties": False,
+    },
+    "machinery_delete": {
+        "type": "object",
+        "required": ["registry_nos"],
+        "properties": {
+            "registry_nos": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 10000,
+                "items": MACHINE_SCHEMA["properties"]["registry_no"],
+            }
+        },
+        "additionalProperties": False,
+    },
+    "cargo": {
+        "type": "object",
+        "required": ["plate", "cargo", "valid_until"],
+        "properties": {
+            "plate": _PLATE,
+            "cargo": {"type": "string", "minLength": 1, "maxLength": 32},
+            "valid_from": _DATETIME,
+            "valid_until": _DATETIME,
+            "uses": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+        "additionalProperties": False,
+    },
     "approval": {
         "type": "object",
         "required": ["plate", "applicant", "approver", "reason", "valid_from", "valid_until"],
@@ -224,6 +324,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "valid_until": _DATETIME,
             "direction": {"type": "string", "enum": ["in", "out", "any"]},
             "uses": {"type": "integer", "minimum": 1, "maximum": 100},
+            "approved_at": _DATETIME,
         },
         "additionalProperties": False,
     },
@@ -245,6 +346,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "level": {"type": "string", "enum": ["none", "blue", "yellow", "orange", "red"]},
             "reason": {"type": "string", "maxLength": 500},
+            "valid_from": _DATETIME,
+            "valid_until": _DATETIME,
         },
         "additionalProperties": False,
     },
@@ -270,7 +373,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "seq": {"type": "integer", "minimum": 1},
             "reason": _TEXT,
             "plate": _PLATE,
-            "plate_colour": _COLOR,
+            "plate_colour": _COLOUR,
             "direction": {"type": "string", "enum": ["in", "out"]},
             "cargo": {"type": "string", "minLength": 1, "maxLength": 32},
             "weight_kg": {"type": "integer", "minimum": 0, "maximum": 200000},
@@ -293,11 +396,53 @@ def _extra_checks(name: str, params: dict[str, Any]) -> list[str]:
                 f"params.to_seq: range expected at most {MAX_RESEND_RANGE} rows,"
                 f" found {hi - lo + 1}"
             ]
-    if name == "approval":
+    if name in ("approval", "alert_level", "cargo"):
         a, b = params.get("valid_from"), params.get("valid_until")
         if a and b and b < a:
             return [f"params.valid_until: expected after valid_from ({a}), found {b}"]
     return []
+
+
+def upgrade(name: str, params: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Rename deprecated item fields of ``name``'s params to today's names.
+
+    Returns the params as the schema expects them, the old names that were
+    used (for the deprecation note) and problems (an old and a new name for
+    the same field in one item). Items without old names are not copied.
+    """
+    key = _ITEMS_OF.get(name)
+    items = params.get(key) if key else None
+    if not isinstance(items, list):
+        return params, [], []
+    renames = DEPRECATED_FIELDS[key]
+    used: dict[str, None] = {}
+    problems: list[str] = []
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and not renames.keys().isdisjoint(item):
+            item = dict(item)
+            for old, new in renames.items():
+                if old not in item:
+                    continue
+                if new in item:
+                    problems.append(
+                        f"params.{key}[{i}].{old}: the old name of {new}, which is given too;"
+                        f" send only {new}"
+                    )
+                value = item.pop(old)
+                item[new] = [value] if new == "rfid_tags" and isinstance(value, str) else value
+                used[old] = None
+        out.append(item)
+    if not used:
+        return params, [], problems
+    return {**params, key: out}, list(used), problems
+
+
+def deprecation_note(name: str, old_names: list[str]) -> str:
+    """The reply's ``detail`` when a command used old field names."""
+    renames = DEPRECATED_FIELDS[_ITEMS_OF[name]]
+    pairs = ", ".join(f"{old} (now {renames[old]})" for old in old_names)
+    return f"deprecated field names accepted: {pairs}; send the new names (docs/MQTT.md)"
 
 
 COMMAND_NAMES: tuple[str, ...] = tuple(SCHEMAS)
@@ -311,6 +456,10 @@ BULK_COMMANDS: frozenset[str] = frozenset(
         "registry_replace",
         "blacklist_upsert",
         "blacklist_delete",
+        "plant_vehicles_upsert",
+        "plant_vehicles_delete",
+        "machinery_upsert",
+        "machinery_delete",
     }
 )
 
@@ -324,12 +473,17 @@ MAX_BYTES: dict[str, int] = {
     "open": 16 * 1024,
     "alert_level": 8 * 1024,
     "resend": 4 * 1024,
+    "cargo": 4 * 1024,
     "correct": 8 * 1024,
     "approval": 32 * 1024,
     "registry_delete": 1024 * 1024,
     "blacklist_delete": 1024 * 1024,
+    "plant_vehicles_delete": 1024 * 1024,
+    "machinery_delete": 1024 * 1024,
     "registry_upsert": 8 * 1024 * 1024,
     "blacklist_upsert": 8 * 1024 * 1024,
+    "plant_vehicles_upsert": 8 * 1024 * 1024,
+    "machinery_upsert": 8 * 1024 * 1024,
 }
 #: A name that is no command gets the smallest cap: it is refused anyway.
 UNKNOWN_MAX_BYTES = 4 * 1024
@@ -346,6 +500,10 @@ _LIST_ITEMS = {
     "registry_replace": 200000,
     "blacklist_upsert": 10000,
     "blacklist_delete": 0,
+    "plant_vehicles_upsert": 10000,
+    "plant_vehicles_delete": 0,
+    "machinery_upsert": 10000,
+    "machinery_delete": 0,
 }
 
 
@@ -360,7 +518,9 @@ def max_containers(name: str) -> int:
     return _SMALL_CONTAINERS + 2 * _LIST_ITEMS.get(name, 0)
 
 
-_ENVELOPE_SCHEMA: dict[str, Any] = {
+#: The signed command around its params, as the verifier checks it (``sig`` is
+#: checked for presence first, to answer ``unsigned``).
+ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["ts", "nonce", "actor", "params"],
     "properties": {
@@ -375,11 +535,11 @@ _ENVELOPE_SCHEMA: dict[str, Any] = {
 }
 
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_ENVELOPE_KEYS = frozenset(_ENVELOPE_SCHEMA["properties"])
+_ENVELOPE_KEYS = frozenset(ENVELOPE_SCHEMA["properties"])
 
 
 def _envelope_ok(body: dict[str, Any]) -> bool:
-    """``_ENVELOPE_SCHEMA`` written out: the check runs for every arriving message, and the
+    """``ENVELOPE_SCHEMA`` written out: the check runs for every arriving message, and the
     generic validator is ten times slower. On False, ``validate`` says what is wrong."""
     ts, nonce, actor = body.get("ts"), body.get("nonce"), body.get("actor")
     cmd_id, sig = body.get("id", ""), body.get("sig")
@@ -513,6 +673,30 @@ UNVERIFIED_ERRORS = frozenset(
 )
 
 
+#: Every ``error`` a reply can carry: the unverified ones above, then those of
+#: signed, fresh commands.
+REPLY_ERRORS = UNVERIFIED_ERRORS | {
+    "not_allowed",
+    "invalid_params",
+    "not_supported",
+    "handler_error",
+    "timeout",
+}
+
+#: ``result`` of the replies to the commands the link answers itself.
+RESULT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ping": {
+        "type": "object",
+        "properties": {
+            "pong": {"const": True},
+            "echo": {"type": ["string", "null"]},
+            "backlog": {"type": "integer", "minimum": 0},
+        },
+        "required": ["pong", "echo", "backlog"],
+    },
+}
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Outcome of checking one command message.
@@ -639,7 +823,7 @@ class CommandVerifier:
                 name, "unsigned", "sig: required, missing (HMAC-SHA256, see docs/MQTT.md)", **ident
             )
         if not _envelope_ok(body):
-            problems = validate(body, _ENVELOPE_SCHEMA, "command")
+            problems = validate(body, ENVELOPE_SCHEMA, "command")
             return refusal(name, "malformed", _clip("; ".join(problems[:10])), **ident)
         if not self.keys:
             return refusal(
@@ -725,10 +909,12 @@ class CommandVerifier:
             return refusal(
                 name, "not_allowed", f"command {name!r} is disabled in this gate's config", **fresh
             )
-        problems = validate(cmd.params, SCHEMAS[name]) or _extra_checks(name, cmd.params)
+        params, old_names, clashes = upgrade(name, cmd.params)
+        problems = clashes or validate(params, SCHEMAS[name]) or _extra_checks(name, params)
         if problems:
             return refusal(name, "invalid_params", _clip("; ".join(problems[:10])), **fresh)
-        return Verdict(name=name, ok=True, params=cmd.params, **fresh)
+        note = deprecation_note(name, old_names) if old_names else ""
+        return Verdict(name=name, ok=True, params=params, detail=note, **fresh)
 
     def check(self, name: str, raw: bytes) -> Verdict:
         """``authenticate`` then ``admit``: one call for one message."""

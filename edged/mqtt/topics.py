@@ -17,8 +17,9 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+from edged import sitetime
 
 ENVELOPE_VERSION = 1
 
@@ -150,8 +151,8 @@ def new_id() -> str:
 
 
 def now_iso() -> str:
-    """Local time with its UTC offset: readable at the plant, unambiguous at the backend."""
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+    """Site time with its UTC offset: readable at the plant, unambiguous at the backend."""
+    return sitetime.now_iso()
 
 
 def build_envelope(

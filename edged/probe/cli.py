@@ -1,4 +1,4 @@
-"""``edged probe camera|gpio|modbus|mqtt|hj212`` (and ``rfid|scale``): installation checks.
+"""``edged probe camera|gpio|display|modbus|mqtt|hj212`` (and ``rfid|scale``): installation checks.
 
 Commissioning a gate is a day of "is it the wiring, the address or the
 config?". Each probe takes its settings from the same config file the
@@ -7,8 +7,8 @@ drivers, prints what it sees, and ends with one ``PASS``/``FAIL`` line that
 names the likely fault. Nothing is switched unless asked: the barrier relay
 is pulsed only with ``probe gpio --pulse barrier``.
 
-Each device has its module (:mod:`edged.probe.camera`, ``gpio``, ``serial``
-for rfid and scale, ``modbus``, ``mqtt``, ``hj212``); this one owns the
+Each device has its module (:mod:`edged.probe.camera`, ``gpio``, ``display``,
+``serial`` for rfid and scale, ``modbus``, ``mqtt``, ``hj212``); this one owns the
 ``probe`` command group.
 """
 
@@ -19,7 +19,9 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from drivers import config as driver_config
 from edged.probe.camera import probe_camera
+from edged.probe.display import probe_display
 from edged.probe.gpio import probe_gpio
 from edged.probe.hj212 import probe_hj212
 from edged.probe.modbus import probe_modbus
@@ -92,6 +94,21 @@ def _gpio(args: argparse.Namespace) -> int:
     return probe_gpio(gc, sys.stdout, pulse=args.pulse, watch=args.watch)
 
 
+def _display(args: argparse.Namespace) -> int:
+    from edged.probe.serial import with_flags
+
+    out = ProbeOutput(sys.stdout)
+    lane, dc = lane_device(probe_config(args, out), "display", args.lane)
+    out.line(f"lane: {lane}" + ("" if dc else " (no [display] in the config: flags only)"))
+    if dc is not None or args.type:
+        kind = args.type or dc.type
+        own_voice = driver_config.family("display")[kind].config.has_speech
+        lost = dc is not None and dc.speech == "controller" and not own_voice
+        speech = "off" if args.no_speech or lost else None
+        dc = with_flags("display", dc, args.type, port=args.port, speech=speech)
+    return probe_display(dc, sys.stdout, speak=not args.no_speech)
+
+
 def _modbus(args: argparse.Namespace) -> int:
     cfg = probe_config(args, ProbeOutput(sys.stdout))
     overrides = {
@@ -102,7 +119,7 @@ def _modbus(args: argparse.Namespace) -> int:
     if args.host:
         overrides["transport"] = "tcp"
     if args.timeout:
-        overrides["timeout_seconds"] = args.timeout
+        overrides["timeout_s"] = args.timeout
     return probe_modbus(cfg.modbus, sys.stdout, names=args.device, overrides=overrides)
 
 
@@ -168,6 +185,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="print input changes for this long",
     )
     p.set_defaults(func=_guarded(_gpio))
+
+    p = kinds.add_parser("display", help="write a test screen on the driver display, and speak")
+    p.add_argument("--lane", help="the lane whose display to probe (default: the first with one)")
+    p.add_argument("--type", choices=list(driver_config.family("display")), help="display type")
+    p.add_argument("--port", help="serial port or socket://HOST:PORT (default: from config)")
+    p.add_argument("--no-speech", action="store_true", help="show only, say nothing")
+    p.set_defaults(func=_guarded(_display))
 
     p = kinds.add_parser("modbus", help="read every configured meter once, values with units")
     p.add_argument(

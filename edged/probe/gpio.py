@@ -93,7 +93,7 @@ def probe_gpio(gc: Any, out: TextIO, *, pulse: str | None = None, watch: float =
                 )
             done = f"; barrier_close pulsed {gc.pulse_ms} ms (the arm should have come down)"
         elif pulse == "alarm":
-            seconds = min(gc.alarm_seconds, 2.0)
+            seconds = min(gc.alarm_s, 2.0)
             io.alarm(seconds)
             time.sleep(seconds + 0.05)
             done = f"; alarm on for {seconds:g} s (light/buzzer should have come on)"

@@ -37,7 +37,7 @@ def probe_hj212(
     failed: list[tuple[str, str]] = []
     rtts = []
     for p in platforms:
-        result = _hj212_one(p, v, timeout or p.timeout, cn)
+        result = _hj212_one(p, v, timeout or p.timeout_s, cn)
         if isinstance(result, float):
             rtts.append(f"{p.name} {result:.0f} ms")
         else:
@@ -72,7 +72,7 @@ def _hj212_one(p: Any, v: ProbeOutput, timeout: float, cn: str) -> float | tuple
     where = f"{p.host}:{p.port}"
     v.line(f"platform {p.name}: {where} MN {p.mn} ST {p.st}")
     try:
-        sock = socket.create_connection((p.host, p.port), timeout=p.connect_timeout)
+        sock = socket.create_connection((p.host, p.port), timeout=p.connect_timeout_s)
     except ConnectionRefusedError:
         return (
             f"{p.name}: connection refused by {where}",
@@ -82,7 +82,7 @@ def _hj212_one(p: Any, v: ProbeOutput, timeout: float, cn: str) -> float | tuple
         return f"{p.name}: cannot resolve {p.host}: {exc}", "check the host name and DNS"
     except TimeoutError:
         return (
-            f"{p.name}: no TCP answer from {where} within {p.connect_timeout:g} s",
+            f"{p.name}: no TCP answer from {where} within {p.connect_timeout_s:g} s",
             "check the network (4G modem, APN), the firewall and the platform address",
         )
     except OSError as exc:

@@ -28,7 +28,8 @@ def probe_modbus(
     if not devices:
         return v.failed(
             "no Modbus devices configured",
-            "add [[modbus.devices]] with their register maps (see config/ for common meters)",
+            "add [[modbus.devices]] with their register maps to the config"
+            " (edged config example shows every key)",
         )
     devices = [replace(d, enabled=True, **(overrides or {})) for d in devices]
     poller = Poller(ModbusConfig(poll_groups=mc.poll_groups, devices=devices), lambda s: None)

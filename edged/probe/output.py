@@ -60,7 +60,7 @@ def probe_config(args: argparse.Namespace, out: ProbeOutput | None = None) -> An
 
 
 def lane_device(cfg: Any, kind: str, lane: str | None) -> tuple[str, Any]:
-    """The ``kind`` device (camera, gpio, rfid, scale) of a lane, and the lane's name.
+    """The ``kind`` device (camera, gpio, rfid, scale, display) of a lane, and the lane's name.
 
     With ``--lane`` that lane's (own or shared) device; without, the first
     lane that has one, or the first lane. None where no lane has one.

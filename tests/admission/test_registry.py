@@ -205,6 +205,9 @@ def test_thread_safety(reg: Registry) -> None:
     assert len(reg.snapshot().vehicles) == 200
 
 
+OP = ("--operator", "admin")
+
+
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="cmd", required=True))
@@ -216,12 +219,12 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     db = str(tmp_path / "r.sqlite")
     f = tmp_path / "v.csv"
     f.write_bytes(CSV_ZH.encode("gbk"))
-    assert run_cli("registry", "import", str(f), "--mode", "replace", "--db", db) == 0
+    assert run_cli("registry", "import", str(f), "--mode", "replace", "--db", db, *OP) == 0
     assert "3 rows" in capsys.readouterr().out
     assert run_cli("registry", "show", "冀A12345", "--db", db) == 0
     assert "国5" in capsys.readouterr().out
-    assert run_cli("blacklist", "add", "冀A12345", "--reason", "超标排放车辆", "--db", db) == 0
-    assert run_cli("blacklist", "add", "冀A12345", "--reason", "x", "--db", db) == 2
+    assert run_cli("blacklist", "add", "冀A12345", "--reason", "超标排放车辆", "--db", db, *OP) == 0
+    assert run_cli("blacklist", "add", "冀A12345", "--reason", "x", "--db", db, *OP) == 2
     assert run_cli("blacklist", "list", "--db", db) == 0
     assert "超标排放车辆" in capsys.readouterr().out
     assert (
@@ -237,6 +240,7 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
             "b",
             "--db",
             db,
+            *OP,
         )
         == 2
     )
@@ -259,20 +263,24 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
             "OA-2024-17",
             "--db",
             db,
+            *OP,
         )
         == 0
     )
     assert run_cli("approval", "list", "--db", db) == 0
     out = capsys.readouterr().out
     assert "抢修设备运输" in out and "2 use(s), direction out" in out and "unused (0/2)" in out
-    assert run_cli("alert", "set", "orange", "--actor", "环保专员", "--db", db) == 0
+    assert (
+        run_cli("alert", "set", "orange", "--actor", "环保专员", "--reason", "橙色预警", "--db", db)
+        == 0
+    )
     assert run_cli("alert", "show", "--db", db) == 0
     assert "orange" in capsys.readouterr().out
-    assert run_cli("registry", "delete", "冀A12345", "--db", db) == 0
-    assert run_cli("registry", "delete", "冀A12345", "--db", db) == 1
+    assert run_cli("registry", "delete", "冀A12345", "--db", db, *OP) == 0
+    assert run_cli("registry", "delete", "冀A12345", "--db", db, *OP) == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("车牌号码,燃料类型\n冀C1,柴油\n", encoding="utf-8")
-    assert run_cli("registry", "import", str(bad), "--mode", "upsert", "--db", db) == 1
+    assert run_cli("registry", "import", str(bad), "--mode", "upsert", "--db", db, *OP) == 1
     assert "row 2, plate" in capsys.readouterr().err
 
 
@@ -293,7 +301,7 @@ def test_items_from_commands_honour_every_field_or_refuse_it() -> None:
         [{"plate": "冀A12345", "fuel": "diesel", "registered": "2019-05-20", "fleet": "唐山运输"}],
         TZ,
     )
-    assert not errors and rows[0].registered_on == "2019-05-20" and rows[0].haulier == "唐山运输"
+    assert not errors and rows[0].registered_on == "2019-05-20" and rows[0].fleet == "唐山运输"
     rows, errors = parse_items(
         "vehicles", "upsert", [{"plate": "冀A12345", "fuel": "diesel", "nrmm_id": "X1"}], TZ
     )
@@ -394,7 +402,7 @@ def test_streamed_import_refuses_late_errors_duplicates_and_the_row_cap(
     assert import_csv(reg, big, "vehicles", "upsert").applied == 80001
     assert reg.get_vehicle("冀B99999").fuel == "gas"
     # the row cap, from the command line
-    argv = ["registry", "import", str(good), "--mode", "upsert", "--max-rows", "2"]
+    argv = ["registry", "import", str(good), "--mode", "upsert", "--max-rows", "2", *OP]
     assert _cli([*argv, "--db", str(reg.path)]) == 1
     err = capsys.readouterr().err
     assert "more than 2 rows (the import row cap)" in err

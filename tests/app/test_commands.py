@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def test_registry_commands_change_the_decision(gate: Any, mosquitto: Mosquitto) 
                         "plate": "冀B12345",
                         "fuel": "diesel",
                         "emission_stage": "6",
-                        "plate_color": "yellow",
+                        "plate_colour": "yellow",
                     }
                 ]
             },
@@ -230,36 +231,79 @@ def _events(gate: Any) -> list[Any]:
 def test_parameters_the_gate_would_ignore_are_refused_and_approvals_honoured(
     gate: Any, mosquitto: Mosquitto
 ) -> None:
+    reply = _body(_send(mosquitto.port, "alert_level", {"level": "red", "region": "唐山市"}))
+    assert reply["error"] == "invalid_params" and "region" in reply["detail"]
+    assert gate.registry.alert_state().level == "none"
+    approval = {
+        "approval_id": "BK-2024-0042",
+        "plate": "冀B12345",
+        "applicant": "李四",
+        "approver": "李四",
+        "reason": "抢修设备出厂",
+        "valid_from": "2024-06-01T08:00:00+08:00",
+        "valid_until": "2034-06-01T18:00:00+08:00",
+        "direction": "out",
+        "uses": 3,
+        "approved_at": "2024-06-01T07:30:00+08:00",
+    }
+    reply = _body(_send(mosquitto.port, "approval", approval))
+    assert reply["ok"] is False and "another person must approve it" in reply["detail"]
+    reply = _body(_send(mosquitto.port, "approval", {**approval, "approver": "王五"}))
+    assert reply["ok"] is True, reply
+    (a,) = gate.registry.list_approvals()
+    assert (a.ref, a.direction, a.uses, a.plate) == ("BK-2024-0042", "out", 3, "冀B12345")
+    assert a.approved_at.isoformat() == "2024-06-01T07:30:00+08:00"
+    assert reply["result"]["ref"] == "BK-2024-0042"
+    assert reply["result"]["approved_at"] == "2024-06-01T07:30:00+08:00"
+
+
+def test_machinery_in_plant_vehicles_cargo_and_alert_windows_over_mqtt(
+    gate: Any, mosquitto: Mosquitto
+) -> None:
+    """Each list command changes the registry, is audited with the signed actor, and the
+    running gate applies the machinery rules at the alert level in force."""
+    machines = {
+        "machines": [
+            {"registry_no": "HB130001", "machine_type": "装载机", "emission_stage": "2"},
+            {"registry_no": "HB130002", "emission_stage": "4", "plate": "冀A9999X"},
+        ]
+    }
+    assert _body(_send(mosquitto.port, "machinery_upsert", machines))["ok"] is True
+    plant = {"vehicles": [{"plate": "冀A0C001", "plate_colour": "yellow", "fuel": "diesel"}]}
+    assert _body(_send(mosquitto.port, "plant_vehicles_upsert", plant))["ok"] is True
+    assert gate.registry.get_vehicle("冀A0C001").category == "in_plant"
+    until = (datetime.now().astimezone() + timedelta(hours=2)).isoformat(timespec="seconds")
+    reply = _body(
+        _send(mosquitto.port, "cargo", {"plate": "冀A0C001", "cargo": "焦炭", "valid_until": until})
+    )
+    assert reply["ok"] is True, reply
+    assert gate.registry.snapshot().cargo_for("冀A0C001", datetime.now().astimezone()) == "焦炭"
     reply = _body(
         _send(
             mosquitto.port,
             "alert_level",
-            {"level": "red", "valid_until": "2030-01-01T00:00:00+08:00"},
+            {"level": "orange", "reason": "市重污染天气橙色预警", "valid_until": until},
         )
     )
-    assert reply["error"] == "invalid_params" and "valid_until" in reply["detail"]
-    assert gate.registry.alert_state().level == "none"
-    reply = _body(
-        _send(
-            mosquitto.port,
-            "approval",
-            {
-                "approval_id": "BK-2024-0042",
-                "plate": "冀B12345",
-                "applicant": "李四",
-                "approver": "王五",
-                "reason": "抢修设备出厂",
-                "valid_from": "2024-06-01T08:00:00+08:00",
-                "valid_until": "2034-06-01T18:00:00+08:00",
-                "direction": "out",
-                "uses": 3,
-            },
-        )
-    )
-    assert reply["ok"] is True, reply
-    (a,) = gate.registry.list_approvals()
-    assert (a.ref, a.direction, a.uses, a.plate) == ("BK-2024-0042", "out", 3, "冀B12345")
-    assert reply["result"]["ref"] == "BK-2024-0042"
+    assert reply["ok"] is True and reply["result"]["in_force"] == "orange", reply
+    assert reply["result"]["valid_until"] == datetime.fromisoformat(until).isoformat()
+    out = passage(gate, "HB130001")
+    assert (out.decision, out.reason_code) == ("deny", "machine_stage_below_minimum")
+    assert passage(gate, "冀A9999X").decision == "allow"
+    gone = _body(_send(mosquitto.port, "machinery_delete", {"registry_nos": ["HB130001"]}))
+    assert gone["result"] == {"applied": 1}
+    actions = _audit(gate)
+    for action in ("nrmm.upsert", "plant_vehicles.upsert", "cargo.declare", "alert.set"):
+        assert (action, "backend-op") in actions, action
+
+
+def _audit(gate: Any) -> list[tuple[str, str]]:
+    import sqlite3
+
+    db = sqlite3.connect(gate.ctx.ledger_service.path)
+    rows = list(db.execute("SELECT action, actor FROM audit"))
+    db.close()
+    return rows
 
 
 def test_a_replayed_open_is_refused_across_a_clock_step(gate: Any, mosquitto: Mosquitto) -> None:

@@ -114,6 +114,9 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
     decisions = {p["payload"]["plate"]: p["payload"]["decision"] for p in passages}
     assert decisions.get("冀B12345") == "allow"
     assert decisions.get("冀A8K302") == "deny"
+    # The entry's LED board (a simulator decoding the real driver's frames) told the refused
+    # driver why, on screen and by voice; the demo prints it.
+    assert "event=demo_display" in out and "国五以下车辆禁止入厂" in out, out[-3000:]
 
     with LedgerStore(workdir / "data" / "ledger.db") as store:
         rows = list(store.passages())

@@ -56,7 +56,7 @@ name = "city"
 host = "127.0.0.1"
 port = {_closed_port()}
 mn = "66330300010100001001"
-backoff_min = 5
+backoff_min_s = 5
 """
     with running_box(tmp_path, extra, PARTS) as box:
         yield box

@@ -71,6 +71,7 @@ def test_the_daemon_keeps_the_devices_and_networks_it_needs() -> None:
         "char-video4linux rw",  # USB / CSI cameras
         "char-media rw",
         "char-dma_heap rw",  # picamera2's frame buffers
+        "char-alsa rw",  # WAV prompts for the driver (speech = "wav")
     ):
         assert device in allowed, device
     families = dict(s)["RestrictAddressFamilies"].split()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from edged.cli.status import format_status
 
@@ -27,7 +31,16 @@ def _reply() -> dict[str, Any]:
                 "direction": "in",
                 "passages": 2,
                 "queue": 0,
-                "camera": {"state": "lost", "fps": 0.0, "source": "opencv:0", "error": "no frame"},
+                "camera": {
+                    "state": "lost",
+                    "fps": 0.0,
+                    "decoded_fps": 0.0,
+                    "decode": "on_demand",
+                    "frame_age_ms": 5100,
+                    "passage_frame_age_ms": 31.5,
+                    "source": "opencv:0",
+                    "error": "no frame",
+                },
                 "last_read": {
                     "plate": "冀B12345",
                     "confidence": 0.97,
@@ -44,12 +57,41 @@ def _reply() -> dict[str, Any]:
                 },
                 "rfid": "entry.rfid",
                 "scale": {"kg": 31000, "stable_kg": 31000},
+                "display": {
+                    "type": "led_voice",
+                    "state": "failed",
+                    "error": "no answer from the board",
+                    "showing": [],
+                    "shown": 7,
+                    "spoken": 2,
+                    "failures": 1,
+                    "dropped": 0,
+                },
             },
             "exit": {
                 "direction": "out",
                 "passages": 1,
                 "queue": 1,
-                "camera": None,
+                "camera": {
+                    "state": "ok",
+                    "source": "zhenshi:10.0.0.5",
+                    "silent_s": 2.0,
+                    "pushes": {"new": 12, "duplicate_id": 3},
+                    "error": None,
+                },
+                "video": {
+                    "recorder": "NVR 10.0.0.64",
+                    "channel": "3",
+                    "clips": {
+                        "state": "ok",
+                        "error": None,
+                        "source": "rtsp://***@10.0.0.5/ch1",
+                        "buffered_s": 9.6,
+                        "clips": 12,
+                        "failed": 0,
+                        "pending": 0,
+                    },
+                },
                 "last_read": None,
                 "last_passage": None,
                 "rfid": "entry.rfid",
@@ -64,6 +106,13 @@ def _reply() -> dict[str, Any]:
         "outbox": {"connected": False, "backlog": 12},
         "hj212": {"city": {"connected": True}},
         "datalogger": {"fan1": "comm_fault"},
+        "receiver": {
+            "listening": "0.0.0.0:8088",
+            "in_flight": 1,
+            "refused": {"refused_address": 2},
+            "spool_mb": 3.5,
+        },
+        "clips": {"clips": 12, "mb": 40.1, "days_held": 61.5, "retention_days": 183, "short": True},
         "disk": {
             "path": "/var/lib/edged",
             "total_mb": 29000.0,
@@ -86,19 +135,25 @@ def test_status_lines_name_every_figure() -> None:
         "alert level: orange",
         "component ledger: running",
         "lane entry: in, 2 passages, queue 0",
-        "  camera: lost, 0.0 fps (no frame)",
+        "  camera: lost, 0.0 fps (no frame); on_demand, 0.0 decoded/s, newest frame 5100 ms old,"
+        " passage frames p95 31.5 ms after arrival",
         "  last read: 冀B12345 conf 0.97 (camera) at 2024-05-01T08:00:00.000+08:00",
         "  last passage: seq 3 冀B12345 in allow at t",
         "  rfid: entry.rfid",
         "  scale: 31000 kg stable",
+        "  display: led_voice failed (no answer from the board), 7 screens, 2 spoken,"
+        " 1 failures, 0 dropped",
         "lane exit: out, 1 passages, queue 1",
-        "  camera: none",
+        "  camera: ok, zhenshi:10.0.0.5 pushes: duplicate_id 3, new 12",
         "  last read: none yet",
+        "  video: NVR 10.0.0.64 channel 3; clips ok, 12 written, 0 failed, 9.6 s buffered",
         "  last passage: none yet",
         "in plant: 2 vehicles (冀B12345, 晋C55667)",
         "queue mqtt outbox: 12 (NOT connected)",
         "queue hj212 city: 4 (connected)",
         "meter fan1: comm_fault",
+        "receiver 0.0.0.0:8088: 1 open, spool 3.5 MB, refused: refused_address 2",
+        "clips: 12 (40.1 MB), disk holds 61.5 days at the current rate, SHORT of the 183 days kept",
         "disk /var/lib/edged: 20000 MB free of 29000 MB (31.0% used)",
         "cpu temperature: unknown",
         "clock ntp: NOT synchronised",
@@ -120,3 +175,43 @@ def test_status_says_when_commands_are_not_subscribed() -> None:
     assert "queue mqtt outbox: 12 (connected, commands NOT subscribed" in text
     reply["outbox"]["listening"] = True
     assert "queue mqtt outbox: 12 (connected)" in "\n".join(format_status(reply))
+
+
+def test_status_finds_the_socket_through_the_config_and_prints_only_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edged.cli.main import main
+    from tests.box_rig import base_toml, running_box
+
+    cfg = tmp_path / "edged.toml"
+    extra = '[camera]\ntype = "none"\n'
+    cfg.write_text(base_toml(tmp_path) + extra, encoding="utf-8")
+    with running_box(tmp_path, extra):
+        capsys.readouterr()
+        assert main(["status", "--json", "--config", str(cfg)]) == 0
+        out = capsys.readouterr().out
+    status = json.loads(out)  # stdout holds the JSON object and nothing else
+    assert status["site"]["id"] == "p1" and status["ok"] is True
+
+
+def test_status_without_a_config_tries_the_installed_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A technician types ``edged status`` on a box where no config file is readable:
+    it must try the installed daemon's socket and say plainly that nothing answers."""
+    from edged.cli.main import main
+    from edged.config import load
+
+    installed = Path("/var/lib/edged/state/control.sock")
+    if installed.exists():
+        pytest.skip("a daemon is installed on this machine")
+    monkeypatch.delenv("EDGED_CONFIG", raising=False)
+    monkeypatch.setattr(load, "DEFAULT_PATH", str(tmp_path / "edged.toml"))
+    assert main(["status"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"no daemon answers on {installed} (no such socket)" in captured.err
+    assert "systemctl status edged" in captured.err and "Traceback" not in captured.err
+    # an explicit config that is missing is an error of its own, not a silent default
+    assert main(["status", "--config", str(tmp_path / "other.toml")]) == 2
+    assert "file not found" in capsys.readouterr().err

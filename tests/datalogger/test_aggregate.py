@@ -89,7 +89,7 @@ def test_cou_sum_delta_integral():
         key="k",
         period="minute",
         start=T0,
-        rule=Rule(cou="integral", cou_per_seconds=3600),
+        rule=Rule(cou="integral", cou_unit_s=3600),
     )
     assert flow.cou == pytest.approx(1.5)  # 90 m³/h for one minute
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edged.config import schema
+from edged.config.load import schema
 from edged.datalogger.poller import Poller
 from edged.datalogger.registers import ModbusConfig, ModbusDevice, PollGroup, RegisterPoint
 from edged.datalogger.store import DataStore, rules_from_points
@@ -61,7 +61,7 @@ def meter():
 
 
 def tcp_device(port: int, points, **kw) -> ModbusDevice:
-    args = {"name": "m1", "timeout_seconds": 0.3, "retries": 1, "unit": 3} | kw
+    args = {"name": "m1", "timeout_s": 0.3, "retries": 1, "unit": 3} | kw
     return ModbusDevice(transport="tcp", host="127.0.0.1", port=port, points=points, **args)
 
 
@@ -221,7 +221,7 @@ def test_rtu_over_pty_pair():
         serial_port=srv.port,
         baudrate=19200,
         unit=7,
-        timeout_seconds=0.5,
+        timeout_s=0.5,
         retries=1,
         points=[
             RegisterPoint(name="u", address=100, type="float32", order="CDAB"),
@@ -242,14 +242,14 @@ def test_dead_rs485_bus_does_not_delay_tcp_devices(meter):
     m.holding[0] = 1
     dead = Meter(unit=9, silent=True)
     rtu = RtuMeters([dead])
-    groups = [PollGroup(name="fast", interval_seconds=1)]
+    groups = [PollGroup(name="fast", interval_s=1)]
     slow_dev = ModbusDevice(
         name="dead",
         transport="rtu",
         serial_port=rtu.port,
         baudrate=19200,
         unit=9,
-        timeout_seconds=1.0,
+        timeout_s=1.0,
         retries=2,
         poll_group="fast",
         points=[RegisterPoint(name="x", address=0, type="uint16")],
@@ -360,7 +360,7 @@ def test_two_meters_on_one_rtu_line_one_dead():
             serial_port=srv.port,
             baudrate=19200,
             unit=u,
-            timeout_seconds=0.3,
+            timeout_s=0.3,
             retries=r,
             points=pts,
         )

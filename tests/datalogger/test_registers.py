@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edged.config.schema import SchemaError, build
 from edged.datalogger.registers import (
     DecodeError,
     ModbusConfig,
     ModbusDevice,
-    PollGroup,
     RegisterPoint,
     decode,
     decode_raw,
@@ -136,26 +136,76 @@ def test_overlapping_points_share_a_read():
     assert (block.address, block.count, len(block.points)) == (5, 1, 2)
 
 
+def _device(**kw: object) -> dict[str, object]:
+    return {"name": "m"} | kw
+
+
+def _point(**kw: object) -> dict[str, object]:
+    return {"devices": [_device(points=[{"name": "x"} | kw])]}
+
+
 @pytest.mark.parametrize(
-    "factory,field_name",
+    ("data", "path", "words"),
     [
-        (lambda: PollGroup(name="slow", interval_seconds=600), "interval_seconds"),
-        (lambda: RegisterPoint(name="x", function=5), "function"),
-        (lambda: RegisterPoint(name="x", function=1, type="uint16"), "type"),
-        (lambda: RegisterPoint(name="x", factor="i1200"), "factor"),
-        (lambda: RegisterPoint(name="x", low=5, high=1), "low"),
-        (lambda: RegisterPoint(name="x", address=65535, type="float32"), "address"),
-        (lambda: ModbusDevice(name="m", transport="tcp"), "host"),
-        (lambda: ModbusDevice(name="m", poll_group="fast"), None),
+        (
+            {"poll_groups": [{"name": "slow", "interval_s": 600}]},
+            "poll_groups[0].interval_s",
+            "1..300",
+        ),
+        (_point(function=5), "devices[0].points[0].function", "1..4"),
+        (_point(function=1, type="uint16"), "devices[0].points[0].type", "must be bool"),
+        (_point(factor="i1200"), "devices[0].points[0].factor", "6 letters"),
+        (_point(low=5, high=1), "devices[0].points[0].low", "low <= high"),
+        (_point(address=65535, type="float32"), "devices[0].points[0].address", "runs past"),
+        (_point(bit=16, type="bool"), "devices[0].points[0].bit", "0..15"),
+        ({"devices": [_device(transport="tcp")]}, "devices[0].host", "transport tcp"),
+        ({"devices": [_device(timeout_s=60)]}, "devices[0].timeout_s", "0.05..30"),
+        ({"devices": [_device(poll_group="fast")]}, "devices", "poll_group 'fast'"),
     ],
 )
-def test_config_refuses_bad_values_naming_the_field(factory, field_name):
-    if field_name is None:
-        with pytest.raises(ValueError, match=r"^devices: .*poll_group 'fast'"):
-            ModbusConfig(devices=[factory()])
-        return
-    with pytest.raises(ValueError, match=rf"^{field_name}: "):
-        factory()
+def test_config_refuses_bad_values_naming_the_key(data, path, words):
+    with pytest.raises(SchemaError) as info:
+        build(ModbusConfig, data)
+    (problem,) = info.value.problems
+    assert problem.path == path and words in problem.message
+
+
+def test_every_problem_of_the_modbus_section_is_reported_at_once():
+    data = {
+        "devices": [
+            _device(port=0, unit=300, timeout_s=0, points=[{"name": "x", "function": 9}]),
+            _device(name="m2", transport="tcp", retries=99),
+        ]
+    }
+    with pytest.raises(SchemaError) as info:
+        build(ModbusConfig, data)
+    assert sorted(p.path for p in info.value.problems) == [
+        "devices[0].points[0].function",
+        "devices[0].port",
+        "devices[0].timeout_s",
+        "devices[0].unit",
+        "devices[1].host",
+        "devices[1].retries",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "new"),
+    [
+        ({"devices": [_device(timeout_seconds=1.0)]}, "devices[0].timeout_seconds", "timeout_s"),
+        (
+            {"poll_groups": [{"interval_seconds": 60}]},
+            "poll_groups[0].interval_seconds",
+            "interval_s",
+        ),
+        (_point(cou_per_seconds=60), "devices[0].points[0].cou_per_seconds", "cou_unit_s"),
+    ],
+)
+def test_keys_in_seconds_were_renamed_with_a_clear_error(data, path, new):
+    with pytest.raises(SchemaError) as info:
+        build(ModbusConfig, data)
+    (problem,) = info.value.problems
+    assert problem.path == path and f"renamed: write {new!r} instead" in problem.message
 
 
 def test_config_refuses_duplicate_factor_codes():
@@ -179,3 +229,11 @@ def test_meters_on_one_rs485_line_must_share_line_settings():
         ModbusConfig(devices=[a, b])
     ok = ModbusConfig(devices=[a, ModbusDevice(name="c", serial_port="/dev/ttyS1", unit=3)])
     assert {d.bus for d in ok.devices} == {"rtu:/dev/ttyS1"}
+
+
+def test_the_section_switch_that_nothing_read_is_refused_with_what_to_write():
+    with pytest.raises(SchemaError) as info:
+        build(ModbusConfig, {"enabled": True})
+    (problem,) = info.value.problems
+    assert problem.path == "enabled" and "no longer a key" in problem.message
+    assert "in a device's own table" in problem.message

@@ -33,10 +33,10 @@ def test_datalogger_runs_and_catches_up_after_restart(meter, tmp_path):
         host="127.0.0.1",
         port=port,
         poll_group="rt",
-        timeout_seconds=0.3,
+        timeout_s=0.3,
         points=[RegisterPoint(name="v", address=0, type="uint16", factor="i12001")],
     )
-    cfg = ModbusConfig(poll_groups=[PollGroup(name="rt", interval_seconds=1)], devices=[dev])
+    cfg = ModbusConfig(poll_groups=[PollGroup(name="rt", interval_s=1)], devices=[dev])
     now = [datetime(2026, 3, 1, 10, 0, 0)]
     events = []
     dl = DataLogger(
@@ -91,7 +91,7 @@ name = "meter1"
 transport = "tcp"
 host = "127.0.0.1"
 port = {port}
-timeout_seconds = 0.3
+timeout_s = 0.3
 retries = 0
 [[modbus.devices.points]]
 name = "ua"

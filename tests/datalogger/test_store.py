@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from edged.config.schema import SchemaError, build
 from edged.datalogger.aggregate import Rule, Sample
 from edged.datalogger.store import DataStore, DataStoreConfig
 
@@ -125,8 +126,10 @@ def test_retention(tmp_path):
     ],
 )
 def test_retention_below_the_guide_is_refused(kwargs, field_name):
-    with pytest.raises(ValueError, match=rf"^{field_name}: expected >= "):
-        DataStoreConfig(**kwargs)
+    with pytest.raises(SchemaError) as info:
+        build(DataStoreConfig, kwargs)
+    (problem,) = info.value.problems
+    assert problem.path == field_name and problem.message.startswith("expected >= ")
 
 
 def test_grace_keeps_a_minute_open_for_late_samples(tmp_path):

@@ -20,14 +20,14 @@ def test_builds_from_toml_shaped_data() -> None:
                     "port": 9001,
                     "mn": "M2",
                     "pw": "abc",
-                    "timeout": 5,
+                    "timeout_s": 5,
                 },
             ],
-            "min_interval": 5,
+            "min_interval_min": 5,
         },
     )
     assert [p.name for p in cfg.platforms] == ["city", "county"]
-    assert cfg.platforms[1].timeout == 5.0 and cfg.platforms[0].reply_wanted
+    assert cfg.platforms[1].timeout_s == 5.0 and cfg.platforms[0].reply_wanted
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_builds_from_toml_shaped_data() -> None:
             "platforms[0].mn",
             "letters/digits",
         ),
-        ({"rtd_interval": 10}, "rtd_interval", "30..3600"),
+        ({"rtd_interval_s": 10}, "rtd_interval_s", "30..3600"),
         (
             {"platforms": [{"name": "a", "host": "h", "port": 1, "mn": "M", "version": "2019"}]},
             "platforms[0].version",
@@ -59,7 +59,7 @@ def test_builds_from_toml_shaped_data() -> None:
             "platforms[0].sm4_key",
             'version = "2025"',
         ),
-        ({"time_set_max_h": 0}, "time_set_max_h", "more than 0"),
+        ({"time_set_max_h": 0}, "time_set_max_h", "expected > 0"),
         ({"decimals": {"a34013": 20}}, "decimals", "0..12 places"),
         ({"macs": ["nope"]}, "macs", "b8:27:eb"),
         ({"alarm_cn": "20"}, "alarm_cn", "4-digit"),
@@ -99,3 +99,67 @@ def test_a_2025_platform_with_key_and_heartbeat() -> None:
     (p,) = cfg.platforms
     assert p.version == "2025" and p.heartbeat_s == 30.0 and cfg.decimals == {"a34013": 2}
     assert cfg.time_set_max_h == 24.0
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "new"),
+    [
+        ({"rtd_interval": 30}, "rtd_interval", "rtd_interval_s"),
+        ({"min_interval": 5}, "min_interval", "min_interval_min"),
+        *(
+            (
+                {"platforms": [{"name": "a", "host": "h", "port": 1, "mn": "M", old: 1.0}]},
+                f"platforms[0].{old}",
+                f"{old}_s",
+            )
+            for old in ("timeout", "connect_timeout", "backoff_min", "backoff_max")
+        ),
+    ],
+)
+def test_durations_were_renamed_with_a_clear_error(data: dict, path: str, new: str) -> None:
+    with pytest.raises(SchemaError) as info:
+        build(Hj212Config, data)
+    (problem,) = info.value.problems
+    assert problem.path == path and f"renamed: write {new!r} instead" in problem.message
+
+
+def test_every_problem_of_the_section_is_reported_at_once() -> None:
+    bad_platform = {
+        "name": "a b",
+        "host": "",
+        "port": 70000,
+        "mn": "M",
+        "timeout_s": 0,
+        "backoff_min_s": 10,
+        "backoff_max_s": 5,
+        "heartbeat_s": 0.5,
+    }
+    data = {
+        "platforms": [bad_platform],
+        "keep_days": 0,
+        "min_interval_min": 61,
+        "split_max_groups": 0,
+    }
+    with pytest.raises(SchemaError) as info:
+        build(Hj212Config, data)
+    assert sorted(p.path for p in info.value.problems) == [
+        "keep_days",
+        "min_interval_min",
+        "platforms[0].backoff_max_s",
+        "platforms[0].heartbeat_s",
+        "platforms[0].host",
+        "platforms[0].name",
+        "platforms[0].port",
+        "platforms[0].timeout_s",
+        "split_max_groups",
+    ]
+    # the section's own checks, with its bounds, once its platforms are sound
+    data = {"keep_days": 0, "alarm_cn": "x", "decimals": {"a34013": 20}, "macs": ["nope"]}
+    with pytest.raises(SchemaError) as info:
+        build(Hj212Config, data)
+    assert sorted(p.path for p in info.value.problems) == [
+        "alarm_cn",
+        "decimals",
+        "keep_days",
+        "macs",
+    ]

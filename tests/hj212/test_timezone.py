@@ -26,7 +26,7 @@ up = Uplink(cfg, sys.argv[1], tz=ZoneInfo("Asia/Shanghai"), identity=HardwareIde
 board_now = datetime.now()  # naive: the board's local time, here UTC
 up.publish("2051", board_now, {"a34013": {"Avg": 1.5, "Flag": "N"}})
 row = up.outbox.next_pending("p")
-packet = up.links[0].packet(row.cn, row.cp)
+packet = up.links[0].out.packet(row.cn, row.cp)
 wire = encode(packet).decode()
 print(json.dumps({"tzname": list(time.tzname), "board": board_now.isoformat(), "wire": wire}))
 """

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from edged.hj212.clock import ManualClock
 from edged.hj212.codec import Cp
 from edged.hj212.config import Hj212Config, PlatformConfig
@@ -20,11 +22,11 @@ T0 = datetime(2024, 5, 1, 10, 0, 0)
 
 def pcfg(name: str, port: int, **kw: object) -> PlatformConfig:
     opts: dict[str, object] = {
-        "timeout": 0.3,
+        "timeout_s": 0.3,
         "retries": 1,
-        "connect_timeout": 1.0,
-        "backoff_min": 0.05,
-        "backoff_max": 0.2,
+        "connect_timeout_s": 1.0,
+        "backoff_min_s": 0.05,
+        "backoff_max_s": 0.2,
     }
     opts.update(kw)
     return PlatformConfig(name=name, host="127.0.0.1", port=port, mn=MN, **opts)  # type: ignore[arg-type]
@@ -49,8 +51,11 @@ def run(
     body: Callable[[Uplink, ManualClock], Awaitable[None]],
     cfgs: Callable[[list[FakePlatform]], list[PlatformConfig]] | None = None,
     timeout: float = 20,
+    options: dict[str, object] | None = None,
     **uplink_kw: object,
 ) -> None:
+    """Run ``body`` against an uplink to ``platforms``; ``options`` are more [hj212] keys."""
+
     async def main() -> None:
         for p in platforms:
             await p.start()
@@ -60,8 +65,11 @@ def run(
         clock = ManualClock(T0)
         uplink_kw.setdefault("system_clock", lambda: T0.astimezone())
         up = Uplink(
-            Hj212Config(platforms=configs), tmp_path / "outbox.sqlite", clock=clock, **uplink_kw
-        )  # type: ignore[arg-type]
+            Hj212Config(platforms=configs, **options or {}),  # type: ignore[arg-type]
+            tmp_path / "outbox.sqlite",
+            clock=clock,
+            **uplink_kw,  # type: ignore[arg-type]
+        )
         task = asyncio.create_task(up.serve())
         try:
             await asyncio.wait_for(body(up, clock), timeout)
@@ -178,8 +186,8 @@ def test_one_platform_down_or_silent_does_not_delay_another(tmp_path: Path) -> N
     def cfgs(ps: list[FakePlatform]) -> list[PlatformConfig]:
         return [
             pcfg("good", ps[0].port),
-            pcfg("silent", ps[1].port, timeout=5.0, retries=3),
-            pcfg("down", 1, connect_timeout=5.0),  # nothing listens on port 1
+            pcfg("silent", ps[1].port, timeout_s=5.0, retries=3),
+            pcfg("down", 1, connect_timeout_s=5.0),  # nothing listens on port 1
             pcfg("off", 2, enabled=False),
         ]
 
@@ -304,3 +312,72 @@ def test_long_record_goes_out_split_and_is_acknowledged(tmp_path: Path) -> None:
         assert merged == Cp.build({}, factors).factors
 
     run(tmp_path, [plat], body)
+
+
+LONG = {
+    f"a{i:05d}": {"Avg": 1000.125 + i, "Min": 1.5, "Max": 2000.5, "Flag": "N"} for i in range(40)
+}
+
+
+def test_split_mode_refuse_logs_an_over_long_record_and_sends_the_rest(tmp_path: Path) -> None:
+    plat = FakePlatform()
+
+    class Source:
+        def records(self, cn: str, begin: datetime, end: datetime):
+            return [(begin, LONG), (begin + timedelta(hours=1), minute(7.0))]
+
+    async def body(up: Uplink, clock: ManualClock) -> None:
+        with capture_logs() as logs:
+            up.publish("2061", T0, LONG)  # queued first: it must not block what follows
+            up.publish("2051", T0, minute(1.0))
+            await plat.wait_for(lambda: len(plat.data("2051")) == 1)
+            await plat.wait_for(lambda: up.outbox.backlog("p0") == 0)
+            qn = "20240501100500123"
+            req = {"BeginTime": "20240501080000", "EndTime": "20240501100000"}
+            await plat.send(plat.command("2061", qn, req))
+            await plat.wait_for(lambda: any(p.cn == "9012" for p in plat.replies(qn)))
+        assert [p.cn for p in plat.replies(qn)] == ["9011", "2061", "9012"]
+        assert plat.replies(qn)[1].cp.data_time == datetime(2024, 5, 1, 9)
+        assert [p for p in plat.data("2061") if p.qn != qn] == []  # never split, never sent
+        refused = [e for e in logs if e["event"] == "hj212_packet_too_long"]
+        assert [e["cn"] for e in refused] == ["2061", "2061"]
+        assert 'split_mode = "refuse"' in refused[0]["hint"] and "1024" in refused[0]["reason"]
+
+    run(tmp_path, [plat], body, options={"split_mode": "refuse"}, source=Source())
+
+
+def test_a_platform_without_resend_gets_no_backfill_after_an_outage(tmp_path: Path) -> None:
+    keep, live = FakePlatform(), FakePlatform()
+
+    def cfgs(ps: list[FakePlatform]) -> list[PlatformConfig]:
+        return [pcfg("keep", ps[0].port), pcfg("live", ps[1].port, resend=False)]
+
+    async def body(up: Uplink, clock: ManualClock) -> None:
+        await keep.wait_for(lambda: all(link.connected for link in up.links))
+        up.publish("2051", T0, minute(0.0))
+        await live.wait_for(lambda: len(live.data("2051")) == 1 == len(keep.data("2051")))
+        await keep.stop()
+        await live.stop()
+        await keep.wait_for(lambda: not any(link.connected for link in up.links))
+        for i in range(1, 4):
+            up.publish("2051", T0 + timedelta(minutes=i), minute(float(i)))
+        up.send_alarm(T0 + timedelta(minutes=3), {"a34013": {"Rtd": 99.5, "Flag": "T"}})
+        assert up.outbox.backlog("keep") == 4 and up.outbox.backlog("live") == 1  # the alarm
+        await keep.start()
+        await live.start()
+        await live.wait_for(lambda: len(live.data("2072")) == 1, 10)
+        up.publish("2051", T0 + timedelta(minutes=4), minute(4.0))
+        await keep.wait_for(lambda: len(keep.data("2051")) == 5, 10)
+        await live.wait_for(lambda: len(live.data("2051")) == 2)
+        assert [p.cp.data_time for p in live.data("2051")] == [T0, T0 + timedelta(minutes=4)]
+        # unacknowledged when the link broke: not sent again on the next connection
+        live.mode = "silent"
+        with capture_logs() as logs:
+            up.publish("2051", T0 + timedelta(minutes=5), minute(5.0))
+            await live.wait_for(lambda: live.connections >= 3, 10)
+            await live.wait_for(lambda: up.outbox.backlog("live") == 0)
+        dropped = [e for e in logs if e["event"] == "hj212_backlog_not_resent"]
+        assert dropped and dropped[0]["records"] == 1 and "resend = false" in dropped[0]["hint"]
+        await keep.wait_for(lambda: len(keep.data("2051")) == 6)
+
+    run(tmp_path, [keep, live], body, cfgs=cfgs)

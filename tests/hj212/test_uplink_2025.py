@@ -59,8 +59,8 @@ def test_2025_platform_with_sm4_works_next_to_a_2017_one(tmp_path: Path) -> None
         await p25.send(assign)
         await p25.wait_for(lambda: any(p.cn == "9012" for p in p25.replies(qn)))
         assert [p.cp.params for p in p25.replies(qn)] == [{"QnRtn": "1"}, {"ExeRtn": "1"}]
-        assert link25.mn == ASSIGNED and up.outbox.state("province", "mn") == ASSIGNED
-        assert link17.mn == MN  # the other platform keeps its own MN
+        assert link25.out.mn == ASSIGNED and up.outbox.state("province", "mn") == ASSIGNED
+        assert link17.out.mn == MN  # the other platform keeps its own MN
         p25.mn = ASSIGNED
 
         # -- minute / hour / day data, acknowledged by both ---------------------------------

@@ -87,14 +87,14 @@ def test_split_packets_are_held_only_after_mn_and_pw_match(tmp_path: Path) -> No
             await plat.send(Packet("2051", mn, pw, "31", qn, 7, pnum=2, pno=1, cp=first_half))
             await plat.wait_for(lambda q=qn: bool(plat.replies(q)))
             assert plat.replies(qn)[0].cp.params == {"QnRtn": code}
-            assert len(link._reassembler) == 0  # nothing held for a stranger
+            assert len(link.requests._reassembler) == 0  # nothing held for a stranger
         qn = "20240501100000003"
         await plat.send(Packet("2051", MN, "123456", "31", qn, 7, pnum=2, pno=1, cp=first_half))
-        await plat.wait_for(lambda: len(link._reassembler) == 1)
+        await plat.wait_for(lambda: len(link.requests._reassembler) == 1)
         second = Cp({"EndTime": "20240501100000"})
         await plat.send(Packet("2051", MN, "123456", "31", qn, 7, pnum=2, pno=2, cp=second))
         await plat.wait_for(lambda: any(p.cn == "9012" for p in plat.replies(qn)))
-        assert len(link._reassembler) == 0
+        assert len(link.requests._reassembler) == 0
 
     class Empty:
         def records(self, cn: str, begin: Any, end: Any) -> list:
@@ -205,7 +205,7 @@ def test_what_platforms_set_survives_a_restart_until_the_config_changes(tmp_path
     up.outbox.close()
     up = uplink()
     link = up.links[0]
-    assert link.mn == "010000A8900016F000169DC0"
+    assert link.out.mn == "010000A8900016F000169DC0"
     assert link.keys.pending == bytes(16) and link.keys.current == KEY  # old key kept
     assert link.keys.for_decrypt() == [bytes(16), KEY]
     link.keys.link_broken()  # a session broke before the platform used the new key
@@ -214,5 +214,5 @@ def test_what_platforms_set_survives_a_restart_until_the_config_changes(tmp_path
     up = uplink(sm4_key="ff" * 16, mn="MN2")  # the technician enters a new key and MN
     link = up.links[0]
     assert link.keys.current == bytes.fromhex("ff" * 16) and link.keys.pending is None
-    assert link.mn == "MN2"
+    assert link.out.mn == "MN2"
     up.outbox.close()

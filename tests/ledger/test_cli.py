@@ -110,6 +110,47 @@ def test_query_filters_and_formats(db: Path, capsys) -> None:
     assert run(["ledger", "query", "--db", str(db), "--from", "tomorrowish"]) == 2
 
 
+def _seqs(argv: list[str], capsys) -> list[int]:
+    assert run(["ledger", "query", *argv, "--format", "json"]) == 0
+    return [json.loads(line)["seq"] for line in capsys.readouterr().out.splitlines()]
+
+
+def test_stage_and_fuel_filters_take_what_a_guard_types(tmp_path: Path, capsys) -> None:
+    """The help's own example (国五) found nothing, nor did 柴油: the ledger holds 国5, diesel."""
+    path = tmp_path / "ledger.db"
+    with LedgerStore(path) as s:
+        for i, (stage, fuel) in enumerate(
+            [
+                ("国5", "diesel"),
+                ("国五", "diesel"),
+                ("国6a", "gas"),
+                ("国6b", "diesel"),
+                ("国4", "diesel"),
+            ]
+        ):
+            s.append_passage(make_record(i, emission_stage=stage, fuel=fuel))
+    db = ["--db", str(path)]
+    for spelling in ("国五", "国V", "国Ⅴ", "5", "国5", "V"):
+        assert _seqs([*db, "--stage", spelling], capsys) == [1, 2], spelling
+    assert _seqs([*db, "--stage", "国六"], capsys) == [3, 4]
+    assert _seqs([*db, "--stage", "国6b"], capsys) == [4]
+    for spelling in ("柴油", "diesel", "DIESEL"):
+        assert _seqs([*db, "--fuel", spelling], capsys) == [1, 2, 4, 5], spelling
+    assert _seqs([*db, "--fuel", "天然气", "--stage", "6a"], capsys) == [3]
+    assert run(["ledger", "query", *db, "--stage", "国七"]) == 2
+    assert "unknown emission stage '国七'" in capsys.readouterr().err
+    assert run(["ledger", "query", *db, "--fuel", "煤"]) == 2
+    assert "unknown fuel '煤'" in capsys.readouterr().err
+
+
+def test_query_table_aligns_chinese_cells(db: Path, capsys) -> None:
+    from tests.cli.tables import aligned
+
+    assert run(["ledger", "query", "--db", str(db), "--limit", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 9 and aligned(lines), "\n".join(lines)
+
+
 def test_daily_report_cells_are_never_formulas(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.xlsx"
     argv = ["ledger", "report", "daily", "--db", str(db), "--date", "2024-05-01"]

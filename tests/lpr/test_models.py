@@ -43,6 +43,7 @@ def test_manifest_and_runtime_table_agree():
 def test_check_models_missing_folder(tmp_path):
     problems = check_models(tmp_path / "nope")
     assert len(problems) == 1 and "python models/fetch.py --dest" in problems[0]
+    assert "/opt/edged/models" in problems[0], "the fix names where the package puts them"
 
 
 def test_check_models_missing_and_wrong_files(tmp_path):
@@ -52,4 +53,4 @@ def test_check_models_missing_and_wrong_files(tmp_path):
     assert any("clp_det.onnx" in p and "SHA-256" in p for p in problems)
     assert any("ch_PP-OCRv4_rec_plate.onnx" in p and "missing" in p for p in problems)
     assert any("ch_PP-OCRv4_det_infer.onnx" in p and "missing" in p for p in problems)
-    assert all("run: python models/fetch.py --dest" in p for p in problems)
+    assert all("python models/fetch.py --dest" in p for p in problems)

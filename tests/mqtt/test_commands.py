@@ -145,9 +145,10 @@ def test_every_command_has_a_valid_example() -> None:
             "vehicles": [
                 {
                     "plate": "冀A12345",
-                    "plate_color": "yellow",
+                    "plate_colour": "yellow",
                     "fuel": "diesel",
-                    "emission_stage": "6b",
+                    "emission_stage": "国6b",
+                    "rfid_tags": ["E2801160600002084F35A1F3"],
                 }
             ]
         },
@@ -165,6 +166,13 @@ def test_every_command_has_a_valid_example() -> None:
         },
         "open": {"reason": "地磅故障"},
         "alert_level": {"level": "orange"},
+        "plant_vehicles_upsert": {
+            "vehicles": [{"plate": "冀A0C001", "plate_colour": "yellow", "fuel": "diesel"}]
+        },
+        "plant_vehicles_delete": {"plates": ["冀A0C001"]},
+        "machinery_upsert": {"machines": [{"registry_no": "HB130001", "emission_stage": "x"}]},
+        "machinery_delete": {"registry_nos": ["HB130001"]},
+        "cargo": {"plate": "冀A12345", "cargo": "焦炭", "valid_until": "2024-06-01T18:00:00+08:00"},
         "resend": {"from_seq": 1, "to_seq": 100},
         "ping": {},
         "correct": {"seq": 12, "plate": "冀A12345", "reason": "车牌误识别，人工更正"},
@@ -173,10 +181,45 @@ def test_every_command_has_a_valid_example() -> None:
     for name, params in examples.items():
         assert validate(params, SCHEMAS[name]) == [], name
     bad = validate(
-        {"vehicles": [{"plate": "冀A12345", "plate_color": "pink", "vin": "IOQ"}]},
+        {"vehicles": [{"plate": "冀A12345", "plate_colour": "pink", "vin": "IOQ"}]},
         SCHEMAS["registry_upsert"],
     )
-    assert any("plate_color" in e for e in bad) and any(".vin" in e for e in bad)
+    assert any("plate_colour" in e for e in bad) and any(".vin" in e for e in bad)
+
+
+def test_old_field_names_are_renamed_with_a_note_and_never_given_twice(
+    verifier: CommandVerifier,
+) -> None:
+    """Commands spelt plate_color where passages and the registry say plate_colour; backends
+    written against the first contract keep working and are told the new names."""
+    old = {
+        "plate": "冀A12345",
+        "plate_color": "yellow",
+        "fleet": "鑫达",
+        "rfid": "E200A1",
+        "fuel": "gas",
+    }
+    v = verifier.check("registry_upsert", _raw("registry_upsert", {"vehicles": [old]}))
+    assert v.ok, v.detail
+    assert v.params["vehicles"] == [
+        {
+            "plate": "冀A12345",
+            "plate_colour": "yellow",
+            "fleet": "鑫达",
+            "rfid_tags": ["E200A1"],
+            "fuel": "gas",
+        }
+    ]
+    assert "plate_color (now plate_colour)" in v.detail and "rfid (now rfid_tags)" in v.detail
+    entry = {"plate": "冀B54321", "reason": "超标排放", "until": "2030-01-01T00:00:00+08:00"}
+    v = verifier.check("blacklist_upsert", _raw("blacklist_upsert", {"entries": [entry]}))
+    assert v.ok and v.params["entries"][0]["valid_until"] == entry["until"]
+    both = {"plate": "冀A12345", "plate_color": "yellow", "plate_colour": "blue", "fuel": "gas"}
+    v = verifier.check("registry_upsert", _raw("registry_upsert", {"vehicles": [both]}))
+    assert v.error == "invalid_params" and "params.vehicles[0].plate_color" in v.detail
+    new = {"plate": "冀A12345", "plate_colour": "yellow", "fuel": "diesel"}
+    v = verifier.check("registry_upsert", _raw("registry_upsert", {"vehicles": [new]}))
+    assert v.ok and v.detail == ""
 
 
 # -- hardening: caps before parsing, bounded identity, replay across clock steps ------------
@@ -195,7 +238,19 @@ def _worst_case(name: str) -> dict:
             "hold_s": 120,
             "lane": "l" * 64,
         },
-        "alert_level": {"level": "orange", "reason": long_text},
+        "alert_level": {
+            "level": "orange",
+            "reason": long_text,
+            "valid_from": "2024-06-01T08:00:00.000000+08:00",
+            "valid_until": "2024-06-01T18:00:00.000000+08:00",
+        },
+        "cargo": {
+            "plate": "冀" * 10,
+            "cargo": "运" * 32,
+            "valid_from": "2024-06-01T08:00:00.000000+08:00",
+            "valid_until": "2024-06-01T18:00:00.000000+08:00",
+            "uses": 1000,
+        },
         "resend": {"from_seq": 10**15, "to_seq": 10**15 + 99_999, "kind": "passage"},
         "approval": {
             "approval_id": "a" * 64,
@@ -207,11 +262,12 @@ def _worst_case(name: str) -> dict:
             "valid_until": "2024-06-01T18:00:00.000000+08:00",
             "direction": "any",
             "uses": 100,
+            "approved_at": "2024-06-01T07:00:00.000000+08:00",
         },
     }[name]
 
 
-@pytest.mark.parametrize("name", ["ping", "open", "alert_level", "resend", "approval"])
+@pytest.mark.parametrize("name", ["ping", "open", "alert_level", "resend", "approval", "cargo"])
 def test_the_largest_valid_small_command_fits_its_cap(verifier: CommandVerifier, name: str) -> None:
     params = _worst_case(name)
     assert validate(params, SCHEMAS[name]) == []
@@ -293,7 +349,18 @@ def test_previous_key_never_enables_commands_on_its_own(tmp_path: Path) -> None:
     [
         ("open", {"reason": "地磅故障", "operator": "x"}, "params.operator"),
         ("open", {"reason": "地磅故障", "direction": "any"}, "params.direction"),
-        ("alert_level", {"level": "red", "valid_until": "2024-06-03T00:00:00+08:00"}, "valid_"),
+        ("alert_level", {"level": "red", "region": "唐山市"}, "params.region"),
+        (
+            "alert_level",
+            {
+                "level": "red",
+                "valid_from": "2024-06-03T00:00:00+08:00",
+                "valid_until": "2024-06-02T00:00:00+08:00",
+            },
+            "valid_until: expected after valid_from",
+        ),
+        ("machinery_upsert", {"machines": [{"registry_no": "HB1", "stage": "5"}]}, "stage"),
+        ("cargo", {"plate": "冀A12345", "cargo": "焦炭"}, "valid_until"),
         (
             "registry_upsert",
             {"vehicles": [{"plate": "冀A12345", "plate_color": "yellow", "nrmm_id": "x"}]},

@@ -417,7 +417,8 @@ def test_telemetry_drop_is_reported_as_event(mosquitto: Mosquitto, tmp_path: Pat
         assert wait_until(lambda: link.stats()["backlog"] == 0, 5)
         assert len(col.on("/events")) == 1, "one event per minute, not one per dropped row"
         ev = col.on("/events")[0]["payload"]
-        assert ev["event"] == "telemetry_dropped" and ev["count"] == 50
+        assert ev["kind"] == "telemetry_dropped" and ev["count"] == 50
+        assert ev["severity"] == "warning" and "event" not in ev, "one event type key: kind"
         assert ev["first_seq"] == 1 and ev["last_seq"] == 50
         assert ("telemetry_dropped", ev) in events
         assert link.stats()["dropped"] in (50, 51)  # the event itself may push one more out
@@ -459,14 +460,14 @@ def test_junk_flood_never_delays_a_signed_command(mosquitto: Mosquitto, tmp_path
     )
     arrived: list[float] = []
     acted: list[float] = []
-    intake = link.intake
+    intake = link.inbox.intake
 
     def timed_intake(name: str, raw: bytes) -> None:
         if b"through" in raw:
             arrived.append(time.monotonic())
         intake(name, raw)
 
-    link.intake = timed_intake  # type: ignore[method-assign]
+    link.inbox.intake = timed_intake  # type: ignore[method-assign]
     link.on_command("ping", lambda p, _a: acted.append(time.monotonic()) or {"echo": p["echo"]})
     link.start()
     col = Collector(mosquitto.port, "edged/s1/g1/cmd/ping/reply", client_id="backend-flood")

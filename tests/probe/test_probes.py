@@ -91,6 +91,7 @@ def test_camera_pass_reports_size_fps_and_saves_a_frame(
     assert rc == 0, out
     assert verdict.startswith("PASS: folder:frames: 6 frames 640x360 at ")
     assert "fps measured (configured 50)" in out
+    assert "decode on_demand: " in out and "frames a second taken" in out
     assert cv2.imread(str(saved)).shape == (360, 640, 3)
 
 
@@ -222,6 +223,14 @@ def test_gpio_shows_inputs_and_pulses_only_when_asked(
     )
 
 
+def test_gpio_pulses_the_alarm_for_its_configured_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mock_pins: MockFactory
+) -> None:
+    cfg = _config(tmp_path, "[gpio]\nalarm_s = 0.2\n")
+    rc, verdict, _ = _probe(capsys, cfg, "gpio", "--pulse", "alarm")
+    assert rc == 0 and "alarm on for 0.2 s" in verdict
+
+
 # -- Modbus --------------------------------------------------------------------
 
 _METER_MAP = """
@@ -231,7 +240,7 @@ transport = "tcp"
 host = "127.0.0.1"
 port = {port}
 unit = {unit}
-timeout_seconds = 0.5
+timeout_s = 0.5
 retries = 0
 [[modbus.devices.points]]
 name = "ua"
@@ -351,7 +360,7 @@ class _Platform:
 def _platform_cfg(tmp_path: Path, port: int, name: str = "city") -> str:
     return (
         f'[[hj212.platforms]]\nname = "{name}"\nhost = "127.0.0.1"\nport = {port}\n'
-        f'mn = "{MN}"\ntimeout = 2\n'
+        f'mn = "{MN}"\ntimeout_s = 2\n'
     )
 
 

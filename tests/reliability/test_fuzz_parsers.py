@@ -416,7 +416,7 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
     },
     "registry_delete": {"plates": ["冀B12345"]},
     "registry_replace": {
-        "vehicles": [{"plate": "冀B12345", "plate_color": "yellow"}],
+        "vehicles": [{"plate": "冀B12345", "plate_colour": "yellow", "fuel": "diesel"}],
         "version": "v7",
     },
     "blacklist_upsert": {
@@ -439,7 +439,24 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
         "uses": 1,
     },
     "open": {"reason": "司机卡顿，人工放行", "hold_s": 10},
-    "alert_level": {"level": "orange", "reason": "重污染天气橙色预警"},
+    "alert_level": {
+        "level": "orange",
+        "reason": "重污染天气橙色预警",
+        "valid_from": "2024-05-01T20:00:00+08:00",
+        "valid_until": "2024-05-03T00:00:00+08:00",
+    },
+    "plant_vehicles_upsert": {
+        "vehicles": [{"plate": "冀A0C001", "plate_colour": "yellow", "fuel": "diesel"}]
+    },
+    "plant_vehicles_delete": {"plates": ["冀A0C001"]},
+    "machinery_upsert": {
+        "machines": [
+            {"registry_no": "HB130001", "emission_stage": "3", "made_on": "2018-06-01"},
+            {"registry_no": "HB130002", "emission_stage": "x", "plate": "冀A9999X"},
+        ]
+    },
+    "machinery_delete": {"registry_nos": ["HB130001"]},
+    "cargo": {"plate": "冀B12345", "cargo": "焦炭", "valid_until": "2024-05-01T18:00:00+08:00"},
     "resend": {"from_seq": 1, "to_seq": 100},
     "ping": {"echo": "hi"},
 }
@@ -449,6 +466,10 @@ LIST_COMMANDS = {
     "registry_delete": ("vehicles", "delete", "plates"),
     "blacklist_upsert": ("blacklist", "upsert", "entries"),
     "blacklist_delete": ("blacklist", "delete", "plates"),
+    "plant_vehicles_upsert": ("plant_vehicles", "upsert", "vehicles"),
+    "plant_vehicles_delete": ("plant_vehicles", "delete", "plates"),
+    "machinery_upsert": ("nrmm", "upsert", "machines"),
+    "machinery_delete": ("nrmm", "delete", "registry_nos"),
 }
 REFUSALS = {
     "too_large",
