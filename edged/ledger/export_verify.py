@@ -145,7 +145,13 @@ def _signature(
 def _files(folder: Path, files: dict[str, Any], res: ExportCheck) -> None:
     for name, meta in sorted(files.items()):
         path = folder / name
-        if ".." in Path(name).parts or not path.is_file():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            res.bad(f"{name}: a name outside the export folder")
+            continue
+        if path.is_symlink():
+            res.bad(f"{name}: a link, not a file")
+            continue
+        if not path.is_file():
             res.bad(f"{name}: missing")
             continue
         h = hashlib.sha256()

@@ -172,3 +172,12 @@ def test_the_stick_export_carries_the_logger_data_since_the_last_one(
     second = next(p for p in (dest / "edged-export").iterdir() if p != first)
     minutes = list(csv.reader((second / "logger/minute.csv").read_text("utf-8-sig").splitlines()))
     assert len(minutes) == 2 + 10 * 3
+    # a range export carries the logger's data of the range; the logger keeps the board's
+    # wall time, so the range is given with the board's offset here
+    argv = ["--config", str(box), "export", "--dest", str(tmp_path / "range")]
+    (tmp_path / "range").mkdir()
+    frm, to = (t.astimezone().isoformat() for t in (T0, T0 + timedelta(hours=1)))
+    assert main([*argv, "--from", frm, "--to", to]) == 0
+    (ranged,) = (tmp_path / "range" / "edged-export").iterdir()
+    rows = list(csv.reader((ranged / "logger/hour.csv").read_text("utf-8-sig").splitlines()))
+    assert [r[0] for r in rows[2:]] == ["2026-03-01 10:00:00"] * 3

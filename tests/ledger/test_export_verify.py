@@ -172,6 +172,20 @@ def test_another_box_export_swapped_in_is_named(signed, tmp_path, capsys) -> Non
     assert "FAIL: photos/3/snapshot-1.jpg: changed" in out
 
 
+def test_a_manifest_naming_files_outside_the_folder_or_links_is_refused(signed, tmp_path) -> None:
+    folder = tampered(signed, tmp_path)
+    (folder / "photos/1/snapshot-1.jpg").unlink()
+    (folder / "photos/1/snapshot-1.jpg").symlink_to("/dev/zero")
+    man = json.loads((folder / "MANIFEST.json").read_text())
+    man["files"]["/etc/hostname"] = {"size": 1, "sha256": "0" * 64}
+    man["files"]["../x"] = {"size": 1, "sha256": "0" * 64}
+    (folder / "MANIFEST.json").write_text(json.dumps(man))
+    problems = verify_export(folder).problems
+    assert "/etc/hostname: a name outside the export folder" in problems
+    assert "../x: a name outside the export folder" in problems
+    assert "photos/1/snapshot-1.jpg: a link, not a file" in problems
+
+
 def test_without_a_key_the_output_says_what_was_trusted(signed, capsys) -> None:
     rc, out = check(signed[0], None, capsys)
     assert rc == 0 and "checked against the key it names (pass --key to pin it)" in out
