@@ -479,35 +479,22 @@ def resolve(
     )
 
 
-_old_call_logged = [False]
-
-
 def decide_read(
     read: GateRead,
     snapshot: SnapshotLike,
     now: datetime,
     direction: Direction,
     policy: PolicyConfig,
-    *old: PolicyConfig,
+    *,
     resolved: Resolved | None = None,
 ) -> Decision:
     """``resolve`` (unless given) then ``decide``, at the alert level the snapshot has in
     force at ``now``: the one call the passage pipeline makes.
 
-    The level is never passed in: the pipeline once passed the snapshot's alert
-    *state* where a level was expected, and no alert rule ever applied. A caller
-    still using that form, ``(read, snapshot, alert, now, direction, policy)``, gets
-    the snapshot's level too, and one warning saying to drop the argument.
+    The level is never passed in: the snapshot says which is in force at ``now``
+    (an earlier form took it from the caller, who passed the alert record where a
+    level was expected, and no alert rule ever applied).
     """
-    if not isinstance(now, datetime):  # the old form: (read, snapshot, alert, now, ...)
-        now, direction, policy = direction, policy, old[0]  # type: ignore[assignment]
-        if not _old_call_logged[0]:
-            _old_call_logged[0] = True
-            log.warning(
-                "decide_read_old_call",
-                hint="the alert argument is ignored (the snapshot's level at now is used);"
-                " call decide_read(read, snapshot, now, direction, policy)",
-            )
     r = resolved if resolved is not None else resolve(read, snapshot, now, direction)
     return decide(
         read,

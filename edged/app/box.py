@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from edged.app.health import clock_status, cpu_temperature_c, disk_use
-from edged.lane.passage import Trigger, alert_in_force
+from edged.lane.passage import Trigger
 from edged.lane.worker import GateWorker
 from edged.logs import get_logger
 
@@ -156,7 +156,7 @@ class Box:
         registry = self.registry
         if registry is None:
             return None
-        level = alert_in_force(registry.snapshot(), now or datetime.now(self.tz))
+        level = registry.snapshot().alert_at(now or datetime.now(self.tz))
         if level != self._alert:
             was, self._alert = self._alert, level
             if was is not None:

@@ -21,7 +21,7 @@ import numpy as np
 from edged.admission.actions import act
 from edged.admission.identity import fuse
 from edged.admission.model import GateRead
-from edged.admission.policy import decide_read, manual_open
+from edged.admission.policy import Resolved, decide_read, manual_open, resolve
 from edged.lane.row_fields import missing, trip_fields, vehicle_fields
 from edged.lane.snapshots import save_passage_images, save_pushed_images
 from edged.ledger.record import Approval as LedgerApproval
@@ -215,18 +215,20 @@ class PassagePipeline:
             (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
         )
         now = datetime.now(box.tz)
-        alert = alert_in_force(snap, now)
+        alert = snap.alert_at(now)
         t_dec = time.perf_counter()
         policy_direction = direction if direction in ("in", "out") else "in"
-        decision = decide_read(read, snap, alert, now, policy_direction, box.policy)
+        found = resolve(read, snap, now, policy_direction)
+        decision = decide_read(read, snap, now, policy_direction, box.policy, resolved=found)
         decide_ms = (time.perf_counter() - t_dec) * 1000
         approval = None
         if decision.approval_id is not None:
             approval = registry.get_approval(decision.approval_id)
             if not registry.consume_approval(decision.approval_id, passage_id, now):
-                decision = decide_read(
-                    read, registry.snapshot(), alert, now, policy_direction, box.policy
-                )
+                # used up by another lane meanwhile: decide again without it
+                snap = registry.snapshot()
+                found = resolve(read, snap, now, policy_direction)
+                decision = decide_read(read, snap, now, policy_direction, box.policy)
                 approval = None
         simulated = trig.source == "simulate"
         kg, weight_why = lane.weigh()
@@ -238,6 +240,7 @@ class PassagePipeline:
             trig,
             now,
             snap,
+            found,
             ident,
             read,
             direction,
@@ -326,6 +329,7 @@ class PassagePipeline:
         trig: Trigger,
         now: datetime,
         snap: Any,
+        found: Resolved,
         ident: Any,
         read: Any,
         direction: str,
@@ -344,7 +348,7 @@ class PassagePipeline:
         """The row: the decision, the vehicle's national fields, its weight and trip."""
         box, lane = self.box, self.lane
         simulated = trig.source == "simulate"
-        vehicle = snap.vehicle(ident.plate) if ident.plate else None
+        vehicle = found.vehicle
         when = now.isoformat(timespec="milliseconds")
         entry = box.trips.open_entry(ident.plate) if direction == "out" else None
         if not shots:
@@ -356,13 +360,15 @@ class PassagePipeline:
                 if lane.camera is None
                 else "no frame with a plate",
             )
+        if found.machine is not None and not ident.plate:
+            why.setdefault("plate", "a machine without a plate: see its registry code")
         fields: dict[str, Any] = {
-            **vehicle_fields(vehicle),
+            **vehicle_fields(vehicle, found.machine),
             **trip_fields(direction, entry, when, kg),
             "direction": direction,
             "plate": ident.plate,
             "weight_kg": kg,
-            "cargo": _cargo(snap, vehicle, ident.plate, now),
+            "cargo": self._cargo(snap, vehicle, ident.plate, now, decision, passage_id),
             "snapshots": shots,
         }
         if read.plate_colour:
@@ -393,6 +399,29 @@ class PassagePipeline:
             **fields,
         )
 
+    def _cargo(
+        self,
+        snap: Any,
+        vehicle: Any,
+        plate: str | None,
+        now: datetime,
+        decision: Any,
+        passage_id: str,
+    ) -> str | None:
+        """运输货物名称: what the plant declared for this passage, else the vehicle's usual
+        cargo. A declaration good for a number of passages is used by an allowed one."""
+        declared = snap.cargo_declaration_for(plate, now)
+        if (
+            declared is not None
+            and declared.uses is not None
+            and decision.action == "allow"
+            and not self.box.registry.consume_cargo(declared.id, passage_id)
+        ):
+            declared = None  # used up by another lane meanwhile
+        if declared is not None:
+            return declared.cargo
+        return (vehicle.cargo or None) if vehicle is not None else None
+
     def manual(
         self,
         operator: str,
@@ -409,7 +438,8 @@ class PassagePipeline:
         now = datetime.now(box.tz)
         direction = direction or (lane.cfg.direction if lane.cfg.direction != "both" else "unknown")
         snap = registry.snapshot()
-        alert = alert_in_force(snap, now)
+        alert = snap.alert_at(now)
+        passage_id = str(uuid.uuid4())
         d = manual_open(
             operator,
             reason,
@@ -421,16 +451,18 @@ class PassagePipeline:
         )
         when = now.isoformat(timespec="milliseconds")
         vehicle = snap.vehicle(plate) if plate else None
+        machine = snap.machine(plate) if plate and vehicle is None else None
         entry = box.trips.open_entry(plate) if direction == "out" else None
         fields: dict[str, Any] = {
-            **vehicle_fields(vehicle),
+            **vehicle_fields(vehicle, machine),
             **trip_fields(direction, entry, when, None),
             "direction": direction,
             "plate": plate,
-            "cargo": _cargo(snap, vehicle, plate, now),
+            "cargo": self._cargo(snap, vehicle, plate, now, d, passage_id),
         }
         why = {"weight_kg": "opened by hand: not weighed", "snapshots": "opened by hand"}
         rec = PassageRecord(
+            event_id=passage_id,
             time=when,
             site=box.site.id,
             gate=box.site.gate_id,
@@ -465,22 +497,6 @@ class PassagePipeline:
             lane.io.open_barrier(hold_s=hold_s)
         box.publish_passage(seq, {**rec.to_fields(), "ledger_seq": seq, "hash": digest})
         return {"ledger_seq": seq, "lane": lane.name, "direction": direction}
-
-
-def alert_in_force(snap: Any, now: datetime) -> str:
-    """The heavy-pollution alert level in force at ``now`` (a level string, never a record)."""
-    at = getattr(snap, "alert_at", None)
-    return at(now) if callable(at) else snap.alert.level
-
-
-def _cargo(snap: Any, vehicle: Any, plate: str | None, now: datetime) -> str | None:
-    """运输货物名称: what the plant declared for this passage, else the vehicle's usual cargo."""
-    declared = getattr(snap, "cargo_for", None)
-    if callable(declared) and plate is not None:
-        cargo = declared(plate, now)
-        if cargo:
-            return cargo
-    return (getattr(vehicle, "cargo", "") or None) if vehicle is not None else None
 
 
 def _approval(a: Any) -> LedgerApproval | None:

@@ -14,58 +14,45 @@ from typing import Any
 
 from edged.ledger.trips import Entry, close
 
-NEW_ENERGY = ("electric", "hydrogen")
-
-
-def stage_code(stage: str | None, fuel: str | None, machinery: bool = False) -> str | None:
-    """排放阶段 as the table codes it: ``0``–``6`` for 国0–国6, ``d`` electric, ``x`` no stage."""
-    if fuel in NEW_ENERGY:
-        return "d"
-    if stage:
-        digits = [ch for ch in stage if ch.isdigit()]
-        if digits:
-            return digits[0]
-    return "x" if machinery else None
-
 
 def vehicle_fields(vehicle: Any, machine: Any = None) -> dict[str, Any]:
     """The registry's side of the row: the vehicle's (or machine's) national fields."""
     if machine is not None:
         return {
             "category": "machinery",
-            "vehicle_type": getattr(machine, "machine_type", "") or None,
-            "fuel": getattr(machine, "fuel", None) or None,
+            "vehicle_type": machine.machine_type or None,
+            "fuel": machine.fuel or None,
             "emission_stage": machine.emission_stage,
-            "stage_code": stage_code(machine.emission_stage, getattr(machine, "fuel", None), True),
+            "stage_code": machine.national_stage,
             "documents": _documents(machine),
             "machinery": {
                 "registry_no": machine.registry_no,
-                "env_code": getattr(machine, "env_code", "") or None,
-                "made_on": getattr(machine, "made_on", "") or None,
-                "owner": getattr(machine, "owner", "") or None,
-                "machine_type": getattr(machine, "machine_type", "") or None,
+                "env_code": machine.env_code or None,
+                "made_on": machine.made_on or None,
+                "owner": machine.owner or None,
+                "machine_type": machine.machine_type or None,
+                "plate": machine.plate or None,
             },
         }
     if vehicle is None:
         return {}
     return {
-        "category": getattr(vehicle, "category", "transport") or "transport",
+        "category": vehicle.category or "transport",
         "plate_colour": vehicle.plate_colour,
         "vehicle_type": vehicle.vehicle_type or vehicle.vehicle_class or None,
         "vin": vehicle.vin or None,
         "fuel": vehicle.fuel,
         "emission_stage": vehicle.emission_stage,
-        "stage_code": stage_code(vehicle.emission_stage, vehicle.fuel),
+        "stage_code": vehicle.national_stage,
         "registered_on": vehicle.registered_on or None,
-        "engine_no": getattr(vehicle, "engine_no", "") or None,
-        "fleet": (getattr(vehicle, "fleet", None) or getattr(vehicle, "haulier", "")) or None,
+        "engine_no": vehicle.engine_no or None,
+        "fleet": vehicle.fleet or None,
         "documents": _documents(vehicle),
     }
 
 
 def _documents(holder: Any) -> dict[str, str]:
-    docs = getattr(holder, "documents", None)
-    return dict(docs) if isinstance(docs, dict) else {}
+    return dict(holder.documents)
 
 
 def trip_fields(direction: str, entry: Entry | None, time: str, kg: int | None) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -150,12 +149,3 @@ def test_an_orange_alert_refuses_through_decide_read_with_a_real_snapshot(reg: R
             assert (before.action, during.action, after.action) == ("allow", "deny", "allow")
             assert (before.alert_level, during.alert_level) == ("none", "orange")
             assert during.reason == "stage_below_minimum" and "需国6a" in during.text_zh
-
-
-def test_the_old_call_form_gets_the_snapshots_level_too(reg: Registry) -> None:
-    reg.upsert_vehicles([V5])
-    reg.set_alert_level("orange", "环保专员", now=h(0), valid_from=h(10), valid_until=h(20))
-    snap = reg.snapshot()
-    old_form: Any = decide_read
-    d = old_form(GateRead(V5.plate), snap, snap.alert, h(15), "in", PolicyConfig())
-    assert (d.action, d.alert_level) == ("deny", "orange")

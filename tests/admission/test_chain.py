@@ -52,9 +52,7 @@ def test_chain(factory: MockFactory, tmp_path: Path, stage: str, opened: bool) -
             read = GateRead("冀A12345", "yellow", passage_id="P1")  # stands in for the LPR burst
             io.note_read()
             snap = reg.snapshot()
-            decision = decide_read(
-                read, snap, snap.alert.level, datetime.now().astimezone(), "in", PolicyConfig()
-            )
+            decision = decide_read(read, snap, datetime.now().astimezone(), "in", PolicyConfig())
             act(decision, io)
             passages.append((decision.action, decision.reason))
 

@@ -134,11 +134,9 @@ def test_lookup_by_plate_and_tag(reg: Registry) -> None:
     s = reg.snapshot()
     assert s.vehicle("冀A12345").rfid_tags == ("E2001",)
     assert s.vehicle_by_tag("E2001").plate == "冀A12345"
-    d = decide_read(GateRead(None, rfid_tags=("E2001",)), s, "none", NOW, "in", PolicyConfig())
+    d = decide_read(GateRead(None, rfid_tags=("E2001",)), s, NOW, "in", PolicyConfig())
     assert (d.action, d.plate) == ("allow", "冀A12345") and "identified_by_tag" in d.flags
-    d = decide_read(
-        GateRead("冀B00000", rfid_tags=("E2001",)), s, "none", NOW, "in", PolicyConfig()
-    )
+    d = decide_read(GateRead("冀B00000", rfid_tags=("E2001",)), s, NOW, "in", PolicyConfig())
     assert "tag_plate_mismatch" in d.flags and d.action == "hold"
 
 
@@ -175,12 +173,12 @@ def test_approval_refuses_vague_and_is_used_once(reg: Registry, audit: AuditLog)
     with pytest.raises(ApprovalRefused, match=r"approver: "):
         reg.add_approval("冀A12345", "抢修设备运输", "张三", "", start, end)
     a = reg.add_approval("冀A12345", "抢修设备运输", "张三", "李四", start, end, actor="admin")
-    d = decide_read(GateRead("冀A12345"), reg.snapshot(), "none", NOW, "in", PolicyConfig())
+    d = decide_read(GateRead("冀A12345"), reg.snapshot(), NOW, "in", PolicyConfig())
     assert (d.action, d.approval_id) == ("allow", a.id)
     assert reg.consume_approval(a.id, "P-1", now=NOW) is True
     assert reg.consume_approval(a.id, "P-2", now=NOW) is False  # one-time
     assert reg.get_approval(a.id).used_by_passage == "P-1"
-    d = decide_read(GateRead("冀A12345"), reg.snapshot(), "none", NOW, "in", PolicyConfig())
+    d = decide_read(GateRead("冀A12345"), reg.snapshot(), NOW, "in", PolicyConfig())
     assert d.action == "hold" and d.approval_id is None
     assert [r[1] for r in audit.rows] == ["approval.add", "approval.consume"]
 
@@ -319,7 +317,6 @@ def test_approval_honours_direction_uses_and_the_backends_id(reg: Registry) -> N
         return decide_read(
             GateRead("冀A12345"),
             reg.snapshot(),
-            "none",
             NOW,
             direction,
             PolicyConfig(exit_mode="check"),
