@@ -100,6 +100,14 @@ MISSING = {
     "no camera on this lane": "本车道无相机",
     "no frame with a plate": "无车牌抓拍",
     "no entry of this vehicle on record": "无进厂记录",
+    "the camera pushed no image": "相机未推送图片",
+    "a machine without a plate: see its registry code": "机械无车牌（见环保登记编码）",
+    "no weighbridge on this lane": "本车道无地磅",
+    "weighbridge empty: the vehicle was not on it": "车辆未上地磅",
+    "weighbridge not running (see its component state)": "地磅未运行",
+    "weighbridge silent: indicator off or cable": "地磅无数据（仪表或线缆）",
+    "opened by hand": "人工开闸",
+    "opened by hand: not weighed": "人工开闸，未称重",
 }
 
 
@@ -150,8 +158,12 @@ def stage_class(code: str) -> str:
 
 
 def missing(reasons: dict[str, str] | None, field_names: dict[str, str]) -> str:
-    """``missing`` of a row as one Chinese note: 发动机号码：台账未登记；…"""
+    """``missing`` of a row as one Chinese note: 发动机号码：台账未登记；… (a reason without
+    a Chinese name, such as one that carries a figure, is shown as the row has it)."""
     out = []
     for key, why in (reasons or {}).items():
-        out.append(f"{field_names.get(key, key)}：{MISSING.get(why, why)}")
+        zh = MISSING.get(why)
+        if zh is None and why.startswith("weight did not settle"):
+            zh = "称重未稳定"
+        out.append(f"{field_names.get(key, key)}：{zh or why}")
     return "；".join(out)
