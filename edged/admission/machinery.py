@@ -136,7 +136,7 @@ def machine_rules(
     return Decision(
         "allow",
         "no_restriction",
-        "放行",
+        "非道路移动机械，放行",
         "no rule restricts this machine: allowed",
         flags=tuple(flags),
         **common,

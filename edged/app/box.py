@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from edged import sitetime
 from edged.app.health import clock_status, cpu_temperature_c, disk_use
 from edged.lane.passage import Trigger
 from edged.lane.worker import GateWorker
@@ -24,7 +25,7 @@ from edged.logs import get_logger
 log = get_logger("gate")
 
 MQTT_CHECK_S = 5.0  # how often a gap in the MQTT feed is looked for, and its mark saved
-FORWARD_S = 10.0  # how often closed data-logger records go to the HJ 212 uplink
+FORWARD_S = 1.0  # how often the HJ 212 feed looks at what is due (real-time data, records)
 SWEEP_S = 3600.0  # how often images past their age or over budget are removed
 ALERT_CHECK_S = 1.0  # how often the alert level in force is looked at (a schedule may change it)
 
@@ -47,6 +48,7 @@ class Box:
     housekeeping: GateWorker = field(default_factory=lambda: GateWorker("housekeeping"))
     _due: dict[str, float] = field(default_factory=dict)
     _alert: str | None = None  # the alert level last announced
+    _forward_error: str | None = None  # the HJ 212 feed's last failure, logged once
 
     # -- shortcuts ------------------------------------------------------------------
     @property
@@ -139,10 +141,7 @@ class Box:
                 with contextlib.suppress(RuntimeError):
                     self.housekeeping.submit(self.ctx.clips.sweep)
         if self.record_feed is not None and self._is_due("forward", FORWARD_S, now):
-            try:
-                self.record_feed.forward()
-            except Exception as exc:  # the uplink must never stop the gate
-                log.error("hj212_forward_failed", error=repr(exc))
+            self.forward_records()
         if self._is_due("alert", ALERT_CHECK_S, now):
             self.check_alert_level()
         if self._is_due("heads", self.cfg.ledger.head_publish_s, now):
@@ -151,12 +150,30 @@ class Box:
             with contextlib.suppress(RuntimeError):
                 self.housekeeping.submit(self.attest)
 
+    def forward_records(self) -> None:
+        """The HJ 212 feed's round; a failure is logged when it starts or changes, not every
+        second it lasts, and its end is logged too."""
+        try:
+            self.record_feed.forward()
+        except Exception as exc:  # the uplink must never stop the gate
+            if repr(exc) != self._forward_error:
+                log.error(
+                    "hj212_forward_failed",
+                    error=repr(exc),
+                    hint="retried every second; logged again when the error changes",
+                )
+            self._forward_error = repr(exc)
+            return
+        if self._forward_error is not None:
+            log.info("hj212_forward_recovered", error=self._forward_error)
+            self._forward_error = None
+
     def check_alert_level(self, now: datetime | None = None) -> str | None:
         """Announce the alert level in force when it changes (set now or by its schedule)."""
         registry = self.registry
         if registry is None:
             return None
-        level = registry.snapshot().alert_at(now or datetime.now(self.tz))
+        level = registry.snapshot().alert_at(now or sitetime.now())
         if level != self._alert:
             was, self._alert = self._alert, level
             if was is not None:

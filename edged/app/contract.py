@@ -509,6 +509,20 @@ def status_payload() -> dict[str, Any]:
             "sent": _INT,
             "acked": _INT,
             "last_error": {"type": ["string", "null"]},
+            "realtime": {"type": "boolean", "description": "real-time data (CN 2011) on"},
+            "rtd_interval_s": {
+                "type": "integer",
+                "minimum": 30,
+                "maximum": 3600,
+                "description": "this platform's real-time interval (config, or its CN 1062)",
+            },
+            "min_interval_min": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 60,
+                "description": "this platform's minute-data interval (config, or its CN 1064)",
+            },
+            "last_realtime": nullable(_TIME),
         }
     )
     return obj(

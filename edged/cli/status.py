@@ -117,6 +117,8 @@ def format_status(reply: dict[str, Any]) -> list[str]:
         link = (reply.get("hj212") or {}).get(name) or {}
         conn = "connected" if link.get("connected") else "NOT connected"
         lines.append(f"queue hj212 {name}: {n} ({conn})")
+        if "realtime" in link:
+            lines.append(_hj212_line(name, link))
     recv = reply.get("receiver")
     if recv:
         refused = ", ".join(f"{k} {v}" for k, v in sorted((recv.get("refused") or {}).items()))
@@ -176,6 +178,17 @@ def _frames(cam: dict[str, Any]) -> str:
     if cam.get("passage_frame_age_ms") is not None:
         out += f", passage frames p95 {cam['passage_frame_age_ms']} ms after arrival"
     return out
+
+
+def _hj212_line(name: str, link: dict[str, Any]) -> str:
+    """What one platform gets how often: each may set its own intervals (CN 1062/1064)."""
+    last = link.get("last_realtime") or "never"
+    realtime = (
+        f"real-time on every {link.get('rtd_interval_s')} s (last sent {last})"
+        if link.get("realtime")
+        else f"real-time off (last sent {last})"
+    )
+    return f"hj212 {name}: {realtime}, minute data every {link.get('min_interval_min')} min"
 
 
 def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:

@@ -19,6 +19,11 @@ Rules (HJ 212-2017 statistics, as the data logger applies them):
   silent line); valid values covering less than ``min_valid_ratio`` of the
   samples → that invalid flag too (the period is incomplete, the values
   are still given); otherwise T if Avg breaks a limit, else N.
+* HJ 212 minute data (CN 2051) goes to a platform every ``min_interval``
+  minutes (1-60, CN 1064): :func:`over_interval` builds those records from
+  the stored 1-minute ones the same way (Avg weighted by valid samples, Min
+  of Min, Max of Max, Cou summed) and gives each the *worst* flag of its
+  minutes, so a fault or an over-limit in any minute shows in the record.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ Period = Literal["minute", "hour", "day"]
 VALID_FLAGS = frozenset("NT")
 #: order used to break ties between invalid flags (most telling first)
 INVALID_PRECEDENCE = "DBFMSC"
+#: data flags from worst to best; a flag not listed ranks just after the invalid ones
+FLAG_SEVERITY = INVALID_PRECEDENCE + "TN"
 PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -215,4 +222,100 @@ def group_by_period(
     out: dict[tuple[str, datetime], list[Sample]] = {}
     for s in samples:
         out.setdefault((s.key, period_start(s.ts, period, tz)), []).append(s)
+    return out
+
+
+def worst_flag(flags: Iterable[str]) -> str:
+    """The worst of ``flags`` (:data:`FLAG_SEVERITY`): D, B, F, M, S, C, unknown, T, N."""
+
+    def rank(flag: str) -> tuple[int, str]:
+        i = FLAG_SEVERITY.find(flag) if len(flag) == 1 else -1
+        if i < 0:
+            return (len(INVALID_PRECEDENCE), flag)
+        return (i if i < len(INVALID_PRECEDENCE) else i + 1, flag)
+
+    return min(flags, key=rank)
+
+
+def _site_wall(ts: datetime, tz: tzinfo | None) -> datetime:
+    return ts if tz is None else ts.astimezone(tz)
+
+
+def _board_wall(ts: datetime, tz: tzinfo | None) -> datetime:
+    return ts if tz is None else ts.astimezone().replace(tzinfo=None)
+
+
+def interval_start(ts: datetime, minutes: int, tz: tzinfo | None = None) -> datetime:
+    """Start of the ``minutes``-long upload interval that holds ``ts``.
+
+    Intervals are counted from the site's midnight in ``tz`` (``ts`` and the
+    result are board wall time, as :func:`period_start`): with 5 minutes a
+    record covers 10:00-10:05 of the site's clock whatever the board's zone.
+    An interval that does not divide the day (7 minutes) is cut at midnight,
+    so no record spans two days.
+    """
+    if not 1 <= minutes <= 1440:
+        raise ValueError(f"minutes: expected 1..1440, found {minutes}")
+    site = _site_wall(ts, tz)
+    of_day = (site.hour * 60 + site.minute) // minutes * minutes
+    start = site.replace(hour=of_day // 60, minute=of_day % 60, second=0, microsecond=0)
+    return _board_wall(start, tz)
+
+
+def interval_end(start: datetime, minutes: int, tz: tzinfo | None = None) -> datetime:
+    """End of the interval beginning at ``start`` (board wall time): ``minutes`` later,
+    or the site's next midnight when that comes first."""
+    site = _site_wall(start, tz)
+    midnight = (site.replace(hour=0, minute=0, second=0, microsecond=0)) + timedelta(days=1)
+    end = min(site + timedelta(minutes=minutes), midnight)
+    return _board_wall(end, tz)
+
+
+def over_interval(
+    parts: Iterable[Aggregate], minutes: int, tz: tzinfo | None = None
+) -> list[Aggregate]:
+    """1-minute records → one record per key and ``minutes``-long interval (HJ 212 2051).
+
+    Avg is weighted by each minute's valid samples, Min is the least Min, Max
+    the greatest Max, Cou the sum of the minutes' Cou (None when none had
+    one), the flag the worst of the minutes' flags; sample counts add up.
+    Each record starts at :func:`interval_start`; sorted by start, then key.
+    """
+    groups: dict[tuple[datetime, str], list[Aggregate]] = {}
+    for p in parts:
+        groups.setdefault((interval_start(p.start, minutes, tz), p.key), []).append(p)
+    out = []
+    for (start, key), group in sorted(groups.items()):
+        valid = [p for p in group if p.n_valid > 0 and p.avg is not None]
+        n_valid = sum(p.n_valid for p in valid)
+        if len(valid) == 1:
+            avg: float | None = valid[0].avg
+        else:
+            avg = sum(p.avg * p.n_valid for p in valid) / n_valid if n_valid else None  # type: ignore[operator]
+        mins = [p.min for p in valid if p.min is not None]
+        maxs = [p.max for p in valid if p.max is not None]
+        cous = [p.cou for p in group if p.cou is not None]
+        last = next(
+            (
+                p.last
+                for p in sorted(group, key=lambda p: p.start, reverse=True)
+                if p.last is not None
+            ),
+            None,
+        )
+        out.append(
+            Aggregate(
+                period="minute",
+                start=start,
+                key=key,
+                avg=avg,
+                min=min(mins) if mins else None,
+                max=max(maxs) if maxs else None,
+                cou=(cous[0] if len(cous) == 1 else float(sum(cous))) if cous else None,
+                flag=worst_flag(p.flag for p in group),
+                n_valid=sum(p.n_valid for p in group),
+                n_total=sum(p.n_total for p in group),
+                last=last,
+            )
+        )
     return out

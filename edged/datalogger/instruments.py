@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from edged.config.schema import doc
 from edged.datalogger.aggregate import Sample
@@ -33,13 +33,31 @@ class InstrumentConfig:
     )
 
 
-def to_samples(packets: list[PacketSample], now: datetime) -> list[Sample]:
-    """Pure: HJ 212 factor readings to data-store samples keyed by factor code."""
+def board_time(data_time: datetime, tz: tzinfo | None) -> datetime:
+    """An analyser's DataTime (the site's wall time, as every HJ 212 time) as the board's
+    wall time, which is how the store keeps samples; without ``tz`` taken as it is."""
+    if tz is None:
+        return data_time.replace(tzinfo=None)
+    aware = data_time if data_time.tzinfo is not None else data_time.replace(tzinfo=tz)
+    return aware.astimezone().replace(tzinfo=None)
+
+
+def to_samples(
+    packets: list[PacketSample], now: datetime, tz: tzinfo | None = None
+) -> list[Sample]:
+    """Pure: HJ 212 factor readings to data-store samples keyed by factor code.
+
+    ``now`` (board time) stamps a reading without DataTime; ``tz`` is the site's
+    zone the analyser's DataTime is in. On a board whose system zone is not the
+    site's (left on UTC), taking DataTime as board time would put every reading
+    hours away from the Modbus samples of the same moment, in another hour's record.
+    """
     out = []
     for p in packets:
         value = p.values.get("Rtd", p.values.get("Avg"))
         flag = p.flag if value is not None else (p.flag if p.flag != "N" else "D")
-        out.append(Sample(p.data_time or now, p.code, value, flag))
+        when = board_time(p.data_time, tz) if p.data_time is not None else now
+        out.append(Sample(when, p.code, value, flag))
     return out
 
 
@@ -47,9 +65,15 @@ class InstrumentInput:
     """A reader thread per analyser, restarted with backoff when its port fails."""
 
     def __init__(
-        self, cfg: InstrumentConfig, sink: Callable[[list[Sample]], None], backoff_max: float = 30.0
+        self,
+        cfg: InstrumentConfig,
+        sink: Callable[[list[Sample]], None],
+        backoff_max: float = 30.0,
+        tz: tzinfo | None = None,
     ) -> None:
+        """``tz``: the site's zone (``site.timezone``), in which analysers send DataTime."""
         self.cfg = cfg
+        self.tz = tz
         self.sink = sink
         self.backoff_max = backoff_max
         self._stop = threading.Event()
@@ -58,7 +82,7 @@ class InstrumentInput:
         self.samples = 0
 
     def _on_sample(self, sample: PacketSample) -> None:
-        rows = to_samples([sample], datetime.now())
+        rows = to_samples([sample], datetime.now(), self.tz)
         self.sink(rows)
         self.samples += len(rows)
 

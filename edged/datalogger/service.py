@@ -14,6 +14,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from edged.datalogger.aggregate import Aggregate, Period, Sample
 from edged.datalogger.poller import EventSink, Poller
 from edged.datalogger.registers import ModbusConfig, plan_reads
 from edged.datalogger.store import DataStore, DataStoreConfig, rules_from_points
@@ -35,6 +36,19 @@ def poll_grace(modbus: ModbusConfig) -> float:
     return min(worst, 60.0) + 2.0
 
 
+def factor_cadence(modbus: ModbusConfig) -> dict[str, float]:
+    """Seconds between fresh samples of each factor the register map names: its device's
+    poll interval plus :func:`poll_grace`. A real-time value older than that is stale."""
+    grace = poll_grace(modbus)
+    return {
+        p.factor: modbus.interval(d) + grace
+        for d in modbus.devices
+        if d.enabled
+        for p in d.points
+        if p.factor
+    }
+
+
 class DataLogger:
     """Acquisition + storage; also the uplink's data source via :meth:`records`."""
 
@@ -53,6 +67,7 @@ class DataLogger:
         """``clock`` gives the board's wall time (naive); ``tz`` is the site's zone, in
         which minutes, hours and days close (without it: the board's zone)."""
         self.store_config = store_config or DataStoreConfig()
+        self.cadence = factor_cadence(modbus)
         path = Path(self.store_config.path)
         if not path.is_absolute():
             path = Path(data_dir) / path
@@ -117,6 +132,20 @@ class DataLogger:
     ) -> list[tuple[datetime, dict[str, dict[str, float | str]]]]:
         return self.store.records(cn, begin, end)
 
+    # what the HJ 212 feed reads (edged.hj212.record_feed), as DataLoggerService offers it
+    def aggregates(self, period: Period, begin: datetime, end: datetime) -> list[Aggregate]:
+        return self.store.aggregates(period, begin, end)
+
+    def closed_until(self, period: Period) -> datetime | None:
+        return self.store.closed_until(period)
+
+    def latest(self, seen_since: datetime) -> dict[str, Sample]:
+        """Newest sample of every register-map factor and of every key seen since then."""
+        return self.store.latest(self.cadence, seen_since)
+
+    def factor_cadence(self) -> dict[str, float]:
+        return self.cadence
+
 
 class DataLoggerService:
     """Supervised part ``datalogger``: Modbus polling, the analysers on serial lines, the store."""
@@ -136,6 +165,7 @@ class DataLoggerService:
         day even on a board whose system zone is UTC."""
         self.modbus = modbus
         self.tz = tz
+        self.cadence = factor_cadence(modbus)
         self.store_config = store_config
         self.instrument_configs = instruments
         self.data_dir = data_dir
@@ -152,7 +182,8 @@ class DataLoggerService:
         logger.start()
         self.logger = logger
         self.instruments = [
-            InstrumentInput(c, logger.store.add_samples) for c in self.instrument_configs
+            InstrumentInput(c, logger.store.add_samples, tz=self.tz)
+            for c in self.instrument_configs
         ]
         for inst in self.instruments:
             inst.start()
@@ -175,3 +206,19 @@ class DataLoggerService:
     ) -> list[tuple[datetime, dict[str, dict[str, float | str]]]]:
         """The uplink's data source: what the running logger has (nothing while it is down)."""
         return self.logger.records(cn, begin, end) if self.logger is not None else []
+
+    # what the HJ 212 feed reads (edged.hj212.record_feed); nothing while the logger is down
+    def aggregates(self, period: Period, begin: datetime, end: datetime) -> list[Aggregate]:
+        return self.logger.aggregates(period, begin, end) if self.logger is not None else []
+
+    def closed_until(self, period: Period) -> datetime | None:
+        return self.logger.closed_until(period) if self.logger is not None else None
+
+    def latest(self, seen_since: datetime) -> dict[str, Sample]:
+        """Newest sample of every register-map factor and of every analyser factor seen since
+        ``seen_since``; empty while the logger is down (real-time data then says so)."""
+        return self.logger.latest(seen_since) if self.logger is not None else {}
+
+    def factor_cadence(self) -> dict[str, float]:
+        """The register map's factors and how often each gets a sample (s), running or not."""
+        return self.cadence

@@ -43,6 +43,8 @@ CN_TABLE = {CN.REALTIME: "sample", CN.MINUTE: "minute", CN.HOUR: "hour", CN.DAY:
 _FMT = "%Y-%m-%d %H:%M:%S.%f"
 _PERIODS: tuple[Period, ...] = ("minute", "hour", "day")
 _CHILD: dict[str, str] = {"hour": "minute", "day": "hour"}
+#: most keys :meth:`DataStore.latest` looks up (register-map factors first)
+LATEST_KEYS = 256
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ def _ts(dt: datetime) -> str:
 
 
 def _dt(text: str) -> datetime:
-    return datetime.strptime(text, _FMT)
+    # what _ts wrote is ISO 8601 with a space: fromisoformat reads it ten times faster
+    # than strptime, which matters for the HJ 212 feed's rounds on the main loop
+    return datetime.fromisoformat(text)
 
 
 class DataStore:
@@ -315,9 +319,39 @@ class DataStore:
         ]  # type: ignore[arg-type]
 
     def closed_until(self, period: Period) -> datetime | None:
-        """Periods starting before this are computed and final (the close watermark)."""
+        """Every ``period`` that began before this time is closed and stored (None: none yet).
+
+        Minute, hour and day rows are written once, when closed, and not
+        changed afterwards, so whatever starts before this time is final.
+        """
         mark = self._meta(f"closed_{period}")
         return _dt(mark) if mark else None
+
+    def latest(
+        self, keys: Iterable[str], seen_since: datetime, limit: int = LATEST_KEYS
+    ) -> dict[str, Sample]:
+        """The newest sample of each of ``keys`` and of each key sampled since ``seen_since``.
+
+        For real-time data: ``keys`` are the factors the register map names,
+        the rest come from analysers (whose factors only their packets tell).
+        A key's newest sample may be old; the caller judges freshness. At most
+        ``limit`` keys are looked up, so an analyser sending many codes costs
+        bounded time.
+        """
+        wanted = list(dict.fromkeys(keys))
+        rows = self.db.execute_sql(  # by time: the (key, ts) index would scan every sample
+            "SELECT DISTINCT key FROM sample INDEXED BY sample_ts WHERE ts >= ? LIMIT ?",
+            (_ts(seen_since), limit),
+        ).fetchall()
+        wanted += [r[0] for r in rows if r[0] not in wanted]
+        out: dict[str, Sample] = {}
+        for key in wanted[:limit]:
+            row = self.db.execute_sql(
+                "SELECT ts, value, flag FROM sample WHERE key = ? ORDER BY ts DESC LIMIT 1", (key,)
+            ).fetchone()
+            if row:
+                out[key] = Sample(_dt(row[0]), key, row[1], row[2])
+        return out
 
     def iter_aggregates(
         self, period: Period, begin: datetime | None, end: datetime | None
@@ -368,15 +402,19 @@ class DataStore:
                 out.setdefault(ts, {})[s.key] = item
         else:
             for a in self.aggregates(table, begin, end):  # type: ignore[arg-type]
-                if "." in a.key:
-                    continue
-                item = {}
-                for name, value in (("Avg", a.avg), ("Min", a.min), ("Max", a.max), ("Cou", a.cou)):
-                    if value is not None:
-                        item[name] = value
-                item["Flag"] = a.flag
-                out.setdefault(a.start, {})[a.key] = item
+                if "." not in a.key:
+                    out.setdefault(a.start, {})[a.key] = factor_fields(a)
         return sorted(out.items())
+
+
+def factor_fields(a: Aggregate) -> dict[str, float | str]:
+    """One factor of an HJ 212 minute/hour/day record: Avg, Min, Max, Cou where known, Flag."""
+    item: dict[str, float | str] = {}
+    for name, value in (("Avg", a.avg), ("Min", a.min), ("Max", a.max), ("Cou", a.cou)):
+        if value is not None:
+            item[name] = value
+    item["Flag"] = a.flag
+    return item
 
 
 def rules_from_points(points: Mapping[str, object]) -> dict[str, Rule]:
@@ -392,4 +430,11 @@ def rules_from_points(points: Mapping[str, object]) -> dict[str, Rule]:
     }
 
 
-__all__ = ["CN_TABLE", "DataStore", "DataStoreConfig", "period_end", "rules_from_points"]
+__all__ = [
+    "CN_TABLE",
+    "DataStore",
+    "DataStoreConfig",
+    "factor_fields",
+    "period_end",
+    "rules_from_points",
+]

@@ -26,7 +26,7 @@ log = get_logger("demo")
 @dataclass(frozen=True)
 class DemoVehicle:
     lane: str
-    plate: str
+    plate: str | None  # None: a machine without a plate, known by its tag
     colour: str
     tag: str | None
     note: str
@@ -62,6 +62,22 @@ FLEET = (
         "E2003412B802011599990001",
         "tag of another truck: flagged",
         16900,
+    ),
+    DemoVehicle(
+        "entry",
+        "冀B0C001",
+        "yellow",
+        "E2003412B802011577770003",
+        "in-plant transport vehicle: allowed, recorded as in_plant",
+        24300,
+    ),
+    DemoVehicle(
+        "entry",
+        None,
+        "",
+        "E2003412B802011566660004",
+        "loader (国三 machinery) by its tag: recorded with its registry code",
+        17600,
     ),
 )
 #: The shared reader's antenna facing each lane (config/demo.toml: rfid_antennas).
@@ -128,9 +144,10 @@ class DemoTraffic:
             lane = box.lane(v.lane)
             loop_cfg = lane.cfg.gpio.ground_loop
             pin = Device.pin_factory.pin(loop_cfg.pin)
-            log.info("demo_vehicle_arrives", lane=v.lane, plate=v.plate, expect=v.note)
+            log.info("demo_vehicle_arrives", lane=v.lane, plate=v.plate or "-", expect=v.note)
             camera = lane.camera_source
-            camera.show(render_scene(v.plate, v.colour, size=camera.size, seed=n))
+            if v.plate is not None:
+                camera.show(render_scene(v.plate, v.colour, size=camera.size, seed=n))
             self.rfid_sim.set_tags({v.tag: -55} if v.tag else {}, antenna=ANTENNA[v.lane])
             self.scale_sim.kg = v.kg  # the truck drives onto the weighbridge
             time.sleep(0.3)  # camera thread picks the frame up; reader inventories the tag

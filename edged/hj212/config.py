@@ -84,7 +84,8 @@ class PlatformConfig:
     realtime: bool = field(
         default=True,
         metadata=doc(
-            "Send real-time data 实时数据 (CN 2011) to this platform until it sends CN 2012"
+            "Send real-time data 实时数据 (CN 2011) to this platform every rtd_interval_s;"
+            " the platform may stop and restart it (CN 2012/2011)"
         ),
     )
     version: Literal["2017", "2025"] = field(
@@ -182,7 +183,9 @@ class Hj212Config:
     rtd_interval_s: int = field(
         default=30,
         metadata=doc(
-            "Real-time data interval 实时数据间隔 a platform reads and sets (CN 1061/1062)",
+            "Real-time data interval 实时数据间隔: each platform gets the latest values this"
+            " often, on the site's clock; a platform may set its own (CN 1062), kept until"
+            " this value changes",
             min=30,
             max=3600,
             was="rtd_interval",
@@ -191,7 +194,9 @@ class Hj212Config:
     min_interval_min: int = field(
         default=5,
         metadata=doc(
-            "Minute data interval 分钟数据间隔 a platform reads and sets (CN 1063/1064)",
+            "Minute data interval 分钟数据间隔: each platform gets one minute-data record"
+            " (CN 2051) per this many minutes, aggregated from the 1-minute records; a"
+            " platform may set its own (CN 1064), kept until this value changes",
             min=1,
             max=60,
             was="min_interval",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import Protocol
 
@@ -39,7 +39,11 @@ from edged.hj212.codec import (
     free_text,
     parse_time,
 )
+from edged.hj212.intervals import BOUNDS, Intervals
+from edged.hj212.minute_data import minute_history
 from edged.hj212.platform_link import LinkBroken, PlatformLink, Shared
+
+__all__ = ["NOT_SUPPORTED", "DataSource", "Intervals", "Logger", "PlatformCommands"]
 
 Factors = Mapping[str, Mapping[str, float | str]]
 
@@ -64,35 +68,11 @@ class DataSource(Protocol):
     ) -> list[tuple[datetime, dict[str, dict[str, float | str]]]]: ...
 
 
-class Intervals:
-    """Real-time (s) and minute (min) upload intervals the platform may read and set.
-
-    ``on_change(name, value)`` lets the data logger follow a change made by a
-    platform (CN 1062/1064); names are ``"rtd_interval"`` and ``"min_interval"``.
-    """
-
-    def __init__(
-        self,
-        rtd_interval: int = 30,
-        min_interval: int = 5,
-        on_change: Callable[[str, int], None] | None = None,
-    ) -> None:
-        self.rtd_interval = rtd_interval
-        self.min_interval = min_interval
-        self.on_change = on_change
-
-    def set(self, name: str, value: int) -> None:
-        setattr(self, name, value)
-        if self.on_change is not None:
-            self.on_change(name, value)
-
-
 class Logger(Shared, Protocol):
     """What commands read and change on the logger's side: the uplink (:class:`Uplink`)."""
 
     tz: tzinfo | None
     clock: Clock
-    intervals: Intervals
     source: DataSource | None
 
     def build_cp(self, params: Mapping[str, object], factors: Factors | None = None) -> Cp: ...
@@ -364,30 +344,34 @@ class PlatformCommands:
         await self._reply_exertn(qn, EXERTN_OK)
 
     async def _get_interval(self, req: Packet, qn: str) -> None:
+        """CN 1061/1063: this platform's own real-time / minute interval."""
         await self._reply_qnrtn(qn, QNRTN_READY)
         key, value = (
-            ("RtdInterval", self.up.intervals.rtd_interval)
+            ("RtdInterval", self.link.intervals.rtd_interval)
             if req.cn == CN.GET_RTD_INTERVAL
-            else ("MinInterval", self.up.intervals.min_interval)
+            else ("MinInterval", self.link.intervals.min_interval)
         )
         cp = Cp({key: str(value)})
         await self._send_reply(self.link.out.packet(req.cn, cp, qn=qn, flag=self._reply_flag()))
         await self._reply_exertn(qn, EXERTN_OK)
 
     async def _set_interval(self, req: Packet, qn: str) -> None:
-        key, name, low, high = (
-            ("RtdInterval", "rtd_interval", 30, 3600)
+        """CN 1062/1064: this platform's cadence, stored and in effect from the next round
+        (other platforms keep theirs)."""
+        key, name = (
+            ("RtdInterval", "rtd_interval")
             if req.cn == CN.SET_RTD_INTERVAL
-            else ("MinInterval", "min_interval", 1, 60)
+            else ("MinInterval", "min_interval")
         )
+        low, high = BOUNDS[name]
         await self._reply_qnrtn(qn, QNRTN_READY)
         text = req.cp.params.get(key, "")
         if not text.isdigit() or not low <= int(text) <= high:
             self.log.warning("hj212_interval_bad", key=key, value=text, allowed=f"{low}..{high}")
             await self._reply_exertn(qn, EXERTN_BAD_REQUEST)
             return
-        old = getattr(self.up.intervals, name)
-        self.up.intervals.set(name, int(text))
+        old = getattr(self.link.intervals, name)
+        self.link.intervals.set(name, int(text))
         self.log.info("hj212_interval_set", key=key, value=int(text))
         self.link.audit("hj212_interval_set", key=key, old=old, new=int(text))
         await self._reply_exertn(qn, EXERTN_OK)
@@ -430,7 +414,7 @@ class PlatformCommands:
             return
         await self._reply_qnrtn(qn, QNRTN_READY)
         records = await asyncio.get_running_loop().run_in_executor(
-            None, source.records, req.cn, local_naive(begin), local_naive(end)
+            None, self._records, source, req.cn, local_naive(begin), local_naive(end)
         )
         for when, factors in sorted(records, key=lambda r: r[0]):
             cp = self.up.build_cp({"DataTime": when}, factors)
@@ -449,6 +433,16 @@ class PlatformCommands:
             records=len(records),
         )
         await self._reply_exertn(qn, EXERTN_OK if records else EXERTN_NO_DATA)
+
+    def _records(
+        self, source: DataSource, cn: str, begin: datetime, end: datetime
+    ) -> list[tuple[datetime, Factors]]:
+        """History from the data source; minute data over this platform's minute interval,
+        as the feed sent it (a source without 1-minute records answers as it keeps them)."""
+        if cn == CN.MINUTE and hasattr(source, "aggregates") and hasattr(source, "closed_until"):
+            minutes = self.link.intervals.min_interval
+            return minute_history(source, begin, end, minutes, self.up.tz)
+        return source.records(cn, begin, end)
 
     async def _info(self, req: Packet, qn: str) -> None:
         """CN 3020: the logger's information the platform asks for, by InfoId."""

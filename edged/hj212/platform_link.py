@@ -29,6 +29,7 @@ from edged.hj212.codec import Cp, Hj212Error, Packet, decode
 from edged.hj212.config import Hj212Config, PlatformConfig
 from edged.hj212.framing import PacketFramer
 from edged.hj212.hardware import HardwareIdentity
+from edged.hj212.intervals import Intervals
 from edged.hj212.keys import KeyRing
 from edged.hj212.outgoing import Outgoing
 from edged.hj212.store import PRIORITY_DATA, Outbox
@@ -61,6 +62,10 @@ class Requests(Protocol):
         """A packet that could not be read but had a QN: answer QnRtn ``code``."""
 
 
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
+
+
 class LinkBroken(Exception):
     """The platform did not answer within timeout and retries, or the socket died."""
 
@@ -68,9 +73,10 @@ class LinkBroken(Exception):
 class PlatformLink:
     """One platform: connect, send, wait for replies, read, reconnect.
 
-    ``out.mn`` (packets go out through ``out``), ``timeout``/``retries`` and
-    ``realtime_on`` start from the config (or what the platform set before, see
-    :meth:`_remembered`); the platform's commands may change them while the link runs.
+    ``out.mn`` (packets go out through ``out``), ``timeout``/``retries``,
+    ``realtime_on`` and ``intervals`` (real-time and minute data) start from the
+    config (or what the platform set before, see :meth:`_remembered`); the
+    platform's commands may change them while the link runs.
     """
 
     def __init__(
@@ -95,12 +101,21 @@ class PlatformLink:
             self.timeout, self.retries = float(over), int(count)
         realtime = self._remembered("realtime", "1" if cfg.realtime else "0")
         self.realtime_on = cfg.realtime if realtime is None else realtime == "1"
+        shared = uplink.config
+        self.intervals = Intervals(
+            _number(self._remembered("rtd_interval", str(shared.rtd_interval_s))),
+            _number(self._remembered("min_interval", str(shared.min_interval_min))),
+            on_change=self._interval_set,
+            defaults=(shared.rtd_interval_s, shared.min_interval_min),
+        )
+        self.last_realtime: datetime | None = None
         self.connected = False
         self.sent = 0
         self.acked = 0
         self.reconnects = 0
         self.last_error = ""
-        self.live: collections.deque[Packet] = collections.deque(maxlen=8)
+        # real-time CPs waiting to go out; the packet (QN) is made on the link's own loop
+        self.live: collections.deque[Cp] = collections.deque(maxlen=8)
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
@@ -118,6 +133,10 @@ class PlatformLink:
             outbox.set_state(name, f"{key}@config", configured)
             return None
         return outbox.state(name, key)
+
+    def _interval_set(self, name: str, value: int) -> None:
+        """A platform's CN 1062/1064, kept durably before the logger answers "done"."""
+        self.up.outbox.set_state(self.cfg.name, name, str(value))
 
     def audit(self, action: str, **details: Any) -> None:
         self.up.audit_event(f"hj212:{self.cfg.name}", action, details)
@@ -169,6 +188,13 @@ class PlatformLink:
 
     async def close(self) -> None:
         self.connected = False
+        if self.live:  # real-time values are never resent: stale ones would mislead
+            self.log.info(
+                "hj212_realtime_dropped",
+                packets=len(self.live),
+                hint="real-time data is not resent",
+            )
+            self.live.clear()
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
@@ -227,9 +253,10 @@ class PlatformLink:
                 raise LinkBroken("platform closed the connection")
             self._wake.clear()
             if self.live:
-                packet = self.live.popleft()
+                packet = self.out.packet(CN.REALTIME, self.live.popleft())
                 try:
                     await self._deliver(packet)
+                    self.last_realtime = self.up.system_now()
                 except LinkBroken:
                     self.log.info(
                         "hj212_realtime_dropped", qn=packet.qn, hint="real-time data is not resent"

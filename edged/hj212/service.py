@@ -71,6 +71,8 @@ class UplinkService:
         )
 
     def status(self) -> dict[str, Any] | None:
+        """Per platform: connection, backlog, and what it gets how often (real-time on/off
+        and its interval, minute-data interval: each platform may set its own)."""
         if self.uplink is None:
             return None
         return {
@@ -80,6 +82,14 @@ class UplinkService:
                 "sent": lk.sent,
                 "acked": lk.acked,
                 "last_error": lk.last_error or None,
+                "realtime": lk.realtime,
+                "rtd_interval_s": lk.rtd_interval_s,
+                "min_interval_min": lk.min_interval_min,
+                "last_realtime": (
+                    lk.last_realtime.astimezone(self.tz).isoformat(timespec="seconds")
+                    if lk.last_realtime is not None
+                    else None
+                ),
             }
             for lk in self.uplink.status()
         }

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -60,6 +60,9 @@ class LinkStatus:
     mn: str = ""
     encrypted: bool = False
     realtime: bool = True
+    rtd_interval_s: int = 30
+    min_interval_min: int = 5
+    last_realtime: datetime | None = None  # when real-time data last went out (system time)
 
 
 class Uplink:
@@ -79,7 +82,6 @@ class Uplink:
         store_path: str | Path,
         source: DataSource | None = None,
         clock: Clock | None = None,
-        intervals: Intervals | None = None,
         *,
         tz: tzinfo | None = None,
         audit: Audit | None = None,
@@ -94,7 +96,6 @@ class Uplink:
         self.audit = audit
         self.system_clock = system_clock or (lambda: datetime.now(UTC))
         self.decimals = resolve(config.decimals, units or {})
-        self.intervals = intervals or Intervals(config.rtd_interval_s, config.min_interval_min)
         self.outbox = Outbox(store_path)
         if identity is None:
             identity = read_identity(config)
@@ -158,11 +159,15 @@ class Uplink:
                 out.update(extra(pol_id, info_id) or {})
         return out
 
-    def _names(self, data: bool) -> list[str]:
-        """Platforms a record is queued for: a data record skips a platform that is down and
-        takes no resend (``resend = false``); alarms and notices wait for every platform."""
+    def _names(self, data: bool, only: Collection[str] | None = None) -> list[str]:
+        """Platforms a record is queued for (of ``only``, when given): a data record skips a
+        platform that is down and takes no resend (``resend = false``); alarms and notices
+        wait for every platform."""
         return [
-            link.cfg.name for link in self.links if not data or link.cfg.resend or link.connected
+            link.cfg.name
+            for link in self.links
+            if (not data or link.cfg.resend or link.connected)
+            and (only is None or link.cfg.name in only)
         ]
 
     def _wake_all(self) -> None:
@@ -174,12 +179,22 @@ class Uplink:
 
     # -- what the daemon calls -------------------------------------------------
 
-    def publish(self, cn: str, data_time: datetime, factors: Factors) -> None:
+    def publish(
+        self,
+        cn: str,
+        data_time: datetime,
+        factors: Factors,
+        platforms: Collection[str] | None = None,
+    ) -> None:
         """Minute/hour/day data (2051/2061/2031): stored, sent, resent until acknowledged
-        (to a platform with ``resend = false`` only while its link is up)."""
+        (to a platform with ``resend = false`` only while its link is up). ``platforms``:
+        only these (minute data follows each platform's own minute interval)."""
+        names = self._names(data=True, only=platforms)
+        if not names:
+            return
         cp = self.build_cp({"DataTime": data_time}, factors)
         self.outbox.add(
-            self._names(data=True),
+            names,
             cn,
             self.site_naive(data_time),
             cp,
@@ -188,13 +203,21 @@ class Uplink:
         )
         self._wake_all()
 
-    def send_realtime(self, data_time: datetime, factors: Factors) -> None:
-        """Real-time data (2011) to every platform whose link is up; never resent."""
+    def send_realtime(
+        self, data_time: datetime, factors: Factors, platforms: Collection[str] | None = None
+    ) -> int:
+        """Real-time data (2011) to every platform (of ``platforms``) whose link is up and
+        that has real-time on; never resent. Returns to how many it went."""
         cp = self.build_cp({"DataTime": data_time}, factors)
+        n = 0
         for link in self.links:
+            if platforms is not None and link.cfg.name not in platforms:
+                continue
             if link.realtime_on and link.connected:
-                link.live.append(link.out.packet(CN.REALTIME, cp))
+                link.live.append(cp)
+                n += 1
         self._wake_all()
+        return n
 
     def send_now(self, cn: str, cp: Cp, data_time: datetime | None = None) -> None:
         """Any packet ahead of the backlog (alarms, events); kept until acknowledged."""
@@ -236,6 +259,9 @@ class Uplink:
                 link.out.mn,
                 link.keys.enabled,
                 link.realtime_on,
+                link.intervals.rtd_interval,
+                link.intervals.min_interval,
+                link.last_realtime,
             )
             for link in self.links
         ]

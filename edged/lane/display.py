@@ -16,12 +16,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from datetime import datetime
 from typing import Any
 
 from drivers import config as driver_config
 from drivers.display import DisplayError
 from drivers.display.speaker import WavPrompts
+from edged import sitetime
 from edged.lane.screen import Screen, idle_screen, passage_screen
 from edged.logs import get_logger
 
@@ -123,7 +123,7 @@ class DisplayPart:
 
     def _render(self, kind: str, payload: Any) -> Screen:
         ctx = self.ctx
-        now = datetime.now(ctx.tz)
+        now = sitetime.now()
         alert = _alert_level(ctx)
         if kind == "idle":
             return idle_screen(self.cfg, ctx.site, self.owner, alert, now)

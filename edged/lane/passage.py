@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edged import sitetime
 from edged.admission.actions import act
 from edged.admission.identity import fuse
 from edged.admission.model import GateRead
@@ -91,8 +92,9 @@ class PassagePipeline:
         ``time.monotonic()``) and after the burst's previous frame: never a
         picture of the lane from before the vehicle arrived, never one frame
         read twice. Only the frame of the best read so far is kept (the
-        snapshot's); the others are dropped as soon as they lose, so a burst
-        of 1080p frames holds one 6 MB frame instead of five.
+        snapshot's), or the first while nothing is read; the others are dropped
+        as soon as they lose, so a burst of 1080p frames holds one 6 MB frame
+        instead of five.
         """
         from edged.lpr import vote
 
@@ -111,8 +113,11 @@ class PassagePipeline:
             frames.append(frame)
             reads.append(recognizer.read(frame))
             result = vote(reads)
+            # no plate in any frame yet: the first shows the vehicle (an unread passage's
+            # only picture, for the guard and the inspector)
+            keep = result.best_frame if result.best_frame is not None else 0
             for j in range(len(frames)):
-                if j != result.best_frame:
+                if j != keep:
                     frames[j] = None
             if (
                 result.plate
@@ -138,8 +143,12 @@ class PassagePipeline:
         sightings: list[Any] = list(lane.tag_window()) + [_Tag(t) for t in trig.tags]
 
         def by_tag(tag: str) -> str | None:
+            """The tag's vehicle's plate; a machine's plate, else its registry code."""
             v = snap.vehicle_by_tag(tag)
-            return v.plate if v else None
+            if v is not None:
+                return v.plate
+            m = snap.machine_by_tag(tag)
+            return (m.plate or m.registry_no) if m is not None else None
 
         push_flags: tuple[str, ...] = ()
         if trig.plate is not None:
@@ -173,7 +182,7 @@ class PassagePipeline:
                 "confidence": 1.0 if trig.plate is not None else round(vr.confidence, 4),
                 "valid": True if trig.plate is not None else bool(vr.valid_syntax),
                 "source": trig.source if trig.plate is not None else "camera",
-                "time": datetime.now(self.box.tz).isoformat(timespec="milliseconds"),
+                "time": sitetime.now().isoformat(timespec="milliseconds"),
             }
         if lane.io is not None:
             lane.io.note_read()
@@ -214,7 +223,7 @@ class PassagePipeline:
         id_flags = (
             (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
         )
-        now = datetime.now(box.tz)
+        now = sitetime.now()
         alert = snap.alert_at(now)
         t_dec = time.perf_counter()
         policy_direction = direction if direction in ("in", "out") else "in"
@@ -358,15 +367,17 @@ class PassagePipeline:
                 if trig.pushed is not None
                 else "no camera on this lane"
                 if lane.camera is None
-                else "no frame with a plate",
+                else "the camera gave no frame",
             )
-        if found.machine is not None and not ident.plate:
+        plate = ident.plate
+        if found.machine is not None and not found.machine.plate:
+            plate = None  # known by its registry code (machinery.registry_no)
             why.setdefault("plate", "a machine without a plate: see its registry code")
         fields: dict[str, Any] = {
             **vehicle_fields(vehicle, found.machine),
             **trip_fields(direction, entry, when, kg),
             "direction": direction,
-            "plate": ident.plate,
+            "plate": plate,
             "weight_kg": kg,
             "cargo": self._cargo(snap, vehicle, ident.plate, now, decision, passage_id),
             "snapshots": shots,
@@ -435,7 +446,7 @@ class PassagePipeline:
         box, lane = self.box, self.lane
         ledger, registry = box.ledger, box.registry
         assert ledger is not None and registry is not None
-        now = datetime.now(box.tz)
+        now = sitetime.now()
         direction = direction or (lane.cfg.direction if lane.cfg.direction != "both" else "unknown")
         snap = registry.snapshot()
         alert = snap.alert_at(now)

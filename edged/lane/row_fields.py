@@ -84,6 +84,10 @@ EXPLAINED = (
 )
 
 
+#: Fields of the transport-vehicle table that the machinery table does not have.
+VEHICLE_ONLY = ("vin", "registered_on", "engine_no", "fleet")
+
+
 def missing(fields: dict[str, Any], why: dict[str, str]) -> dict[str, str]:
     """For each explained field left empty, the reason: the specific one given, or the general."""
     vehicle_known = fields.get("category") is not None
@@ -102,6 +106,8 @@ def missing(fields: dict[str, Any], why: dict[str, str]) -> dict[str, str]:
             )
         elif not vehicle_known:
             out[name] = "vehicle not in the registry"
+        elif fields.get("category") == "machinery" and name in VEHICLE_ONLY:
+            out[name] = "not a field of the machinery table"
         elif name == "documents":
             out[name] = "no document photos in the registry entry"
         elif name == "cargo":

@@ -25,10 +25,15 @@ def save_passage_images(
     passage_id: str,
     now: datetime,
 ) -> tuple[LedgerSnapshot, ...]:
-    """Write the best frame and plate crop of the vote; their paths and SHA-256 for the row."""
-    if not frames or vr is None or vr.best is None or vr.best_frame is None:
+    """Write the best frame and plate crop of the vote; their paths and SHA-256 for the row.
+
+    A burst that read no plate keeps its first frame: the vehicle is in it, and a
+    row without a plate needs its picture most.
+    """
+    if not frames or vr is None:
         return ()
-    frame = frames[vr.best_frame]
+    read = vr.best if vr.best_frame is not None else None
+    frame = frames[vr.best_frame if vr.best_frame is not None else 0]
     if frame is None:
         return ()
     from edged.lpr import save_snapshots
@@ -39,7 +44,7 @@ def save_passage_images(
         return ()
     day = images_dir / now.strftime("%Y/%m/%d")
     try:
-        shots = save_snapshots(day, frame, vr.best, stem=passage_id)
+        shots = save_snapshots(day, frame, read, stem=passage_id)
     except OSError as exc:
         ctx.sink.event("images_failed", "error", "snapshot not written", lane=lane, error=str(exc))
         return ()

@@ -141,6 +141,7 @@ def test_edged_status_prints_key_value_lines(gate: Any, capsys: pytest.CaptureFi
         "  last passage: seq 1 豫D99881 in hold",
         "queue mqtt outbox: ",
         "queue hj212 city: ",
+        "hj212 city: real-time on every 30 s (last sent never), minute data every 5 min",
         "disk ",
         "cpu temperature: ",
         "clock ntp: ",

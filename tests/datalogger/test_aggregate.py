@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edged.datalogger.aggregate import (
+    FLAG_SEVERITY,
+    Aggregate,
     Rule,
     Sample,
     aggregate_samples,
     combine,
     group_by_period,
+    interval_end,
+    interval_start,
+    over_interval,
     period_start,
+    worst_flag,
 )
 
 T0 = datetime(2026, 3, 1, 10, 0, 0)
@@ -129,3 +139,145 @@ def test_grouping_by_period_boundaries():
     hours = group_by_period(samples, "hour")
     assert [len(v) for _, v in sorted(hours.items())] == [3, 1]
     assert period_start(datetime(2026, 3, 1, 23, 59, 59), "day") == datetime(2026, 3, 1)
+
+
+# --- minute data per min_interval (HJ 212 2051 every 1-60 minutes) ------------------
+
+ZONES = [None, ZoneInfo("Asia/Shanghai"), ZoneInfo("Asia/Kolkata"), ZoneInfo("Asia/Kathmandu")]
+DAY0 = datetime(2026, 3, 1, 0, 0)
+
+
+def minute_row(at: int, key: str, n_valid: int, n_total: int, value: float, flag: str, cou):
+    """A stored 1-minute record ``at`` minutes after DAY0 (board time)."""
+    valid = n_valid > 0
+    return Aggregate(
+        "minute",
+        DAY0 + timedelta(minutes=at),
+        key,
+        value if valid else None,
+        value - 1 if valid else None,
+        value + 2 if valid else None,
+        cou,
+        flag,
+        n_valid,
+        n_total,
+        value if valid else None,
+    )
+
+
+@st.composite
+def minute_rows(draw):
+    keys = draw(st.lists(st.sampled_from(["a34013", "e12001", "i12003"]), min_size=1, unique=True))
+    rows = []
+    for key in keys:
+        starts = draw(st.lists(st.integers(0, 3 * 1440), min_size=1, max_size=40, unique=True))
+        for at in starts:
+            n_total = draw(st.integers(1, 12))
+            n_valid = draw(st.integers(0, n_total))
+            value = draw(st.floats(-1e4, 1e4, allow_nan=False))
+            flag = draw(st.sampled_from([*FLAG_SEVERITY, "P"]))
+            cou = draw(st.none() | st.floats(0, 1e3, allow_nan=False))
+            rows.append(minute_row(at, key, n_valid, n_total, value, flag, cou))
+    return rows
+
+
+def close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=minute_rows(),
+    minutes=st.integers(1, 60),
+    tz=st.sampled_from(ZONES),
+)
+def test_interval_records_account_for_every_minute(rows, minutes, tz) -> None:
+    out = over_interval(rows, minutes, tz)
+    by_start = {(r.start, r.key): r for r in out}
+    assert len(by_start) == len(out)  # one record per key and interval
+    assert [(r.start, r.key) for r in out] == sorted(by_start)
+    members: dict[tuple[datetime, str], list[Aggregate]] = {}
+    for row in rows:
+        start = interval_start(row.start, minutes, tz)
+        assert start <= row.start < interval_end(start, minutes, tz)
+        site = start if tz is None else start.astimezone(tz)
+        assert (site.hour * 60 + site.minute) % minutes == 0 and site.second == 0
+        members.setdefault((start, row.key), []).append(row)
+    assert set(members) == set(by_start)
+    for slot, parts in members.items():
+        rec = by_start[slot]
+        valid = [p for p in parts if p.n_valid]
+        n_valid = sum(p.n_valid for p in parts)
+        assert (rec.n_valid, rec.n_total) == (n_valid, sum(p.n_total for p in parts))
+        if valid:
+            weighted = sum(p.avg * p.n_valid for p in valid) / n_valid
+            assert close(rec.avg, weighted)
+            assert rec.min == min(p.min for p in valid) and rec.max == max(p.max for p in valid)
+            assert rec.min <= rec.avg + 1e-6 and rec.avg <= rec.max + 1e-6
+        else:
+            assert rec.avg is rec.min is rec.max is None
+        cous = [p.cou for p in parts if p.cou is not None]
+        assert close(rec.cou, sum(cous) if cous else None)
+        assert rec.flag == worst_flag(p.flag for p in parts)
+        assert rec.flag in {p.flag for p in parts}
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=minute_rows(), tz=st.sampled_from(ZONES))
+def test_one_minute_interval_sends_the_minutes_as_they_are(rows, tz) -> None:
+    assert over_interval(rows, 1, tz) == sorted(rows, key=lambda r: (r.start, r.key))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=minute_rows(),
+    step=st.sampled_from([1, 2, 3, 5, 6, 10, 15]),
+    times=st.integers(1, 4),
+    tz=st.sampled_from(ZONES),
+)
+def test_intervals_nest(rows, step, times, tz) -> None:
+    """Records over 5 minutes regrouped into 15 are the 15-minute records from the minutes."""
+    whole = over_interval(rows, step * times, tz)
+    nested = over_interval(over_interval(rows, step, tz), step * times, tz)
+    assert [(r.start, r.key, r.flag, r.n_valid, r.n_total) for r in nested] == [
+        (r.start, r.key, r.flag, r.n_valid, r.n_total) for r in whole
+    ]
+    for a, b in zip(nested, whole, strict=True):
+        assert close(a.avg, b.avg) and a.min == b.min and a.max == b.max and close(a.cou, b.cou)
+
+
+def test_worst_flag_order() -> None:
+    assert worst_flag("NTN") == "T"
+    assert worst_flag("NTBD") == "D"
+    assert worst_flag(["N", "P"]) == "P"  # an unknown flag is worse than over-limit
+    assert worst_flag(["C", "P"]) == "C"
+
+
+def test_five_minute_record_from_minutes_by_hand() -> None:
+    rows = [
+        minute_row(600, "a34013", 6, 6, 10.0, "N", 1.0),  # 10:00
+        minute_row(601, "a34013", 2, 6, 20.0, "D", 2.0),
+        minute_row(604, "a34013", 6, 6, 40.0, "T", None),
+        minute_row(605, "a34013", 6, 6, 99.0, "N", 5.0),  # 10:05: the next record
+    ]
+    first, second = over_interval(rows, 5)
+    assert first.start == datetime(2026, 3, 1, 10, 0) and second.start == rows[3].start
+    assert first.avg == pytest.approx((10 * 6 + 20 * 2 + 40 * 6) / 14)
+    assert (first.min, first.max, first.cou, first.flag) == (9.0, 42.0, 3.0, "D")
+    assert (first.n_valid, first.n_total) == (14, 18)
+
+
+def test_intervals_follow_the_site_clock_and_stop_at_its_midnight() -> None:
+    kolkata = ZoneInfo("Asia/Kolkata")  # +05:30: the site's full hour is :30 in UTC
+    board = datetime(2026, 3, 1, 4, 50).replace(tzinfo=ZoneInfo("UTC")).astimezone()
+    at = board.replace(tzinfo=None)
+    start = interval_start(at, 60, kolkata)
+    assert start.replace(tzinfo=None).astimezone(kolkata).strftime("%H:%M") == "10:00"
+    assert interval_end(start, 60, kolkata) - start == timedelta(hours=1)
+    late = datetime(2026, 3, 1, 23, 58)
+    assert interval_start(late, 7) == datetime(2026, 3, 1, 23, 55)  # 1435 = 205 x 7
+    assert interval_end(datetime(2026, 3, 1, 23, 55), 7) == datetime(2026, 3, 2)
+    with pytest.raises(ValueError, match=r"1\.\.1440"):
+        interval_start(late, 0)

@@ -6,6 +6,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from edged.datalogger.instruments import InstrumentConfig, InstrumentInput, to_samples
 from edged.datalogger.registers import ModbusConfig
@@ -29,6 +30,18 @@ def test_to_samples_takes_rtd_or_avg_and_marks_missing_values() -> None:
         ("a21026", 1.0, "T", now),
         ("a21002", None, "D", now),
     ]
+
+
+def test_to_samples_turns_the_analysers_site_time_into_board_time() -> None:
+    site_time = datetime(2024, 5, 1, 23, 30)  # what the analyser writes in DataTime
+    (sample,) = to_samples(
+        [PacketSample("mn", "2011", site_time, "a34013", {"Rtd": 1.0}, "N")],
+        datetime(2024, 5, 1),
+        ZoneInfo("Asia/Shanghai"),
+    )
+    expected = site_time.replace(tzinfo=ZoneInfo("Asia/Shanghai")).astimezone()
+    assert sample.ts == expected.replace(tzinfo=None)
+    assert sample.ts.tzinfo is None
 
 
 def test_analyser_packets_on_a_pty_reach_the_store(tmp_path: Path) -> None:

@@ -104,3 +104,65 @@ factor = "i12001"
 """
     with running_box(tmp_path, toml, parts=["datalogger"]) as box:
         assert box.datalogger.logger.store.tz == ZoneInfo("Asia/Shanghai")
+
+
+ANALYSER_CHILD = r"""
+import json, os, sys, time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+from edged.datalogger.instruments import InstrumentConfig
+from edged.datalogger.registers import ModbusConfig
+from edged.datalogger.service import DataLoggerService
+from edged.datalogger.store import DataStoreConfig
+from edged.hj212.codec import Cp, Packet, encode
+
+site = ZoneInfo("Asia/Shanghai")
+master, slave = os.openpty()
+service = DataLoggerService(
+    ModbusConfig(), DataStoreConfig(), [InstrumentConfig("cems", os.ttyname(slave))],
+    sys.argv[1], lambda *a, **k: None, tz=site,
+)
+service.start()
+inst = service.instruments[0]
+deadline = time.monotonic() + 10
+while (inst._reader is None or not inst._reader._running.is_set()) and time.monotonic() < deadline:
+    time.sleep(0.02)
+packet = Packet(  # the analyser's clock is the site's: 23:30 in Beijing, 15:30 UTC
+    cn="2011", mn="66330300010100001001", st="31",
+    cp=Cp.build({"DataTime": "20240501233000"}, {"a34013": {"Rtd": "7.5", "Flag": "N"}}),
+)
+os.write(master, encode(packet))
+while inst.samples == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
+store = service.logger.store
+store.close_periods()
+rtd = service.records("2011", datetime(2024, 4, 30), datetime(2024, 5, 3))
+hours = service.records("2061", datetime(2024, 4, 30), datetime(2024, 5, 3))
+print(json.dumps({
+    "tzname": list(time.tzname),
+    "stored": [t.isoformat() for t, _ in rtd],
+    "hours": [[Cp.build({"DataTime": t}, tz=site).params["DataTime"], f["a34013"]["Avg"]]
+              for t, f in hours],
+}))
+service.stop()
+os.close(master)
+os.close(slave)
+"""
+
+
+def test_analyser_datatime_is_site_time_on_a_utc_board(tmp_path: Path) -> None:
+    """An analyser stamps DataTime in site time; the store keeps the board's time: the
+    reading must join the hour it was taken in, not one eight hours away."""
+    env = {**os.environ, "TZ": "UTC", "PYTHONPATH": str(Path.cwd())}
+    out = subprocess.run(
+        [sys.executable, "-c", ANALYSER_CHILD, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["tzname"][0] == "UTC"
+    assert result["stored"] == ["2024-05-01T15:30:00"]  # the board's wall time
+    assert result["hours"] == [["20240501230000", 7.5]]  # the site's 23:00 hour

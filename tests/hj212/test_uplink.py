@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from edged.hj212.clock import ManualClock
 from edged.hj212.codec import Cp
 from edged.hj212.config import Hj212Config, PlatformConfig
-from edged.hj212.uplink import Intervals, Uplink
+from edged.hj212.uplink import Uplink
 from tests.hj212.platform import FakePlatform
 
 MN = "66330300010100001001"
@@ -234,8 +234,6 @@ def test_history_request_answered_with_9011_data_9012(tmp_path: Path) -> None:
 
 def test_time_and_intervals_get_and_set(tmp_path: Path) -> None:
     plat = FakePlatform()
-    changes: list[tuple[str, int]] = []
-    intervals = Intervals(30, 5, on_change=lambda n, v: changes.append((n, v)))
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         async def ask(cn: str, qn: str, params: dict[str, str]) -> list:
@@ -263,9 +261,10 @@ def test_time_and_intervals_get_and_set(tmp_path: Path) -> None:
         assert r[1].cp.params == {"MinInterval": "1"}
         r = await ask("1062", "20240501100000008", {"RtdInterval": "5"})  # below 30 s
         assert r[-1].cp.params == {"ExeRtn": "3"}
-        assert changes == [("rtd_interval", 60), ("min_interval", 1)]
+        intervals = up.links[0].intervals
+        assert (intervals.rtd_interval, intervals.min_interval) == (60, 1)
 
-    run(tmp_path, [plat], body, intervals=intervals)
+    run(tmp_path, [plat], body)
 
 
 def test_unknown_wrong_and_garbage_commands_are_refused_not_fatal(tmp_path: Path) -> None:
@@ -381,3 +380,31 @@ def test_a_platform_without_resend_gets_no_backfill_after_an_outage(tmp_path: Pa
         await keep.wait_for(lambda: len(keep.data("2051")) == 6)
 
     run(tmp_path, [keep, live], body, cfgs=cfgs)
+
+
+def test_realtime_data_waiting_when_the_link_breaks_is_not_sent_later(tmp_path: Path) -> None:
+    """Real-time values are current or nothing: what waited behind a broken link is dropped."""
+    plat = FakePlatform(mode="silent")
+
+    async def body(up: Uplink, clock: ManualClock) -> None:
+        link = up.links[0]
+        await plat.wait_for(lambda: link.connected)
+        up.send_realtime(T0, {"a34013": {"Rtd": 1.5, "Flag": "N"}})
+        await plat.wait_for(lambda: len(plat.data("2011")) == 1)  # unanswered: the link waits
+        up.send_realtime(T0 + timedelta(seconds=30), {"a34013": {"Rtd": 2.5, "Flag": "N"}})
+        assert len(link.live) == 1
+        with capture_logs() as logs:
+            await plat.stop()  # the platform goes away while the second one waits
+            for _ in range(100):
+                if not link.connected:
+                    break
+                await asyncio.sleep(0.02)
+        assert any(e["event"] == "hj212_realtime_dropped" for e in logs)
+        plat.mode = "ack"
+        await plat.start()
+        await plat.wait_for(lambda: link.connected, 10)
+        up.publish("2051", T0, minute(1.0))
+        await plat.wait_for(lambda: len(plat.data("2051")) == 1, 10)
+        assert {p.cp.factors["a34013"]["Rtd"] for p in plat.data("2011")} == {"1.5"}
+
+    run(tmp_path, [plat], body)

@@ -216,3 +216,54 @@ def test_what_platforms_set_survives_a_restart_until_the_config_changes(tmp_path
     assert link.keys.current == bytes.fromhex("ff" * 16) and link.keys.pending is None
     assert link.out.mn == "MN2"
     up.outbox.close()
+
+
+def test_each_platform_sets_its_own_intervals_kept_across_restarts(tmp_path: Path) -> None:
+    """CN 1062/1064 change the asking platform's cadence only, durably and audited; a
+    restart keeps it; a technician's new config value wins again."""
+    city, province = FakePlatform(), FakePlatform()
+    audits: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def body(up: Uplink, clock: ManualClock) -> None:
+        a, b = up.links
+        assert (a.intervals.rtd_interval, a.intervals.min_interval) == (30, 5)
+        r = await ask(city, "1062", "20240501100000001", {"RtdInterval": "120"})
+        assert r[-1].cp.params == {"ExeRtn": "1"}
+        r = await ask(city, "1064", "20240501100000002", {"MinInterval": "15"})
+        assert r[-1].cp.params == {"ExeRtn": "1"}
+        r = await ask(province, "1064", "20240501100000003", {"MinInterval": "61"})
+        assert r[-1].cp.params == {"ExeRtn": "3"}
+        assert (a.intervals.rtd_interval, a.intervals.min_interval) == (120, 15)
+        assert (b.intervals.rtd_interval, b.intervals.min_interval) == (30, 5)
+        r = await ask(province, "1063", "20240501100000004", {})
+        assert r[1].cp.params == {"MinInterval": "5"}  # each platform reads its own
+        r = await ask(city, "1061", "20240501100000005", {})
+        assert r[1].cp.params == {"RtdInterval": "120"}
+        status = {s.name: s for s in up.status()}
+        assert (status["p0"].rtd_interval_s, status["p0"].min_interval_min) == (120, 15)
+        assert (status["p1"].rtd_interval_s, status["p1"].min_interval_min) == (30, 5)
+
+    run(tmp_path, [city, province], body, audit=lambda *a: audits.append(a))
+    assert [(a[0], a[1], a[2]["key"], a[2]["old"], a[2]["new"]) for a in audits] == [
+        ("hj212:p0", "hj212_interval_set", "RtdInterval", 30, 120),
+        ("hj212:p0", "hj212_interval_set", "MinInterval", 5, 15),
+    ]
+
+    def restarted(**options: Any) -> Uplink:
+        cfgs = [pcfg("p0", city.port), pcfg("p1", province.port)]
+        return Uplink(
+            Hj212Config(platforms=cfgs, **options), tmp_path / "outbox.sqlite", identity=IDENTITY
+        )
+
+    up = restarted()
+    assert [(lk.intervals.rtd_interval, lk.intervals.min_interval) for lk in up.links] == [
+        (120, 15),
+        (30, 5),
+    ]
+    up.outbox.close()
+    up = restarted(rtd_interval_s=60)  # the technician changes the shared real-time interval
+    assert [(lk.intervals.rtd_interval, lk.intervals.min_interval) for lk in up.links] == [
+        (60, 15),
+        (60, 5),
+    ]
+    up.outbox.close()
