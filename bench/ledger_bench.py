@@ -1,11 +1,11 @@
-"""Ledger benchmarks: durable append latency, verify of 1,000,000 rows, XLSX of a busy month.
+"""Ledger benchmarks: durable append latency and verify of 1,000,000 rows.
 
     python bench/ledger_bench.py [--rows N] [--db FILE] [--keep] [--quick]
 
 Targets (issue 5): append p99 <= 10 ms with synchronous=FULL; verify of
-1,000,000 rows <= 20 s; XLSX of 60,000 rows <= 60 s and <= 150 MB peak RSS.
-Each figure comes with a baseline measured in the same run (NORMAL sync for
-appends, bare SHA-256 over the same bytes for verify, CSV for the report).
+1,000,000 rows <= 20 s. Each figure comes with a baseline measured in the
+same run (NORMAL sync for appends, bare SHA-256 over the same bytes for
+verify). The monthly report of a busy gate is bench/report_bench.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -158,56 +156,6 @@ def bench_verify(path: Path, rows: int) -> None:
     )
 
 
-def xlsx_child(db: str, out: str, fmt: str) -> None:
-    from edged.ledger.query import zone
-    from edged.ledger.reports import build_report, write_report_csv, write_report_xlsx
-
-    started = time.perf_counter()
-    with LedgerStore(db) as store:
-        rep = build_report(store, "monthly", "2024-05", zone("Asia/Shanghai"))
-        if fmt == "xlsx":
-            n = write_report_xlsx(rep, Path(out), store)
-        else:
-            write_report_csv(rep, Path(out))
-            with open(out + ".rows.csv", "w", encoding="utf-8") as fh:
-                from edged.ledger.query import write_csv
-
-                n = write_csv(store.passages(start=rep.start, end=rep.end), fh)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{time.perf_counter() - started:.3f} {rss:.1f} {n}")
-
-
-def bench_xlsx(workdir: Path, rows: int) -> None:
-    db = workdir / "month.db"
-    db.unlink(missing_ok=True)
-    step = 31 * 86400 / rows
-    build_db(db, rows, datetime(2024, 5, 1, tzinfo=CST), step)
-    figures = {}
-    for fmt in ("xlsx", "csv"):
-        out = workdir / f"month.{fmt}"
-        proc = subprocess.run(
-            [sys.executable, __file__, "--_child", str(db), str(out), fmt],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        secs, rss, n = proc.stdout.split()
-        figures[fmt] = (float(secs), float(rss), int(n))
-    secs, rss, n = figures["xlsx"]
-    print(
-        f"XLSX monthly report, {n} detail rows: {secs:.1f} s, peak RSS {rss:.0f} MB   "
-        f"[target <= 60 s, <= 150 MB: {'OK' if secs <= 60 and rss <= 150 else 'MISSED'}]"
-    )
-    sized = n >= 60_000  # the targets are stated for a busy month of 60,000 rows
-    emit(f"XLSX monthly report, {n} rows", secs, "s", "<= 60" if sized else None)
-    emit(f"XLSX report peak RSS, {n} rows", rss, "MB", "<= 150" if sized else None)
-    cs, cr, _ = figures["csv"]
-    print(
-        f"  baseline CSV of the same rows: {cs:.1f} s, {cr:.0f} MB "
-        f"(XLSX/CSV time {secs / max(cs, 1e-9):.1f}x)"
-    )
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,14 +166,9 @@ def main() -> int:
     ap.add_argument(
         "--quick", action="store_true", help="small sizes: a smoke test in well under 20 s"
     )
-    ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args._child:
-        xlsx_child(*args._child)
-        return 0
     rows = 20_000 if args.quick else args.rows
     appends = 200 if args.quick else 2000
-    xrows = 3000 if args.quick else 60_000
     workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     db = Path(args.db) if args.db else workdir / "verify.db"
     if db.exists():
@@ -233,7 +176,6 @@ def main() -> int:
     try:
         bench_append(workdir, appends)
         bench_verify(db, rows)
-        bench_xlsx(workdir, xrows)
     finally:
         if args.keep:
             print(f"databases kept: {db} and {workdir}")

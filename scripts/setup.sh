@@ -24,6 +24,15 @@ fc-list 2>/dev/null | grep -qi 'wqy\|noto sans cjk' || apt_pkgs+=(fonts-wqy-micr
 # benches; the display tests play WAV prompts through ALSA's null device (aplay).
 if [ $want_test = 1 ] && ! command -v ffmpeg >/dev/null 2>&1; then apt_pkgs+=(ffmpeg); fi
 if [ $want_test = 1 ] && ! command -v aplay >/dev/null 2>&1; then apt_pkgs+=(alsa-utils); fi
+if [ $want_test = 1 ]; then
+  # FAT32 and exFAT stick images for the USB export tests: mkfs.vfat, mkfs.exfat,
+  # mcopy (FAT32 without the kernel driver), exfat-fuse (exFAT through FUSE).
+  command -v mkfs.vfat >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.vfat ] || apt_pkgs+=(dosfstools)
+  command -v mkfs.exfat >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.exfat ] || apt_pkgs+=(exfatprogs)
+  command -v mcopy >/dev/null 2>&1 || apt_pkgs+=(mtools)
+  command -v mount.exfat-fuse >/dev/null 2>&1 || [ -x /usr/sbin/mount.exfat-fuse ] \
+    || apt_pkgs+=(exfat-fuse)
+fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "installing system packages: ${apt_pkgs[*]}"
   SUDO=""

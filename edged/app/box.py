@@ -108,6 +108,7 @@ class Box:
         self._due["sweep"] = time.monotonic() + 60.0  # first sweep once the box has settled
         self.check_alert_level()
         self.publish_in_plant(self.ctx.trips.status())
+        self.publish_device_key()
         self.publish_health()
 
     def stopping(self) -> None:
@@ -185,6 +186,17 @@ class Box:
                 )
             self._publish("alert_level", {"level": level, "was": was}, retain=True)
         return level
+
+    def publish_device_key(self) -> None:
+        """The public key that signs attestations and exports, retained: what an inspector
+        passes to ``edged export verify --key``."""
+        key = self.ctx.ledger_service.device_key
+        if key is not None:
+            self._publish(
+                "device_key",
+                {"public_key": key.public_hex, "fingerprint": key.fingerprint, "alg": "ed25519"},
+                retain=True,
+            )
 
     def publish_in_plant(self, status: dict[str, Any]) -> None:
         """The vehicles in the plant now, retained, whenever an entry or exit changes them."""

@@ -337,6 +337,27 @@ def in_plant_status() -> dict[str, Any]:
     )
 
 
+def device_key_payload() -> dict[str, Any]:
+    return obj(
+        {
+            "public_key": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "the Ed25519 public key, 32 bytes as hex: checks attestations"
+                " and signed exports (edged export verify --key)",
+            },
+            "fingerprint": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{16}$",
+                "description": "SHA-256 of the raw public key, first 16 hex digits",
+            },
+            "alg": {"const": "ed25519"},
+        },
+        description="The box's public key, retained, published at start. A change is an event"
+        " to investigate (docs/SECURITY.md).",
+    )
+
+
 def probe_payload() -> dict[str, Any]:
     return obj({"nonce": {"type": "string"}}, description="edged probe mqtt's round trip only")
 
@@ -628,6 +649,7 @@ TOPICS: dict[str, tuple[str, bool, str]] = {
     "in_plant": ("in_plant", True, "the vehicles in the plant now"),
     "alert_level": ("alert_level", True, "the heavy-pollution alert level in force"),
     "attestation": ("ledger/attestation", False, "signed chain heads, archive every one"),
+    "device_key": ("device_key", True, "the box's public key: attestations and exports"),
     "reply": ("cmd/<name>/reply", False, "the reply to every command"),
     "probe": ("probe", False, "edged probe mqtt's round trip; backends ignore it"),
 }
@@ -702,6 +724,7 @@ def schemas() -> dict[str, dict[str, Any]]:
         "attestation": attestation_payload(),
         "in_plant": in_plant_payload(),
         "alert_level": alert_level_payload(),
+        "device_key": device_key_payload(),
         "probe": probe_payload(),
     }
     out: dict[str, dict[str, Any]] = {}

@@ -160,6 +160,11 @@ def format_status(reply: dict[str, Any]) -> list[str]:
             )
     for chain, head in (reply.get("ledger_head") or {}).items():
         lines.append(f"ledger {chain}: seq {head['seq']} {str(head['hash'])[:16]}…")
+    if "device_key" in reply:
+        key = reply["device_key"]
+        lines.append(
+            f"device key: {key} (edged export verify --key)" if key else "device key: none"
+        )
     return lines
 
 

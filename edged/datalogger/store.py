@@ -14,7 +14,7 @@ Times are naive local datetimes, as HJ 212 DataTime is local time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -352,6 +352,23 @@ class DataStore:
             if row:
                 out[key] = Sample(_dt(row[0]), key, row[1], row[2])
         return out
+
+    def iter_aggregates(
+        self, period: Period, begin: datetime | None, end: datetime | None
+    ) -> Iterator[Aggregate]:
+        """Stored periods starting in [begin, end) (None: open), streamed in time order."""
+        if period not in _PERIODS:
+            raise ValueError(f"period: expected minute, hour or day, found {period!r}")
+        cur = self.db.cursor()
+        cur.execute(
+            f"SELECT * FROM {period} WHERE start >= ? AND start < ? ORDER BY start, key",
+            (_ts(begin or datetime(1970, 1, 1)), _ts(end or datetime(9999, 1, 1))),
+        )
+        while rows := cur.fetchmany(1000):
+            for r in rows:
+                yield Aggregate(
+                    period, _dt(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]
+                )
 
     def samples(self, begin: datetime, end: datetime) -> list[Sample]:
         rows = self.db.execute_sql(

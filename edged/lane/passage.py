@@ -399,7 +399,7 @@ class PassagePipeline:
             approval=_approval(approval),
             id_source="simulated" if simulated else _id_source(ident.source),
             id_confidence=round(ident.confidence, 4) if ident.plate else None,
-            flags=tuple(dict.fromkeys((*ident.flags, *decision.flags, *flags))),
+            flags=tuple(dict.fromkeys((*ident.flags, *decision.flags, *flags, *_goods(vehicle)))),
             operator=trig.operator if simulated else None,
             event_id=passage_id,
             raw_plate=raw_plate,
@@ -537,3 +537,9 @@ def _identified_by(ident: Any, matched: Any) -> str | None:
 
 def _id_source(source: str) -> str:
     return source if source in ("plate", "rfid", "plate+rfid") else "none"
+
+
+def _goods(vehicle: Any) -> tuple[str, ...]:
+    """``hazardous`` on every row of a hazardous-goods vehicle (危险货物运输车辆): reports list
+    them, admitted or not."""
+    return ("hazardous",) if getattr(vehicle, "hazardous", False) else ()

@@ -50,18 +50,20 @@ def backup(db_path: str | Path, dest: str | Path, actor: str = "backup") -> Veri
     if not db_path.is_file():
         raise FileNotFoundError(f"--db: ledger {db_path} not found")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _copy(db_path, dest)
-    res = verify_db(dest)
     with LedgerStore(db_path) as store:
+        before = store.heads()
         store.append_audit(
             actor,
             "backup",
-            {
-                "file": dest.name,
-                "heads": {k: list(v) for k, v in (c_heads(res)).items()},
-                "ok": res.ok,
-            },
+            {"file": dest.name, "passages_head": list(before["passages"])},
         )
+    _copy(db_path, dest)
+    res = verify_db(dest)
+    if not res.ok:
+        with LedgerStore(db_path) as store:
+            store.append_audit(
+                actor, "backup_unverified", {"file": dest.name, "problem": str(res.problem)}
+            )
     log.info("backup_done", file=str(dest), ok=res.ok)
     return res
 
@@ -91,7 +93,7 @@ def restore(
     needs ``force``, and the audit entry says it was forced and past which one.
     """
     db_path, source = Path(db_path), Path(source)
-    res = verify_db(source)
+    res = verify_db(source, public_key=None)
     if not res.ok:
         raise RestoreError(f"backup {source} does not verify: {res.problem}; nothing replaced")
     new = c_heads(res)
@@ -146,7 +148,25 @@ def restore(
                 "previous_kept_as": kept.name if kept else None,
                 "forced": force,
                 "rolled_back_past_attestation": attested.n if behind and attested else None,
+                "attestation_keys": attestation_keys(db_path),
             },
         )
     log.warning("ledger_restored", source=str(source), kept=str(kept) if kept else None)
     return kept
+
+
+def attestation_keys(db_path: Path) -> list[str]:
+    """The keys that signed the attestations a ledger holds (a restored one: its old box's)."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        payloads = [r[0] for r in conn.execute("SELECT payload FROM attestations")]
+    except sqlite3.OperationalError:
+        payloads = []
+    finally:
+        conn.close()
+    keys: list[str] = []
+    for p in payloads:
+        key = Attestation(0, p, "").body.get("key")
+        if isinstance(key, str) and key not in keys:
+            keys.append(key)
+    return keys

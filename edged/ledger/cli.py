@@ -9,86 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from dataclasses import dataclass
-from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from edged.ledger.query import FORMATS, parse_time, zone
-from edged.ledger.retention import LedgerConfig
-
-
-@dataclass
-class Settings:
-    db: Path
-    images: Path | None
-    tz: tzinfo
-    site: str
-    gate: str
-    ledger: LedgerConfig
-    data_dir: Path  # where the device key is (keys/): daemon.data_dir, or beside --db
-    clips: Path | None = None  # the clip folder (clips.dir), when a config names one
-    clip_retention_days: int = 183
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    """--db/--images win; otherwise the config file; a bare --db needs no config at all."""
-    tz_name = getattr(args, "tz", None)
-    if getattr(args, "db", None):
-        images = getattr(args, "images_dir", None)
-        clips = getattr(args, "clips_dir", None)
-        return Settings(
-            Path(args.db),
-            Path(images) if images else None,
-            zone(tz_name or "Asia/Shanghai"),
-            getattr(args, "site", None) or "site",
-            "gate",
-            LedgerConfig(),
-            Path(args.db).parent,
-            Path(clips) if clips else None,
-        )
-    from edged.config.load import load_config
-
-    cfg = load_config(getattr(args, "config", None))
-    lc = cfg.ledger if isinstance(cfg.ledger, LedgerConfig) else LedgerConfig(**(cfg.ledger or {}))
-    data_dir = Path(cfg.daemon.data_dir)  # config paths are relative to it, unless absolute
-    images = getattr(args, "images_dir", None)
-    clips = getattr(args, "clips_dir", None)
-    return Settings(
-        data_dir / lc.db_path,
-        Path(images) if images else data_dir / lc.images_dir,
-        zone(tz_name or cfg.site.timezone),
-        cfg.site.id,
-        cfg.site.gate_id,
-        lc,
-        data_dir,
-        Path(clips) if clips else data_dir / cfg.clips.dir,
-        cfg.clips.retention_days,
-    )
-
-
-def _need_db(s: Settings) -> int | None:
-    if not s.db.is_file():
-        print(
-            f"edged: ledger database {s.db} not found (pass --db FILE or set ledger.db_path)",
-            file=sys.stderr,
-        )
-        return 2
-    return None
-
-
-def _db_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db", metavar="FILE", help="ledger database (default: ledger.db_path from the config)"
-    )
-    p.add_argument(
-        "--tz",
-        metavar="ZONE",
-        help="time zone for dates and reports (default: site.timezone, Asia/Shanghai)",
-    )
-
+from edged.ledger import export_cli
+from edged.ledger.query import FORMATS, parse_time
+from edged.ledger.settings import db_opt, documents_dir, need_db, settings
 
 # -- ledger verify ----------------------------------------------------------
 
@@ -96,8 +23,8 @@ def _db_opt(p: argparse.ArgumentParser) -> None:
 def _verify(args: argparse.Namespace) -> int:
     from edged.ledger.verify import verify_db
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     expect: dict[str, tuple[int, str]] = {}
     for item in args.expect_head or []:
@@ -176,8 +103,8 @@ def _attest(args: argparse.Namespace) -> int:
     from edged.ledger.attest import attest, message
     from edged.ledger.store import LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     try:
         key = load(key_path(s.data_dir))
@@ -196,8 +123,8 @@ def _attest(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from edged.ledger.store import LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     from edged.admission.model import normalize_plate, parse_fuel, stage_query
 
@@ -234,8 +161,8 @@ def _correct(args: argparse.Namespace) -> int:
     from edged.ledger.corrections import CorrectionError, corrected
     from edged.ledger.store import LedgerError, LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     changes = {
         k: v
@@ -291,34 +218,75 @@ def _vehicle_lookup(args: argparse.Namespace) -> Any:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from edged.ledger.reports import build_report, write_report_csv, write_report_xlsx
+    from edged.ledger.reports import ReportSpec, write_report
+    from edged.ledger.store import LedgerStore
+    from edged.sheets.table import format_for
+
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
+        return rc
+    out = Path(args.out)
+    spec = ReportSpec(
+        args.kind,
+        args.date,
+        s.tz,
+        s.plant,
+        s.gate_name,
+        args.frequent or s.ledger.frequent_per_day,
+    )
+    try:
+        fmt = format_for(out, args.format)
+        with LedgerStore(s.db) as store:
+            res = write_report(store, spec, out, fmt)
+    except ValueError as exc:
+        print(f"edged: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.kind} report {res.period.label} written to {out} ({fmt}, {res.rows} rows)")
+    return 0
+
+
+def _national(args: argparse.Namespace) -> int:
+    from edged.ledger.national import Photos, write_national
+    from edged.ledger.reports import standing_rows
     from edged.ledger.store import LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
-    threshold = args.frequent or s.ledger.frequent_per_day
+    try:
+        start = parse_time(args.since, s.tz)
+        end = parse_time(args.until, s.tz)
+    except ValueError as exc:
+        print(f"edged: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        print(f"edged: --out {out} is not empty: give a new folder", file=sys.stderr)
+        return 2
+    formats = ("csv", "xlsx") if args.format == "both" else (args.format,)
+    docs = documents_dir(s, args.documents_dir)
+    photos = None if args.no_photos else Photos(out, s.images, docs)
     with LedgerStore(s.db) as store:
-        try:
-            rep = build_report(store, args.kind, args.date, s.tz, threshold)
-        except ValueError as exc:
-            print(f"edged: {exc}", file=sys.stderr)
-            return 2
-        out = Path(args.out)
-        if args.format == "xlsx":
-            n = write_report_xlsx(rep, out, store)
-        else:
-            write_report_csv(rep, out)
-            n = 0
-    print(f"{args.kind} report {rep.label} written to {out}" + (f" ({n} detail rows)" if n else ""))
+        res = write_national(
+            standing_rows(store, start=start, end=end),
+            out,
+            s.tz,
+            formats,
+            photos,
+            title=f"{s.plant} {s.gate_name}".strip(),
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in res.rows.items())
+    print(f"national tables written to {out}: {counts} rows, {res.photos} photos")
+    for miss in res.missing_photos[:20]:
+        print(f"  photo missing: {miss}")
     return 0
 
 
 def _head(args: argparse.Namespace) -> int:
     from edged.ledger.store import LedgerStore
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     with LedgerStore(s.db) as store:
         heads = store.heads()
@@ -329,55 +297,11 @@ def _head(args: argparse.Namespace) -> int:
 # -- export / backup / restore ----------------------------------------------
 
 
-def _export(args: argparse.Namespace) -> int:
-    from edged.ledger.export import ExportError, export
-    from edged.ledger.store import LedgerStore
-
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
-        return rc
-    dest = args.usb or args.to
-    include = args.images or (bool(args.usb) and s.ledger.export_images)
-    from edged.devicekey import DeviceKeyError, key_path, load
-
-    try:
-        key = load(key_path(s.data_dir))
-    except (DeviceKeyError, OSError) as exc:
-        key = None
-        print(f"edged: export not attested: {exc}", file=sys.stderr)
-    with LedgerStore(s.db) as store:
-        try:
-            res = export(
-                store,
-                dest,
-                tz=s.tz,
-                site=s.site,
-                gate=s.gate,
-                images_dir=s.images,
-                include_images=include,
-                report_days=s.ledger.export_report_days,
-                frequent_per_day=s.ledger.frequent_per_day,
-                actor="usb" if args.usb else "operator",
-                device_key=key,
-            )
-        except ExportError as exc:
-            print(f"edged: {exc}", file=sys.stderr)
-            return 1
-    if args.usb:
-        os.sync()
-    first, last = res.passages
-    print(
-        f"exported passages {first}..{last} ({max(0, last - first + 1)} "
-        f"rows), {res.images} images to {res.folder}"
-    )
-    return 0
-
-
 def _backup(args: argparse.Namespace) -> int:
     from edged.ledger.backup import backup
 
-    s = _settings(args)
-    if (rc := _need_db(s)) is not None:
+    s = settings(args)
+    if (rc := need_db(s)) is not None:
         return rc
     res = backup(s.db, args.file)
     if not res.ok:
@@ -393,7 +317,7 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from edged.ledger.backup import RestoreError, restore
 
-    s = _settings(args)
+    s = settings(args)
     if not Path(args.file).is_file():
         print(f"edged: backup file {args.file} not found", file=sys.stderr)
         return 2
@@ -417,7 +341,7 @@ def register(sub: Any) -> None:
         "verify",
         help="check both hash chains and every snapshot file; exit 1 names the first bad row",
     )
-    _db_opt(p)
+    db_opt(p)
     p.add_argument(
         "--images",
         dest="images_dir",
@@ -453,11 +377,11 @@ def register(sub: Any) -> None:
     p = lsub.add_parser(
         "attest", help="sign the chain heads now with the device key; prints the MQTT message"
     )
-    _db_opt(p)
+    db_opt(p)
     p.set_defaults(func=_attest)
 
     p = lsub.add_parser("query", help="find passages")
-    _db_opt(p)
+    db_opt(p)
     p.add_argument(
         "--from",
         dest="since",
@@ -491,7 +415,7 @@ def register(sub: Any) -> None:
         " and an audit entry; the original is never changed",
     )
     p.add_argument("seq", type=int, help="the row to correct")
-    _db_opt(p)
+    db_opt(p)
     p.add_argument("--plate")
     p.add_argument("--plate-colour", dest="plate_colour")
     p.add_argument("--direction", choices=("in", "out"))
@@ -501,47 +425,52 @@ def register(sub: Any) -> None:
     p.add_argument("--operator", required=True, help="who corrects it")
     p.set_defaults(func=_correct)
 
-    p = lsub.add_parser("report", help="daily or monthly report (日报/月报), CSV or XLSX")
-    p.add_argument("kind", choices=("daily", "monthly"))
-    _db_opt(p)
-    p.add_argument("--date", required=True, help="YYYY-MM-DD (daily) or YYYY-MM (monthly)")
-    p.add_argument("--format", choices=("csv", "xlsx"), default="xlsx")
-    p.add_argument("--out", required=True, metavar="FILE")
+    p = lsub.add_parser(
+        "report", help="daily, weekly or monthly report (日报/周报/月报), XLSX or CSV"
+    )
+    p.add_argument("kind", choices=("daily", "weekly", "monthly"))
+    db_opt(p)
+    p.add_argument(
+        "--date",
+        required=True,
+        help="YYYY-MM-DD (daily), YYYY-Www or a day of the week (weekly), YYYY-MM (monthly)",
+    )
+    p.add_argument(
+        "--format", choices=("csv", "xlsx"), help="default: from the --out file's extension"
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="report.xlsx or report.csv")
+    p.add_argument("--plant", help="plant name for the title (default: site.name)")
+    p.add_argument("--gate-name", dest="gate_name", help="gate name (default: site.gate_name)")
     p.add_argument(
         "--frequent", type=int, metavar="N", help="flag vehicles passing more than N times a day"
     )
     p.set_defaults(func=_report)
 
+    p = lsub.add_parser(
+        "national",
+        help="the national-format ledger (运输车辆/厂内运输车辆/非道路移动机械) with photos",
+    )
+    db_opt(p)
+    p.add_argument("--from", dest="since", required=True, metavar="TIME", help="site time")
+    p.add_argument("--to", dest="until", required=True, metavar="TIME", help="up to (excluding)")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new folder")
+    p.add_argument("--format", choices=("csv", "xlsx", "both"), default="both")
+    p.add_argument("--no-photos", action="store_true", help="tables only")
+    p.add_argument("--images-dir", dest="images_dir", metavar="DIR")
+    p.add_argument("--documents-dir", dest="documents_dir", metavar="DIR")
+    p.add_argument("--plant", help="plant name for the titles (default: site.name)")
+    p.add_argument("--gate-name", dest="gate_name", help="gate name (default: site.gate_name)")
+    p.set_defaults(func=_national)
+
     p = lsub.add_parser("head", help="print the head (seq + hash) of each chain as JSON")
-    _db_opt(p)
+    db_opt(p)
     p.set_defaults(func=_head)
 
-    p = sub.add_parser(
-        "export", help="export ledger rows since the last export, reports and a manifest"
-    )
-    _db_opt(p)
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--to", metavar="DIR", help="target folder")
-    where.add_argument(
-        "--usb",
-        metavar="MOUNTPOINT",
-        help="freshly mounted USB stick (used by the udev/systemd unit)",
-    )
-    p.add_argument(
-        "--images", action="store_true", help="also copy snapshot images of the exported rows"
-    )
-    p.add_argument(
-        "--images-dir",
-        dest="images_dir",
-        metavar="DIR",
-        help="snapshot images folder (default: ledger.images_dir)",
-    )
-    p.add_argument("--site", help="site id for the export folder name (with --db)")
-    p.set_defaults(func=_export)
+    export_cli.register(sub, db_opt)
 
     p = sub.add_parser("backup", help="online, consistent copy of the ledger")
     p.add_argument("file", metavar="FILE")
-    _db_opt(p)
+    db_opt(p)
     p.set_defaults(func=_backup)
 
     p = sub.add_parser(
@@ -549,7 +478,7 @@ def register(sub: Any) -> None:
         help="replace the ledger with a backup, after verifying it (stop the daemon first)",
     )
     p.add_argument("file", metavar="FILE")
-    _db_opt(p)
+    db_opt(p)
     p.add_argument(
         "--force",
         action="store_true",

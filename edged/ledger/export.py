@@ -1,25 +1,34 @@
-"""Export to a USB stick or folder: rows since the last export, reports, a manifest.
+"""Export to a USB stick or folder: rows, reports, the national tables, a signed manifest.
+
+What goes out (file formats in :mod:`edged.ledger.export_format`):
+``passages.jsonl`` / ``audit.jsonl`` (the hashed rows byte for byte),
+``passages.csv`` (the same rows for people), ``reports/daily-<day>.csv``,
+``national/`` (the national-format tables, CSV and XLSX), ``photos/<seq>/``
+(snapshots and document photos, with ``export_images``), ``logger/`` (the data
+logger's minute/hour/day data, when the box has a logger), ``ATTESTATION.json``
+and ``MANIFEST.json`` signed by the device key in ``MANIFEST.sig``. Anyone with
+the package checks it with ``edged export verify DIR`` (:mod:`edged.ledger.export_verify`).
+
+Two kinds: the automatic export carries the rows since the last one and
+moves that position; a range export (``--from``/``--to``) carries the rows
+of a time range and leaves the position where it was, so an inspector's
+stick never makes the next automatic export skip anything.
 
 A stick can be pulled at any moment, so nothing on it may *look* complete
-before it is: everything goes into ``.<name>.partial/``, each file first
-under a ``.partial`` name, fsynced, renamed; ``MANIFEST.json`` (file names,
-sizes, SHA-256, chain heads) is written last, then the folder is renamed.
-A folder without a manifest, or still named ``.partial``, is an aborted
-export. Nothing is ever read from the stick or run from it: files are
-created with O_EXCL (no overwriting, no following a planted symlink) and
-the export folder name is ours.
-
-``passages.jsonl`` / ``audit.jsonl`` carry each row's stored canonical JSON
-byte for byte with seq, prev_hash and hash, so anyone can re-hash the
-exported segment and link it to the heads published before.
+before it is: everything goes into ``.<name>.partial/``, each file under a
+temporary name, fsynced, renamed; the manifest is written last, then the
+folder is renamed. Files are created with O_EXCL in a folder we just made;
+the only thing read from a stick is the marker (:mod:`edged.ledger.stick`).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -27,17 +36,35 @@ from typing import Any
 
 from edged.devicekey import DeviceKey
 from edged.ledger.attest import Attestation, attest
-from edged.ledger.query import COLUMNS, safe_text
-from edged.ledger.record import safe_relative_path
-from edged.ledger.reports import build_report, write_report_csv_to
-from edged.ledger.store import LedgerStore
+from edged.ledger.chain import GENESIS_HASH
+from edged.ledger.export_format import (
+    CSV_COLUMNS,
+    FORMAT,
+    HASH_SPEC,
+    MANIFEST,
+    SIG_KIND,
+    SIGNATURE,
+    csv_cells,
+    manifest_bytes,
+    raw_line,
+)
+from edged.ledger.national import Photos, write_national
+from edged.ledger.reports import ReportSpec, standing_rows, write_report_csv_to
+from edged.ledger.store import LedgerStore, seq_range
 from edged.logs import get_logger
 
 log = get_logger("ledger")
 
-FORMAT = "edged-export/1"
 STATE_PASSAGES = "export.passages_seq"
 STATE_AUDIT = "export.audit_seq"
+STATE_LOGGER = "export.logger"  # JSON: period -> start of the first period not yet exported
+
+#: (folder, where each period starts (None: all kept), end (None: what is closed)) ->
+#: (files written, where each period stopped). See edged.datalogger.export.export_to_folder.
+LoggerExport = Callable[
+    [Path, dict[str, datetime | None], datetime | None],
+    tuple[list[str], dict[str, datetime]],
+]
 
 
 class ExportError(Exception):
@@ -45,29 +72,23 @@ class ExportError(Exception):
 
 
 class _Out:
-    """A new file written once: hashed as it is written, fsynced, renamed into place."""
+    """A new file written once: created with O_EXCL, fsynced, renamed into place."""
 
     def __init__(self, folder: Path, name: str) -> None:
         self.final = folder / name
         self.tmp = folder / f".{name}.partial"
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self.fh = open(self.tmp, "xb")  # noqa: SIM115 - closed in close()
-        self.sha = hashlib.sha256()
-        self.size = 0
 
     def write(self, data: str | bytes) -> int:
-        b = data.encode("utf-8") if isinstance(data, str) else data
-        self.sha.update(b)
-        self.fh.write(b)
-        self.size += len(b)
+        self.fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         return len(data)
 
-    def close(self) -> dict[str, Any]:
+    def close(self) -> None:
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
         os.replace(self.tmp, self.final)
-        return {"size": self.size, "sha256": self.sha.hexdigest()}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -83,8 +104,35 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _raw_line(seq: int, digest: str, prev: str, fields: str) -> str:
-    return f'{{"seq":{seq},"prev_hash":"{prev}","hash":"{digest}","fields":{fields}}}\n'
+def file_digest(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return {"size": size, "sha256": h.hexdigest()}
+
+
+@dataclass
+class Segment:
+    """The rows of one chain that went out: seq range, the hash before and the last hash."""
+
+    first: int
+    last: int
+    prev_hash: str = GENESIS_HASH
+    last_hash: str = GENESIS_HASH
+    rows: int = 0
+    days: set[str] = field(default_factory=set)  # site-time days the rows fall on
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "first_seq": self.first,
+            "last_seq": self.last,
+            "rows": self.rows,
+            "first_prev_hash": self.prev_hash,
+            "last_hash": self.last_hash,
+        }
 
 
 @dataclass
@@ -97,6 +145,9 @@ class ExportResult:
     images: int = 0
     missing_images: list[str] = field(default_factory=list)
     attestation: Attestation | None = None
+    signed: bool = False
+    national: dict[str, int] = field(default_factory=dict)
+    logger_files: list[str] = field(default_factory=list)
 
 
 def export(
@@ -106,19 +157,25 @@ def export(
     tz: tzinfo,
     site: str = "site",
     gate: str = "gate",
+    plant: str = "",
+    gate_name: str = "",
     images_dir: str | Path | None = None,
+    documents_dir: str | Path | None = None,
     include_images: bool = False,
     report_days: int = 31,
     frequent_per_day: int = 8,
     actor: str = "export",
     device_key: DeviceKey | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    logger_export: LoggerExport | None = None,
 ) -> ExportResult:
-    """Write one export folder under ``dest/edged-export/`` and remember what was exported.
+    """Write one export folder under ``dest/edged-export/``.
 
-    With ``device_key`` the heads are attested (signed, stored, kept beside the
-    ledger) first, and the attestation goes into the manifest and
-    ``ATTESTATION.json``: whoever holds the stick can check the rows against the
-    box's key without trusting the stick.
+    Without ``start``/``end``: the rows since the last export, and the position
+    moves. With them (UNIX times, end exclusive): the rows of that range, and the
+    position stays. With ``device_key`` the heads are attested first and the
+    manifest is signed.
     """
     dest = Path(dest)
     if dest.is_symlink() or not dest.is_dir():
@@ -127,86 +184,96 @@ def export(
     if root.is_symlink():
         raise ExportError(f"{root} is a symlink on the stick: refusing to write through it")
     root.mkdir(exist_ok=True)
+    ranged = start is not None or end is not None
 
-    since_p = int(store.get_state(STATE_PASSAGES, "0") or 0)
-    since_a = int(store.get_state(STATE_AUDIT, "0") or 0)
     att: Attestation | None = None
     if device_key is not None:
         att = attest(store, device_key, site, gate)
         heads = att.heads
     else:
         heads = store.heads()
-    until_p, until_a = heads["passages"][0], heads["audit"][0]
-    stamp = datetime.now(tz).strftime("%Y%m%dT%H%M%S")
-    name = f"{site}-{gate}-{stamp}-p{since_p + 1}-{until_p}"
-    work = root / f".{name}.partial"
-    final = root / name
-    if work.exists() or final.exists():
-        raise ExportError(f"{final} already exists on the stick; try again in a second")
+    if ranged:
+        lo, hi = start if start is not None else 0.0, end if end is not None else 1e12
+        p_range = seq_range(store, "passages", lo, hi) or (1, 0)
+        a_range = seq_range(store, "audit", lo, hi) or (1, 0)
+    else:
+        p_range = (int(store.get_state(STATE_PASSAGES, "0") or 0) + 1, heads["passages"][0])
+        a_range = (int(store.get_state(STATE_AUDIT, "0") or 0) + 1, heads["audit"][0])
+    now = datetime.now(tz)
+    name = f"{site}-{gate}-{now.strftime('%Y%m%dT%H%M%S')}-p{p_range[0]}-{p_range[1]}"
+    name += "-range" if ranged else ""
+    base, n = name, 1
+    while (root / name).exists() or (root / f".{name}.partial").exists():
+        n += 1  # two exports within a second: the second gets its own folder
+        name = f"{base}-{n}"
+    work, final = root / f".{name}.partial", root / name
     work.mkdir()
-    res = ExportResult(final, (since_p + 1, until_p), (since_a + 1, until_a), heads)
-    res.attestation = att
-    days: set[str] = set()
-    snaps: list[tuple[str, str]] = []
+    res = ExportResult(final, p_range, a_range, heads, attestation=att)
+    logger_marks: dict[str, datetime] = {}
     try:
-        csv_out, jsonl_out = _Out(work, "passages.csv"), _Out(work, "passages.jsonl")
-        csv_out.write("\ufeff")
-        w = csv.writer(csv_out)
-        w.writerow((*COLUMNS, "hash"))
-        for seq, digest, prev, fields in store.passage_rows(since_p, until_seq=until_p):
-            jsonl_out.write(_raw_line(seq, digest, prev, fields))
-            f = json.loads(fields)
-            row = [seq] + [f.get(c) for c in COLUMNS[1:]] + [digest]
-            w.writerow(
-                [
-                    "" if v is None else safe_text(",".join(v) if isinstance(v, list) else str(v))
-                    for v in row
-                ]
-            )
-            days.add(datetime.fromisoformat(f["time"]).astimezone(tz).date().isoformat())
-            if include_images:
-                snaps.extend((s["path"], s["sha256"]) for s in f.get("snapshots") or ())
-        res.files["passages.csv"] = csv_out.close()
-        res.files["passages.jsonl"] = jsonl_out.close()
-
-        audit_out = _Out(work, "audit.jsonl")
-        for seq, digest, prev, fields in store.audit_rows(since_a):
-            if seq > until_a:
-                break
-            audit_out.write(_raw_line(seq, digest, prev, fields))
-        res.files["audit.jsonl"] = audit_out.close()
-
+        segs = {
+            "passages": _write_passages(store, work, tz, *p_range),
+            "audit": _write_audit(store, work, *a_range),
+        }
+        days = segs["passages"].days
+        spec = ReportSpec("daily", "", tz, plant or site, gate_name or gate, frequent_per_day)
         for day in sorted(days)[-report_days:] if report_days else []:
-            rep = build_report(store, "daily", day, tz, frequent_per_day)
             out = _Out(work / "reports", f"daily-{day}.csv")
             out.write("\ufeff")
-            write_report_csv_to(rep, out)
-            res.files[f"reports/daily-{day}.csv"] = out.close()
-
-        if include_images and images_dir is not None:
-            _copy_images(Path(images_dir), work, snaps, res)
-
+            write_report_csv_to(store, dataclasses.replace(spec, date=day), _Text(out))
+            out.close()
+        photos = (
+            Photos(work, Path(images_dir) if images_dir else None, _opt(documents_dir))
+            if include_images
+            else None
+        )
+        if photos is not None:
+            _row_photos(store, photos, *p_range)
+        nat = write_national(
+            standing_rows(store, p_range[0] - 1, until_seq=p_range[1]),
+            work / "national",
+            tz,
+            photos=photos,
+            title=f"{plant or site} {gate_name or gate}",
+        )
+        res.national, res.images, res.missing_images = nat.rows, nat.photos, nat.missing_photos
+        if logger_export is not None:
+            res.logger_files, logger_marks = _logger(store, logger_export, work, start, end)
         if att is not None:
             out = _Out(work, "ATTESTATION.json")
             out.write(json.dumps(att.to_json(), ensure_ascii=False))
-            res.files["ATTESTATION.json"] = out.close()
+            out.close()
+        res.files = _digests(work)
         manifest = {
-            "attestation": att.to_json() if att is not None else None,
             "format": FORMAT,
             "site": site,
             "gate": gate,
-            "created": datetime.now(tz).isoformat(timespec="seconds"),
-            "passages": {"first_seq": since_p + 1, "last_seq": until_p},
-            "audit": {"first_seq": since_a + 1, "last_seq": until_a},
+            "plant": plant,
+            "gate_name": gate_name,
+            "created": now.isoformat(timespec="seconds"),
+            "key": device_key.public_hex if device_key is not None else None,
+            "range": _range_json(start, end, tz) if ranged else None,
+            "passages": segs["passages"].to_json(),
+            "audit": segs["audit"].to_json(),
             "heads": {k: {"seq": s, "hash": h} for k, (s, h) in heads.items()},
+            "attestation": att.to_json() if att is not None else None,
             "files": res.files,
-            "missing_images": res.missing_images,
-            "hash_spec": "sha256(prev_hash + ':' + seq + ':' + "
-            "fields) over each jsonl row's fields bytes",
+            "csv_columns": list(CSV_COLUMNS),
+            "national": nat.rows,
+            "missing_photos": res.missing_images,
+            "logger": res.logger_files,
+            "hash_spec": HASH_SPEC,
         }
-        out = _Out(work, "MANIFEST.json")
-        out.write(json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True))
+        body = manifest_bytes(manifest)
+        out = _Out(work, MANIFEST)
+        out.write(body)
         out.close()
+        if device_key is not None:
+            sig = {"kind": SIG_KIND, "key": device_key.public_hex, "sig": device_key.sign(body)}
+            out = _Out(work, SIGNATURE)
+            out.write(json.dumps(sig, ensure_ascii=False, indent=1))
+            out.close()
+            res.signed = True
         _fsync_dir(work)
         os.replace(work, final)
         _fsync_dir(root)
@@ -220,47 +287,159 @@ def export(
         store.append_event("export_failed", "error", f"export to {dest} failed: {exc}")
         raise ExportError(f"export to {dest} failed: {exc} (nothing was marked complete)") from exc
 
-    store.set_state(STATE_PASSAGES, str(until_p))
-    store.set_state(STATE_AUDIT, str(until_a))
+    if not ranged:
+        store.set_state(STATE_PASSAGES, str(p_range[1]))
+        store.set_state(STATE_AUDIT, str(a_range[1]))
+        if logger_marks:
+            store.set_state(
+                STATE_LOGGER,
+                json.dumps({k: v.isoformat(timespec="seconds") for k, v in logger_marks.items()}),
+            )
     store.append_audit(
         actor,
         "export",
         {
             "folder": name,
-            "passages": [since_p + 1, until_p],
-            "audit": [since_a + 1, until_a],
+            "passages": list(p_range),
+            "audit": list(a_range),
+            "range": _range_json(start, end, tz) if ranged else None,
             "heads": {k: [s, h] for k, (s, h) in heads.items()},
             "images": res.images,
             "attestation": att.n if att is not None else None,
+            "signed": res.signed,
         },
     )
     log.info(
         "export_done",
         folder=str(final),
-        passages=max(0, until_p - since_p),
+        passages=max(0, p_range[1] - p_range[0] + 1),
         images=res.images,
         missing_images=len(res.missing_images),
+        signed=res.signed,
+        range=ranged,
     )
     return res
 
 
-def _copy_images(
-    images_dir: Path, work: Path, snaps: list[tuple[str, str]], res: ExportResult
-) -> None:
-    for rel, want in snaps:
-        src = images_dir / rel
-        if not safe_relative_path(rel) or not src.is_file():
-            res.missing_images.append(rel)
+class _Text:
+    """A text stream over an :class:`_Out` (the csv module writes str)."""
+
+    def __init__(self, out: _Out) -> None:
+        self.out = out
+
+    def write(self, s: str) -> int:
+        return self.out.write(s)
+
+
+def _opt(p: str | Path | None) -> Path | None:
+    return Path(p) if p else None
+
+
+def _range_json(start: float | None, end: float | None, tz: tzinfo) -> dict[str, Any]:
+    def iso(t: float | None) -> str | None:
+        return None if t is None else datetime.fromtimestamp(t, tz).isoformat(timespec="seconds")
+
+    return {"from": iso(start), "to": iso(end)}
+
+
+def _segment(store: LedgerStore, chain: str, first: int, last: int) -> Segment:
+    """A segment starts after row ``first - 1``: its hash links the segment to what came
+    before (and, for an export with no new rows, is where the chain stands)."""
+    seg = Segment(first, last)
+    if first > 1:
+        rows = (
+            store.passage_rows(first - 2, until_seq=first - 1)
+            if chain == "passages"
+            else store.audit_rows(first - 2)
+        )
+        row = next(iter(rows), None)
+        if row is not None:
+            seg.prev_hash = seg.last_hash = row[1]
+    return seg
+
+
+def _write_passages(store: LedgerStore, work: Path, tz: tzinfo, first: int, last: int) -> Segment:
+    seg = _segment(store, "passages", first, last)
+    csv_out, jsonl_out = _Out(work, "passages.csv"), _Out(work, "passages.jsonl")
+    csv_out.write("\ufeff")
+    w = csv.writer(_Text(csv_out), lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    if last >= first:
+        for seq, digest, prev, fields in store.passage_rows(first - 1, until_seq=last):
+            if seg.rows == 0:
+                seg.prev_hash = prev
+            seg.last_hash = digest
+            seg.rows += 1
+            jsonl_out.write(raw_line(seq, digest, prev, fields))
+            f = json.loads(fields)
+            w.writerow(csv_cells(seq, digest, f))
+            seg.days.add(datetime.fromisoformat(f["time"]).astimezone(tz).date().isoformat())
+    csv_out.close()
+    jsonl_out.close()
+    return seg
+
+
+def _write_audit(store: LedgerStore, work: Path, first: int, last: int) -> Segment:
+    seg = _segment(store, "audit", first, last)
+    out = _Out(work, "audit.jsonl")
+    if last >= first:
+        for seq, digest, prev, fields in store.audit_rows(first - 1):
+            if seq > last:
+                break
+            if seg.rows == 0:
+                seg.prev_hash = prev
+            seg.last_hash = digest
+            seg.rows += 1
+            out.write(raw_line(seq, digest, prev, fields))
+    out.close()
+    return seg
+
+
+def _logger(
+    store: LedgerStore,
+    logger_export: LoggerExport,
+    work: Path,
+    start: float | None,
+    end: float | None,
+) -> tuple[list[str], dict[str, datetime]]:
+    """The logger's data under logger/: of the range, or since the last automatic export.
+
+    The logger keeps naive local times (HJ 212 DataTime, the box's clock), so a
+    range is turned into the box's local time, not the site zone.
+    """
+    if start is not None or end is not None:
+        begin = datetime.fromtimestamp(start) if start is not None else None
+        until = datetime.fromtimestamp(end) if end is not None else datetime.now()
+        files, _ = logger_export(work / "logger", dict.fromkeys(_PERIODS, begin), until)
+        return files, {}
+    try:
+        marks = json.loads(store.get_state(STATE_LOGGER) or "{}")
+        begins = {p: datetime.fromisoformat(marks[p]) if marks.get(p) else None for p in _PERIODS}
+    except (ValueError, TypeError, AttributeError):
+        begins = dict.fromkeys(_PERIODS)  # an unreadable mark: export all that is kept
+    return logger_export(work / "logger", begins, None)
+
+
+_PERIODS = ("minute", "hour", "day")
+
+
+def _row_photos(store: LedgerStore, photos: Photos, first: int, last: int) -> None:
+    """Every exported row's snapshots, refused and held ones too, in ``photos/<seq>/``
+    (a correction's are its original's, under the original's seq)."""
+    if last < first:
+        return
+    for p in store.passages(first - 1, until_seq=last):
+        seq = p.record.correction_of or p.seq
+        for n, snap in enumerate(p.record.snapshots, 1):
+            photos.snapshot(seq, n, snap.path, snap.sha256)
+
+
+def _digests(work: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file written, by path relative to the export folder."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in work.rglob("*") if p.is_file()):
+        rel = path.relative_to(work).as_posix()
+        if rel in (MANIFEST, SIGNATURE):
             continue
-        out = _Out(work / "images" / Path(rel).parent, Path(rel).name)
-        with src.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                out.write(block)
-        meta = out.close()
-        if meta["sha256"] != want:
-            res.missing_images.append(rel)
-            log.warning(
-                "export_image_hash_mismatch", path=rel, hint="run edged ledger verify --images"
-            )
-        res.files[f"images/{rel}"] = meta
-        res.images += 1
+        out[rel] = file_digest(path)
+    return out

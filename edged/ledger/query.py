@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edged.cli import table
 from edged.ledger.store import StoredPassage
+from edged.sheets.table import safe_text
+
+__all__ = ["COLUMNS", "FORMATS", "parse_time", "safe_text", "write_csv", "zone"]
 
 COLUMNS = (
     "seq",
@@ -71,15 +74,6 @@ def parse_time(text: str, tz: tzinfo) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=tz)
     return dt.timestamp()
-
-
-def safe_text(value: str) -> str:
-    """Spreadsheets run cells starting with = + @ as formulas: never let a plate or cargo text do
-    that.
-    """
-    if value[:1] in ("=", "+", "@"):
-        return "'" + value
-    return value
 
 
 def row_dict(p: StoredPassage) -> dict[str, Any]:

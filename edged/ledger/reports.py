@@ -1,334 +1,303 @@
-"""Daily and monthly reports: the figures an inspector checks, in Chinese, in CSV or XLSX.
+"""Daily, weekly and monthly reports (日报、周报、月报) in XLSX or CSV.
 
-Corrections replace what they correct: a row that a later row corrects is
-left out of every count (the correction, which keeps the passage time,
-counts instead). Shares of emission stages are given both per passage and
-per vehicle, since inspectors ask for "the share of each stage among the
-plant's trucks" and a busy shuttle truck must not weigh more than a
-once-a-month one.
+A report covers one period in site time. Its sections are counted by
+:class:`edged.ledger.tally.Tally` from the rows as they stand after
+corrections (a corrected row counts once, with the corrected values, and
+the 更正 column and the 更正记录 section say so); the last sheet, 通行明细,
+lists every row. Values are Chinese (进厂, 柴油, 放行, 国五 and the national
+stage code), times are real date cells, shares real numbers shown as
+percentages; the title names the plant (``site.name``), the gate
+(``site.gate_name``) and the period.
 
-XLSX is written with openpyxl in write-only mode (rows stream to disk, RSS
-stays flat for a month of a busy gate); sheet names are short Chinese
-words, and every cell is cleaned of control characters and formula starts
-so the file opens in Excel and WPS without a repair prompt.
+XLSX is written in one pass over the period: the detail sheet streams while
+the sections are counted, and the sections are filled in at the end
+(:mod:`edged.sheets.xlsx` keeps each sheet in a compressed temporary file, so
+memory stays flat for a month of a busy gate). CSV needs its sections first,
+so it reads the period twice.
 """
 
 from __future__ import annotations
 
-import csv
-import os
-from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from edged.ledger.query import safe_text
+from edged.ledger import zh
 from edged.ledger.record import PassageRecord
-from edged.ledger.store import LedgerStore, StoredPassage
+from edged.ledger.store import LedgerStore, audit_fields
+from edged.ledger.tally import (
+    FIELD_NAMES,
+    SECTIONS,
+    Correction,
+    Tally,
+    local_time,
+)
+from edged.sheets.csvout import write_tables
+from edged.sheets.table import Table, columns
+from edged.sheets.xlsx import XlsxWriter
 
-DIRECTION_ZH = {"in": "进厂", "out": "出厂"}
-DECISION_ZH = {"allow": "放行", "deny": "拒绝", "hold": "待定"}
-ID_SOURCE_ZH = {
-    "plate": "车牌",
-    "rfid": "RFID",
-    "manual": "人工",
-    "plate+rfid": "车牌+RFID",
-    "none": "无",
-}
+KINDS = ("daily", "weekly", "monthly")
+KIND_ZH = {"daily": "日报", "weekly": "周报", "monthly": "月报"}
 
-DETAIL_HEADINGS = (
-    "序号",
-    "时间",
-    "门岗",
+DETAIL = columns(
+    ("台账序号", "int"),
+    ("时间", "datetime"),
+    "车道",
     "方向",
     "车牌号码",
     "车牌颜色",
+    "车辆类别",
     "车辆类型",
     "车辆识别代码(VIN)",
+    "发动机号码",
+    "注册日期",
     "燃料类型",
     "排放阶段",
+    "国家编码",
+    "车队名称",
     "结果",
-    "原因代码",
     "原因",
-    "电子标签(RFID)",
-    "重量(kg)",
-    "货物",
+    "预警级别",
+    "电子标签",
+    ("总重(kg)", "int"),
+    ("运输量(t)", "num1"),
+    ("进厂时间", "datetime"),
+    ("在厂时长(分钟)", "int"),
+    "运输货物名称",
     "识别方式",
-    "识别置信度",
+    ("识别置信度", "pct"),
     "标记",
-    "更正序号",
-    "操作员",
     "特批编号",
+    "更正",
     "抓拍图片",
+    "缺项说明",
     "事件ID",
 )
 
 
-@dataclass
-class Report:
-    kind: str  # daily | monthly
-    label: str  # 2024-05-01 | 2024-05
-    start: float
-    end: float
-    tz: tzinfo
-    summary: list[tuple[str, Any]] = field(default_factory=list)
-    deny_reasons: list[tuple[str, str, int]] = field(default_factory=list)
-    stages: list[tuple[str, int, str, int, str]] = field(default_factory=list)
-    approvals: list[tuple[Any, ...]] = field(default_factory=list)
-    frequent: list[tuple[str, str, int]] = field(default_factory=list)
-    no_plate: list[tuple[Any, ...]] = field(default_factory=list)
+@dataclass(frozen=True)
+class Period:
+    kind: str
+    label: str  # 2024-05-01 | 2024-W18 | 2024-05
+    first: date
+    end: date  # exclusive
+    start_ts: float
+    end_ts: float
+
+    @property
+    def text(self) -> str:
+        if self.kind == "daily":
+            return self.label
+        last = self.end - timedelta(days=1)
+        return f"{self.label}（{self.first.isoformat()}至{last.isoformat()}）"
 
 
-def period(kind: str, text: str, tz: tzinfo) -> tuple[float, float, str]:
-    """[start, end) of a day (YYYY-MM-DD) or month (YYYY-MM) in the site's zone."""
+def period(kind: str, text: str, tz: tzinfo) -> Period:
+    """A day (YYYY-MM-DD), an ISO week (YYYY-Www, or any day in it) or a month (YYYY-MM)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected daily, weekly or monthly, found {kind!r}")
+    want = {"daily": "YYYY-MM-DD", "weekly": "YYYY-Www or YYYY-MM-DD", "monthly": "YYYY-MM"}
     try:
         if kind == "daily":
-            d = date.fromisoformat(text)
-            first, nxt = d, d + timedelta(days=1)
-            label = d.isoformat()
-        elif kind == "monthly":
-            y, m = (int(x) for x in text[:7].split("-"))
-            first = date(y, m, 1)
-            nxt = date(y + (m == 12), m % 12 + 1, 1)
-            label = f"{y:04d}-{m:02d}"
+            first = date.fromisoformat(text)
+            end, label = first + timedelta(days=1), first.isoformat()
+        elif kind == "weekly":
+            if "W" in text.upper():
+                y, w = text.upper().split("-W")
+                first = date.fromisocalendar(int(y), int(w), 1)
+            else:
+                d = date.fromisoformat(text)
+                first = d - timedelta(days=d.weekday())
+            iso = first.isocalendar()
+            end, label = first + timedelta(days=7), f"{iso.year:04d}-W{iso.week:02d}"
         else:
-            raise ValueError(f"kind: expected daily or monthly, found {kind!r}")
-    except (ValueError, TypeError) as exc:
-        if str(exc).startswith("kind:"):
-            raise
-        want = "YYYY-MM-DD" if kind == "daily" else "YYYY-MM"
-        raise ValueError(f"date: expected {want}, found {text!r}") from None
+            y, m = (int(x) for x in text.split("-"))
+            first = date(y, m, 1)
+            end, label = date(y + (m == 12), m % 12 + 1, 1), f"{y:04d}-{m:02d}"
+    except (ValueError, TypeError):
+        raise ValueError(f"date: expected {want[kind]}, found {text!r}") from None
 
     def at(d: date) -> float:
         return datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
 
-    return at(first), at(nxt), label
+    return Period(kind, label, first, end, at(first), at(end))
 
 
-def local(rec: PassageRecord, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    return datetime.fromisoformat(rec.time).astimezone(tz).strftime(fmt)
+@dataclass(frozen=True)
+class ReportSpec:
+    """Which report, for whom: the period, the plant and gate named in the title."""
+
+    kind: str
+    date: str
+    tz: tzinfo
+    plant: str = ""  # site.name (or the site id)
+    gate: str = ""  # site.gate_name (or the gate id)
+    frequent_per_day: int = 8
+
+    def title(self, p: Period, what: str = "") -> str:
+        head = " ".join(x for x in (self.plant, self.gate) if x)
+        return f"{head} 车辆进出{KIND_ZH[self.kind]} {p.text}{('　' + what) if what else ''}"
 
 
-def _pct(n: int, total: int) -> str:
-    return f"{100.0 * n / total:.1f}%" if total else "0.0%"
+# -- rows as they stand ---------------------------------------------------------------
 
 
-def _vehicle_key(rec: PassageRecord) -> str | None:
-    return rec.plate or rec.vin or rec.rfid_tag
-
-
-def effective_passages(store: LedgerStore, start: float, end: float) -> Iterator[StoredPassage]:
-    """Rows in the period, with corrected originals left out."""
-    corrected = store.corrected_seqs()
-    for p in store.passages(start=start, end=end):
-        if p.seq not in corrected:
-            yield p
-
-
-def build_report(
-    store: LedgerStore, kind: str, text: str, tz: tzinfo, frequent_per_day: int = 8
-) -> Report:
-    start, end, label = period(kind, text, tz)
-    rep = Report(kind, label, start, end, tz)
-    by_dir: Counter[str] = Counter()
-    by_dec: Counter[tuple[str, str]] = Counter()
-    reasons: Counter[tuple[str, str]] = Counter()
-    stage_passages: Counter[str] = Counter()
-    stage_vehicles: dict[str, set[str]] = defaultdict(set)
-    vehicles: set[str] = set()
-    ne_passages = 0
-    ne_vehicles: set[str] = set()
-    per_day: Counter[tuple[str, str]] = Counter()
-    total = 0
-    for p in effective_passages(store, start, end):
-        r = p.record
-        total += 1
-        by_dir[r.direction] += 1
-        by_dec[(r.direction, r.decision)] += 1
-        if r.decision != "allow":
-            reasons[(r.reason_code, r.reason_zh)] += 1
-        stage = r.emission_stage or "未知"
-        stage_passages[stage] += 1
-        key = _vehicle_key(r)
-        if key:
-            vehicles.add(key)
-            stage_vehicles[stage].add(key)
-        if r.new_energy:
-            ne_passages += 1
-            if key:
-                ne_vehicles.add(key)
-        if r.approval is not None:
-            a = r.approval
-            rep.approvals.append(
-                (
-                    p.seq,
-                    local(r, tz),
-                    r.plate or "",
-                    DIRECTION_ZH[r.direction],
-                    a.id,
-                    a.applicant,
-                    a.approver,
-                    a.reason,
-                    a.valid_until or "",
-                )
+def corrections_in_audit(store: LedgerStore) -> dict[int, Correction]:
+    """Correction seq -> who made it, when, why and what changed (from the audit chain)."""
+    out: dict[int, Correction] = {}
+    for fields in audit_fields(store, "correction"):
+        d = fields.get("details") or {}
+        if isinstance(d.get("new_seq"), int):
+            out[d["new_seq"]] = Correction(
+                str(fields.get("actor") or ""),
+                str(fields.get("time") or ""),
+                str(d.get("reason") or ""),
+                d.get("changed") or {},
             )
-        if not r.plate_read:
-            rep.no_plate.append(
-                (
-                    p.seq,
-                    local(r, tz),
-                    DIRECTION_ZH[r.direction],
-                    ID_SOURCE_ZH.get(r.id_source, r.id_source),
-                    r.rfid_tag or "",
-                    r.plate or "",
-                    DECISION_ZH[r.decision],
-                    r.reason_zh,
-                )
-            )
-        if r.plate:
-            per_day[(r.plate, local(r, tz, "%Y-%m-%d"))] += 1
-    nv = len(vehicles)
-    rep.summary = [
-        ("统计期间", label),
-        ("通行总次数", total),
-        ("进厂次数", by_dir["in"]),
-        ("出厂次数", by_dir["out"]),
-        ("进厂放行", by_dec[("in", "allow")]),
-        ("进厂拒绝", by_dec[("in", "deny")]),
-        ("出厂放行", by_dec[("out", "allow")]),
-        ("出厂拒绝", by_dec[("out", "deny")]),
-        ("待定(人工处理)", by_dec[("in", "hold")] + by_dec[("out", "hold")]),
-        ("车辆数", nv),
-        ("新能源车辆通行次数", ne_passages),
-        ("新能源通行占比", _pct(ne_passages, total)),
-        ("新能源车辆数", len(ne_vehicles)),
-        ("新能源车辆占比", _pct(len(ne_vehicles), nv)),
-        ("特批放行次数", len(rep.approvals)),
-        ("无车牌识别通行次数", len(rep.no_plate)),
-        (
-            f"频繁进出车辆(单日超过{frequent_per_day}次)",
-            len({pl for (pl, _d), n in per_day.items() if n > frequent_per_day}),
-        ),
-    ]
-    rep.deny_reasons = [(code, zh, n) for (code, zh), n in reasons.most_common()]
-    rep.stages = [
-        (s, n, _pct(n, total), len(stage_vehicles[s]), _pct(len(stage_vehicles[s]), nv))
-        for s, n in sorted(stage_passages.items())
-    ]
-    rep.frequent = sorted(
-        ((pl, d, n) for (pl, d), n in per_day.items() if n > frequent_per_day),
-        key=lambda t: (-t[2], t[0], t[1]),
-    )
-    return rep
+    return out
 
 
-SECTIONS = (
-    ("汇总", ("项目", "数值"), "summary"),
-    ("拒绝原因", ("原因代码", "原因", "次数"), "deny_reasons"),
-    ("排放阶段占比", ("排放阶段", "通行次数", "通行占比", "车辆数", "车辆占比"), "stages"),
-    (
-        "特批放行",
-        ("序号", "时间", "车牌号码", "方向", "特批编号", "申请人", "审批人", "原因", "有效期至"),
-        "approvals",
-    ),
-    ("频繁进出车辆", ("车牌号码", "日期", "通行次数"), "frequent"),
-    (
-        "无车牌识别通行",
-        ("序号", "时间", "方向", "识别方式", "电子标签(RFID)", "车牌号码", "结果", "原因"),
-        "no_plate",
-    ),
-)
+def standing_rows(
+    store: LedgerStore, since_seq: int = 0, **filters: Any
+) -> Iterator[tuple[int, PassageRecord, tuple[int, Correction] | None]]:
+    """Rows in seq order as they stand: (original seq, record, fix).
+
+    ``filters`` are those of :meth:`LedgerStore.passages` (``start``/``end`` UNIX
+    times, ``until_seq``, ...). A corrected row is given with its latest
+    correction's values at the original's place; ``fix`` is (correction seq,
+    the audit's account of it). Correction rows themselves are not given.
+    """
+    latest = store.latest_corrections()
+    audit = corrections_in_audit(store) if latest else {}
+    for p in store.passages(since_seq, **filters):
+        if p.record.correction_of is not None:
+            continue  # given at its original's place
+        fix_seq = latest.get(p.seq)
+        if fix_seq is None:
+            yield p.seq, p.record, None
+            continue
+        fixed = next(store.passages(since_seq=fix_seq - 1, until_seq=fix_seq), None)
+        if fixed is None:  # cannot happen in a verified ledger; show what there is
+            yield p.seq, p.record, None
+            continue
+        yield p.seq, fixed.record, (fix_seq, audit.get(fix_seq, Correction()))
 
 
-def detail_row(p: StoredPassage, tz: tzinfo) -> list[Any]:
-    r = p.record
+def detail_row(
+    seq: int, r: PassageRecord, tz: tzinfo, fix: tuple[int, Correction] | None
+) -> list[Any]:
+    code = zh.stage_code(r.stage_code, r.emission_stage, r.fuel)
+    entry = None
+    if r.entry_time:
+        try:
+            entry = datetime.fromisoformat(r.entry_time).astimezone(tz).replace(tzinfo=None)
+        except ValueError:
+            entry = None
+    fixed = ""
+    if fix is not None:
+        who = fix[1].operator or r.operator or ""
+        fixed = f"已更正（更正序号{fix[0]}{'，' + who if who else ''}）"
     return [
-        p.seq,
-        local(r, tz),
-        r.gate,
-        DIRECTION_ZH[r.direction],
-        r.plate or "",
-        r.plate_colour or "",
-        r.vehicle_type or "",
-        r.vin or "",
-        r.fuel or "",
-        r.emission_stage or "",
-        DECISION_ZH[r.decision],
-        r.reason_code,
-        r.reason_zh,
-        r.rfid_tag or "",
-        r.weight_kg if r.weight_kg is not None else "",
-        r.cargo or "",
-        ID_SOURCE_ZH.get(r.id_source, r.id_source),
-        r.id_confidence if r.id_confidence is not None else "",
-        ",".join(r.flags),
-        r.correction_of or "",
-        r.operator or "",
-        r.approval.id if r.approval else "",
-        ";".join(s.path for s in r.snapshots),
+        seq,
+        local_time(r, tz),
+        r.lane,
+        zh.name(zh.DIRECTION, r.direction),
+        r.plate,
+        zh.name(zh.COLOUR, r.plate_colour),
+        zh.name(zh.CATEGORY, r.category),
+        r.vehicle_type,
+        r.vin,
+        r.engine_no,
+        r.registered_on,
+        zh.name(zh.FUEL, r.fuel),
+        zh.stage(r.emission_stage) or (zh.stage_class(code) if code else ""),
+        code,
+        r.fleet,
+        zh.name(zh.DECISION, r.decision),
+        r.reason_zh or zh.name(zh.REASON, r.reason_code),
+        zh.name(zh.ALERT, r.alert_level),
+        r.rfid_tag,
+        r.weight_kg,
+        r.net_t,
+        entry,
+        round(r.dwell_s / 60) if r.dwell_s is not None else None,
+        r.cargo,
+        zh.name(zh.ID_SOURCE, r.id_source),
+        r.id_confidence,
+        zh.flags(r.flags),
+        r.approval.ref or r.approval.id if r.approval else None,
+        fixed,
+        "；".join(s.path for s in r.snapshots),
+        zh.missing(r.missing, FIELD_NAMES | _MISSING_NAMES),
         r.event_id,
     ]
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name("." + path.name + ".partial")
+_MISSING_NAMES = {"documents": "随车清单/行驶证", "snapshots": "抓拍图片"}
 
 
-def write_report_csv_to(rep: Report, fh: Any) -> None:
-    """Sections one after the other, each under a ``[name]`` line."""
-    w = csv.writer(fh)
-    w.writerow([f"{'日报' if rep.kind == 'daily' else '月报'} {rep.label}"])
-    for title, headings, attr in SECTIONS:
-        w.writerow([])
-        w.writerow([f"[{title}]"])
-        w.writerow(headings)
-        for row in getattr(rep, attr):
-            w.writerow([safe_text(v) if isinstance(v, str) else v for v in row])
+# -- writing ------------------------------------------------------------------------------
 
 
-def write_report_csv(rep: Report, path: Path) -> None:
-    """UTF-8 with BOM so Excel/WPS read the Chinese; temp name, fsync, rename."""
-    tmp = _tmp(path)
-    with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-        write_report_csv_to(rep, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+@dataclass
+class ReportResult:
+    path: Path
+    period: Period
+    rows: int
 
 
-def _cell(v: Any) -> Any:
-    if isinstance(v, str):
-        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+def write_report(store: LedgerStore, spec: ReportSpec, path: Path, fmt: str) -> ReportResult:
+    """Write the report to ``path`` (temporary name, fsync, rename)."""
+    p = period(spec.kind, spec.date, spec.tz)
+    if fmt == "xlsx":
+        n = _write_xlsx(store, spec, p, path)
+    else:
+        from edged.sheets.csvout import write_csv_file
 
-        return safe_text(ILLEGAL_CHARACTERS_RE.sub("", v))[:32767]
-    return v
+        tables = report_tables(store, spec, p)
+        n = write_csv_file(tables, path)
+    return ReportResult(path, p, n)
 
 
-def write_report_xlsx(rep: Report, path: Path, store: LedgerStore | None = None) -> int:
-    """Summary sheets, plus (given the store) a 通行明细 sheet of every row, streamed.
+def write_report_csv_to(store: LedgerStore, spec: ReportSpec, out: TextIO) -> Period:
+    """The CSV report into an open stream (an export's hashed file)."""
+    p = period(spec.kind, spec.date, spec.tz)
+    write_tables(report_tables(store, spec, p), out)
+    return p
 
-    Returns the number of detail rows.
-    """
-    from openpyxl import Workbook
 
-    wb = Workbook(write_only=True)
-    for title, headings, attr in SECTIONS:
-        ws = wb.create_sheet(title=title)
-        ws.append(list(headings))
-        for row in getattr(rep, attr):
-            ws.append([_cell(v) for v in row])
-    n = 0
-    if store is not None:
-        ws = wb.create_sheet(title="通行明细")
-        ws.append(list(DETAIL_HEADINGS))
-        for p in effective_passages(store, rep.start, rep.end):
-            ws.append([_cell(v) for v in detail_row(p, rep.tz)])
-            n += 1
-    tmp = _tmp(path)
-    wb.save(tmp)
-    with tmp.open("rb+") as fh:
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    return n
+def report_tables(store: LedgerStore, spec: ReportSpec, p: Period) -> list[Table]:
+    """Every section (counted in a first pass) and the detail table (read in a second)."""
+    tally = Tally(spec.tz, spec.frequent_per_day)
+    for seq, rec, fix in standing_rows(store, start=p.start_ts, end=p.end_ts):
+        tally.add(seq, rec, fix)
+    tables = [Table(s.name, spec.title(p, s.name), s.columns, tally.rows(s)) for s in SECTIONS]
+    details = (
+        detail_row(seq, rec, spec.tz, fix)
+        for seq, rec, fix in standing_rows(store, start=p.start_ts, end=p.end_ts)
+    )
+    tables.append(Table("通行明细", spec.title(p, "通行明细"), DETAIL, details))
+    return tables
+
+
+def _write_xlsx(store: LedgerStore, spec: ReportSpec, p: Period, path: Path) -> int:
+    tally = Tally(spec.tz, spec.frequent_per_day)
+    with XlsxWriter(path) as book:
+        sheets = [
+            (s, book.sheet(Table(s.name, spec.title(p, s.name), s.columns))) for s in SECTIONS
+        ]
+        detail = book.sheet(Table("通行明细", spec.title(p, "通行明细"), DETAIL))
+        for seq, rec, fix in standing_rows(store, start=p.start_ts, end=p.end_ts):
+            tally.add(seq, rec, fix)
+            detail.append(detail_row(seq, rec, spec.tz, fix))
+        for section, sheet in sheets:
+            sheet.extend(tally.rows(section))
+        return detail.data_rows
+
+
+def site_names(cfg: Any) -> tuple[str, str]:
+    """Plant and gate as reports print them: the names, else the ids."""
+    site = cfg.site
+    return (site.name or site.id, site.gate_name or site.gate_id)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 from edged.config.schema import doc
 from edged.ledger.store import LedgerStore
@@ -99,11 +99,30 @@ class LedgerConfig:
         ),
     )
     export_images: bool = field(
-        default=False, metadata=doc("USB export also copies the snapshot images of exported rows")
+        default=False,
+        metadata=doc(
+            "USB export also copies the photos of exported rows (snapshots, 随车清单, 行驶证)"
+            " into photos/<seq>/"
+        ),
     )
     export_report_days: int = field(
         default=31,
         metadata=doc("USB export adds daily reports for at most this many recent days", min=0),
+    )
+    usb_accept: Literal["marker", "label", "marker_or_label", "any"] = field(
+        default="marker",
+        metadata=doc(
+            "Which USB sticks get the automatic export: marker (prepared with `edged export"
+            " prepare-stick`), label (volume label usb_label), marker_or_label, or any; other"
+            " sticks are logged and left untouched"
+        ),
+    )
+    usb_label: str = field(
+        default="EDGED",
+        metadata=doc(
+            "Volume label of sticks that get the automatic export (usb_accept = label or"
+            " marker_or_label); FAT32 labels are at most 11 characters"
+        ),
     )
 
 

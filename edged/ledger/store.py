@@ -563,3 +563,21 @@ def _filter_sql(table: str, since_seq: int = 0, **f: Any) -> tuple[str, list[Any
         sql += " LIMIT ?"
         params.append(int(f["limit"]))
     return sql, params
+
+
+def seq_range(store: LedgerStore, table: str, start: float, end: float) -> tuple[int, int] | None:
+    """First and last seq of ``table`` (passages or audit) with a time in [start, end)."""
+    if table not in CHAINS:
+        raise LedgerError(f"table: expected one of {', '.join(CHAINS)}, found {table!r}")
+    row = store.db.execute_sql(
+        f"SELECT min(seq), max(seq) FROM {table} WHERE ts >= ? AND ts < ?", (start, end)
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row and row[0] is not None else None
+
+
+def audit_fields(store: LedgerStore, action: str) -> Iterator[dict[str, Any]]:
+    """The fields of every audit entry of one action (corrections, restores, exports)."""
+    cur = store.db.cursor()
+    cur.execute("SELECT fields FROM audit WHERE action = ? ORDER BY seq", (action,))
+    for (fields,) in cur:
+        yield json.loads(fields)

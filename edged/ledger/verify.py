@@ -515,9 +515,12 @@ def check_attestations(
     except sqlite3.OperationalError:  # a ledger from before attestations
         stored = []
     by_n = {a.n: a for a in stored}
+    handed_over = restored_keys(conn) if public_hex else set()
     for att in [*stored, *(a for a in known if a not in stored)]:
         where = "stored in the ledger" if att in stored else "known from outside"
-        if not att.signed_by(public_hex):
+        if not att.signed_by(public_hex) and not (
+            att.body.get("key") in handed_over and att.signed_by()
+        ):
             return Problem(
                 "attestations",
                 att.n,
@@ -560,6 +563,23 @@ def check_attestations(
                 )
         res.attestations += 1
     return None
+
+
+def restored_keys(conn: sqlite3.Connection) -> set[str]:
+    """Keys of another box whose attestations came with a restored ledger: the chained
+    ``restore`` audit entry names them (a replacement box takes over the old one's ledger)."""
+    out: set[str] = set()
+    try:
+        rows = conn.execute("SELECT fields FROM audit WHERE action = 'restore'").fetchall()
+    except sqlite3.OperationalError:
+        return out
+    for (fields,) in rows:
+        try:
+            keys = json.loads(fields).get("details", {}).get("attestation_keys") or []
+        except (ValueError, AttributeError):
+            continue
+        out.update(k for k in keys if isinstance(k, str))
+    return out
 
 
 def verify_db(

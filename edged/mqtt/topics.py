@@ -33,6 +33,7 @@ PUBLISH_KINDS: dict[str, str] = {
     "attestation": "ledger/attestation",
     "in_plant": "in_plant",
     "alert_level": "alert_level",
+    "device_key": "device_key",
 }
 
 #: Kinds the link publishes itself.

@@ -42,7 +42,16 @@ MQTT_MD = REPO / "docs" / "MQTT.md"
 KEY = "contract-site-key-0123456789"
 
 #: Payloads whose every key the contract declares; events carry open details by design.
-CLOSED = {"passage", "status", "availability", "ledger_head", "attestation", "reply", "probe"}
+CLOSED = {
+    "passage",
+    "status",
+    "availability",
+    "ledger_head",
+    "attestation",
+    "device_key",
+    "reply",
+    "probe",
+}
 
 FORMATS = FormatChecker()
 

@@ -146,5 +146,40 @@ def test_edged_status_prints_key_value_lines(gate: Any, capsys: pytest.CaptureFi
         "cpu temperature: ",
         "clock ntp: ",
         "ledger passages: seq 1",
+        f"device key: {gate.ctx.ledger_service.device_key.public_hex} (edged export verify --key)",
     ):
         assert any(line.startswith(start) for line in out.splitlines()), (start, out)
+
+
+def _retained(port: int, topic: str, timeout: float = 10.0) -> dict[str, Any]:
+    got: queue.Queue[dict[str, Any]] = queue.Queue()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = lambda _c, _u, m: got.put({"retain": m.retain, **json.loads(m.payload)})
+    c.connect("127.0.0.1", port)
+    c.subscribe(topic, qos=1)
+    c.loop_start()
+    try:
+        return got.get(timeout=timeout)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_the_device_key_is_published_retained_at_start(gate: Any, mosquitto: Mosquitto) -> None:
+    from types import SimpleNamespace
+
+    deadline = time.monotonic() + 10
+    while not gate.mqtt.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gate.started(SimpleNamespace(as_dict=dict, first_start=True, clean=True))
+    deadline = time.monotonic() + 10
+    while gate.mqtt.status()["backlog"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    msg = _retained(mosquitto.port, "edged/p1/g1/device_key")
+    assert msg["retain"] is True
+    key = gate.ctx.ledger_service.device_key
+    assert msg["payload"] == {
+        "public_key": key.public_hex,
+        "fingerprint": key.fingerprint,
+        "alg": "ed25519",
+    }

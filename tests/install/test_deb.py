@@ -431,11 +431,17 @@ def export_in_its_sandbox(r: Root) -> tuple[str, dict[str, str]]:
     """Run the export unit's command, and a socket check, under the export unit's sandbox.
 
     The unit is edged-usb-export@.service without the stick (no BindsTo= on a device
-    that is not there, no mount): the export writes into its runtime directory instead.
+    that is not there, no mount): the export writes into its runtime directory instead,
+    prepared for it first as a stick would be (``edged export prepare-stick``, in the
+    same sandbox).
     """
     unit = r.in_systemd("cat", "/lib/systemd/system/edged-usb-export@.service").stdout
-    drop = ("BindsTo=", "ExecStartPre=", "ExecStopPost=")
+    drop = ("BindsTo=", "ExecCondition=", "ExecStartPre=", "ExecStopPost=")
     base = [line for line in unit.splitlines() if not line.startswith(drop)]
+    prepare = (
+        "ExecStartPre=/opt/edged/venv/bin/edged export prepare-stick /run/edged-usb/%i --any-site"
+    )
+    base.insert(next(i for i, line in enumerate(base) if line.startswith("ExecStart=")), prepare)
     assert "PrivateNetwork=yes" in base and "RestrictAddressFamilies=AF_UNIX" in base
     check = [
         "ExecStart=/opt/edged/venv/bin/python /run/socketcheck.py"

@@ -42,11 +42,14 @@ def test_export_writes_manifest_last_and_continues_next_time(
         store, stick, tz=TZ, site="hb", gate="east", images_dir=images, include_images=True
     )
     man = json.loads((res.folder / "MANIFEST.json").read_text())
-    assert man["passages"] == {"first_seq": 1, "last_seq": 5}
+    assert man["passages"]["first_seq"] == 1 and man["passages"]["last_seq"] == 5
     for name, meta in man["files"].items():
         data = (res.folder / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == meta["sha256"] and len(data) == meta["size"]
-    assert "reports/daily-2024-05-01.csv" in man["files"] and "images/d/3.jpg" in man["files"]
+    assert (
+        "reports/daily-2024-05-01.csv" in man["files"] and "photos/4/snapshot-1.jpg" in man["files"]
+    )
+    assert "national/transport.csv" in man["files"] and "national/national.xlsx" in man["files"]
     # the exported segment re-hashes to the manifest head
     prev = "0" * 64
     for line in (res.folder / "passages.jsonl").read_text().splitlines():

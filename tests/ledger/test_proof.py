@@ -258,7 +258,7 @@ def test_exports_are_attested_and_checkable_from_the_stick_alone(
 ) -> None:
     stick = tmp_path / "stick"
     stick.mkdir()
-    assert main(["export", "--db", str(box / "ledger.db"), "--to", str(stick)]) == 0
+    assert main(["export", "--db", str(box / "ledger.db"), "--dest", str(stick)]) == 0
     (folder,) = (stick / "edged-export").iterdir()
     manifest = json.loads((folder / "MANIFEST.json").read_text(encoding="utf-8"))
     att = Attestation.from_json(json.loads((folder / "ATTESTATION.json").read_text()))
