@@ -204,7 +204,9 @@ class Lane:
 
     def manual(self, wait: float = 10.0, **kwargs: Any) -> dict[str, Any]:
         """A guard's or remote open, on this lane's worker."""
-        return self.worker.submit(self.pipeline.manual, wait=wait, **kwargs)
+        from edged.lane.manual import manual_passage
+
+        return self.worker.submit(manual_passage, self.pipeline.box, self, wait=wait, **kwargs)
 
     def note_passage(self, outcome: PassageOutcome) -> None:
         """A recorded passage (the barrier has acted): count it and tell the driver."""

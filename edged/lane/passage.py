@@ -22,8 +22,8 @@ from edged import sitetime
 from edged.admission.actions import act
 from edged.admission.identity import fuse
 from edged.admission.model import GateRead
-from edged.admission.policy import Resolved, decide_read, manual_open, resolve
-from edged.lane.row_fields import missing, trip_fields, vehicle_fields
+from edged.admission.policy import Resolved, decide_read, resolve
+from edged.lane.row_fields import goods_flags, missing, trip_fields, vehicle_fields
 from edged.lane.snapshots import save_passage_images, save_pushed_images
 from edged.ledger.record import Approval as LedgerApproval
 from edged.ledger.record import PassageRecord
@@ -379,7 +379,9 @@ class PassagePipeline:
             "direction": direction,
             "plate": plate,
             "weight_kg": kg,
-            "cargo": self._cargo(snap, vehicle, ident.plate, now, decision, passage_id),
+            "cargo": passage_cargo(
+                box.registry, snap, vehicle, ident.plate, now, decision, passage_id
+            ),
             "snapshots": shots,
         }
         if read.plate_colour:
@@ -399,7 +401,9 @@ class PassagePipeline:
             approval=_approval(approval),
             id_source="simulated" if simulated else _id_source(ident.source),
             id_confidence=round(ident.confidence, 4) if ident.plate else None,
-            flags=tuple(dict.fromkeys((*ident.flags, *decision.flags, *flags, *_goods(vehicle)))),
+            flags=tuple(
+                dict.fromkeys((*ident.flags, *decision.flags, *flags, *goods_flags(vehicle)))
+            ),
             operator=trig.operator if simulated else None,
             event_id=passage_id,
             raw_plate=raw_plate,
@@ -410,104 +414,29 @@ class PassagePipeline:
             **fields,
         )
 
-    def _cargo(
-        self,
-        snap: Any,
-        vehicle: Any,
-        plate: str | None,
-        now: datetime,
-        decision: Any,
-        passage_id: str,
-    ) -> str | None:
-        """运输货物名称: what the plant declared for this passage, else the vehicle's usual
-        cargo. A declaration good for a number of passages is used by an allowed one."""
-        declared = snap.cargo_declaration_for(plate, now)
-        if (
-            declared is not None
-            and declared.uses is not None
-            and decision.action == "allow"
-            and not self.box.registry.consume_cargo(declared.id, passage_id)
-        ):
-            declared = None  # used up by another lane meanwhile
-        if declared is not None:
-            return declared.cargo
-        return (vehicle.cargo or None) if vehicle is not None else None
 
-    def manual(
-        self,
-        operator: str,
-        reason: str,
-        remote: bool = False,
-        plate: str | None = None,
-        direction: str | None = None,
-        hold_s: float | None = None,
-    ) -> dict[str, Any]:
-        """Guard or remote open: recorded like any passage, then the barrier opens."""
-        box, lane = self.box, self.lane
-        ledger, registry = box.ledger, box.registry
-        assert ledger is not None and registry is not None
-        now = sitetime.now()
-        direction = direction or (lane.cfg.direction if lane.cfg.direction != "both" else "unknown")
-        snap = registry.snapshot()
-        alert = snap.alert_at(now)
-        passage_id = str(uuid.uuid4())
-        d = manual_open(
-            operator,
-            reason,
-            now,
-            plate=plate,
-            direction=direction,
-            alert_level=alert,
-            remote=remote,
-        )
-        when = now.isoformat(timespec="milliseconds")
-        vehicle = snap.vehicle(plate) if plate else None
-        machine = snap.machine(plate) if plate and vehicle is None else None
-        entry = box.trips.open_entry(plate) if direction == "out" else None
-        fields: dict[str, Any] = {
-            **vehicle_fields(vehicle, machine),
-            **trip_fields(direction, entry, when, None),
-            "direction": direction,
-            "plate": plate,
-            "cargo": self._cargo(snap, vehicle, plate, now, d, passage_id),
-        }
-        why = {"weight_kg": "opened by hand: not weighed", "snapshots": "opened by hand"}
-        rec = PassageRecord(
-            event_id=passage_id,
-            time=when,
-            site=box.site.id,
-            gate=box.site.gate_id,
-            lane=lane.name,
-            decision=d.action,
-            reason_code=d.reason,
-            reason_zh=d.text_zh,
-            reason_en=d.text_en,
-            id_source="manual",
-            operator=operator,
-            flags=d.flags,
-            alert_level=alert,
-            missing=missing(fields, why),
-            video=lane.video_ref(None, now),  # the recorder's window; no clip of a manual open
-            **fields,
-        )
-        seq, digest = ledger.append_passage(rec)
-        box.sink.audit(
-            operator,
-            "manual_open",
-            {
-                "lane": lane.name,
-                "reason": reason,
-                "remote": remote,
-                "ledger_seq": seq,
-                "plate": plate,
-                "direction": direction,
-                "hold_s": hold_s,
-            },
-        )
-        if lane.io is not None:
-            lane.io.open_barrier(hold_s=hold_s)
-        box.publish_passage(seq, {**rec.to_fields(), "ledger_seq": seq, "hash": digest})
-        return {"ledger_seq": seq, "lane": lane.name, "direction": direction}
+def passage_cargo(
+    registry: Any,
+    snap: Any,
+    vehicle: Any,
+    plate: str | None,
+    now: datetime,
+    decision: Any,
+    passage_id: str,
+) -> str | None:
+    """运输货物名称: what the plant declared for this passage, else the vehicle's usual
+    cargo. A declaration good for a number of passages is used by an allowed one."""
+    declared = snap.cargo_declaration_for(plate, now)
+    if (
+        declared is not None
+        and declared.uses is not None
+        and decision.action == "allow"
+        and not registry.consume_cargo(declared.id, passage_id)
+    ):
+        declared = None  # used up by another lane meanwhile
+    if declared is not None:
+        return declared.cargo
+    return (vehicle.cargo or None) if vehicle is not None else None
 
 
 def _approval(a: Any) -> LedgerApproval | None:
@@ -537,9 +466,3 @@ def _identified_by(ident: Any, matched: Any) -> str | None:
 
 def _id_source(source: str) -> str:
     return source if source in ("plate", "rfid", "plate+rfid") else "none"
-
-
-def _goods(vehicle: Any) -> tuple[str, ...]:
-    """``hazardous`` on every row of a hazardous-goods vehicle (危险货物运输车辆): reports list
-    them, admitted or not."""
-    return ("hazardous",) if getattr(vehicle, "hazardous", False) else ()

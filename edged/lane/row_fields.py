@@ -117,3 +117,9 @@ def missing(fields: dict[str, Any], why: dict[str, str]) -> dict[str, str]:
         else:
             out[name] = "not in the registry entry"
     return out
+
+
+def goods_flags(vehicle: Any) -> tuple[str, ...]:
+    """``hazardous`` on every row of a hazardous-goods vehicle (危险货物运输车辆): reports list
+    them, admitted or not."""
+    return ("hazardous",) if vehicle is not None and vehicle.hazardous else ()
