@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -57,33 +58,36 @@ def record(i: int, t0: datetime, step_s: float) -> PassageRecord:
     )
 
 
-def build_db(path: Path, rows: int, t0: datetime, step_s: float) -> float:
-    """A valid chain of ``rows`` rows, written in one transaction (fast; not what is timed)."""
-    store = LedgerStore(path)
-    store.close()
+def write_chain(path: Path, rows: int, make: Callable[[int], PassageRecord]) -> float:
+    """A valid chain of ``rows`` rows made by ``make(i)``, in one transaction (fast;
+    not what is timed); returns the seconds it took."""
+    LedgerStore(path).close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous=OFF")
     started = time.perf_counter()
-    prev = GENESIS_HASH
-    batch = []
+    prev, batch = GENESIS_HASH, []
+    insert = "INSERT INTO passages(seq, prev_hash, hash, fields) VALUES (?,?,?,?)"
     conn.execute("BEGIN")
     for i in range(rows):
-        fields = record(i, t0, step_s).to_fields()
+        fields = make(i).to_fields()
         fields["event_id"] = str(uuid.UUID(int=i))
         enc = canonical(fields)
         digest = hash_bytes(prev, i + 1, enc)
         batch.append((i + 1, prev, digest, enc.decode("utf-8")))
         prev = digest
         if len(batch) >= 20000:
-            conn.executemany(
-                "INSERT INTO passages(seq, prev_hash, hash, fields) VALUES (?,?,?,?)", batch
-            )
+            conn.executemany(insert, batch)
             batch.clear()
-    conn.executemany("INSERT INTO passages(seq, prev_hash, hash, fields) VALUES (?,?,?,?)", batch)
+    conn.executemany(insert, batch)
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return time.perf_counter() - started
+
+
+def build_db(path: Path, rows: int, t0: datetime, step_s: float) -> float:
+    """A valid chain of ``rows`` rows, written in one transaction (fast; not what is timed)."""
+    return write_chain(path, rows, lambda i: record(i, t0, step_s))
 
 
 def pct(values: list[float], q: float) -> float:

@@ -17,19 +17,17 @@ import argparse
 import hashlib
 import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.ledger_bench import write_chain
 from bench.report import emit
-from edged.ledger.chain import GENESIS_HASH, canonical, hash_bytes
 from edged.ledger.record import Approval, PassageRecord, Snapshot
 from edged.ledger.store import LedgerStore
 
@@ -85,28 +83,8 @@ def record(i: int, t0: datetime, step_s: float) -> PassageRecord:
 def build_db(path: Path, rows: int, t0: datetime, step_s: float) -> float:
     """A valid chain of ``rows`` rows (one transaction; not what is timed), then a few
     corrections through the store, as guards make them."""
-    LedgerStore(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA synchronous=OFF")
     started = time.perf_counter()
-    prev, batch = GENESIS_HASH, []
-    conn.execute("BEGIN")
-    for i in range(rows):
-        fields = record(i, t0, step_s).to_fields()
-        fields["event_id"] = str(uuid.UUID(int=i))
-        enc = canonical(fields)
-        digest = hash_bytes(prev, i + 1, enc)
-        batch.append((i + 1, prev, digest, enc.decode("utf-8")))
-        prev = digest
-        if len(batch) >= 20000:
-            conn.executemany(
-                "INSERT INTO passages(seq, prev_hash, hash, fields) VALUES (?,?,?,?)", batch
-            )
-            batch.clear()
-    conn.executemany("INSERT INTO passages(seq, prev_hash, hash, fields) VALUES (?,?,?,?)", batch)
-    conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+    write_chain(path, rows, lambda i: record(i, t0, step_s))
     with LedgerStore(path) as store:
         for seq in range(50, rows, max(1, rows // 40)):
             cur = store.current(seq)

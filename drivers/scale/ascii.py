@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,23 +90,6 @@ class AsciiWeightParser:
 
 
 @driver("scale", "ascii", AsciiScaleConfig, "one weight per text line")
-def _build(
-    cfg: AsciiScaleConfig,
-    *,
-    name: str = "scale",
-    on_weight: Callable[..., None] | None = None,
-    on_stable: Callable[..., None] | None = None,
-    on_raw: Callable[[bytes], None] | None = None,
-    line_kwargs: dict[str, Any] | None = None,
-    **kwargs: Any,
-) -> ScaleReader:
-    return ScaleReader(
-        cfg,
-        AsciiWeightParser(cfg.regex, cfg.unit, name=name),
-        name=name,
-        on_weight=on_weight,
-        on_stable=on_stable,
-        on_raw=on_raw,
-        line_kwargs=line_kwargs,
-        **kwargs,
-    )
+def _build(cfg: AsciiScaleConfig, *, name: str = "scale", **kwargs: Any) -> ScaleReader:
+    """The reader around this model's parser; ``kwargs`` are :class:`ScaleReader`'s callbacks."""
+    return ScaleReader(cfg, AsciiWeightParser(cfg.regex, cfg.unit, name=name), name=name, **kwargs)

@@ -12,7 +12,6 @@ digits (nibble + 0x30, or + 0x37 above 9). The parser is pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,23 +127,6 @@ class Xk3190Parser:
 
 
 @driver("scale", "xk3190", Xk3190Config, "XK3190 framed continuous output (tf=0)")
-def _build(
-    cfg: Xk3190Config,
-    *,
-    name: str = "scale",
-    on_weight: Callable[..., None] | None = None,
-    on_stable: Callable[..., None] | None = None,
-    on_raw: Callable[[bytes], None] | None = None,
-    line_kwargs: dict[str, Any] | None = None,
-    **kwargs: Any,
-) -> ScaleReader:
-    return ScaleReader(
-        cfg,
-        Xk3190Parser(UNIT_TO_KG[cfg.unit], name=name),
-        name=name,
-        on_weight=on_weight,
-        on_stable=on_stable,
-        on_raw=on_raw,
-        line_kwargs=line_kwargs,
-        **kwargs,
-    )
+def _build(cfg: Xk3190Config, *, name: str = "scale", **kwargs: Any) -> ScaleReader:
+    """The reader around this model's parser; ``kwargs`` are :class:`ScaleReader`'s callbacks."""
+    return ScaleReader(cfg, Xk3190Parser(UNIT_TO_KG[cfg.unit], name=name), name=name, **kwargs)

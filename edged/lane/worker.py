@@ -1,14 +1,9 @@
-"""One passage, from trigger to published ledger row, on one worker thread.
+"""The lane's one worker thread: everything that touches its barrier, in order.
 
-Everything that touches the barrier — vehicle triggers, manual and remote
-opens, MQTT commands that change what the gate decides — runs here, one at
-a time, so two threads can never drive the relays against each other.
-
-The order inside a passage is chosen for the inspector: the ledger row is
-written (and fsynced) *before* the barrier opens, so an open barrier always
-has its row. Frames are read until the vote is sure rather than always a
-full burst, which keeps trigger-to-relay time within the regulation's
-budget on a Pi.
+Vehicle triggers, manual and remote opens and MQTT commands that change
+what the gate decides all run here, one at a time, so two threads can never
+drive the relays against each other. A job that fails is logged and the
+thread goes on; a caller that waits too long is told the job still runs.
 """
 
 from __future__ import annotations
@@ -17,30 +12,11 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from edged.logs import get_logger
 
 log = get_logger("gate")
-
-
-@dataclass
-class PassageOutcome:
-    """What one passage produced, for logs, tests and benchmarks."""
-
-    seq: int | None
-    plate: str | None
-    decision: str
-    reason_code: str
-    reason_zh: str
-    reason_en: str
-    source: str
-    frames: int
-    confidence: float
-    trigger_to_relay_ms: float | None
-    decide_ms: float
-    record: dict[str, Any] = field(default_factory=dict)
 
 
 class WorkerTimeout(TimeoutError):
