@@ -237,7 +237,9 @@ class PassagePipeline:
                 # used up by another lane meanwhile: decide again without it
                 snap = registry.snapshot()
                 found = resolve(read, snap, now, policy_direction)
-                decision = decide_read(read, snap, now, policy_direction, box.policy)
+                decision = decide_read(
+                    read, snap, now, policy_direction, box.policy, resolved=found
+                )
                 approval = None
         simulated = trig.source == "simulate"
         kg, weight_why = lane.weigh()
