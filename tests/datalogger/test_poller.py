@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from drivers.simulators import Meter, RtuMeters, TcpMeters
 from edged.config.load import schema
 from edged.datalogger.poller import Poller
 from edged.datalogger.registers import ModbusConfig, ModbusDevice, PollGroup, RegisterPoint
 from edged.datalogger.store import DataStore, rules_from_points
-from tests.datalogger.sim import Meter, RtuMeters, TcpMeters
 
 METERS = Path(__file__).resolve().parents[2] / "config" / "meters"
 FMT = {

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from drivers.simulators import Meter, TcpMeters
 from edged.datalogger import cli
 from edged.datalogger.registers import ModbusConfig, ModbusDevice, PollGroup, RegisterPoint
 from edged.datalogger.service import DataLogger
 from edged.datalogger.store import DataStoreConfig
-from tests.datalogger.sim import Meter, TcpMeters
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from drivers.simulators import Meter, TcpMeters
 from edged.app.events import EventSink
 from edged.datalogger.aggregate import Sample
 from edged.datalogger.registers import ModbusConfig, ModbusDevice, PollGroup, RegisterPoint
@@ -32,7 +33,6 @@ from edged.hj212.config import Hj212Config, PlatformConfig
 from edged.hj212.record_feed import RecordFeed
 from edged.hj212.service import UplinkService
 from tests.broker import free_port
-from tests.datalogger.sim import Meter, TcpMeters
 from tests.hj212.platform import FakePlatform
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -23,12 +23,12 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+from drivers.simulators import Meter, TcpMeters
 from edged.cli.main import main
 from edged.hj212.codec import FLAG_REPLY
 from edged.lpr.models import check_models
 from tests.box_rig import base_toml
 from tests.broker import Mosquitto
-from tests.datalogger.sim import Meter, TcpMeters
 from tests.hj212.platform import FakePlatform
 
 REPO = Path(__file__).resolve().parents[2]
