@@ -2,7 +2,7 @@
 minute data over each platform's minute interval, each record once.
 
 Real parts: meters on pymodbus's own server, the data logger's poller and
-store, the uplink service, and platforms on real TCP (``tests/hj212/platform.py``).
+store, the uplink service, and platforms on real TCP (``edged/hj212/platform_sim.py``).
 The data logger's wall clock is driven by the test, so twelve minutes pass
 in a second.
 """
@@ -30,10 +30,10 @@ from edged.datalogger.service import DataLogger
 from edged.datalogger.store import DataStoreConfig
 from edged.hj212.codec import Packet
 from edged.hj212.config import Hj212Config, PlatformConfig
+from edged.hj212.platform_sim import PlatformSimulator
 from edged.hj212.record_feed import RecordFeed
 from edged.hj212.service import UplinkService
 from tests.broker import free_port
-from tests.hj212.platform import FakePlatform
 
 TZ = ZoneInfo("Asia/Shanghai")
 MN = "66330300010100001001"
@@ -63,7 +63,7 @@ class Events(EventSink):
 class PlatformLoop:
     """Test platforms served on their own asyncio loop, as a platform's server runs apart."""
 
-    def __init__(self, platforms: list[FakePlatform]) -> None:
+    def __init__(self, platforms: list[PlatformSimulator]) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -74,10 +74,14 @@ class PlatformLoop:
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 15.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def wait_for(self, plat: FakePlatform, what: Callable[[], bool], timeout: float = 10) -> None:
+    def wait_for(
+        self, plat: PlatformSimulator, what: Callable[[], bool], timeout: float = 10
+    ) -> None:
         self.call(plat.wait_for(what, timeout), timeout + 5)
 
-    def ask(self, plat: FakePlatform, cn: str, qn: str, params: dict[str, str]) -> list[Packet]:
+    def ask(
+        self, plat: PlatformSimulator, cn: str, qn: str, params: dict[str, str]
+    ) -> list[Packet]:
         """A command from the platform, and the logger's replies to it."""
         self.call(plat.send(plat.command(cn, qn, params)))
         self.wait_for(plat, lambda: any(p.cn in ("9012", "9013") for p in plat.replies(qn)))
@@ -146,7 +150,7 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         logger = DataLogger(
             modbus, DataStoreConfig(path="dl.sqlite3"), tmp_path, clock=lambda: now[0], tz=TZ
         )
-        plats = [FakePlatform(mn=MN) for _ in range(n_platforms)]
+        plats = [PlatformSimulator(mn=MN) for _ in range(n_platforms)]
         loop = PlatformLoop(plats)
         realtime = hj212.pop("realtime", True)
         cfg = Hj212Config(
@@ -383,7 +387,7 @@ def test_a_running_box_sends_real_time_data_and_shows_it(tmp_path: Path) -> None
     meter = Meter(unit=1)
     meter.holding[0] = 4200  # 42.00 A
     meters = TcpMeters([meter])
-    plat = FakePlatform(mn=MN)
+    plat = PlatformSimulator(mn=MN)
     loop = PlatformLoop([plat])
     toml = f"""
 [camera]

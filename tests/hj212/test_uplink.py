@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 from edged.hj212.clock import ManualClock
 from edged.hj212.codec import Cp
 from edged.hj212.config import Hj212Config, PlatformConfig
+from edged.hj212.platform_sim import PlatformSimulator
 from edged.hj212.uplink import Uplink
-from tests.hj212.platform import FakePlatform
 
 MN = "66330300010100001001"
 T0 = datetime(2024, 5, 1, 10, 0, 0)
@@ -47,9 +47,9 @@ class History:
 
 def run(
     tmp_path: Path,
-    platforms: list[FakePlatform],
+    platforms: list[PlatformSimulator],
     body: Callable[[Uplink, ManualClock], Awaitable[None]],
-    cfgs: Callable[[list[FakePlatform]], list[PlatformConfig]] | None = None,
+    cfgs: Callable[[list[PlatformSimulator]], list[PlatformConfig]] | None = None,
     timeout: float = 20,
     options: dict[str, object] | None = None,
     **uplink_kw: object,
@@ -85,7 +85,7 @@ def run(
 
 
 def test_data_realtime_startup_and_alarm_arrive_correctly(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         await plat.wait_for(lambda: up.links[0].connected)
@@ -113,7 +113,7 @@ def test_data_realtime_startup_and_alarm_arrive_correctly(tmp_path: Path) -> Non
 
 
 def test_ten_minute_outage_is_backfilled_oldest_first(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         up.publish("2051", clock.now(), minute(0.0))
@@ -142,7 +142,7 @@ def test_ten_minute_outage_is_backfilled_oldest_first(tmp_path: Path) -> None:
 
 
 def test_silent_platform_gets_retries_then_resend_after_reconnect(tmp_path: Path) -> None:
-    plat = FakePlatform(mode="silent")
+    plat = PlatformSimulator(mode="silent")
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         up.publish("2061", T0, minute(1.0))
@@ -161,7 +161,7 @@ def test_silent_platform_gets_retries_then_resend_after_reconnect(tmp_path: Path
 def test_platform_that_disconnects_and_refuses_still_gets_everything_in_order(
     tmp_path: Path,
 ) -> None:
-    plat = FakePlatform(mode="disconnect")
+    plat = PlatformSimulator(mode="disconnect")
     plat.drop_after = 2
 
     async def body(up: Uplink, clock: ManualClock) -> None:
@@ -181,9 +181,9 @@ def test_platform_that_disconnects_and_refuses_still_gets_everything_in_order(
 
 
 def test_one_platform_down_or_silent_does_not_delay_another(tmp_path: Path) -> None:
-    good, silent = FakePlatform(), FakePlatform(mode="silent")
+    good, silent = PlatformSimulator(), PlatformSimulator(mode="silent")
 
-    def cfgs(ps: list[FakePlatform]) -> list[PlatformConfig]:
+    def cfgs(ps: list[PlatformSimulator]) -> list[PlatformConfig]:
         return [
             pcfg("good", ps[0].port),
             pcfg("silent", ps[1].port, timeout_s=5.0, retries=3),
@@ -207,7 +207,7 @@ def test_one_platform_down_or_silent_does_not_delay_another(tmp_path: Path) -> N
 
 
 def test_history_request_answered_with_9011_data_9012(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
     source = History()
 
     async def body(up: Uplink, clock: ManualClock) -> None:
@@ -233,7 +233,7 @@ def test_history_request_answered_with_9011_data_9012(tmp_path: Path) -> None:
 
 
 def test_time_and_intervals_get_and_set(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         async def ask(cn: str, qn: str, params: dict[str, str]) -> list:
@@ -268,7 +268,7 @@ def test_time_and_intervals_get_and_set(tmp_path: Path) -> None:
 
 
 def test_unknown_wrong_and_garbage_commands_are_refused_not_fatal(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         await plat.send(plat.command("3011", "20240501100000001"))
@@ -293,7 +293,7 @@ def test_unknown_wrong_and_garbage_commands_are_refused_not_fatal(tmp_path: Path
 
 
 def test_long_record_goes_out_split_and_is_acknowledged(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
     factors = {
         f"a{i:05d}": {"Avg": 1000.125 + i, "Min": 1.5, "Max": 2000.5, "Flag": "N"}
         for i in range(40)
@@ -319,7 +319,7 @@ LONG = {
 
 
 def test_split_mode_refuse_logs_an_over_long_record_and_sends_the_rest(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
 
     class Source:
         def records(self, cn: str, begin: datetime, end: datetime):
@@ -346,9 +346,9 @@ def test_split_mode_refuse_logs_an_over_long_record_and_sends_the_rest(tmp_path:
 
 
 def test_a_platform_without_resend_gets_no_backfill_after_an_outage(tmp_path: Path) -> None:
-    keep, live = FakePlatform(), FakePlatform()
+    keep, live = PlatformSimulator(), PlatformSimulator()
 
-    def cfgs(ps: list[FakePlatform]) -> list[PlatformConfig]:
+    def cfgs(ps: list[PlatformSimulator]) -> list[PlatformConfig]:
         return [pcfg("keep", ps[0].port), pcfg("live", ps[1].port, resend=False)]
 
     async def body(up: Uplink, clock: ManualClock) -> None:
@@ -384,7 +384,7 @@ def test_a_platform_without_resend_gets_no_backfill_after_an_outage(tmp_path: Pa
 
 def test_realtime_data_waiting_when_the_link_breaks_is_not_sent_later(tmp_path: Path) -> None:
     """Real-time values are current or nothing: what waited behind a broken link is dropped."""
-    plat = FakePlatform(mode="silent")
+    plat = PlatformSimulator(mode="silent")
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         link = up.links[0]

@@ -10,8 +10,8 @@ from edged.hj212.clock import ManualClock
 from edged.hj212.codec import Cp, Packet, merge
 from edged.hj212.config import PlatformConfig
 from edged.hj212.hardware import HardwareIdentity
+from edged.hj212.platform_sim import PlatformSimulator
 from edged.hj212.uplink import Uplink
-from tests.hj212.platform import FakePlatform
 from tests.hj212.test_uplink import MN, T0, History, minute, pcfg, run
 
 KEY = bytes.fromhex("0123456789abcdeffedcba9876543210")
@@ -23,12 +23,12 @@ ASSIGNED = "010000A8900016F000169DC0"
 
 
 def test_2025_platform_with_sm4_works_next_to_a_2017_one(tmp_path: Path) -> None:
-    p17 = FakePlatform()
-    p25 = FakePlatform(version="2025", key=KEY)
+    p17 = PlatformSimulator()
+    p25 = PlatformSimulator(version="2025", key=KEY)
     audits: list[tuple[str, str, dict[str, Any]]] = []
     source = History()
 
-    def cfgs(ps: list[FakePlatform]) -> list[PlatformConfig]:
+    def cfgs(ps: list[PlatformSimulator]) -> list[PlatformConfig]:
         return [
             pcfg("city", ps[0].port),
             pcfg("province", ps[1].port, version="2025", sm4_key=KEY.hex(), heartbeat_s=1.0),

@@ -10,15 +10,15 @@ from edged.hj212.clock import ManualClock
 from edged.hj212.codec import Cp, Packet
 from edged.hj212.config import Hj212Config, PlatformConfig
 from edged.hj212.hardware import HardwareIdentity
+from edged.hj212.platform_sim import PlatformSimulator
 from edged.hj212.uplink import Uplink
-from tests.hj212.platform import FakePlatform
 from tests.hj212.test_uplink import MN, T0, minute, pcfg, run
 
 KEY = bytes.fromhex("0123456789abcdeffedcba9876543210")
 IDENTITY = HardwareIdentity("LOGGER01", "CPU01", ("B8:27:EB:12:34:56",))
 
 
-async def ask(plat: FakePlatform, cn: str, qn: str, params: dict[str, str], **kw: str) -> list:
+async def ask(plat: PlatformSimulator, cn: str, qn: str, params: dict[str, str], **kw: str) -> list:
     await plat.send(plat.command(cn, qn, params, **kw))
     done = ("9012", "9013")
     await plat.wait_for(
@@ -31,7 +31,7 @@ async def ask(plat: FakePlatform, cn: str, qn: str, params: dict[str, str], **kw
 
 
 def test_set_time_is_bounded_by_the_system_clock_and_audited(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
     audits: list[tuple[str, str, dict[str, Any]]] = []
 
     async def body(up: Uplink, clock: ManualClock) -> None:
@@ -75,7 +75,7 @@ def test_pruning_goes_by_the_system_clock_and_keeps_the_unacknowledged(tmp_path:
 
 
 def test_split_packets_are_held_only_after_mn_and_pw_match(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
 
     async def body(up: Uplink, clock: ManualClock) -> None:
         link = up.links[0]
@@ -104,7 +104,7 @@ def test_split_packets_are_held_only_after_mn_and_pw_match(tmp_path: Path) -> No
 
 
 def test_realtime_start_stop_timeouts_info_and_refusals(tmp_path: Path) -> None:
-    plat = FakePlatform()
+    plat = PlatformSimulator()
 
     class Source:
         def records(self, cn: str, begin: Any, end: Any) -> list:
@@ -162,10 +162,10 @@ def test_realtime_start_stop_timeouts_info_and_refusals(tmp_path: Path) -> None:
 
 
 def test_wrongly_encrypted_or_plain_packets_are_refused(tmp_path: Path) -> None:
-    p17 = FakePlatform(key=None)
-    p25 = FakePlatform(version="2025", key=KEY)
+    p17 = PlatformSimulator(key=None)
+    p25 = PlatformSimulator(version="2025", key=KEY)
 
-    def cfgs(ps: list[FakePlatform]) -> list[PlatformConfig]:
+    def cfgs(ps: list[PlatformSimulator]) -> list[PlatformConfig]:
         return [
             pcfg("old", ps[0].port),
             pcfg("new", ps[1].port, version="2025", sm4_key=KEY.hex(), heartbeat_s=0),
@@ -221,7 +221,7 @@ def test_what_platforms_set_survives_a_restart_until_the_config_changes(tmp_path
 def test_each_platform_sets_its_own_intervals_kept_across_restarts(tmp_path: Path) -> None:
     """CN 1062/1064 change the asking platform's cadence only, durably and audited; a
     restart keeps it; a technician's new config value wins again."""
-    city, province = FakePlatform(), FakePlatform()
+    city, province = PlatformSimulator(), PlatformSimulator()
     audits: list[tuple[str, str, dict[str, Any]]] = []
 
     async def body(up: Uplink, clock: ManualClock) -> None:

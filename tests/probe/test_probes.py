@@ -26,10 +26,10 @@ from gpiozero.pins.mock import MockFactory
 from drivers.simulators import Meter, TcpMeters
 from edged.cli.main import main
 from edged.hj212.codec import FLAG_REPLY
+from edged.hj212.platform_sim import PlatformSimulator
 from edged.lpr.models import check_models
 from tests.box_rig import base_toml
 from tests.broker import Mosquitto
-from tests.hj212.platform import FakePlatform
 
 REPO = Path(__file__).resolve().parents[2]
 MN = "66330300010100001001"
@@ -343,7 +343,7 @@ class _Platform:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.fake = FakePlatform(mode, mn=MN)
+        self.fake = PlatformSimulator(mode, mn=MN)
         self._run(self.fake.start())
         self.port = self.fake.port
 

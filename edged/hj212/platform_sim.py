@@ -1,7 +1,7 @@
-"""A real asyncio TCP monitoring platform for uplink tests, in HJ 212-2017 or -2025.
+"""A monitoring platform on real TCP, in HJ 212-2017 or -2025: the demo's platform, the tests' peer.
 
-No public HJ 212 platform can run here, so this one speaks the wire format
-byte for byte through the project's codec: in ``version="2025"`` with an
+No public HJ 212 platform can run on a test machine or at a demo, so this
+one speaks the wire format byte for byte through the project's codec: in ``version="2025"`` with an
 SM4 key it decrypts what the logger sends, encrypts the commands it sends,
 answers heartbeats (9015) and hardware identity (1001) with 9013 and data
 with 9014, as a 2025 platform does.
@@ -11,13 +11,18 @@ and never answers, ``refuse`` closes each connection as it opens,
 ``disconnect`` drops the connection after ``drop_after`` packets. ``stop()``
 and ``start()`` on the same port simulate an outage. ``key`` is the key the
 platform encrypts with; ``old_keys`` it still opens packets with.
+``on_packet(packet, answer_cn)`` is called for each packet it takes (with the
+CN it answered, or None), ``on_refused(raw, why)`` for each it cannot decode:
+the demo prints both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from edged.hj212.codec import Cp, Hj212Error, Packet, decode, encode, encode_all, version_flag
 from edged.hj212.crc import crc16_hex
@@ -26,7 +31,9 @@ from edged.hj212.framing import PacketFramer
 NOTICE_ACKED = ("1001", "9015", "1014")  # answered with 9013 (通知应答), data with 9014
 
 
-class FakePlatform:
+class PlatformSimulator:
+    """One platform's receiver on 127.0.0.1, served on the caller's asyncio loop."""
+
     def __init__(
         self,
         mode: str = "ack",
@@ -34,22 +41,28 @@ class FakePlatform:
         pw: str = "123456",
         version: str = "2017",
         key: bytes | None = None,
+        port: int = 0,
+        keep: int = 10000,
     ) -> None:
+        """``port`` 0: a free one, known after :meth:`start`; ``keep``: packets remembered
+        (the newest), so a demo left running for days holds bounded memory."""
         self.mode = mode
         self.mn = mn
         self.pw = pw
         self.version = version
         self.key = key
         self.old_keys: list[bytes] = []
-        self.port = 0
-        self.received: list[Packet] = []
-        self.raw: list[bytes] = []
-        self.bad: list[tuple[bytes, str]] = []
+        self.port = port
+        self.received: deque[Packet] = deque(maxlen=keep)
+        self.raw: deque[bytes] = deque(maxlen=keep)
+        self.bad: deque[tuple[bytes, str]] = deque(maxlen=keep)
         self.connections = 0
         self.drop_after = 3
         self._server: asyncio.base_events.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self._changed = asyncio.Event()
+        self.on_packet: Callable[[Packet, str | None], Any] | None = None
+        self.on_refused: Callable[[bytes, str], Any] | None = None
 
     @property
     def flag(self) -> int:
@@ -88,6 +101,8 @@ class FakePlatform:
                         packet = decode(raw, sm4_keys=self.keys(), encrypted=bool(self.key))
                     except Hj212Error as exc:
                         self.bad.append((raw, str(exc)))
+                        if self.on_refused is not None:
+                            self.on_refused(raw, str(exc))
                         self._touch()
                         continue
                     self.raw.append(raw)
@@ -97,10 +112,15 @@ class FakePlatform:
                     if self.mode == "disconnect" and count >= self.drop_after:
                         writer.close()
                         return
+                    answer = None
                     if self.mode == "ack" and packet.reply_wanted:
-                        cn = "9013" if packet.cn in NOTICE_ACKED else "9014"
-                        ack = Packet(cn, packet.mn, packet.pw, "91", packet.qn, self.flag, cp=Cp())
+                        answer = "9013" if packet.cn in NOTICE_ACKED else "9014"
+                        ack = Packet(
+                            answer, packet.mn, packet.pw, "91", packet.qn, self.flag, cp=Cp()
+                        )
                         writer.write(encode(ack))
+                    if self.on_packet is not None:
+                        self.on_packet(packet, answer)
         except (ConnectionError, OSError):
             pass
         finally:
