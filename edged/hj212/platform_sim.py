@@ -1,30 +1,40 @@
 """A monitoring platform on real TCP, in HJ 212-2017 or -2025: the demo's platform, the tests' peer.
 
 No public HJ 212 platform can run on a test machine or at a demo, so this
-one speaks the wire format byte for byte through the project's codec: in ``version="2025"`` with an
-SM4 key it decrypts what the logger sends, encrypts the commands it sends,
-answers heartbeats (9015) and hardware identity (1001) with 9013 and data
-with 9014, as a 2025 platform does.
+one speaks the wire format byte for byte through the project's codec: in
+``version="2025"`` with an SM4 key it decrypts what the logger sends,
+encrypts the commands it sends, answers heartbeats (9015) and hardware
+identity (1001) with 9013 and data with 9014, as a 2025 platform does.
 
 Modes: ``ack`` answers every reply-wanted packet, ``silent`` takes packets
 and never answers, ``refuse`` closes each connection as it opens,
 ``disconnect`` drops the connection after ``drop_after`` packets. ``stop()``
 and ``start()`` on the same port simulate an outage. ``key`` is the key the
 platform encrypts with; ``old_keys`` it still opens packets with.
-``on_packet(packet, answer_cn)`` is called for each packet it takes (with the
-CN it answered, or None), ``on_refused(raw, why)`` for each it cannot decode:
-the demo prints both.
+``on_packet(packet, answer_cn, parts)`` is called for each packet it takes
+(with the CN it answered, or None, and how many wire packets made it),
+``on_refused(raw, why)`` for each it cannot decode: the demo prints both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from edged.hj212.codec import Cp, Hj212Error, Packet, decode, encode, encode_all, version_flag
+from edged.hj212.codec import (
+    Cp,
+    Hj212Error,
+    Packet,
+    Reassembler,
+    decode,
+    encode,
+    encode_all,
+    version_flag,
+)
 from edged.hj212.crc import crc16_hex
 from edged.hj212.framing import PacketFramer
 
@@ -43,9 +53,12 @@ class PlatformSimulator:
         key: bytes | None = None,
         port: int = 0,
         keep: int = 10000,
+        reassemble: bool = False,
     ) -> None:
         """``port`` 0: a free one, known after :meth:`start`; ``keep``: packets remembered
-        (the newest), so a demo left running for days holds bounded memory."""
+        (the newest), so a demo left running for days holds bounded memory; ``reassemble``:
+        take a split packet (PNUM/PNO) as one, answered once all its parts are in, as a
+        platform that reassembles does (else each part is taken and answered alone)."""
         self.mode = mode
         self.mn = mn
         self.pw = pw
@@ -53,6 +66,8 @@ class PlatformSimulator:
         self.key = key
         self.old_keys: list[bytes] = []
         self.port = port
+        self.reassemble = reassemble
+        self._parts = Reassembler()
         self.received: deque[Packet] = deque(maxlen=keep)
         self.raw: deque[bytes] = deque(maxlen=keep)
         self.bad: deque[tuple[bytes, str]] = deque(maxlen=keep)
@@ -61,7 +76,7 @@ class PlatformSimulator:
         self._server: asyncio.base_events.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self._changed = asyncio.Event()
-        self.on_packet: Callable[[Packet, str | None], Any] | None = None
+        self.on_packet: Callable[[Packet, str | None, int], Any] | None = None
         self.on_refused: Callable[[bytes, str], Any] | None = None
 
     @property
@@ -100,33 +115,51 @@ class PlatformSimulator:
                     try:
                         packet = decode(raw, sm4_keys=self.keys(), encrypted=bool(self.key))
                     except Hj212Error as exc:
-                        self.bad.append((raw, str(exc)))
-                        if self.on_refused is not None:
-                            self.on_refused(raw, str(exc))
-                        self._touch()
+                        self._refuse(raw, str(exc))
                         continue
                     self.raw.append(raw)
-                    self.received.append(packet)
+                    whole, parts = self._whole(raw, packet)
+                    if whole is not None:
+                        self.received.append(whole)
                     count += 1
                     self._touch()
                     if self.mode == "disconnect" and count >= self.drop_after:
                         writer.close()
                         return
+                    if whole is None:
+                        continue  # a part of a split packet: answered once it is whole
                     answer = None
-                    if self.mode == "ack" and packet.reply_wanted:
-                        answer = "9013" if packet.cn in NOTICE_ACKED else "9014"
-                        ack = Packet(
-                            answer, packet.mn, packet.pw, "91", packet.qn, self.flag, cp=Cp()
-                        )
+                    if self.mode == "ack" and whole.reply_wanted:
+                        answer = "9013" if whole.cn in NOTICE_ACKED else "9014"
+                        ack = Packet(answer, whole.mn, whole.pw, "91", whole.qn, self.flag, cp=Cp())
                         writer.write(encode(ack))
                     if self.on_packet is not None:
-                        self.on_packet(packet, answer)
+                        self.on_packet(whole, answer, parts)
         except (ConnectionError, OSError):
             pass
         finally:
             if writer in self._writers:
                 self._writers.remove(writer)
             writer.close()
+
+    def _refuse(self, raw: bytes, why: str) -> None:
+        self.bad.append((raw, why))
+        if self.on_refused is not None:
+            self.on_refused(raw, why)
+        self._touch()
+
+    def _whole(self, raw: bytes, packet: Packet) -> tuple[Packet | None, int]:
+        """The packet and how many wire packets made it: with ``reassemble``, a split packet
+        once all its parts are in (None before); else each part as it came."""
+        if not (self.reassemble and packet.is_split):
+            return packet, 1
+        now = time.monotonic()
+        self._parts.expire(now)
+        try:
+            return self._parts.feed(packet, now), packet.pnum or 1
+        except Hj212Error as exc:
+            self._refuse(raw, str(exc))
+            return None, 0
 
     def _touch(self) -> None:
         self._changed.set()
