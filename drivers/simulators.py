@@ -371,13 +371,13 @@ class Meter:
         )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-class _LoopThread:
+class LoopThread:
     """An asyncio loop on its own thread: the server runs apart from the code it serves."""
 
     def __init__(self) -> None:
@@ -419,8 +419,8 @@ class TcpMeters:
     def __init__(self, meters: list[Meter], port: int | None = None) -> None:
         """Serves on 127.0.0.1:``port`` (a free one when not given) until :meth:`stop`."""
         self.meters = meters
-        self.port = port or _free_port()
-        self._lt = _LoopThread()
+        self.port = port or free_port()
+        self._lt = LoopThread()
         devices = [m.device() for m in meters]
         self._lt.serve(lambda: ModbusTcpServer(devices, address=("127.0.0.1", self.port)))
 
@@ -468,7 +468,7 @@ class RtuMeters:
         self.meters = meters
         self.bridge = PtyBridge()
         self.port = self.bridge.b
-        self._lt = _LoopThread()
+        self._lt = LoopThread()
         devices = [m.device() for m in meters]
         self._lt.serve(
             lambda: ModbusSerialServer(devices, port=self.bridge.a, baudrate=baudrate, timeout=0.1)

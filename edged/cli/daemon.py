@@ -70,17 +70,21 @@ def _demo(args: argparse.Namespace) -> int:
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
+    from edged.demo.plant import DemoPlant
     from edged.demo.traffic import DemoTraffic
 
     Device.pin_factory = MockFactory()
     text = template.read_text(encoding="utf-8")
     demo: DemoTraffic | None = None
+    plant = DemoPlant()
 
     repl = {
         "@DATA_DIR@": str(workdir / "data"),
         "@MODEL_DIR@": os.environ.get("EDGED_MODEL_DIR", str(REPO / "models" / "onnx")),
         "@MQTT_PORT@": str(args.mqtt_port),
         "@REPO@": str(REPO),
+        "@MODBUS_PORT@": str(plant.modbus_port),
+        "@HJ212_PORT@": str(plant.hj212_port),
     }
     log = logs.get_logger("demo")
     cfg_path = workdir / "edged.toml"
@@ -109,6 +113,7 @@ def _demo(args: argparse.Namespace) -> int:
             )
         log.info("demo_start", config=str(cfg_path), passages=args.passages)
         daemon = Daemon(cfg)
+        plant.start(cfg, daemon)  # before the daemon: its first poll and connect find them up
         demo.daemon = daemon
         demo.start()
         daemon.install_signals()
@@ -116,6 +121,7 @@ def _demo(args: argparse.Namespace) -> int:
     finally:
         if demo is not None:
             demo.close()
+        plant.close()
     log.info(
         "demo_done",
         ledger=str(workdir / "data" / "ledger.db"),
