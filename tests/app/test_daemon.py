@@ -1,13 +1,16 @@
 """The whole daemon as systemd runs it: READY, WATCHDOG, passages on MQTT, a clean stop.
 
 Runs ``edged demo`` (the daemon with simulated devices on real interfaces)
-as a subprocess against a real mosquitto and a fake NOTIFY_SOCKET.
+as a subprocess against a real mosquitto and a fake NOTIFY_SOCKET; the
+demo's data logger polls its Modbus meter and reports to its HJ 212
+platform meanwhile.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +22,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from edged.app.control import request
+from edged.cli.status import format_status
 from edged.ledger.store import LedgerStore
 from edged.lpr import check_models
 from tests.broker import Mosquitto
@@ -102,6 +107,15 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
         assert len(passages) >= 3, (
             f"passages seen: {len(passages)}; output: {proc.stdout.read() if proc.poll() is not None else ''}"
         )
+        # edged status against the running demo names its meter and its platform link
+        status = format_status(
+            request(workdir / "data" / "state" / "control.sock", {"cmd": "status"})
+        )
+        assert "meter fan1_meter: ok" in status, status
+        assert any(line.startswith("hj212 city: real-time on every 30 s") for line in status), (
+            status
+        )
+        assert "component datalogger: running" in status and "component hj212: running" in status
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -117,6 +131,21 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
     # The entry's LED board (a simulator decoding the real driver's frames) told the refused
     # driver why, on screen and by voice; the demo prints it.
     assert "event=demo_display" in out and "国五以下车辆禁止入厂" in out, out[-3000:]
+    # The data logger polled the demo's meter over Modbus TCP and stored its readings ...
+    assert re.search(
+        r"event=demo_meter_polled device=fan1_meter .*state=ok .*ua 2\d\d\.\d V", out
+    ), out[-3000:]
+    # ... and the box reported them in HJ 212-2025: the demo's platform decrypted a real-time
+    # packet (CN 2011) carrying the meter's voltage, and acknowledged it
+    assert re.search(
+        r"event=demo_platform_received platform=city cn=2011 .*encrypted=true .*answered=9014"
+        r' factors="i12001 2\d\d\.\d N,',
+        out,
+    ), out[-3000:]
+    assert "demo_platform_refused" not in out and "hj212_no_reply" not in out
+    # everything stopped: the daemon first, then the demo's meter and platform
+    tail = out[out.index("event=stopped") :]
+    assert "event=demo_meter_closed" in tail and "event=demo_platform_closed" in tail, tail
 
     with LedgerStore(workdir / "data" / "ledger.db") as store:
         rows = list(store.passages())
