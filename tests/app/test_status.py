@@ -28,6 +28,7 @@ PARTS = [
     "hj212",
     "main.worker",
     "control",
+    "housekeeping",
 ]
 
 
