@@ -14,8 +14,11 @@ setup-test:
 demo: setup
 	$(VENV)/bin/edged demo --fresh
 
+# Four processes even on a two-core board: most tests wait on a broker, a pty or a
+# daemon rather than compute. TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 4
 test: setup-test
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: setup-test
 	$(VENV)/bin/ruff check .

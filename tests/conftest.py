@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -44,11 +45,35 @@ def shared_data(name: str) -> Path:
     return path
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the reliability suite's table of faults and counts, when it ran."""
-    from tests.reliability.summary import ROWS, table
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """Carry the reliability rows a test recorded on its report.
+
+    Tests run in several worker processes (pytest-xdist); only reports reach
+    the process that prints the summary, so the rows travel with them.
+    """
+    from tests.reliability.summary import ROWS
 
     if ROWS:
+        item.user_properties.append(("reliability_rows", [asdict(r) for r in ROWS]))
+        ROWS.clear()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the rows carried by each test's last report (see above)."""
+    from tests.reliability.summary import REPORTED, Row
+
+    if report.when == "teardown":
+        for key, rows in report.user_properties:
+            if key == "reliability_rows":
+                REPORTED.extend(Row(**r) for r in rows)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the reliability suite's table of faults and counts, when it ran."""
+    from tests.reliability.summary import REPORTED, table
+
+    if REPORTED:
         terminalreporter.section("reliability summary")
-        for line in table():
+        for line in table(REPORTED):
             terminalreporter.write_line(line)

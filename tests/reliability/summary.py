@@ -22,7 +22,8 @@ class Row:
     note: str = ""
 
 
-ROWS: list[Row] = []
+ROWS: list[Row] = []  # recorded in this process by the test now running
+REPORTED: list[Row] = []  # gathered from every test's report (conftest.py)
 
 
 def record(
@@ -42,7 +43,9 @@ def record(
     return row
 
 
-def table() -> list[str]:
+def table(rows: list[Row] | None = None) -> list[str]:
+    """The rows as an aligned text table with a totals line (default: ``ROWS``)."""
+    rows = ROWS if rows is None else rows
     head = ("scenario", "faults", "passages", "rows", "delivered", "lost", "s", "note")
     body = [
         (
@@ -55,12 +58,12 @@ def table() -> list[str]:
             f"{r.seconds:.1f}",
             r.note,
         )
-        for r in ROWS
+        for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r) for r in body]
-    total_lost = sum(r.lost for r in ROWS)
-    lines.append(f"total faults injected {sum(r.faults for r in ROWS)}, lost {total_lost}")
+    total_lost = sum(r.lost for r in rows)
+    lines.append(f"total faults injected {sum(r.faults for r in rows)}, lost {total_lost}")
     return lines
