@@ -126,10 +126,12 @@ def bench_decision(reg: Registry, items: list[GateRead]) -> dict[str, float]:
 def trigger_to_relay(passages: int, size: tuple[int, int] = (1920, 1080)) -> dict[str, float]:
     """Ground loop rises -> relay output changes, with the real models and ledger.
 
-    The frame is already in the camera buffer (exposure excluded, as the
-    issue asks); everything else of a passage runs: recogniser, vote, RFID
-    window, registry lookup, decision, snapshot JPEGs, fsynced ledger row,
-    relay. Vehicles alternate between allowed and refused ones.
+    The vehicle is in view when the loop rises (exposure excluded, as the
+    issue asks); everything else of a passage runs: the wait for the first
+    frame the camera takes after the trigger (a burst never reads an older
+    one; at most one frame interval, 40 ms from a 25 fps camera), recogniser,
+    vote, RFID window, registry lookup, decision, snapshot JPEGs, fsynced
+    ledger row, relay. Vehicles alternate between allowed and refused ones.
     """
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
@@ -148,6 +150,7 @@ def trigger_to_relay(passages: int, size: tuple[int, int] = (1920, 1080)) -> dic
 data_dir = "{tmp}"
 [camera]
 type = "mock"
+fps = 25
 width = {size[0]}
 height = {size[1]}
 [lpr]
@@ -177,6 +180,7 @@ enabled = false
         ]
         pin = Device.pin_factory.pin(22)
         samples: list[float] = []
+        waits: list[float] = []
         for i in range(passages):
             lane.camera_source.show(scenes[i % 2])
             while lane.camera.latest() is not scenes[i % 2]:
@@ -187,13 +191,24 @@ enabled = false
             while lane.passages == before and time.monotonic() < deadline:
                 time.sleep(0.001)
             samples.append(lane.last.trigger_to_relay_ms or 0.0)
+            waits.append(lane.last.frame_wait_ms or 0.0)
             pin.drive_low()
             time.sleep(0.05)
         supervisor.stop_all(10.0)
+    after = sorted(t - w for t, w in zip(samples, waits, strict=True))
     samples.sort()
+    waits.sort()
+
+    def pct(xs: list[float], q: float) -> float:
+        return xs[min(len(xs) - 1, int(len(xs) * q))]
+
     return {
-        "p50_ms": samples[len(samples) // 2],
-        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+        "p50_ms": pct(samples, 0.5),
+        "p99_ms": pct(samples, 0.99),
+        "wait_p50_ms": pct(waits, 0.5),
+        "wait_p99_ms": pct(waits, 0.99),
+        "after_p50_ms": pct(after, 0.5),
+        "after_p99_ms": pct(after, 0.99),
         "n": float(len(samples)),
     }
 
@@ -233,10 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     t = trigger_to_relay(n)
     print(f"trigger-to-relay, real models, 1920x1080 frame, {n} passages (exposure excluded):")
     print(f"  p50 {t['p50_ms']:.1f} ms  p99 {t['p99_ms']:.1f} ms  (target p99 <= 150 ms)")
+    print(
+        f"  of which the wait for the first frame after the trigger (25 fps camera):"
+        f" p50 {t['wait_p50_ms']:.1f} ms  p99 {t['wait_p99_ms']:.1f} ms;"
+        f" from that frame to the relay: p50 {t['after_p50_ms']:.1f} ms"
+        f"  p99 {t['after_p99_ms']:.1f} ms"
+    )
     print(f"  decision share of p50: {r['p50_ms'] / t['p50_ms'] * 100:.3f} %")
     print("PASS" if t["p99_ms"] <= 150 else "FAIL: trigger-to-relay p99 over 150 ms")
     emit(f"trigger-to-relay p99 ({n} passages, 1080p)", t["p99_ms"], "ms", "<= 150")
     emit("trigger-to-relay p50", t["p50_ms"], "ms")
+    emit("first frame after the trigger, p99 (25 fps)", t["wait_p99_ms"], "ms")
     return 0
 
 

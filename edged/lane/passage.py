@@ -51,6 +51,8 @@ class PassageOutcome:
     record: dict[str, Any] = field(default_factory=dict)
     lane: str = ""
     direction: str = ""
+    # trigger -> the first frame taken after it: the camera's share of trigger_to_relay_ms
+    frame_wait_ms: float | None = None
 
 
 class _Tag:
@@ -85,8 +87,14 @@ class PassagePipeline:
         self.box = box
 
     # -- identify ------------------------------------------------------------------
-    def burst(self, since: float | None = None) -> tuple[list[np.ndarray | None], Any]:
+    def burst(
+        self, since: float | None = None
+    ) -> tuple[list[np.ndarray | None], Any, float | None]:
         """Read up to ``burst_frames`` frames and vote; stop at the first confident plate.
+
+        Returns the frames kept, the vote and when the first frame arrived
+        (``time.monotonic()``; None without one): the wait for it is the
+        camera's share of the passage's latency, not the recogniser's.
 
         Every frame is one the camera took after ``since`` (the trigger's
         ``time.monotonic()``) and after the burst's previous frame: never a
@@ -104,12 +112,14 @@ class PassagePipeline:
         reads: list[list[Any]] = []
         result = vote([])
         since = time.monotonic() if since is None else since
+        first_at: float | None = None
         for i in range(tc.burst_frames):
             got = camera.frame_after(since) if camera is not None else None
             frame = None if got is None else got[0]
             if frame is None or recognizer is None or recognizer.ready is False:
                 break
             since = got[1]
+            first_at = since if first_at is None else first_at
             frames.append(frame)
             reads.append(recognizer.read(frame))
             result = vote(reads)
@@ -127,7 +137,7 @@ class PassagePipeline:
                 break
             if i + 1 < tc.burst_frames:
                 time.sleep(tc.burst_interval_ms / 1000)
-        return frames, result
+        return frames, result, first_at
 
     def _identify(self, trig: Trigger, passage_id: str, snap: Any) -> tuple[Any, ...]:
         """Plate (read or given), matched with the registry and fused with the tags seen.
@@ -140,6 +150,7 @@ class PassagePipeline:
         frames: list[np.ndarray | None] = []
         vr = None
         matched = None
+        first_at: float | None = None
         sightings: list[Any] = list(lane.tag_window()) + [_Tag(t) for t in trig.tags]
 
         def by_tag(tag: str) -> str | None:
@@ -160,7 +171,7 @@ class PassagePipeline:
                 trig.pushed, self.box, lane
             )
         else:
-            frames, vr = self.burst(trig.t0)
+            frames, vr, first_at = self.burst(trig.t0)
             ok = vr.plate and vr.valid_syntax
             plate_text = vr.plate if ok else None
             plate_conf = vr.confidence if ok else None
@@ -196,7 +207,8 @@ class PassagePipeline:
         read = GateRead(
             ident.plate, colour, tuple(s.epc for s in sightings), ident.confidence, passage_id
         )
-        return ident, read, (frames, vr), matched, push_flags
+        wait_ms = None if first_at is None else max(0.0, (first_at - trig.t0) * 1000)
+        return ident, read, (frames, vr, wait_ms), matched, push_flags
 
     def _direction(self, trig: Trigger, plate: str | None) -> tuple[str, tuple[str, ...]]:
         """The passage's direction; a two-way lane that cannot tell says ``unknown``."""
@@ -218,7 +230,9 @@ class PassagePipeline:
         assert ledger is not None and registry is not None
         passage_id = str(uuid.uuid4())
         snap = registry.snapshot()
-        ident, read, (frames, vr), matched, push_flags = self._identify(trig, passage_id, snap)
+        ident, read, (frames, vr, wait_ms), matched, push_flags = self._identify(
+            trig, passage_id, snap
+        )
         direction, dir_flags = self._direction(trig, ident.plate)
         id_flags = (
             (f"identified_by_{matched.identified_by}",) if matched and matched.identified else ()
@@ -313,6 +327,7 @@ class PassagePipeline:
             {**rec.to_fields(), "ledger_seq": seq, "hash": digest},
             lane.name,
             direction,
+            frame_wait_ms=wait_ms,
         )
         box.publish_passage(seq, outcome.record)
         lane.note_passage(outcome)
@@ -329,6 +344,7 @@ class PassagePipeline:
             conf=round(ident.confidence, 2),
             frames=len(frames),
             ms=None if relay_ms is None else round(relay_ms, 1),
+            camera_ms=None if wait_ms is None else round(wait_ms, 1),
             kg=rec.weight_kg,
             net_t=rec.net_t,
             flags=",".join(rec.flags) or None,

@@ -45,7 +45,7 @@ enabled = false
             return read(frame)
 
         recognizer.read = then_the_road
-        kept, result = lane.pipeline.burst()
+        kept, result, _first = lane.pipeline.burst()
     assert result.plate == "冀B12345" and result.best_frame == 0
     assert len(kept) == 4  # unsure (min_plate_confidence 1.0): the burst went on
     assert [i for i, f in enumerate(kept) if f is not None] == [0]

@@ -109,6 +109,7 @@ ack_timeout_s = 2.0
                 out = passage(box, plate=f"冀B1234{i}", wait=5)
                 timings.append(time.monotonic() - started)
                 assert out.seq == i + 1 and out.trigger_to_relay_ms is not None
+                assert out.frame_wait_ms is None  # a plate given: no camera waited for
                 assert out.decision == "allow"
             opened = sum(1 for s in relay.states if s.state)
             assert wait_for(lambda: box.lane("main").status()["display"]["state"] == "failed", 10)

@@ -60,6 +60,9 @@ burst_interval_ms = 50
                 trigger = time.monotonic()
                 out = passage(box, wait=20)
                 assert out.plate == PLATE and out.frames == 1, out.record
+                # the camera's share of the latency: the wait for a frame taken after
+                # the trigger (a 25 fps stream, its decoder holding a frame or two back)
+                assert out.frame_wait_ms is not None and 0 < out.frame_wait_ms < 1000
                 shots = [s for s in out.record["snapshots"] if s["path"].endswith("_frame.jpg")]
                 frame = cv2.imread(str(tmp_path / "data" / "images" / shots[0]["path"]))
                 sent = cam.sent_at(frame)
