@@ -244,6 +244,7 @@ class Box:
             "outbox": mqtt,
             "hj212": links,
             "datalogger": self.datalogger.status() if self.datalogger is not None else None,
+            "meters": self.datalogger.meters() if self.datalogger is not None else None,
             "receiver": self.receiver.status() if self.receiver is not None else None,
             "clips": self.ctx.clips.status() if self.ctx.clips is not None else None,
             "disk": disk_use(self.cfg.daemon.data_dir),

@@ -556,6 +556,24 @@ def status_payload() -> dict[str, Any]:
                     "description": "state per Modbus device: ok, comm_fault, device_fault",
                 }
             ),
+            "meters": nullable(
+                {
+                    "type": "object",
+                    "additionalProperties": obj(
+                        {
+                            "state": {"enum": ["unknown", "ok", "comm_fault", "device_fault"]},
+                            "polls": _INT,
+                            "ok": _INT,
+                            "success_rate": {"type": ["number", "null"]},
+                            "recent_success_rate": {"type": ["number", "null"]},
+                            "last_ok": nullable(_TIME),
+                            "last_error": {"type": ["string", "null"]},
+                        }
+                    ),
+                    "description": "per Modbus device: state and collection success rate"
+                    " (since start, last 100 polls), last error",
+                }
+            ),
             "disk": nullable(
                 obj(
                     {

@@ -136,8 +136,9 @@ def format_status(reply: dict[str, Any]) -> list[str]:
         )
         short = f", SHORT of the {clips['retention_days']} days kept" if clips.get("short") else ""
         lines.append(f"clips: {clips['clips']} ({clips['mb']} MB), disk holds {say}{short}")
+    meters = reply.get("meters") or {}
     for name, state in (reply.get("datalogger") or {}).items():
-        lines.append(f"meter {name}: {state}")
+        lines.append(_meter_line(name, state, meters.get(name)))
     disk = reply.get("disk")
     if disk:
         lines.append(
@@ -178,6 +179,20 @@ def _frames(cam: dict[str, Any]) -> str:
     if cam.get("passage_frame_age_ms") is not None:
         out += f", passage frames p95 {cam['passage_frame_age_ms']} ms after arrival"
     return out
+
+
+def _meter_line(name: str, state: str, m: dict[str, Any] | None) -> str:
+    """``meter NAME: STATE``, then the collection success behind it and the last error."""
+    line = f"meter {name}: {state}"
+    if not m or not m.get("polls"):
+        return line
+    line += f", {m['ok']} of {m['polls']} polls answered ({m['success_rate']:.1%}"
+    if m.get("recent_success_rate") is not None:
+        line += f", last 100: {m['recent_success_rate']:.1%}"
+    line += ")"
+    if state != "ok" and m.get("last_error"):
+        line += f", last error: {m['last_error']}"
+    return line
 
 
 def _hj212_line(name: str, link: dict[str, Any]) -> str:

@@ -201,6 +201,17 @@ class DataLoggerService:
             return None
         return {name: st["state"] for name, st in self.logger.stats().items()}
 
+    def meters(self) -> dict[str, dict[str, Any]] | None:
+        """Per Modbus device: its state with the collection success (采集成功率) behind it,
+        since start and over the last polls, and the last error a technician acts on."""
+        if self.logger is None:
+            return None
+        keep = ("state", "polls", "ok", "success_rate", "recent_success_rate", "last_ok")
+        return {
+            name: {**{k: st[k] for k in keep}, "last_error": st["last_error"] or None}
+            for name, st in self.logger.stats().items()
+        }
+
     def records(
         self, cn: str, begin: datetime, end: datetime
     ) -> list[tuple[datetime, dict[str, dict[str, float | str]]]]:

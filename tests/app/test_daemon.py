@@ -108,10 +108,13 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
             f"passages seen: {len(passages)}; output: {proc.stdout.read() if proc.poll() is not None else ''}"
         )
         # edged status against the running demo names its meter and its platform link
-        status = format_status(
-            request(workdir / "data" / "state" / "control.sock", {"cmd": "status"})
-        )
-        assert "meter fan1_meter: ok" in status, status
+        reply = request(workdir / "data" / "state" / "control.sock", {"cmd": "status"})
+        status = format_status(reply)
+        meter = reply["meters"]["fan1_meter"]  # polled every 10 s by then, every poll answered
+        assert meter["polls"] >= 1 and meter["ok"] == meter["polls"], meter
+        assert meter["success_rate"] == 1.0 and meter["last_error"] is None, meter
+        line = f"meter fan1_meter: ok, {meter['ok']} of {meter['polls']} polls answered (100.0%"
+        assert any(x.startswith(line) for x in status), status
         assert any(line.startswith("hj212 city: real-time on every 30 s") for line in status), (
             status
         )
