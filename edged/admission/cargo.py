@@ -4,12 +4,18 @@ The registry holds each vehicle's usual cargo; the plant's logistics system
 knows better for a given trip ("this truck brings coke today") and declares
 it ahead, for a window and optionally a number of passages. The passage
 takes the declaration in force, else the vehicle's default.
+
+A declaration may name a waybill card (运单卡: an RFID tag handed to the
+driver with the load) instead of a plate: the passage whose RFID window
+sees the card carries that cargo, whichever vehicle brings it, before any
+declaration for the plate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from edged.admission import rows
 from edged.admission.audit import Auditor
@@ -18,6 +24,14 @@ from edged.admission.model import CARGO_MAX, CargoDeclaration, normalize_plate
 from edged.admission.tables import RegistryDb
 
 MAX_USES = 1000
+TAG_MAX = 64  # as the registry's vehicle tags
+
+
+class OpenCargo(NamedTuple):
+    """The declarations not yet ended and with passages left, for the snapshot."""
+
+    by_plate: dict[str, tuple[CargoDeclaration, ...]]
+    by_tag: dict[str, tuple[CargoDeclaration, ...]]
 
 
 def declaration_for(
@@ -47,15 +61,23 @@ class CargoBook:
         valid_from: datetime | None = None,
         uses: int | None = None,
         now: datetime | None = None,
+        tag: str | None = None,
     ) -> CargoDeclaration:
-        """Declare ``cargo`` for ``plate`` until ``valid_until``, for ``uses`` passages
-        (None: every passage in the window)."""
+        """Declare ``cargo`` for ``plate`` (or, with ``plate`` empty, for the waybill card
+        ``tag``) until ``valid_until``, for ``uses`` passages (None: every passage in the
+        window)."""
         now = now or now_local()
         start = valid_from or now
-        plate, cargo = normalize_plate(plate), cargo.strip()
+        plate, cargo = normalize_plate(plate or ""), cargo.strip()
+        tag = (tag or "").strip().upper() or None
         problems = []
-        if not plate:
-            problems.append("plate: empty")
+        if bool(plate) == bool(tag):
+            problems.append(
+                "plate, tag: expected a plate or a waybill card's tag (EPC), "
+                + ("found both" if plate else "found neither")
+            )
+        if tag is not None and len(tag) > TAG_MAX:
+            problems.append(f"tag: expected at most {TAG_MAX} characters, found {len(tag)}")
         if not 0 < len(cargo) <= CARGO_MAX:
             problems.append(f"cargo: expected 1-{CARGO_MAX} characters, found {len(cargo)}")
         if valid_until <= start:
@@ -77,6 +99,7 @@ class CargoBook:
                 used=0,
                 declared_by=actor,
                 declared_at=rows.iso(now),
+                tag=tag,
             )
             decl = rows.cargo(row)
             self.changed("cargo")
@@ -86,6 +109,7 @@ class CargoBook:
             {
                 "id": decl.id,
                 "plate": plate,
+                "tag": tag,
                 "cargo": cargo,
                 "valid_from": rows.iso(start),
                 "valid_until": rows.iso(valid_until),
@@ -119,6 +143,7 @@ class CargoBook:
                 {
                     "id": declaration_id,
                     "plate": before.plate,
+                    "tag": before.tag,
                     "passage_id": passage_id,
                     "before": {"used": before.used},
                     "after": {"used": before.used + 1},
@@ -126,22 +151,31 @@ class CargoBook:
             )
         return bool(n)
 
-    def open(self, now: datetime | None = None) -> dict[str, tuple[CargoDeclaration, ...]]:
-        """Declarations not yet ended and with passages left, by plate, for the snapshot."""
+    def open(self, now: datetime | None = None) -> OpenCargo:
+        """Declarations not yet ended and with passages left, by plate and by waybill
+        card, for the snapshot."""
         t = (now or now_local()).timestamp()
         m = self.m
-        out: dict[str, list[CargoDeclaration]] = {}
+        by_plate: dict[str, list[CargoDeclaration]] = {}
+        by_tag: dict[str, list[CargoDeclaration]] = {}
         with self.rdb.lock:
             q = m.select().where((m.until_ts > t) & (m.uses.is_null() | (m.used < m.uses)))
             for r in q:
                 d = rows.cargo(r)
-                out.setdefault(d.plate, []).append(d)
-        return {k: tuple(v) for k, v in out.items()}
+                if d.tag:
+                    by_tag.setdefault(d.tag, []).append(d)
+                else:
+                    by_plate.setdefault(d.plate, []).append(d)
+        return OpenCargo(
+            {k: tuple(v) for k, v in by_plate.items()}, {k: tuple(v) for k, v in by_tag.items()}
+        )
 
-    def list(self, plate: str | None = None) -> list[CargoDeclaration]:
+    def list(self, plate: str | None = None, tag: str | None = None) -> list[CargoDeclaration]:
         m = self.m
         with self.rdb.lock:
             q = m.select().order_by(m.id)
             if plate is not None:
                 q = q.where(m.plate == normalize_plate(plate))
+            if tag is not None:
+                q = q.where(m.tag == tag.strip().upper())
             return [rows.cargo(r) for r in q]

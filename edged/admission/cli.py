@@ -151,7 +151,7 @@ APPROVAL_COLUMNS = (
     *("id", "plate", "reason", "applicant", "approver", "approved_at", "direction", "use"),
 )
 ALERT_COLUMNS = ("id", "level", "valid_from", "valid_until", "set_at", "set_by", "reason")
-CARGO_COLUMNS = ("id", "plate", "cargo", "valid_from", "valid_until", "use", "declared_by")
+CARGO_COLUMNS = ("id", "plate", "tag", "cargo", "valid_from", "valid_until", "use", "declared_by")
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -431,24 +431,26 @@ def cargo_declare(args: argparse.Namespace) -> int:
     with opened(args, change=True) as reg:
         try:
             d = reg.declare_cargo(
-                args.plate,
+                args.plate or "",
                 args.cargo,
                 _when(args.valid_until),
                 args.operator,
                 valid_from=_when(args.valid_from) if args.valid_from else None,
                 uses=args.uses,
+                tag=args.tag,
             )
         except ValueError as exc:
             raise Refused(f"refused: {exc}") from None
     uses = f"{d.uses} passage(s)" if d.uses else "every passage"
-    _out(f"cargo {d.id}: {d.plate} carries {d.cargo} until {d.valid_until.isoformat()}, {uses}")
+    who = f"waybill card {d.tag}" if d.tag else d.plate
+    _out(f"cargo {d.id}: {who} carries {d.cargo} until {d.valid_until.isoformat()}, {uses}")
     return 0
 
 
 def cargo_list(args: argparse.Namespace) -> int:
     with opened(args) as reg:
         rows = []
-        for d in reg.list_cargo(args.plate):
+        for d in reg.list_cargo(args.plate, args.tag):
             row = _fields(d)
             row["use"] = f"{d.used}/{d.uses}" if d.uses else "every passage"
             rows.append(row)
@@ -605,12 +607,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     cg = sub.add_parser("cargo", help="cargo declarations (运输货物名称) for next passages")
     cgs = cg.add_subparsers(dest="cargo_cmd", required=True)
-    p = _cmd(cgs, "declare", cargo_declare, "declare what a plate carries until a time", True)
-    p.add_argument("plate")
+    p = _cmd(
+        cgs,
+        "declare",
+        cargo_declare,
+        "declare what a plate (or a waybill card) carries until a time",
+        True,
+    )
+    p.add_argument("plate", nargs="?", help="the vehicle's plate (or give --tag)")
+    p.add_argument(
+        "--tag",
+        metavar="EPC",
+        help="a waybill card (运单卡) instead of a plate: the passage that sees it carries the cargo",
+    )
     p.add_argument("--cargo", required=True, help="运输货物名称, at most 32 characters")
     p.add_argument("--until", dest="valid_until", required=True, metavar="TIME")
     p.add_argument("--from", dest="valid_from", metavar="TIME", help="default now")
     p.add_argument("--uses", type=int, help="passages it covers; default every one in the window")
     p = _cmd(cgs, "list", cargo_list, "list declarations", False)
     p.add_argument("plate", nargs="?")
+    p.add_argument("--tag", metavar="EPC", help="only this waybill card's")
     _format(p)

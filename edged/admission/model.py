@@ -291,6 +291,9 @@ class CargoDeclaration:
     """The plant's logistics system saying what a plate carries on its next passage(s).
 
     ``uses`` None: every passage inside the window; else that many passages.
+    ``tag``: declared for a waybill card (运单卡) instead of a plate: the passage
+    whose RFID window sees that tag carries the cargo, whichever vehicle brings
+    it (``plate`` is then empty).
     """
 
     id: int
@@ -302,6 +305,7 @@ class CargoDeclaration:
     declared_at: datetime
     uses: int | None = None
     used: int = 0
+    tag: str | None = None
 
     def usable(self, now: datetime) -> bool:
         if self.uses is not None and self.used >= self.uses:
@@ -321,3 +325,6 @@ class GateRead:
     rfid_tags: tuple[str, ...] = field(default_factory=tuple)
     confidence: float = 1.0
     passage_id: str = ""
+    #: waybill cards seen (tags with a cargo declaration): they name the cargo, not the
+    #: vehicle, so they are not among ``rfid_tags``
+    waybills: tuple[str, ...] = field(default_factory=tuple)

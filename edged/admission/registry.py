@@ -236,8 +236,10 @@ class Registry:
     def consume_cargo(self, declaration_id: int, passage_id: str, actor: str = "gate") -> bool:
         return self.cargo_book.consume(declaration_id, passage_id, actor)
 
-    def list_cargo(self, plate: str | None = None) -> list[CargoDeclaration]:
-        return self.cargo_book.list(plate)
+    def list_cargo(
+        self, plate: str | None = None, tag: str | None = None
+    ) -> list[CargoDeclaration]:
+        return self.cargo_book.list(plate, tag)
 
     # -- snapshot -------------------------------------------------------------------------
 
@@ -251,10 +253,15 @@ class Registry:
                     **self.lists.load(),
                     approvals=self.approval_book.unused(),
                     alerts=self.alert_schedule.entries(),
-                    cargo=self.cargo_book.open(),
+                    **self._cargo(),
                 )
                 self._data_version = version
             return self._snapshot
+
+    def _cargo(self) -> dict[str, Any]:
+        """The snapshot's cargo fields: open declarations by plate and by waybill card."""
+        open_ = self.cargo_book.open()
+        return {"cargo": open_.by_plate, "cargo_tags": open_.by_tag}
 
     def _changed(self, what: str) -> None:
         """Forget the snapshot; for approvals, alert levels and cargo (small tables changed
@@ -268,7 +275,7 @@ class Registry:
         elif what == "alerts":
             self._snapshot = replace(snap, alerts=self.alert_schedule.entries())
         elif what == "cargo":
-            self._snapshot = replace(snap, cargo=self.cargo_book.open())
+            self._snapshot = replace(snap, **self._cargo())
         else:
             self._snapshot = None
 

@@ -191,4 +191,5 @@ def cargo(r: Any) -> CargoDeclaration:
         declared_at=dt(r.declared_at),  # type: ignore[arg-type]
         uses=r.uses,
         used=r.used,
+        tag=r.tag or None,
     )

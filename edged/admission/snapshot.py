@@ -9,7 +9,7 @@ a snapshot built before a scheduled alert starts still gives the right level.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,6 +40,7 @@ class Snapshot:
     machine_plates: Mapping[str, str] = field(default_factory=dict)  # plate -> registry code
     machine_tags: Mapping[str, str] = field(default_factory=dict)  # RFID tag -> registry code
     cargo: Mapping[str, tuple[CargoDeclaration, ...]] = field(default_factory=dict)
+    cargo_tags: Mapping[str, tuple[CargoDeclaration, ...]] = field(default_factory=dict)
 
     # -- vehicles and lists ---------------------------------------------------------
 
@@ -100,6 +101,20 @@ class Snapshot:
     def cargo_declaration_for(self, plate: str | None, now: datetime) -> CargoDeclaration | None:
         """The logistics system's declaration in force for this plate, if any."""
         return None if plate is None else declaration_for(self.cargo.get(plate, ()), now)
+
+    def is_waybill(self, tag: str) -> bool:
+        """A tag with a cargo declaration open: a waybill card, not a vehicle's tag."""
+        return tag.upper() in self.cargo_tags
+
+    def cargo_declaration_for_tags(
+        self, tags: Iterable[str], now: datetime
+    ) -> CargoDeclaration | None:
+        """The declaration in force for the first of these tags that is a waybill card."""
+        for tag in tags:
+            declared = declaration_for(self.cargo_tags.get(tag.upper(), ()), now)
+            if declared is not None:
+                return declared
+        return None
 
     def cargo_for(self, plate: str | None, now: datetime) -> str | None:
         """运输货物名称 for a passage: the declaration in force, else the registry's default

@@ -121,6 +121,7 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         used_by_passage = pw.CharField(null=True)
         declared_by = pw.CharField()
         declared_at = pw.CharField()
+        tag = pw.CharField(null=True, index=True)  # a waybill card's EPC (plate then '')
 
         class Meta:
             table_name = "cargo_declaration"
@@ -165,6 +166,7 @@ _ADDED: dict[str, dict[str, str]] = {
         "valid_until": "TEXT",
         "superseded_by": "INTEGER",
     },
+    "cargo_declaration": {"tag": "TEXT"},
 }
 
 

@@ -51,7 +51,8 @@ RESULT_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "cargo": _result(
         cargo_id={"type": "integer", "description": "the gate's own number for the declaration"},
-        plate={"type": "string"},
+        plate={"type": ["string", "null"], "description": "null for a waybill card's"},
+        tag={"type": ["string", "null"], "description": "the waybill card's EPC, or null"},
         uses={"type": ["integer", "null"], "description": "passages it covers; null: all"},
     ),
     "approval": _result(
@@ -112,14 +113,15 @@ def command_table(box: Any) -> dict[str, Handler]:
 
     def cargo(p: dict[str, Any], actor: str) -> dict[str, Any]:
         d = box.registry.declare_cargo(
-            p["plate"],
+            p.get("plate", ""),
             p["cargo"],
             _aware(p["valid_until"], box.tz),
             actor,
             valid_from=_aware(p["valid_from"], box.tz) if "valid_from" in p else None,
             uses=p.get("uses"),
+            tag=p.get("tag"),
         )
-        return {"cargo_id": d.id, "plate": d.plate, "uses": d.uses}
+        return {"cargo_id": d.id, "plate": d.plate or None, "tag": d.tag, "uses": d.uses}
 
     def approval(p: dict[str, Any], actor: str) -> dict[str, Any]:
         a = box.registry.add_approval(

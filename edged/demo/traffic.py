@@ -16,8 +16,10 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from edged import sitetime
 from edged.logs import get_logger
 
 log = get_logger("demo")
@@ -31,6 +33,11 @@ class DemoVehicle:
     tag: str | None
     note: str
     kg: int  # gross weight on the weighbridge
+    card: str | None = None  # a waybill card (运单卡) the driver carries with the load
+
+
+#: The waybill card logistics hands the loaded truck leaving by the exit, and its cargo.
+WAYBILL_CARD, WAYBILL_CARGO = "E200C0FFEE00000000000B01", "螺纹钢"
 
 
 # One of each case an environment officer cares about (see config/demo-vehicles.csv).
@@ -47,8 +54,9 @@ FLEET = (
         "冀B12345",
         "yellow",
         "E2003412B802011512345678",
-        "leaves loaded: trip weighed",
+        "leaves loaded with a waybill card: trip weighed, cargo from the card",
         49150,
+        WAYBILL_CARD,
     ),
     DemoVehicle(
         "entry", "晋C55667", "yellow", "E2003412B802011588880002", "blacklisted: denied", 29500
@@ -138,6 +146,7 @@ class DemoTraffic:
             if self.daemon.stop_event.wait(0.2):
                 return
         time.sleep(0.5)
+        self._declare_waybill(box)
         n = 0
         while not self.daemon.stop_event.is_set() and (self.passages == 0 or n < self.passages):
             v = FLEET[n % len(FLEET)]
@@ -148,7 +157,8 @@ class DemoTraffic:
             camera = lane.camera_source
             if v.plate is not None:
                 camera.show(render_scene(v.plate, v.colour, size=camera.size, seed=n))
-            self.rfid_sim.set_tags({v.tag: -55} if v.tag else {}, antenna=ANTENNA[v.lane])
+            tags = {t: -55 for t in (v.tag, v.card) if t}
+            self.rfid_sim.set_tags(tags, antenna=ANTENNA[v.lane])
             self.scale_sim.kg = v.kg  # the truck drives onto the weighbridge
             time.sleep(0.3)  # camera thread picks the frame up; reader inventories the tag
             before = lane.passages
@@ -168,6 +178,12 @@ class DemoTraffic:
         if self.passages:
             log.info("demo_finished", passages=n)
             self.daemon.request_stop()
+
+    @staticmethod
+    def _declare_waybill(box: Any) -> None:
+        """Logistics declares what the waybill card's load is, as its system would."""
+        until = sitetime.now() + timedelta(days=30)
+        box.registry.declare_cargo("", WAYBILL_CARGO, until, "demo logistics", tag=WAYBILL_CARD)
 
     def _show_board(self) -> None:
         """What the entry's board shows and says now, as the driver sees and hears it."""

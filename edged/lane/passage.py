@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -151,7 +152,9 @@ class PassagePipeline:
         vr = None
         matched = None
         first_at: float | None = None
-        sightings: list[Any] = list(lane.tag_window()) + [_Tag(t) for t in trig.tags]
+        seen: list[Any] = list(lane.tag_window()) + [_Tag(t) for t in trig.tags]
+        sightings = [s for s in seen if not snap.is_waybill(s.epc)]
+        waybills = tuple(dict.fromkeys(s.epc for s in seen if snap.is_waybill(s.epc)))
 
         def by_tag(tag: str) -> str | None:
             """The tag's vehicle's plate; a machine's plate, else its registry code."""
@@ -205,7 +208,12 @@ class PassagePipeline:
             min_plate_confidence=lane.cfg.trigger.min_plate_confidence,
         )
         read = GateRead(
-            ident.plate, colour, tuple(s.epc for s in sightings), ident.confidence, passage_id
+            ident.plate,
+            colour,
+            tuple(s.epc for s in sightings),
+            ident.confidence,
+            passage_id,
+            waybills,
         )
         wait_ms = None if first_at is None else max(0.0, (first_at - trig.t0) * 1000)
         return ident, read, (frames, vr, wait_ms), matched, push_flags
@@ -347,6 +355,7 @@ class PassagePipeline:
             camera_ms=None if wait_ms is None else round(wait_ms, 1),
             kg=rec.weight_kg,
             net_t=rec.net_t,
+            cargo=rec.cargo,
             flags=",".join(rec.flags) or None,
         )
         return outcome
@@ -398,7 +407,7 @@ class PassagePipeline:
             "plate": plate,
             "weight_kg": kg,
             "cargo": passage_cargo(
-                box.registry, snap, vehicle, ident.plate, now, decision, passage_id
+                box.registry, snap, vehicle, ident.plate, now, decision, passage_id, read.waybills
             ),
             "snapshots": shots,
         }
@@ -441,10 +450,12 @@ def passage_cargo(
     now: datetime,
     decision: Any,
     passage_id: str,
+    tags: Sequence[str] = (),
 ) -> str | None:
-    """运输货物名称: what the plant declared for this passage, else the vehicle's usual
-    cargo. A declaration good for a number of passages is used by an allowed one."""
-    declared = snap.cargo_declaration_for(plate, now)
+    """运输货物名称: what the plant declared for this passage (for a waybill card seen in
+    its RFID window, else for its plate), else the vehicle's usual cargo. A declaration
+    good for a number of passages is used by an allowed one."""
+    declared = snap.cargo_declaration_for_tags(tags, now) or snap.cargo_declaration_for(plate, now)
     if (
         declared is not None
         and declared.uses is not None

@@ -301,9 +301,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "cargo": {
         "type": "object",
-        "required": ["plate", "cargo", "valid_until"],
+        "required": ["cargo", "valid_until"],
         "properties": {
             "plate": _PLATE,
+            "tag": {"type": "string", "minLength": 1, "maxLength": 64},
             "cargo": {"type": "string", "minLength": 1, "maxLength": 32},
             "valid_from": _DATETIME,
             "valid_until": _DATETIME,
@@ -396,6 +397,11 @@ def _extra_checks(name: str, params: dict[str, Any]) -> list[str]:
                 f"params.to_seq: range expected at most {MAX_RESEND_RANGE} rows,"
                 f" found {hi - lo + 1}"
             ]
+    if name == "cargo" and ("plate" in params) == ("tag" in params):
+        found = "both" if "plate" in params else "neither"
+        return [
+            f"params.plate, params.tag: expected a plate or a waybill card's tag, found {found}"
+        ]
     if name in ("approval", "alert_level", "cargo"):
         a, b = params.get("valid_from"), params.get("valid_until")
         if a and b and b < a:

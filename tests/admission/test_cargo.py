@@ -64,3 +64,28 @@ def test_declarations_are_checked(reg: Registry) -> None:
         reg.declare_cargo("冀A12345", "煤", h(-1), "wms", valid_from=h(-2), now=h(0))
     with pytest.raises(ValueError, match=r"uses: expected 1\.\.1000"):
         reg.declare_cargo("冀A12345", "煤", h(2), "wms", uses=0, now=h(0))
+
+
+def test_a_waybill_card_carries_its_cargo_onto_whichever_passage_sees_it(reg: Registry) -> None:
+    d = reg.declare_cargo("", "铁矿石", h(8), "wms", tag="e200c0ffee01", uses=1, now=h(0))
+    assert (d.plate, d.tag) == ("", "E200C0FFEE01"), "the tag as readers report it"
+    reg.declare_cargo("冀A12345", "焦煤", h(8), "wms", now=h(0))
+    snap = reg.snapshot()
+    assert snap.is_waybill("E200C0FFEE01") and snap.is_waybill("e200c0ffee01")
+    assert not snap.is_waybill("E2001"), "a vehicle's tag is no waybill card"
+    got = snap.cargo_declaration_for_tags(["E2001", "E200C0FFEE01"], h(1))
+    assert got == d, "the card's declaration, found among the tags seen"
+    assert snap.cargo_declaration_for_tags(["E2001"], h(1)) is None
+    assert snap.cargo_for("冀A12345", h(1)) == "焦煤", "the plate's own declaration is apart"
+    assert [x.id for x in reg.list_cargo(tag="e200c0ffee01")] == [d.id]
+    assert reg.consume_cargo(d.id, "P-1") is True
+    assert not reg.snapshot().is_waybill("E200C0FFEE01"), "used up: no longer a waybill card"
+
+
+def test_a_declaration_names_a_plate_or_a_card_not_both(reg: Registry) -> None:
+    with pytest.raises(ValueError, match=r"plate, tag: expected a plate or .*found both"):
+        reg.declare_cargo("冀A12345", "煤", h(2), "wms", tag="E200AA", now=h(0))
+    with pytest.raises(ValueError, match=r"plate, tag: .*found neither"):
+        reg.declare_cargo("", "煤", h(2), "wms", now=h(0))
+    with pytest.raises(ValueError, match=r"tag: expected at most 64 characters, found 65"):
+        reg.declare_cargo("", "煤", h(2), "wms", tag="E" * 65, now=h(0))

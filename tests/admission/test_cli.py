@@ -232,6 +232,29 @@ def test_alert_schedule_from_the_command_line(
     assert audit(site)[-1]["details"]["valid_from"] == "2099-02-01T08:00:00+08:00"
 
 
+def test_a_waybill_card_is_declared_and_listed_from_the_command_line(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    until = ["--until", "2099-01-01T00:00:00+08:00", "--operator", OP]
+    argv = ["cargo", "declare", "--tag", "e200c0ffee01", "--cargo", "铁矿石", "--uses", "1"]
+    assert edged(site, *argv, *until) == 0
+    assert capsys.readouterr().out.startswith("cargo 1: waybill card E200C0FFEE01 carries 铁矿石")
+    assert edged(site, "cargo", "declare", "--cargo", "煤", *until) == 2
+    assert "plate, tag: expected a plate or a waybill card's tag (EPC), found neither" in (
+        capsys.readouterr().err
+    )
+    assert edged(site, "cargo", "list", "--tag", "E200C0FFEE01", "--format", "json") == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["tag"], row["plate"], row["cargo"], row["use"]) == (
+        "E200C0FFEE01",
+        "",
+        "铁矿石",
+        "0/1",
+    )
+    (entry,) = audit(site)
+    assert (entry["action"], entry["details"]["tag"]) == ("cargo.declare", "E200C0FFEE01")
+
+
 def test_a_ledger_that_cannot_be_written_refuses_the_change(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,12 @@ OLD_SCHEMA = [
     " updated_at VARCHAR(255))",
     "CREATE TABLE alert_level (id INTEGER NOT NULL PRIMARY KEY, level VARCHAR(255) NOT NULL,"
     " set_by VARCHAR(255) NOT NULL, set_at VARCHAR(255) NOT NULL, reason TEXT NOT NULL)",
+    # cargo declarations before waybill cards
+    "CREATE TABLE cargo_declaration (id INTEGER NOT NULL PRIMARY KEY, plate VARCHAR(255) NOT"
+    " NULL, cargo VARCHAR(255) NOT NULL, valid_from VARCHAR(255) NOT NULL, valid_until"
+    " VARCHAR(255) NOT NULL, until_ts REAL NOT NULL, uses INTEGER, used INTEGER NOT NULL,"
+    " used_by_passage VARCHAR(255), declared_by VARCHAR(255) NOT NULL, declared_at"
+    " VARCHAR(255) NOT NULL)",
 ]
 
 
@@ -92,6 +98,11 @@ def test_an_old_registry_opens_and_keeps_its_data(tmp_path: Path) -> None:
         reg.apply("nrmm", "upsert", [Nrmm("HB130002", plate="冀A9999X", rfid_tags=("e9",))])
         assert reg.get_vehicle("冀C00001").engine_no == "WP10.336E53"
         assert reg.snapshot().machine_by_tag("E9").registry_no == "HB130002"
+        # cargo declarations gained their waybill card
+        assert "cargo_declaration.tag added" in reg.rdb.upgraded
+        until = datetime.now(TZ) + timedelta(hours=1)
+        d = reg.declare_cargo("", "焦炭", until, "wms", tag="e200aa01")
+        assert (d.tag, d.plate) == ("E200AA01", "")
     with Registry(path) as reg:  # a second start finds nothing left to do
         assert reg.rdb.upgraded == []
         assert reg.get_vehicle("冀A12345").fleet == "唐山运输"

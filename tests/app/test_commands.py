@@ -278,6 +278,11 @@ def test_machinery_in_plant_vehicles_cargo_and_alert_windows_over_mqtt(
     )
     assert reply["ok"] is True, reply
     assert gate.registry.snapshot().cargo_for("冀A0C001", datetime.now().astimezone()) == "焦炭"
+    card = {"tag": "E200ABCD0001", "cargo": "铁矿石", "valid_until": until, "uses": 1}
+    reply = _body(_send(mosquitto.port, "cargo", card))
+    assert reply["ok"] is True and reply["result"]["tag"] == "E200ABCD0001", reply
+    assert reply["result"]["plate"] is None
+    assert gate.registry.snapshot().is_waybill("E200ABCD0001")
     reply = _body(
         _send(
             mosquitto.port,

@@ -102,9 +102,9 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
     proc = _start(workdir, mosquitto.port, notify, fresh=True)
     try:
         deadline = time.monotonic() + 90
-        while len(passages) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        while len(passages) < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-        assert len(passages) >= 3, (
+        assert len(passages) >= 4, (
             f"passages seen: {len(passages)}; output: {proc.stdout.read() if proc.poll() is not None else ''}"
         )
         # edged status against the running demo names its meter and its platform link
@@ -131,6 +131,12 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
     decisions = {p["payload"]["plate"]: p["payload"]["decision"] for p in passages}
     assert decisions.get("冀B12345") == "allow"
     assert decisions.get("冀A8K302") == "deny"
+    # the loaded truck leaves with a waybill card beside its own tag: the card names the cargo
+    leaving = next(p["payload"] for p in passages if p["payload"]["direction"] == "out")
+    assert (leaving["plate"], leaving["cargo"]) == ("冀B12345", "螺纹钢"), leaving
+    assert (
+        leaving["rfid_tag"] == "E2003412B802011512345678" and "unknown_tag" not in leaving["flags"]
+    )
     # The entry's LED board (a simulator decoding the real driver's frames) told the refused
     # driver why, on screen and by voice; the demo prints it.
     assert "event=demo_display" in out and "国五以下车辆禁止入厂" in out, out[-3000:]

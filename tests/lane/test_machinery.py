@@ -68,3 +68,27 @@ def test_an_in_plant_vehicle_uses_its_cargo_declaration_once(tmp_path: Path) -> 
     assert (first["category"], first["fleet"]) == ("in_plant", "厂内运输队")
     assert first["cargo"] == "焦炭"  # declared for one passage
     assert second["cargo"] == "铁水渣"  # then the vehicle's usual cargo again
+
+
+def test_a_waybill_card_seen_in_the_rfid_window_names_the_cargo(tmp_path: Path) -> None:
+    """The logistics system hands the driver a card (运单卡) for this load: the passage that
+    sees it carries its cargo, before the plate's own declaration; the card is no
+    vehicle tag, so it neither identifies the truck nor makes the row's tags look wrong."""
+    truck_tag, card = "E2801160600002084F35A1F3", "E200C0FFEE000001"
+    until = datetime.now().astimezone() + timedelta(hours=1)
+    with running_box(tmp_path, BOX) as box:
+        box.registry.upsert_vehicles(
+            [Vehicle("冀B12345", emission_stage="国6b", cargo="焦煤", rfid_tags=(truck_tag,))]
+        )
+        box.registry.declare_cargo("冀B12345", "焦炭", until, "物流系统")
+        box.registry.declare_cargo("", "铁矿石", until, "物流系统", tag=card, uses=1)
+        first = passage(box, "冀B12345", tags=(truck_tag, card)).record
+        second = passage(box, "冀B12345", tags=(truck_tag, card)).record
+        (used,) = box.registry.list_cargo(tag=card)
+    assert first["cargo"] == "铁矿石", "the card's cargo, before the plate's declaration"
+    assert first["rfid_tag"] == truck_tag and first["id_source"] == "plate+rfid"
+    assert "unknown_tag" not in first["flags"] and "multiple_tags" not in first["flags"]
+    assert (used.used, used.uses) == (1, 1)
+    # the card was good for one passage: the same card again is an unknown tag, and the
+    # plate's own declaration names the cargo
+    assert second["cargo"] == "焦炭" and "unknown_tag" in second["flags"]

@@ -362,6 +362,17 @@ def test_previous_key_never_enables_commands_on_its_own(tmp_path: Path) -> None:
         ("machinery_upsert", {"machines": [{"registry_no": "HB1", "stage": "5"}]}, "stage"),
         ("cargo", {"plate": "冀A12345", "cargo": "焦炭"}, "valid_until"),
         (
+            "cargo",
+            {
+                "plate": "冀A12345",
+                "tag": "E200AA",
+                "cargo": "焦炭",
+                "valid_until": "2024-06-01T18:00:00+08:00",
+            },
+            "found both",
+        ),
+        ("cargo", {"cargo": "焦炭", "valid_until": "2024-06-01T18:00:00+08:00"}, "found neither"),
+        (
             "registry_upsert",
             {"vehicles": [{"plate": "冀A12345", "plate_color": "yellow", "nrmm_id": "x"}]},
             "nrmm_id",
@@ -400,3 +411,22 @@ def test_the_caps_table_in_the_docs_is_the_code() -> None:
             assert max_bytes(name, 16 << 20) == want, name
             seen.add(name)
     assert seen == set(SCHEMAS)
+
+
+def test_every_example_in_the_command_table_is_accepted(verifier: CommandVerifier) -> None:
+    """The params a backend developer copies from docs/MQTT.md pass the gate's own checks."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "MQTT.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)`[^|]*\| [^\n]*\| `(\{[^`]*\})`", doc, re.M)
+    checked = set()
+    for name, example in rows:
+        if name not in SCHEMAS:
+            continue
+        params = example.split("→")[0].strip().rstrip("`").strip()
+        if "…" in params:  # elided: the shape only
+            continue
+        v = verifier.check(name, _raw(name, json.loads(params)))
+        assert v.ok, (name, params, v.detail)
+        checked.add(name)
+    assert {"cargo", "approval", "open", "alert_level", "registry_upsert"} <= checked, checked
