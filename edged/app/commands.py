@@ -94,6 +94,7 @@ def command_table(box: Any) -> dict[str, Handler]:
             plate=p.get("plate"),
             direction=p.get("direction"),
             hold_s=p.get("hold_s"),
+            cargo=p.get("cargo"),
         )
 
     def alert_level(p: dict[str, Any], actor: str) -> dict[str, Any]:

@@ -26,8 +26,12 @@ def manual_passage(
     plate: str | None = None,
     direction: str | None = None,
     hold_s: float | None = None,
+    cargo: str | None = None,
 ) -> dict[str, Any]:
-    """Guard or remote open: recorded like any passage, then the barrier opens."""
+    """Guard or remote open: recorded like any passage, then the barrier opens.
+
+    ``cargo``: what the guard saw on the truck (运输货物名称); without it the row takes
+    the declared or usual cargo as a read passage would."""
     ledger, registry = box.ledger, box.registry
     assert ledger is not None and registry is not None
     now = sitetime.now()
@@ -53,7 +57,9 @@ def manual_passage(
         **trip_fields(direction, entry, when, None),
         "direction": direction,
         "plate": plate,
-        "cargo": passage_cargo(registry, snap, vehicle, plate, now, d, passage_id),
+        "cargo": cargo.strip()
+        if cargo and cargo.strip()
+        else passage_cargo(registry, snap, vehicle, plate, now, d, passage_id),
     }
     why = {"weight_kg": "opened by hand: not weighed", "snapshots": "opened by hand"}
     rec = PassageRecord(
@@ -86,6 +92,7 @@ def manual_passage(
             "plate": plate,
             "direction": direction,
             "hold_s": hold_s,
+            "cargo": cargo,
         },
     )
     if lane.io is not None:

@@ -338,6 +338,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "plate": _PLATE,
             "hold_s": {"type": "integer", "minimum": 1, "maximum": 120},
             "lane": _LANE,
+            "cargo": {"type": "string", "minLength": 1, "maxLength": 32},
         },
         "additionalProperties": False,
     },

@@ -367,6 +367,7 @@ def test_open_honours_plate_direction_hold_and_lane(gate: Any, mosquitto: Mosqui
                 "direction": "out",
                 "hold_s": 2,
                 "lane": "main",
+                "cargo": "废钢",
             },
         )
     )
@@ -382,6 +383,7 @@ def test_open_honours_plate_direction_hold_and_lane(gate: Any, mosquitto: Mosqui
         "manual",
     )
     assert row.operator == "backend-op" and row.reason_code == "remote_open"
+    assert row.cargo == "废钢", "the guard's word on the cargo"
     assert wait_until(lambda: not relay.state, 5), "the held relay was never released"
     audit = _audit_actions(gate)
     assert "manual_open" in audit[-2:]
