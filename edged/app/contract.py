@@ -309,7 +309,10 @@ def alert_level_payload() -> dict[str, Any]:
 
 _VEHICLE_IN = obj(
     {
-        "plate": {"type": ["string", "null"]},
+        "plate": {
+            "type": ["string", "null"],
+            "description": "the plate, or a machine's registry code (登记编码) when it has none",
+        },
         "since": _TIME,
         "entry_seq": {"type": "integer", "minimum": 1},
         "lane": {"type": ["string", "null"]},

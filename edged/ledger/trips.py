@@ -7,6 +7,9 @@ gives the dwell and, from the two gross weights, the load carried
 same). The index is rebuilt from the ledger at start (the latest row of
 each plate) and kept up to date by every passage the box records, so a
 lookup never scans the ledger.
+
+A machine without a plate (a loader known by its tag) is kept under its
+registry code (登记编码), which is what identification names it by.
 """
 
 from __future__ import annotations
@@ -21,9 +24,21 @@ from typing import Any
 LISTED = 50
 
 
+def trip_key(fields: dict[str, Any]) -> str | None:
+    """Whom a row's stay belongs to: its plate, else a plateless machine's registry code."""
+    plate = fields.get("plate")
+    if plate:
+        return str(plate)
+    machine = fields.get("machinery") or {}
+    code = machine.get("registry_no") if isinstance(machine, dict) else None
+    return str(code) if code else None
+
+
 @dataclass(frozen=True)
 class Entry:
-    """A vehicle's open entry: when it came in, on which row, how heavy."""
+    """A vehicle's open entry: when it came in, on which row, how heavy.
+
+    ``plate``: the plate, or a plateless machine's registry code (:func:`trip_key`)."""
 
     plate: str
     seq: int
@@ -65,11 +80,21 @@ class Trips:
             "  WHERE plate IS NOT NULL AND correction_of IS NULL GROUP BY plate) last"
             " ON p.seq = last.seq"
         ).fetchall()
+        # plateless machines: their latest row by registry code (the plate index finds
+        # the rows without a plate; unread passages among them are left out in SQL)
+        plateless: dict[str, tuple[int, str]] = {}
+        for seq, text in store.db.execute_sql(
+            "SELECT seq, fields FROM passages WHERE plate IS NULL AND correction_of IS NULL"
+            " AND json_extract(fields, '$.machinery.registry_no') IS NOT NULL ORDER BY seq"
+        ):
+            key = trip_key(json.loads(text))
+            if key is not None:
+                plateless[key] = (seq, text)
         opened: dict[str, Entry] = {}
-        for plate, seq, text in rows:
+        for key, seq, text in [*rows, *((k, s, t) for k, (s, t) in plateless.items())]:
             f = json.loads(text)
             if f.get("direction") == "in" and f.get("decision") == "allow":
-                opened[plate] = Entry(plate, seq, f["time"], f.get("weight_kg"), f.get("lane"))
+                opened[key] = Entry(key, seq, f["time"], f.get("weight_kg"), f.get("lane"))
         with self._lock:
             self._open = opened
         return len(opened)
@@ -85,7 +110,7 @@ class Trips:
 
         Returns whether the vehicles in the plant changed.
         """
-        plate = fields.get("plate")
+        plate = trip_key(fields)
         if plate is None or fields.get("correction_of") is not None:
             return False
         with self._lock:

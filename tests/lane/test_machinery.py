@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from edged.admission.model import Nrmm, Vehicle
+from edged.ledger.trips import Trips
 from tests.box_rig import passage, running_box
 
 LOADER_TAG = "E2003412B802011566660004"
@@ -43,6 +44,15 @@ def test_a_machine_without_a_plate_is_known_by_its_tag_and_recorded_as_machinery
             actor="test",
         )
         out = passage(box, None, tags=(LOADER_TAG,))
+        # in the plant now, under its registry code, also for an index rebuilt at start
+        inside = box.ctx.trips.status()["vehicles"]
+        assert [v["plate"] for v in inside] == ["HB130203001"]
+        rebuilt = Trips()
+        assert rebuilt.load(box.ctx.ledger_service.store) == 1
+        assert rebuilt.open_entry("HB130203001").seq == out.seq
+        leaving = passage(box, None, tags=(LOADER_TAG,), direction="out").record
+        assert leaving["entry_seq"] == out.seq and leaving["dwell_s"] is not None
+        assert box.ctx.trips.status()["count"] == 0
     row = out.record
     assert (row["category"], row["plate"], row["id_source"]) == ("machinery", None, "rfid")
     assert row["machinery"]["registry_no"] == "HB130203001"
