@@ -34,6 +34,7 @@ import structlog
 
 from drivers.config import raise_all
 from drivers.log import get_logger
+from edged import sitetime
 from edged.config.schema import doc
 
 __all__ = ["LoggingConfig", "configure", "get_logger"]
@@ -114,10 +115,16 @@ def _drop_none(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, A
 
 
 def _stamper(tz: tzinfo | None) -> Any:
-    """ISO 8601 time with an explicit offset: the site's zone, else the board's."""
+    """ISO 8601 time with an explicit offset: the site's zone, else the board's.
+
+    Without ``tz`` the zone is looked up on each line: a command's logging is set
+    up before its config is read, and from then on (``sitetime.set_zone``) its
+    lines carry the site's offset like the daemon's.
+    """
 
     def stamp(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-        now = datetime.now(tz) if tz is not None else datetime.now().astimezone()
+        zone = tz if tz is not None else sitetime.zone()
+        now = datetime.now(zone) if zone is not None else datetime.now().astimezone()
         event["timestamp"] = now.isoformat(timespec="milliseconds")
         return event
 

@@ -77,3 +77,29 @@ def test_logs_ledger_and_mqtt_agree_on_the_site_offset(
     assert times and all(t.endswith(SITE_OFFSET) for t in times), times
     assert envelopes and all(e["ts"].endswith(SITE_OFFSET) for e in envelopes), envelopes
     assert envelopes[0]["payload"]["time"] == row["time"]
+
+
+def test_a_command_logs_in_the_site_zone_once_it_has_read_its_config(tmp_path: Path) -> None:
+    """The CLI sets up logging before it reads the config; its lines must still carry the
+    site's offset, not the board's (the logs an integrator lines up with the ledger)."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "edged.toml"
+    (tmp_path / "data").mkdir()
+    cfg.write_text(
+        f'[site]\nid = "p1"\ngate_id = "g1"\n[daemon]\ndata_dir = "{tmp_path / "data"}"\n',
+        encoding="utf-8",
+    )
+    argv = ["cargo", "declare", "冀A12345", "--cargo", "焦煤", "--until", "2099-01-01T00:00"]
+    done = subprocess.run(
+        [sys.executable, "-m", "edged", "--config", str(cfg), *argv, "--operator", "张工"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TZ": "America/New_York"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    stamps = re.findall(r"timestamp=(\S+)", done.stderr)
+    assert stamps and all(s.endswith(SITE_OFFSET) for s in stamps), done.stderr
