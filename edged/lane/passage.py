@@ -152,9 +152,14 @@ class PassagePipeline:
         vr = None
         matched = None
         first_at: float | None = None
-        seen: list[Any] = list(lane.tag_window()) + [_Tag(t) for t in trig.tags]
-        sightings = [s for s in seen if not snap.is_waybill(s.epc)]
-        waybills = tuple(dict.fromkeys(s.epc for s in seen if snap.is_waybill(s.epc)))
+        sightings: list[Any] = []
+        cards: dict[str, None] = {}  # waybill cards seen, in order, once each
+        for s in [*lane.tag_window(), *(_Tag(t) for t in trig.tags)]:
+            if snap.is_waybill(s.epc):
+                cards[s.epc] = None
+            else:
+                sightings.append(s)
+        waybills = tuple(cards)
 
         def by_tag(tag: str) -> str | None:
             """The tag's vehicle's plate; a machine's plate, else its registry code."""
