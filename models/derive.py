@@ -1,6 +1,8 @@
-"""Derive a faster, numerically equivalent copy of an ONNX recogniser.
+"""Derive a faster, numerically equivalent copy of a PP-OCRv4 model.
 
-The PP-OCRv4 recogniser (``ch_PP-OCRv4_rec_infer.onnx``) was exported with
+The PP-OCRv4 recogniser (``ch_PP-OCRv4_rec_infer.onnx``) and text-line
+detector (``ch_PP-OCRv4_det_infer.onnx``, whose weights are all Constant
+nodes) were exported with
 every HardSwish spelt out as Add/Clip/Mul/Div and with a learnable scalar
 affine (Mul then Add) around each activation. ONNX Runtime fuses none of it,
 so about a third of the model's time goes to elementwise ops. This module

@@ -2,8 +2,9 @@
 
 The plate detector (``clp_det.onnx``) was trained mostly on single-row
 plates of cars; a yellow double-row plate on a bus or a trailer is what it
-misses outright. PP-OCRv4's text detector (``ch_PP-OCRv4_det_infer.onnx``, a
-DB segmentation network shipped with RapidOCR) finds lines of text of any
+misses outright. PP-OCRv4's text detector (``ch_PP-OCRv4_det_lines.onnx``,
+the DB segmentation network shipped with RapidOCR, rewritten at set-up by
+``models/derive.py``) finds lines of text of any
 kind. A double-row plate is two of them: a short line (province and letter)
 centred above a long one (five characters), close together. Those pairs,
 and single lines shaped like a one-row plate, are proposed as plates and

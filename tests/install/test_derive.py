@@ -58,6 +58,18 @@ def test_derive_is_deterministic_and_reproduces_the_manifest_hash(tmp_path: Path
     assert not list(tmp_path.glob("*.part"))
 
 
+def test_the_text_line_detector_is_derived_by_the_same_recipe(tmp_path: Path) -> None:
+    """The fallback's detector had every weight in a Constant node and the same
+    spelt-out HardSwish: the rewrite reproduces the manifest's bytes from it too."""
+    sources_or_skip()
+    lines = DERIVED["ch_PP-OCRv4_det_lines.onnx"]
+    derive = fetch.load_derive(lines["onnx"])
+    stats = derive.derive_file(SOURCES / lines["from"], tmp_path / "lines.onnx")
+    assert sha256(tmp_path / "lines.onnx") == lines["sha256"]
+    assert (lines["recipe"], lines["recipe_version"]) == (derive.RECIPE, derive.RECIPE_VERSION)
+    assert stats.hardswish > 0 and stats.initializers > 100
+
+
 def test_derived_model_keeps_opset_and_metadata(tmp_path: Path) -> None:
     sources_or_skip()
     import onnx

@@ -32,7 +32,7 @@ def both() -> tuple[TextRecognizer, TextRecognizer]:
 
 
 def test_the_default_recogniser_is_the_derived_file() -> None:
-    assert REQUIRED == ("clp_det.onnx", DERIVED, "ch_PP-OCRv4_det_infer.onnx")
+    assert REQUIRED == ("clp_det.onnx", DERIVED, "ch_PP-OCRv4_det_lines.onnx")
     assert DERIVED in EXPECTED_SHA256
 
 
@@ -80,3 +80,23 @@ def test_the_daemon_does_not_import_onnx() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_the_derived_text_line_detector_gives_the_shipped_ones_map() -> None:
+    """Same DB probability map, so the fallback proposes the same lines."""
+    import onnxruntime as ort
+
+    shipped, derived = "ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_det_lines.onnx"
+    if check_models(MODEL_DIR, (shipped, derived)):
+        pytest.skip("models not fetched: run python models/fetch.py")
+    scene = render_plate("鲁B12345", "yellow", scale=0.6)
+    image = np.full((192, 256, 3), 120, np.uint8)
+    image[40 : 40 + scene.shape[0], 20 : 20 + scene.shape[1]] = scene[:, : 256 - 20]
+    blob = (image.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+    maps = []
+    for name in (shipped, derived):
+        session = ort.InferenceSession(str(MODEL_DIR / name), providers=["CPUExecutionProvider"])
+        maps.append(session.run(None, {session.get_inputs()[0].name: blob})[0])
+    assert maps[0].shape == maps[1].shape == (1, 1, 192, 256)
+    assert maps[0].max() > 0.5, "the plate's text is seen at all"
+    assert np.abs(maps[0] - maps[1]).max() < 1e-4

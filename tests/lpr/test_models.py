@@ -52,5 +52,5 @@ def test_check_models_missing_and_wrong_files(tmp_path):
     assert len(problems) == 3
     assert any("clp_det.onnx" in p and "SHA-256" in p for p in problems)
     assert any("ch_PP-OCRv4_rec_plate.onnx" in p and "missing" in p for p in problems)
-    assert any("ch_PP-OCRv4_det_infer.onnx" in p and "missing" in p for p in problems)
+    assert any("ch_PP-OCRv4_det_lines.onnx" in p and "missing" in p for p in problems)
     assert all("python models/fetch.py --dest" in p for p in problems)
