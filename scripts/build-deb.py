@@ -222,6 +222,10 @@ def install_models(dest: Path, source: Path) -> None:
             str(dest),
             "--from",
             str(source),
+            # what the daemon reads and what it is made from; not the measured-only
+            # variants (INT8) or the alternative small recogniser: 14 MB a board
+            # would carry for nothing (a clone's models/fetch.py makes them)
+            "--required-only",
         ],
         capture_output=True,
         text=True,
