@@ -144,7 +144,8 @@ def test_a_weight_under_min_load_is_the_empty_bridge(cable: PtyCable) -> None:
         assert time_enough and reader.stable is None and stables == []
         sim.kg = 32000
         assert wait_for(lambda: reader.stable is not None and reader.stable.kg == 32000)
-        assert [s.kg for s in stables] == [32000]
+        # the callback runs on the reader's thread just after the state it reports
+        assert wait_for(lambda: [s.kg for s in stables] == [32000]), stables
     finally:
         sim.close()
         assert reader.close()
