@@ -489,7 +489,9 @@ def test_junk_flood_never_delays_a_signed_command(mosquitto: Mosquitto, tmp_path
             f" {total:.2f} s after the flood began (reading 10,000 messages off the socket)"
         )
         assert waited < 1.0, f"the signed ping waited {waited:.2f} s behind junk in the gate"
-        assert total < 5.0, f"the flood held the link up for {total:.2f} s"
+        # reading 10,000 messages takes 2 to 6 s on a loaded two-core CI machine; an
+        # intake that slowed down as junk piled up would take minutes
+        assert total < 15.0, f"the flood held the link up for {total:.2f} s"
         assert wait_until(lambda: link.stats()["commands_refused_unverified"] == 10_000, 5), (
             link.stats()
         )
