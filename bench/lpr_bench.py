@@ -398,6 +398,66 @@ def recogniser_ratio(rec: PlateRecognizer, frames: list[np.ndarray], model_dir: 
     emit("derived / shipped recogniser time", ratio, "x", None)
 
 
+#: A child process: RSS growth (MB) for loading a model and running it on one input.
+_LOAD_RSS = """
+import sys, numpy as np, onnxruntime as ort
+def rss():
+    return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024
+warm = ort.InferenceSession(sys.argv[2], providers=['CPUExecutionProvider'])  # runtime itself
+before = rss()
+opts = ort.SessionOptions(); opts.intra_op_num_threads = 1; opts.enable_cpu_mem_arena = False
+s = ort.InferenceSession(sys.argv[1], opts, providers=['CPUExecutionProvider'])
+s.run(None, {s.get_inputs()[0].name: np.zeros((1, 3, 192, 256), np.float32)})
+print(rss() - before)
+"""
+
+
+def text_line_ratio(frames: list[np.ndarray], model_dir: str) -> None:
+    """The derived text-line detector against the file as shipped: time on 256x192
+    tiles cut from ``frames`` (the fallback's largest input), the two sessions run
+    alternately, and resident memory after loading and one run, each in a child."""
+    import subprocess
+
+    from edged.lpr.models import open_session
+
+    folder = Path(model_dir)
+    shipped, derived = folder / "ch_PP-OCRv4_det_infer.onnx", folder / "ch_PP-OCRv4_det_lines.onnx"
+    if not shipped.is_file() or not derived.is_file():
+        print("text-line ratio skipped: a text-line model is not installed")
+        return
+    tiles = [
+        (f[:192, :256].astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None].copy()
+        for f in frames
+        if f.shape[0] >= 192 and f.shape[1] >= 256
+    ]
+    sessions = [open_session(p, 1) for p in (shipped, derived)]
+    spent = [0.0, 0.0]
+    for _ in range(3):
+        for tile in tiles:
+            for i, sess in enumerate(sessions):
+                t0 = time.perf_counter()
+                sess.run(None, {sess.get_inputs()[0].name: tile})
+                spent[i] += time.perf_counter() - t0
+    mb = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", _LOAD_RSS, str(p), str(folder / "clp_det.onnx")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for p in (shipped, derived)
+    ]
+    ratio = spent[1] / max(spent[0], 1e-9)
+    print(
+        f"text-line detector {derived.name} / {shipped.name}: time {ratio:.2f} "
+        f"({len(tiles)} tiles x 3), resident after load and a run {mb[1]:.1f} vs {mb[0]:.1f} MB"
+    )
+    emit("derived / shipped text-line detector time", ratio, "x", None)
+    emit("derived - shipped text-line detector memory", mb[1] - mb[0], "MB", None)
+
+
 #: (role, config key, float model, its INT8 variant made at set-up by models/quantize.py)
 INT8_VARIANTS = (
     ("detector", "detector_model", "clp_det.onnx", "clp_det_int8.onnx"),
@@ -590,6 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         latency(rec, scenes, size, reps, args.stretch)
     fitted = [fit(f, (1920, 1080), args.stretch) for f in scenes]
     recogniser_ratio(rec, fitted, args.model_dir)
+    text_line_ratio(fitted, args.model_dir)
     if results:
         int8_variants(rec, args.data, results, fitted, args.high_conf)
     print(f"peak RSS of this benchmark process (dev set in memory): {rss_mb():.0f} MB")

@@ -13,8 +13,8 @@ itself. Its output is the same (within ~1e-6) and it runs about a fifth
 faster, which matters on a Pi's CPU. Its hash is checked like the others;
 the shipped file still works (``[lpr] recognizer_model``). The text-line
 fallback's detector, ``ch_PP-OCRv4_det_lines.onnx``, is derived the same way
-from ``ch_PP-OCRv4_det_infer.onnx`` (same output, a seventh faster, 4 MB
-less resident memory; ``[lpr] text_line_model`` takes the shipped file too).
+from ``ch_PP-OCRv4_det_infer.onnx`` (same output, a seventh to a fifth faster,
+4 to 8 MB less resident memory, as ``bench/lpr_bench.py`` prints; ``[lpr] text_line_model`` takes the shipped file too).
 """
 
 from __future__ import annotations
