@@ -4,9 +4,10 @@
 
 Runs ``edged run`` (folder camera of dev scenes fitted into 1920x1080 frames,
 every third one with no plate but a lettered yellow lorry front, so that the
-text-line fallback runs; no MQTT, mock GPIO) and drives passages through ``edged simulate passage``,
-once with the daemon's malloc tuning (edged.app.memory) and once without, and
-prints peak and final RSS of each: the issue's budget is 200 MB.
+text-line fallback runs; no MQTT, mock GPIO) and drives passages through ``edged simulate passage``
+three times: as the daemon runs, without its malloc tuning (edged.app.memory),
+and without the models' shared arena (edged.lpr.models.shared_arena), and
+prints peak and final RSS of each: the budget is 200 MB.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def no_plate(frame: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(out + noise, 0, 255).astype(np.uint8)
 
 
-def run(tmp: Path, passages: int, tuned: bool) -> tuple[float, float]:
-    data_dir = tmp / ("tuned" if tuned else "plain")
+def run(tmp: Path, passages: int, name: str, **off: str) -> tuple[float, float]:
+    """Peak and final RSS (MB) of a daemon run; ``off`` is environment to set."""
+    data_dir = tmp / name
     cfg = tmp / f"edged-{data_dir.name}.toml"
     cfg.write_text(
         f'[site]\nid = "bench"\ngate_id = "g1"\n[daemon]\ndata_dir = "{data_dir}"\n'
@@ -72,9 +74,7 @@ def run(tmp: Path, passages: int, tuned: bool) -> tuple[float, float]:
         f'[lpr]\nmodel_dir = "{REPO / "models" / "onnx"}"\n'
         "[mqtt]\nenabled = false\n"
     )
-    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
-    if not tuned:
-        env["EDGED_MALLOC_TUNING"] = "off"
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", **off}
     edged = [sys.executable, "-m", "edged", "--config", str(cfg)]
     proc = subprocess.Popen(
         [*edged, "run"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -112,13 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edged-rss-") as t:
         tmp = Path(t)
         frames(tmp / "frames", args.data, 30)
-        plain = run(tmp, n, tuned=False)
-        tuned = run(tmp, n, tuned=True)
+        plain = run(tmp, n, "plain", EDGED_MALLOC_TUNING="off")
+        own = run(tmp, n, "own-arenas", EDGED_SHARED_ARENA="off")
+        tuned = run(tmp, n, "daemon")
     print(f"daemon RSS after {n} passages, 1080p folder camera:")
-    print(f"  malloc as is      peak {plain[0]:.0f} MB, now {plain[1]:.0f} MB")
+    print(f"  malloc tuning off          peak {plain[0]:.0f} MB, now {plain[1]:.0f} MB")
+    print(f"  one arena per model        peak {own[0]:.0f} MB, now {own[1]:.0f} MB")
     print(
-        f"  edged.app.memory on   peak {tuned[0]:.0f} MB, now {tuned[1]:.0f} MB "
-        f"(peak ratio {tuned[0] / plain[0]:.2f})"
+        f"  as the daemon runs         peak {tuned[0]:.0f} MB, now {tuned[1]:.0f} MB "
+        f"(peak ratio {tuned[0] / plain[0]:.2f} to malloc tuning off, "
+        f"{tuned[0] / own[0]:.2f} to one arena per model)"
     )
     emit("daemon RSS peak, 1080p camera", tuned[0], "MB", "<= 200")
     emit("daemon RSS steady, 1080p camera", tuned[1], "MB", "<= 200")
