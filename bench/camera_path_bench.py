@@ -13,7 +13,13 @@ opencv source, 2 decoding threads) reads it, each way in its own process:
 - ``every_frame`` at 10 fps: the old way at the old default rate, behind the stream;
 - ``on_demand``: every frame taken, decoded only when a passage asks.
 
+Then the camera's snapshot URL (``type = "snapshot"``: a loopback HTTP
+camera with Digest authentication, showing the same numbered 1080p
+pictures, a new one every 40 ms, and encoding a JPEG at each request),
+asked only when a passage waits for a frame and once every 10 s to check it.
+
 For each: CPU seconds per minute of the process while idle (no passage),
+its peak resident memory,
 then ``--triggers`` passages' bursts (three frames, 60 ms of plate reading
 between them, as PassagePipeline.burst asks them): the age of each frame
 handed to the burst, from the moment the server sent it. Then the same
@@ -53,9 +59,13 @@ def child(args: argparse.Namespace) -> None:
     """One way of reading, in its own process: prints one JSON line of measurements."""
     from drivers.camera.folder import FolderConfig, FolderSource
     from drivers.camera.opencv import OpenCVConfig, OpenCVSource
+    from drivers.camera.snapshot import SnapshotConfig, SnapshotSource
     from edged.lane.camera_feed import CameraFeed
 
-    if args.folder:
+    if args.snapshot:
+        cfg = SnapshotConfig(url=args.snapshot, username="admin", password="cam-pass")
+        source = SnapshotSource(args.snapshot, "admin", "cam-pass", timeout_s=5.0)
+    elif args.folder:
         cfg = FolderConfig(folder=args.folder, fps=args.fps, decode=args.decode)
         source = FolderSource(args.folder, fps=args.fps)
     else:
@@ -85,7 +95,9 @@ def child(args: argparse.Namespace) -> None:
             since = got[1]
             time.sleep(0.06)  # the plate read of a frame
     feed.stop()
-    print(json.dumps({"idle": idle, "handed": handed}))
+    status = Path("/proc/self/status").read_text().split("VmHWM:")
+    peak_mb = int(status[1].split()[0]) / 1024 if len(status) > 1 else float("nan")
+    print(json.dumps({"idle": idle, "handed": handed, "peak_mb": peak_mb}))
 
 
 def run_child(extra: list[str], args: argparse.Namespace) -> dict:
@@ -102,8 +114,9 @@ def p95(values: list[float]) -> float:
     return v[min(len(v) - 1, int(0.95 * len(v)))] if v else float("nan")
 
 
-def stream_ways(tmp: Path, args: argparse.Namespace) -> dict[str, tuple[float, float, float]]:
-    """Per way: (CPU s per minute, frame age p95 ms, the most ms a frame was sent before its trigger)."""
+def stream_ways(tmp: Path, args: argparse.Namespace) -> dict[str, tuple[float, ...]]:
+    """Per way: (CPU s per minute, frame age p95 ms, the most ms a frame was sent before
+    its trigger, peak MB of the process)."""
     clip = make_clip(tmp / "1080p.mp4", (1920, 1080), 25, args.clip_s, bitrate="4M")
     results = {}
     with RtspCamera(clip) as cam:
@@ -124,10 +137,11 @@ def stream_ways(tmp: Path, args: argparse.Namespace) -> dict[str, tuple[float, f
                 before = max(before, (trigger - sent) * 1000)
             idle = data["idle"]
             cpu_min = idle["cpu_s"] / idle["wall_s"] * 60
-            results[name] = (cpu_min, p95(ages), before)
+            results[name] = (cpu_min, p95(ages), before, data["peak_mb"])
             st = idle["status"]
             print(
-                f"  {name:30s} CPU {cpu_min:5.1f} s/min idle ({st['fps']:.1f} frames/s taken,"
+                f"  {name:30s} CPU {cpu_min:5.1f} s/min idle, peak {data['peak_mb']:.0f} MB"
+                f" ({st['fps']:.1f} frames/s taken,"
                 f" {st['decoded_fps']:.1f} decoded,"
                 f" {cpu_min / 60 * 1000 / max(st['fps'], 0.1):.1f} ms a frame taken);"
                 " burst frame age p50 "
@@ -139,6 +153,65 @@ def stream_ways(tmp: Path, args: argparse.Namespace) -> dict[str, tuple[float, f
             )
         print(f"  (the server dropped {cam.relay.dropped()} packets for readers behind)")
     return results
+
+
+def snapshot_way(tmp: Path, args: argparse.Namespace) -> tuple[float, ...]:
+    """The snapshot camera: (CPU s per minute, frame age p95 ms, the most ms a picture was
+    shown before its trigger, peak MB). The camera shows the first 2 s of the numbered
+    1080p clip in a loop, a new picture every 40 ms; a picture's age runs from the
+    moment it was shown."""
+    import threading
+
+    import cv2
+
+    from drivers.simulators import SnapshotCameraSimulator
+
+    cap = cv2.VideoCapture(str(make_clip(tmp / "snap.mp4", (1920, 1080), 25, 2, bitrate="4M")))
+    pictures = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        pictures.append(frame)
+    cap.release()
+    sim = SnapshotCameraSimulator(size=(1920, 1080)).start()
+    shown: dict[int, list[float]] = {}
+    stop = threading.Event()
+
+    def show() -> None:
+        i = 0
+        while not stop.is_set():
+            pic = pictures[i % len(pictures)]
+            sim.show(pic)
+            shown.setdefault(frame_number(pic) or -1, []).append(time.monotonic())
+            i += 1
+            stop.wait(0.04)
+
+    shower = threading.Thread(target=show, daemon=True)
+    shower.start()
+    try:
+        data = run_child(["--snapshot", sim.url], args)
+    finally:
+        stop.set()
+        shower.join(2)
+        sim.stop()
+    ages, before = [], 0.0
+    for number, trigger, at in data["handed"]:
+        times = [t for t in shown.get(number, []) if t <= at] if number is not None else []
+        if not times:
+            continue
+        ages.append((at - times[-1]) * 1000)
+        before = max(before, (trigger - times[-1]) * 1000)
+    idle = data["idle"]
+    cpu_min = idle["cpu_s"] / idle["wall_s"] * 60
+    print(
+        f"  {'snapshot on request':30s} CPU {cpu_min:5.1f} s/min idle, peak"
+        f" {data['peak_mb']:.0f} MB ({len(sim.requests)} requests in all); burst frame age"
+        f" p50 {sorted(ages)[len(ages) // 2] if ages else float('nan'):.0f} ms,"
+        f" p95 {p95(ages):.0f} ms (the earliest shown {before:.0f} ms before its trigger)",
+        flush=True,
+    )
+    return cpu_min, p95(ages), before, data["peak_mb"]
 
 
 def folder_ways(tmp: Path, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
@@ -175,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
+    ap.add_argument("--snapshot", help=argparse.SUPPRESS)
     ap.add_argument("--decode", default="on_demand", help=argparse.SUPPRESS)
     ap.add_argument("--fps", type=float, default=10.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -195,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(t)
         print("RTSP 1920x1080 25 fps H.264, 4 Mbit/s:", flush=True)
         rtsp = stream_ways(tmp, args)
+        print("snapshot URL, 1920x1080 JPEG encoded at each request:", flush=True)
+        snap = snapshot_way(tmp, args)
         print(f"folder of {PI_CAMERA[0]}x{PI_CAMERA[1]} JPEG frames at 25 fps:", flush=True)
         folder = folder_ways(tmp, args)
     old, slow, new = (
@@ -209,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     emit("RTSP 1080p25 idle CPU, on demand", new[0], "s/min")
     emit("RTSP 1080p25 idle CPU, every frame decoded", old[0], "s/min")
     emit("RTSP 1080p25 idle CPU on demand / every frame", new[0] / old[0], "ratio", "< 1")
+    emit("RTSP 1080p25 process peak RSS, on demand", new[3], "MB")
+    emit("snapshot 1080p burst frame age p95", snap[1], "ms", "<= 200")
+    emit("snapshot 1080p idle CPU", snap[0], "s/min")
+    emit("snapshot 1080p idle CPU / RTSP every frame", snap[0] / old[0], "ratio", "< 1")
+    emit("snapshot 1080p process peak RSS", snap[3], "MB")
+    emit("snapshot / RTSP on demand peak RSS", snap[3] / new[3], "ratio", "< 1")
     emit("Pi-camera folder idle CPU, on demand", folder["on demand"][0], "s/min")
     emit("Pi-camera folder idle CPU, every frame", folder["every frame decoded"][0], "s/min")
     return 0

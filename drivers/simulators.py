@@ -477,3 +477,178 @@ class RtuMeters:
     def stop(self) -> None:
         self._lt.stop()
         self.bridge.close()
+
+
+class SnapshotCameraSimulator:
+    """An IP camera's snapshot URL on loopback: HTTP/1.1 GET answered with a JPEG of the
+    picture given to :meth:`show`, encoded at the request as a camera does.
+
+    Authentication as Hikvision and Dahua cameras ask for it: Digest (MD5,
+    ``qop="auth"``) by default, Basic, or none. Nonces expire after
+    ``nonce_uses`` answers (then ``stale=true``, as a camera rotating them),
+    and a nonce count that does not rise is refused. ``requests`` holds the
+    monotonic time of each request, the refused ones included, so tests see
+    when each picture was asked for.
+    """
+
+    PATH = "/ISAPI/Streaming/channels/101/picture"
+
+    def __init__(
+        self,
+        size: tuple[int, int] = (1280, 720),
+        username: str = "admin",
+        password: str = "cam-pass",
+        auth: str = "digest",
+        nonce_uses: int = 50,
+        delay_s: float = 0.0,
+    ) -> None:
+        import hashlib
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import numpy as np
+
+        self.size = size
+        self.username, self.password, self.auth = username, password, auth
+        self.nonce_uses = nonce_uses
+        self.delay_s = delay_s
+        self.realm = "IP Camera(C1234)"
+        self.requests: list[float] = []
+        self.served = 0
+        self._lock = threading.Lock()
+        self._frame = np.full((size[1], size[0], 3), 90, np.uint8)
+        self._nonce = os.urandom(16).hex()
+        self._uses = 0
+        self._last_nc: dict[str, int] = {}
+        self._conns: set[socket.socket] = set()
+        sim = self
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()  # Digest is MD5 by its RFC
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def setup(self) -> None:
+                super().setup()
+                with sim._lock:
+                    sim._conns.add(self.connection)
+
+            def finish(self) -> None:
+                with sim._lock:
+                    sim._conns.discard(self.connection)
+                super().finish()
+
+            def do_GET(self) -> None:
+                with sim._lock:
+                    sim.requests.append(time.monotonic())
+                if self.path != sim.PATH:
+                    return self._send(
+                        404, b"<ResponseStatus>Not Found</ResponseStatus>", "text/xml"
+                    )
+                verdict = sim._check(self.headers.get("Authorization", ""), md5)
+                if verdict != "ok":
+                    return self._challenge(stale=verdict == "stale")
+                if sim.delay_s:
+                    time.sleep(sim.delay_s)
+                self._send(200, sim._jpeg(), "image/jpeg")
+
+            def _challenge(self, stale: bool) -> None:
+                body = b"<ResponseStatus>Unauthorized</ResponseStatus>"
+                self.send_response(401)
+                if sim.auth == "digest":
+                    value = f'Digest qop="auth", realm="{sim.realm}", nonce="{sim._nonce}"' + (
+                        ", stale=TRUE" if stale else ""
+                    )
+                else:
+                    value = f'Basic realm="{sim.realm}"'
+                self.send_header("WWW-Authenticate", value)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _send(self, code: int, body: bytes, kind: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}{self.PATH}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="snapshot-camera", daemon=True
+        )
+
+    def start(self) -> SnapshotCameraSimulator:
+        self._thread.start()
+        return self
+
+    def show(self, frame: Any) -> None:
+        """What the camera sees from now on; None: the empty lane."""
+        import numpy as np
+
+        with self._lock:
+            if frame is None:
+                frame = np.full((self.size[1], self.size[0], 3), 90, np.uint8)
+            self._frame = frame
+
+    def _jpeg(self) -> bytes:
+        import cv2
+
+        with self._lock:
+            frame = self._frame
+            self.served += 1
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return buf.tobytes() if ok else b""
+
+    def _check(self, header: str, md5: Callable[[str], str]) -> str:
+        """``ok``, ``stale`` (a spent nonce, right password) or ``refused``."""
+        if self.auth == "none":
+            return "ok"
+        if self.auth == "basic":
+            import base64
+
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            return "ok" if header == f"Basic {token}" else "refused"
+        if not header.startswith("Digest "):
+            return "refused"
+        fields = dict(
+            (k.strip().lower(), v.strip().strip('"'))
+            for k, _, v in (p.partition("=") for p in header[7:].split(","))
+        )
+        ha1 = md5(f"{self.username}:{self.realm}:{self.password}")
+        ha2 = md5(f"GET:{fields.get('uri', '')}")
+        nc, cnonce = fields.get("nc", ""), fields.get("cnonce", "")
+        expected = md5(f"{ha1}:{fields.get('nonce', '')}:{nc}:{cnonce}:auth:{ha2}")
+        if fields.get("username") != self.username or fields.get("response") != expected:
+            return "refused"
+        with self._lock:
+            if fields.get("nonce") != self._nonce:
+                return "stale"
+            count = int(nc, 16) if nc else 0
+            if count <= self._last_nc.get(self._nonce, 0):
+                return "refused"  # a replayed answer
+            self._last_nc[self._nonce] = count
+            self._uses += 1
+            if self._uses > self.nonce_uses:
+                self._nonce, self._uses = os.urandom(16).hex(), 0
+                self._last_nc.clear()
+                return "stale"
+        return "ok"
+
+    def stop(self) -> None:
+        """The camera gone: no new connection, and the open (keep-alive) ones cut."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -26,6 +27,15 @@ from drivers.config import DeviceConfig, doc
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 VIDEO_EXT = {".mp4", ".avi", ".mkv", ".mov"}
+
+
+def safe_url(url: str) -> str:
+    """A camera URL as logs and status show it: never its password."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 class CameraError(RuntimeError):
@@ -86,7 +96,8 @@ class CameraConfig(DeviceConfig):
         metadata=doc(
             '"on_demand": take every frame the camera sends (none wait in a queue to be'
             " read late) and decode only those a passage asks for, taken after its trigger"
-            ' (opencv and folder sources; the others read as with "every_frame");'
+            " (opencv and folder sources; a snapshot camera is asked for a picture only"
+            ' then; the others read as with "every_frame");'
             ' "every_frame": read and decode a frame at `fps`, even between vehicles'
         ),
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from drivers.camera import CameraConfig, CameraError
+from drivers.camera import CameraConfig, CameraError, safe_url
 from drivers.config import doc, driver
 
 
@@ -76,7 +76,7 @@ class OpenCVSource:
         # holds one more (frame threading).
         threads = decode_threads or min(os.cpu_count() or 1, 16)
         self.held_frames = threads if is_stream(device_or_url) else 0
-        self.name = f"opencv:{device_or_url}"
+        self.name = f"opencv:{safe_url(str(device_or_url))}"
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
@@ -96,7 +96,7 @@ class OpenCVSource:
             self._cap = cv2.VideoCapture(self.target)
         if not self._cap.isOpened():
             raise CameraError(
-                f"cannot open camera {self.target}: check cable/power, the URL, "
+                f"cannot open camera {safe_url(str(self.target))}: check cable/power, the URL, "
                 "user and password, and that the stream is H.264"
             )
         self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # latest frame, not a stale queue

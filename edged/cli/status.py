@@ -219,7 +219,10 @@ def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
         lines.append(f"  camera: {cam.get('state')}, {cam.get('source')} pushes: {counts}{err}")
     elif isinstance(cam, dict):
         err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
-        lines.append(f"  camera: {cam.get('state')}, {cam.get('fps')} fps{err}{_frames(cam)}")
+        source = f"{cam['source']}, " if cam.get("source") else ""
+        lines.append(
+            f"  camera: {cam.get('state')}, {source}{cam.get('fps')} fps{err}{_frames(cam)}"
+        )
     else:
         lines.append("  camera: none")
     read = lane.get("last_read")

@@ -3,8 +3,10 @@
 No hardware is faked above the wire: each lane's ground loop is a gpiozero
 mock pin that the traffic drives, the RFID reader (one, serving both lanes
 through two antennas) is a simulator speaking the R2000 binary protocol on
-a pty that the real driver reads, each lane's camera is a mock source
-showing rendered scenes of the vehicle's plate to the real recogniser, and
+a pty that the real driver reads, the entry's camera is a mock source and
+the exit's an IP camera's snapshot URL (a loopback HTTP server with Digest
+authentication), both showing rendered scenes of the vehicle's plate to the
+real recogniser, and
 the entry's LED board with voice is a simulator on a pty that decodes the
 real driver's frames; the demo prints what it shows and says.
 """
@@ -108,6 +110,10 @@ class DemoTraffic:
         self.display_master, self.display_slave = os.openpty()
         self.display_port = os.ttyname(self.display_slave)
         self.display_sim: Any = None
+        from drivers.simulators import SnapshotCameraSimulator
+
+        # bound now, so that its URL goes into the config; answers once started
+        self.exit_camera = SnapshotCameraSimulator(size=(1280, 720), password="demo-camera")
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -124,6 +130,7 @@ class DemoTraffic:
         self.rfid_sim = R2000Simulator(self.master, {}).start()
         self.scale_sim = ScaleSimulator(self.scale_master, 0, rate_hz=10).start()
         self.display_sim = LedVoiceSimulator(self.display_master).start()
+        self.exit_camera.start()
         self._thread = threading.Thread(target=self._loop, name="demo", daemon=True)
         self._thread.start()
 
@@ -154,7 +161,8 @@ class DemoTraffic:
             loop_cfg = lane.cfg.gpio.ground_loop
             pin = Device.pin_factory.pin(loop_cfg.pin)
             log.info("demo_vehicle_arrives", lane=v.lane, plate=v.plate or "-", expect=v.note)
-            camera = lane.camera_source
+            # what the lane's camera sees: the mock source itself, or the IP camera
+            camera = self.exit_camera if v.lane == "exit" else lane.camera_source
             if v.plate is not None:
                 camera.show(render_scene(v.plate, v.colour, size=camera.size, seed=n))
             tags = {t: -55 for t in (v.tag, v.card) if t}
@@ -198,6 +206,8 @@ class DemoTraffic:
         for sim in (self.rfid_sim, self.scale_sim, self.display_sim):
             if sim is not None:
                 sim.close()
+        with contextlib.suppress(Exception):
+            self.exit_camera.stop()
         for fd in (
             self.master,
             self.slave,

@@ -14,6 +14,12 @@ not for pictures nobody reads. ``decode = "every_frame"`` (and sources that
 cannot grab) reads and decodes at ``camera.fps`` and keeps the newest.
 Memory holds one decoded frame either way.
 
+A source that takes a picture only when asked (``on_request``: a camera's
+snapshot URL) is asked only while a passage waits for a frame, and once
+every ``check_every_s`` between vehicles to know it is there. Its frame
+counts from the moment it was asked for, so it is never older than the
+trigger that wanted it.
+
 When frames stop or come back it raises one event each way, not one per
 retry: the guard must know plates are not read and passages rely on RFID or
 on them.
@@ -50,6 +56,8 @@ class CameraFeed:
             source, read_timeout=cfg.read_timeout_s, backoff_max=cfg.reconnect_max_s
         )
         self.on_demand = getattr(cfg, "decode", "every_frame") == "on_demand" and can_grab(source)
+        self.on_request = self.on_demand and bool(getattr(source, "on_request", False))
+        self._check_every = float(getattr(source, "check_every_s", 10.0))
         self._event = event
         self.rate = RateMeter()  # frames taken from the camera
         self.decoded = RateMeter()  # frames made into pictures
@@ -97,6 +105,7 @@ class CameraFeed:
             first = next((n for n, t in self._arrivals if t > since), self._seq + 1)
             need = first + self._held
             self._need.append(need)
+            self._cond.notify_all()  # a source taken on request waits for this
             try:
                 while True:
                     if self._lost:
@@ -126,8 +135,14 @@ class CameraFeed:
         last_grab = 0.0
         while not self._stop.is_set():
             if self.on_demand:
+                if self.on_request:
+                    self._wait_for_need()
+                    if self._stop.is_set():
+                        break
+                asked = time.monotonic()
                 ok = self.source.grab()
-                now = time.monotonic()
+                # a picture taken on request shows the moment it was asked for, or later
+                now = asked if self.on_request else time.monotonic()
                 frame = None
                 if ok:
                     self.rate.tick()
@@ -164,6 +179,16 @@ class CameraFeed:
                 if pause > 0:
                     self._stop.wait(pause)
                 last_grab = time.monotonic()
+
+    def _wait_for_need(self) -> None:
+        """Until a passage waits for a frame, or the next check of the camera is due."""
+        with self._cond:
+            due = self._last_arrival + self._check_every
+            while not self._lost and not self._need and not self._stop.is_set():
+                remaining = due - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
 
     def _arrived(self, now: float) -> int:
         """Number the frame just taken; called with the lock held."""
@@ -204,7 +229,13 @@ class CameraFeed:
             "state": self.source.state,
             "fps": self.rate.rate(),
             "decoded_fps": self.decoded.rate(),
-            "decode": "on_demand" if self.on_demand else "every_frame",
+            "decode": (
+                "on_request"
+                if self.on_request
+                else "on_demand"
+                if self.on_demand
+                else "every_frame"
+            ),
             "frame_age_ms": round((time.monotonic() - arrived) * 1000) if arrived else None,
             "passage_frame_age_ms": None if p95 is None else round(p95, 1),
             "source": self.source.name,

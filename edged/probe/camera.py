@@ -67,7 +67,14 @@ def probe_camera(
                 )
             times.append(time.monotonic())
             frame = got
-        if cc.decode == "on_demand" and can_grab(src):
+        if cc.decode == "on_demand" and getattr(src, "on_request", False):
+            wall = (times[-1] - times[0]) / max(1, len(times) - 1) * 1000
+            v.line(
+                f"decode on_request: a snapshot {wall:.0f} ms from asking to picture;"
+                " none taken between vehicles but one every"
+                f" {getattr(src, 'check_every_s', 0):g} s to check the camera"
+            )
+        elif cc.decode == "on_demand" and can_grab(src):
             cost = grab_cost(cam, frames)
             if cost is None:
                 return v.failed(

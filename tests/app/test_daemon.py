@@ -119,6 +119,10 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
             status
         )
         assert "component datalogger: running" in status and "component hj212: running" in status
+        # the exit's IP camera is asked for snapshots only when a vehicle is there
+        exit_camera = reply["lanes"]["exit"]["camera"]
+        assert exit_camera["decode"] == "on_request" and exit_camera["state"] == "ok", exit_camera
+        assert any("snapshot:http://127.0.0.1:" in x and "on_request" in x for x in status), status
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -134,6 +138,8 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
     # the loaded truck leaves with a waybill card beside its own tag: the card names the cargo
     leaving = next(p["payload"] for p in passages if p["payload"]["direction"] == "out")
     assert (leaving["plate"], leaving["cargo"]) == ("冀B12345", "螺纹钢"), leaving
+    # its plate was read on the exit camera's snapshot and agrees with its tag
+    assert leaving["id_source"] == "plate+rfid", leaving
     assert (
         leaving["rfid_tag"] == "E2003412B802011512345678" and "unknown_tag" not in leaving["flags"]
     )

@@ -155,7 +155,8 @@ def test_status_lines_name_every_figure() -> None:
         "alert level: orange",
         "component ledger: running",
         "lane entry: in, 2 passages, queue 0",
-        "  camera: lost, 0.0 fps (no frame); on_demand, 0.0 decoded/s, newest frame 5100 ms old,"
+        "  camera: lost, opencv:0, 0.0 fps (no frame); on_demand, 0.0 decoded/s, newest frame"
+        " 5100 ms old,"
         " passage frames p95 31.5 ms after arrival",
         "  last read: 冀B12345 conf 0.97 (camera) at 2024-05-01T08:00:00.000+08:00",
         "  last passage: seq 3 冀B12345 in allow at t",

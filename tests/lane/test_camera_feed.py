@@ -158,3 +158,42 @@ def test_a_lost_camera_gives_no_frame_at_once(tmp_path: Path) -> None:
         assert events == ["camera_lost", "camera_restored"]
     finally:
         feed.stop()
+
+
+def test_snapshot_camera_is_asked_only_for_frames_wanted_after_the_trigger() -> None:
+    from drivers import config as driver_config
+    from drivers.camera.snapshot import SnapshotConfig
+    from drivers.simulators import SnapshotCameraSimulator
+
+    sim = SnapshotCameraSimulator(size=(320, 180)).start()
+    cfg = SnapshotConfig(
+        url=sim.url, username="admin", password="cam-pass", check_every_s=1.0, reconnect_max_s=0.2
+    )
+    events = Events()
+    feed = CameraFeed("test.camera", driver_config.build(cfg), cfg, events)
+    feed.start()
+    try:
+        _wait_ok(feed)
+        before = len(sim.requests)
+        time.sleep(2.5)  # between vehicles: one check a second, nothing else
+        assert 1 <= len(sim.requests) - before <= 3, sim.requests
+        sim.show(np.full((180, 320, 3), 30, np.uint8))  # the lane before the vehicle
+        time.sleep(0.2)
+        trigger = time.monotonic()
+        sim.show(np.full((180, 320, 3), 220, np.uint8))  # the vehicle, at the trigger
+        got = feed.frame_after(trigger)
+        assert got is not None and got[1] > trigger
+        assert abs(int(got[0][90, 160, 0]) - 220) < 4, "a picture from before the trigger"
+        assert any(t > trigger for t in sim.requests)
+        status = feed.status()
+        assert status["decode"] == "on_request" and status["state"] == "ok", status
+        sim.stop()
+        deadline = time.monotonic() + 5
+        while feed.status()["state"] != "lost":  # the next check finds it gone
+            assert time.monotonic() < deadline, feed.status()
+            time.sleep(0.05)
+        t = time.monotonic()
+        assert feed.frame_after(t) is None and time.monotonic() - t < 0.5
+        assert events == ["camera_lost"]
+    finally:
+        feed.stop()

@@ -127,6 +127,26 @@ def test_camera_read_says_when_the_plate_is_small_for_the_recogniser(
     assert "plate is small: under 120 px" in out and "[lpr] roi" in out
 
 
+def test_camera_probe_of_a_snapshot_camera_says_what_a_picture_costs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drivers.simulators import SnapshotCameraSimulator
+
+    sim = SnapshotCameraSimulator(size=(640, 360)).start()
+    try:
+        body = f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
+        cfg = _config(tmp_path, body + 'password = "cam-pass"\n')
+        rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "3")
+        assert rc == 0, out
+        assert verdict.startswith(f"PASS: snapshot:{sim.url}: 3 frames 640x360 at ")
+        assert "decode on_request: a snapshot " in out and "one every 10 s" in out
+        cfg = _config(tmp_path, body + 'password = "wrong"\n')
+        rc, verdict, _ = _probe(capsys, cfg, "camera")
+        assert rc == 1 and "HTTP 401" in verdict and "username and password" in verdict, verdict
+    finally:
+        sim.stop()
+
+
 def test_camera_fail_when_it_cannot_open_or_gives_no_frames(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,361 @@
+"""``type = "snapshot"``: an IP camera's snapshot URL, asked for a picture only when needed.
+
+A 1080p H.264 stream costs a Pi whether or not a vehicle is there: the
+decoder runs on every frame (the frames refer to each other) and holds its
+reference frames, 37 to 58 MB of the daemon's memory. Most gate cameras
+also answer an HTTP GET with a JPEG of the moment (Hikvision
+``/ISAPI/Streaming/channels/101/picture``, Dahua
+``/cgi-bin/snapshot.cgi?channel=1``). This source asks for one only when a
+passage waits for a frame, and once every ``check_every_s`` between
+vehicles to know the camera is there: no decoder, no stream, nothing read
+between vehicles, and each picture is taken after the request that asked
+for it, so it is never older than the trigger.
+
+Cameras ask for HTTP Digest authentication (RFC 7616 with MD5 and
+``qop=auth``, as RFC 2617) or Basic. The challenge is kept and answered in
+advance with a rising nonce count, so a snapshot costs one request, not
+two; a stale nonce is answered once more with the new one. An answer
+larger than ``max_bytes`` or not an image is refused with a log line that
+says what came instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import os
+import re
+import ssl
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+from drivers.camera import CameraConfig, CameraError, safe_url
+from drivers.config import Invalid, doc, driver
+from drivers.log import get_logger
+
+log = get_logger("camera")
+
+_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^,]*)\s*,?')
+
+
+@dataclass(frozen=True)
+class SnapshotConfig(CameraConfig):
+    type: str = field(
+        default="snapshot", metadata=doc("Frame source; the keys below depend on it", was="source")
+    )
+    url: str = field(
+        default="",
+        metadata=doc(
+            "The camera's snapshot URL (http:// or https://), e.g. Hikvision"
+            " http://CAMERA/ISAPI/Streaming/channels/101/picture, Dahua"
+            " http://CAMERA/cgi-bin/snapshot.cgi?channel=1"
+        ),
+    )
+    username: str = field(default="", metadata=doc("User the camera asks for (Digest or Basic)"))
+    password: str = field(default="", metadata=doc("That user's password"))
+    check_every_s: float = field(
+        default=10.0,
+        metadata=doc(
+            "Between vehicles, one snapshot this often shows the camera is there"
+            " (camera_lost when it is not)",
+            min=1,
+            max=600,
+        ),
+    )
+    max_bytes: int = field(
+        default=8_000_000,
+        metadata=doc("A larger answer is refused (a 1080p JPEG is 0.2 to 1 MB)", min=10_000),
+    )
+    tls_verify: bool = field(
+        default=True,
+        metadata=doc("Check an https camera's certificate (false for a self-signed one)"),
+    )
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Invalid(
+                [("url", 'an http:// or https:// snapshot URL is needed for type = "snapshot"')]
+            )
+        if parts.username or parts.password:
+            raise Invalid([("url", "put the user and password in username and password")])
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """``WWW-Authenticate`` as (scheme in lower case, its parameters).
+
+    Quoted values may hold commas and escaped quotes; parameter names are
+    case-insensitive (RFC 7235), so they come back in lower case.
+    """
+    scheme, _, rest = header.strip().partition(" ")
+    params: dict[str, str] = {}
+    for m in _PARAM.finditer(rest):
+        name, raw, quoted = m.group(1), m.group(2), m.group(3)
+        value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else raw.strip()
+        params[name.lower()] = value
+    return scheme.lower(), params
+
+
+def digest_authorization(
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    challenge: dict[str, str],
+    nc: int,
+    cnonce: str,
+) -> str:
+    """The ``Authorization`` header answering a Digest ``challenge`` (MD5, qop auth or none).
+
+    Pure: the same inputs give the same header, so it is checked against the
+    RFCs' worked examples.
+    """
+    algorithm = challenge.get("algorithm", "MD5")
+    if algorithm.upper() not in ("MD5", "MD5-SESS"):
+        raise CameraError(f"camera asks for Digest {algorithm}, only MD5 is supported")
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode("utf-8")).hexdigest()  # Digest is MD5 by its RFC
+
+    realm, nonce = challenge.get("realm", ""), challenge.get("nonce", "")
+    ha1 = md5(f"{username}:{realm}:{password}")
+    if algorithm.upper() == "MD5-SESS":
+        ha1 = md5(f"{ha1}:{nonce}:{cnonce}")
+    ha2 = md5(f"{method}:{uri}")
+    qops = [q.strip() for q in challenge.get("qop", "").split(",") if q.strip()]
+    fields = [
+        f'username="{username}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+    ]
+    if "auth" in qops:
+        count = f"{nc:08x}"
+        response = md5(f"{ha1}:{nonce}:{count}:{cnonce}:auth:{ha2}")
+        fields += [f'response="{response}"', "qop=auth", f"nc={count}", f'cnonce="{cnonce}"']
+    elif qops:
+        raise CameraError(f"camera asks for Digest qop {qops}, only auth is supported")
+    else:
+        fields.append(f'response="{md5(f"{ha1}:{nonce}:{ha2}")}"')
+    if "opaque" in challenge:
+        fields.append(f'opaque="{challenge["opaque"]}"')
+    if "algorithm" in challenge:
+        fields.append(f"algorithm={algorithm}")
+    return "Digest " + ", ".join(fields)
+
+
+class SnapshotSource:
+    """Takes a JPEG from the camera's snapshot URL when asked (``grab``), decodes it on
+    ``retrieve``. ``on_request``: the frame thread asks only when a frame is wanted."""
+
+    on_request = True
+
+    def __init__(
+        self,
+        url: str,
+        username: str = "",
+        password: str = "",
+        timeout_s: float = 2.0,
+        max_bytes: int = 8_000_000,
+        check_every_s: float = 10.0,
+        tls_verify: bool = True,
+    ) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or ""
+        self.port = parts.port
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.username = username
+        self.password = password
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self.check_every_s = check_every_s
+        self.tls_verify = tls_verify
+        self.name = f"snapshot:{safe_url(url)}"
+        self.requests = 0  # HTTP requests sent, the auth round trips included
+        self._conn: http.client.HTTPConnection | None = None
+        self._challenge: dict[str, str] | None = None
+        self._basic = False
+        self._nc = 0
+        self._jpeg: bytes | None = None
+
+    # -- the FrameSource / GrabSource interface ------------------------------------------
+    def open(self) -> None:
+        """Connect and take one snapshot: a wrong URL or password shows at start."""
+        self.close()
+        self._jpeg = self._fetch()
+
+    def read(self) -> np.ndarray | None:
+        if not self.grab():
+            return None
+        return self.retrieve()
+
+    def grab(self) -> bool:
+        """Ask the camera for a picture of this moment and keep its JPEG undecoded."""
+        self._jpeg = self._fetch()
+        return True
+
+    def retrieve(self) -> np.ndarray | None:
+        """The last snapshot decoded; None (the camera counted lost) for a broken JPEG."""
+        if self._jpeg is None:
+            return None
+        frame = cv2.imdecode(np.frombuffer(self._jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if frame is None:
+            log.warning(
+                "camera_bad_snapshot",
+                source=self.name,
+                bytes=len(self._jpeg),
+                hint="the camera answered something that is not a picture; check the URL",
+            )
+        return frame
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self.https:
+                ctx = ssl.create_default_context()
+                if not self.tls_verify:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                self._conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout_s, context=ctx
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    self.host, self.port, timeout=self.timeout_s
+                )
+        return self._conn
+
+    def _authorization(self) -> str | None:
+        if self._basic:
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            return f"Basic {token}"
+        if self._challenge is None:
+            return None
+        self._nc += 1
+        return digest_authorization(
+            "GET",
+            self.path,
+            self.username,
+            self.password,
+            self._challenge,
+            self._nc,
+            os.urandom(8).hex(),
+        )
+
+    def _fetch(self) -> bytes:
+        """One snapshot's bytes; CameraError saying what to check otherwise."""
+        for attempt in range(3):  # as is; after a (new or stale) challenge; once more
+            headers = {"Accept": "image/jpeg", "Connection": "keep-alive"}
+            auth = self._authorization()
+            if auth:
+                headers["Authorization"] = auth
+            try:
+                conn = self._connection()
+                conn.request("GET", self.path, headers=headers)
+                self.requests += 1
+                resp = conn.getresponse()
+                status = resp.status
+                if status == 401:
+                    resp.read(64 * 1024)
+                    if not resp.isclosed():  # a longer refusal: not worth reading
+                        self.close()
+                    if attempt == 2 or not self._challenged(resp.headers, auth):
+                        raise CameraError(
+                            "camera refused the user and password (HTTP 401): check"
+                            " username and password"
+                        )
+                    continue
+                body = self._body(resp)
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise CameraError(
+                    f"snapshot request failed ({exc.__class__.__name__}: {exc}): check camera"
+                    " power, network and the URL's host and port"
+                ) from exc
+            if resp.will_close:
+                self.close()
+            if status != 200:
+                raise CameraError(
+                    f"camera answered HTTP {status} to the snapshot URL: check its path"
+                    " (Hikvision /ISAPI/Streaming/channels/101/picture, Dahua"
+                    " /cgi-bin/snapshot.cgi?channel=1)"
+                )
+            kind = resp.headers.get("Content-Type", "")
+            if not kind.lower().startswith("image/") and not body.startswith(b"\xff\xd8"):
+                raise CameraError(
+                    f"snapshot URL answered {kind or 'no content type'}, not a picture:"
+                    " check its path"
+                )
+            return body
+        raise CameraError("camera refused the user and password (HTTP 401)")
+
+    def _challenged(self, headers: http.client.HTTPMessage, sent: str | None) -> bool:
+        """Take the 401's challenge; False when answering it again cannot help."""
+        for header in headers.get_all("WWW-Authenticate") or []:
+            scheme, params = parse_challenge(header)
+            if scheme == "digest":
+                stale = params.get("stale", "").lower() == "true"
+                if sent and sent.startswith("Digest") and not stale:
+                    return False  # the same user and password were just refused
+                self._challenge, self._nc, self._basic = params, 0, False
+                return True
+        for header in headers.get_all("WWW-Authenticate") or []:
+            if parse_challenge(header)[0] == "basic" and not self._basic:
+                self._basic, self._challenge = True, None
+                return True
+        return False
+
+    def _body(self, resp: http.client.HTTPResponse) -> bytes:
+        """The answer's body, never more than ``max_bytes`` read nor kept."""
+        length = resp.getheader("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            self.close()
+            raise CameraError(
+                f"snapshot of {int(length)} bytes refused (max_bytes = {self.max_bytes})"
+            )
+        deadline = time.monotonic() + self.timeout_s
+        chunks: list[bytes] = []
+        size = 0
+        while resp.length != 0:  # None: no Content-Length, read to the end
+            # read1 hands back what has come, so a camera trickling bytes meets the deadline
+            chunk = resp.read1(64 * 1024)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > self.max_bytes:
+                self.close()
+                raise CameraError(f"snapshot over {self.max_bytes} bytes refused (max_bytes)")
+            if time.monotonic() > deadline:
+                self.close()
+                raise CameraError(f"snapshot took over {self.timeout_s:g} s to arrive")
+            chunks.append(chunk)
+        resp.read()  # ends the response, so the connection serves the next snapshot
+        return b"".join(chunks)
+
+
+@driver(
+    "camera", "snapshot", SnapshotConfig, "IP camera's snapshot URL, asked when a frame is needed"
+)
+def _build(cfg: SnapshotConfig) -> SnapshotSource:
+    return SnapshotSource(
+        cfg.url,
+        cfg.username,
+        cfg.password,
+        # the camera is called lost after read_timeout_s; the request gives up then too
+        timeout_s=cfg.read_timeout_s,
+        max_bytes=cfg.max_bytes,
+        check_every_s=cfg.check_every_s,
+        tls_verify=cfg.tls_verify,
+    )

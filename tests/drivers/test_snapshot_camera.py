@@ -1,0 +1,220 @@
+"""The snapshot-URL camera against a camera's HTTP wire format, and against hostile servers.
+
+The well-behaved camera is :class:`drivers.simulators.SnapshotCameraSimulator`
+(Digest with rotating nonces, Basic, or none); the hostile ones are raw
+sockets writing exactly the bytes under test.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from drivers.camera import CameraError, safe_url
+from drivers.camera.opencv import OpenCVSource
+from drivers.camera.snapshot import (
+    SnapshotConfig,
+    SnapshotSource,
+    digest_authorization,
+    parse_challenge,
+)
+from drivers.config import Invalid
+from drivers.simulators import SnapshotCameraSimulator
+
+
+def test_digest_answers_match_the_rfc_examples() -> None:
+    rfc2617 = digest_authorization(
+        "GET",
+        "/dir/index.html",
+        "Mufasa",
+        "Circle Of Life",
+        {
+            "realm": "testrealm@host.com",
+            "qop": "auth,auth-int",
+            "nonce": "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "opaque": "5ccc069c403ebaf9f0171e9517f40e41",
+        },
+        1,
+        "0a4f113b",
+    )
+    assert 'response="6629fae49393a05397450978507c4ef1"' in rfc2617
+    assert "nc=00000001" in rfc2617 and 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in rfc2617
+    rfc7616 = digest_authorization(
+        "GET",
+        "/dir/index.html",
+        "Mufasa",
+        "Circle of Life",
+        {
+            "realm": "http-auth@example.org",
+            "qop": "auth, auth-int",
+            "algorithm": "MD5",
+            "nonce": "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            "opaque": "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS",
+        },
+        1,
+        "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+    )
+    assert 'response="8ca523f5e9506fed4657c9700eebdbec"' in rfc7616
+    with pytest.raises(CameraError, match="SHA-512"):
+        digest_authorization("GET", "/", "u", "p", {"algorithm": "SHA-512-256"}, 1, "c")
+
+
+def test_challenge_parameters_keep_quoted_commas_and_quotes() -> None:
+    scheme, params = parse_challenge(
+        'Digest realm="IP Camera, gate 1", qop="auth", nonce="a\\"b", STALE=TRUE'
+    )
+    assert scheme == "digest"
+    assert params == {"realm": "IP Camera, gate 1", "qop": "auth", "nonce": 'a"b', "stale": "TRUE"}
+
+
+@pytest.fixture
+def camera() -> Iterator[SnapshotCameraSimulator]:
+    sim = SnapshotCameraSimulator(size=(320, 180)).start()
+    sim.show(np.full((180, 320, 3), 200, np.uint8))
+    yield sim
+    sim.stop()
+
+
+def test_digest_camera_costs_one_request_a_snapshot(camera: SnapshotCameraSimulator) -> None:
+    src = SnapshotSource(camera.url, "admin", "cam-pass")
+    src.open()
+    for _ in range(10):
+        assert src.grab()
+        frame = src.retrieve()
+        assert frame is not None and frame.shape == (180, 320, 3)
+        assert abs(int(frame[90, 160, 0]) - 200) < 4
+    src.close()
+    # the first request only fetched the challenge; every later one carried its answer
+    assert src.requests == len(camera.requests) == 12 and camera.served == 11
+
+
+def test_a_rotated_nonce_is_answered_again() -> None:
+    sim = SnapshotCameraSimulator(size=(160, 90), nonce_uses=2).start()
+    try:
+        src = SnapshotSource(sim.url, "admin", "cam-pass")
+        src.open()
+        for _ in range(5):
+            assert src.grab() and src.retrieve() is not None
+        assert sim.served == 6 and src.requests > 7  # stale nonces were answered anew
+    finally:
+        sim.stop()
+
+
+def test_basic_authentication() -> None:
+    sim = SnapshotCameraSimulator(size=(160, 90), auth="basic").start()
+    try:
+        src = SnapshotSource(sim.url, "admin", "cam-pass")
+        src.open()
+        assert src.grab() and src.retrieve() is not None
+        with pytest.raises(CameraError, match="username and password"):
+            SnapshotSource(sim.url, "admin", "wrong").open()
+    finally:
+        sim.stop()
+
+
+def test_wrong_password_and_wrong_path_say_what_to_check(
+    camera: SnapshotCameraSimulator,
+) -> None:
+    with pytest.raises(CameraError, match=r"HTTP 401.*username and password"):
+        SnapshotSource(camera.url, "admin", "wrong").open()
+    wrong_path = camera.url.replace("/picture", "/pictures")
+    with pytest.raises(CameraError, match=r"HTTP 404.*path.*ISAPI"):
+        SnapshotSource(wrong_path, "admin", "cam-pass").open()
+    port = camera.port
+    camera.stop()
+    with pytest.raises(CameraError, match="power, network"):
+        SnapshotSource(f"http://127.0.0.1:{port}/x", timeout_s=1.0).open()
+
+
+@contextmanager
+def raw_server(answer: bytes, trickle_s: float = 0.0, endless: bool = False) -> Iterator[str]:
+    """One HTTP 'camera' writing ``answer`` to each request: the bytes under test."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(4096)
+                try:
+                    if trickle_s:  # the head at once, then the body a byte at a time
+                        head, _, body = answer.partition(b"\r\n\r\n")
+                        conn.sendall(head + b"\r\n\r\n")
+                        for b in body:
+                            conn.sendall(bytes([b]))
+                            if stop.wait(trickle_s):
+                                break
+                    else:
+                        conn.sendall(answer)
+                    while endless and not stop.is_set():
+                        conn.sendall(b"\xff" * 65536)
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/snap.jpg"
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()
+
+
+def test_hostile_cameras_cost_bounded_memory_and_time() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n"
+    with (
+        raw_server(head + b"Content-Length: 900000000\r\n\r\n\xff\xd8") as url,
+        pytest.raises(CameraError, match="900000000 bytes refused"),
+    ):
+        SnapshotSource(url, max_bytes=1_000_000).open()
+    with raw_server(head + b"Connection: close\r\n\r\n\xff\xd8", endless=True) as url:
+        t = time.monotonic()
+        with pytest.raises(CameraError, match="over 1000000 bytes refused"):
+            SnapshotSource(url, max_bytes=1_000_000).open()
+        assert time.monotonic() - t < 5
+    with raw_server(head + b"Content-Length: 500\r\n\r\n" + b"\xff" * 500, trickle_s=0.05) as url:
+        t = time.monotonic()
+        with pytest.raises(CameraError, match=r"took over 0\.5 s"):
+            SnapshotSource(url, timeout_s=0.5).open()
+        assert time.monotonic() - t < 3
+    page = b"<html>login</html>"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+    with (
+        raw_server(answer % (len(page), page)) as url,
+        pytest.raises(CameraError, match="text/html, not a picture"),
+    ):
+        SnapshotSource(url).open()
+    broken = b"\xff\xd8not a jpeg at all"
+    with raw_server(head + b"Content-Length: %d\r\n\r\n%s" % (len(broken), broken)) as url:
+        src = SnapshotSource(url)
+        src.open()  # the bytes came; the picture is made only when a passage asks
+        assert src.retrieve() is None
+
+
+def test_config_wants_an_http_url_and_keeps_credentials_out_of_it() -> None:
+    with pytest.raises(Invalid) as err:
+        SnapshotConfig(url="rtsp://10.0.0.5/stream")
+    assert err.value.problems[0][0] == "url"
+    with pytest.raises(Invalid, match="username and password"):
+        SnapshotConfig(url="http://admin:secret@10.0.0.5/ISAPI/Streaming/channels/101/picture")
+    cfg = SnapshotConfig(url="https://10.0.0.5/cgi-bin/snapshot.cgi?channel=1", password="s")
+    src = SnapshotSource(cfg.url, password=cfg.password)
+    assert src.path == "/cgi-bin/snapshot.cgi?channel=1" and src.https
+    assert safe_url("http://u:p@cam/x") == "http://***@cam/x"
+    rtsp = OpenCVSource("rtsp://admin:hunter2@10.0.0.5:554/Streaming/Channels/101")
+    assert rtsp.name == "opencv:rtsp://***@10.0.0.5:554/Streaming/Channels/101"
+    assert "s" not in src.name.replace("snapshot", "").replace("https", "")
