@@ -37,6 +37,7 @@ def demo_config(plant: DemoPlant, data_dir: Path) -> Any:
         "@RFID_PORT@": "/dev/rfid",
         "@SCALE_PORT@": "/dev/scale",
         "@DISPLAY_PORT@": "/dev/display",
+        "@SNAPSHOT_URL@": "http://127.0.0.1/ISAPI/Streaming/channels/101/picture",
         "@MODBUS_PORT@": str(plant.modbus_port),
         "@HJ212_PORT@": str(plant.hj212_port),
     }.items():
