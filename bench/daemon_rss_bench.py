@@ -6,8 +6,10 @@ Runs ``edged run`` (folder camera of dev scenes fitted into 1920x1080 frames,
 every third one with no plate but a lettered yellow lorry front, so that the
 text-line fallback runs; no MQTT, mock GPIO) and drives passages through ``edged simulate passage``
 three times: as the daemon runs, without its malloc tuning (edged.app.memory),
-and without the models' shared arena (edged.lpr.models.shared_arena), and
-prints peak and final RSS of each: the budget is 200 MB.
+and without the models' shared arena (edged.lpr.models.shared_arena); then
+once more as the daemon runs with the same frames served as a 1080p IP
+camera's snapshot URL (``type = "snapshot"``), and prints peak and final
+RSS of each: the budget is 200 MB.
 """
 
 from __future__ import annotations
@@ -63,14 +65,18 @@ def no_plate(frame: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(out + noise, 0, 255).astype(np.uint8)
 
 
-def run(tmp: Path, passages: int, name: str, **off: str) -> tuple[float, float]:
-    """Peak and final RSS (MB) of a daemon run; ``off`` is environment to set."""
+def run(
+    tmp: Path, passages: int, name: str, camera: str | None = None, **off: str
+) -> tuple[float, float]:
+    """Peak and final RSS (MB) of a daemon run; ``camera`` its [camera] section (the
+    folder by default), ``off`` environment to set."""
     data_dir = tmp / name
     cfg = tmp / f"edged-{data_dir.name}.toml"
+    camera = camera or f'[camera]\ntype = "folder"\nfolder = "{tmp / "frames"}"\nfps = 5\n'
     cfg.write_text(
         f'[site]\nid = "bench"\ngate_id = "g1"\n[daemon]\ndata_dir = "{data_dir}"\n'
         "allow_simulation = true\n"
-        f'[camera]\ntype = "folder"\nfolder = "{tmp / "frames"}"\nfps = 5\n'
+        f"{camera}"
         f'[lpr]\nmodel_dir = "{REPO / "models" / "onnx"}"\n'
         "[mqtt]\nenabled = false\n"
     )
@@ -102,6 +108,38 @@ def run(tmp: Path, passages: int, name: str, **off: str) -> tuple[float, float]:
         proc.wait(30)
 
 
+def snapshot_run(tmp: Path, passages: int) -> tuple[float, float]:
+    """The daemon reading an IP camera's snapshot URL (type = "snapshot"): a loopback
+    camera with Digest authentication, in this process, showing the bench's frames
+    in turn, a new one every 200 ms."""
+    import threading
+
+    from drivers.simulators import SnapshotCameraSimulator
+
+    pictures = [cv2.imread(str(f)) for f in sorted((tmp / "frames").glob("*.jpg"))]
+    sim = SnapshotCameraSimulator(size=(1920, 1080)).start()
+    stop = threading.Event()
+
+    def show() -> None:
+        i = 0
+        while not stop.wait(0.2):
+            sim.show(pictures[i % len(pictures)])
+            i += 1
+
+    shower = threading.Thread(target=show, daemon=True)
+    shower.start()
+    camera = (
+        f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
+        'password = "cam-pass"\n'
+    )
+    try:
+        return run(tmp, passages, "snapshot", camera)
+    finally:
+        stop.set()
+        shower.join(2)
+        sim.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "plates-dev")
@@ -115,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = run(tmp, n, "plain", EDGED_MALLOC_TUNING="off")
         own = run(tmp, n, "own-arenas", EDGED_SHARED_ARENA="off")
         tuned = run(tmp, n, "daemon")
+        snap = snapshot_run(tmp, n)
     print(f"daemon RSS after {n} passages, 1080p folder camera:")
     print(f"  malloc tuning off          peak {plain[0]:.0f} MB, now {plain[1]:.0f} MB")
     print(f"  one arena per model        peak {own[0]:.0f} MB, now {own[1]:.0f} MB")
@@ -123,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(peak ratio {tuned[0] / plain[0]:.2f} to malloc tuning off, "
         f"{tuned[0] / own[0]:.2f} to one arena per model)"
     )
+    print(
+        f"  snapshot camera (1080p JPEGs asked on request) peak {snap[0]:.0f} MB,"
+        f" now {snap[1]:.0f} MB"
+    )
     emit("daemon RSS peak, 1080p camera", tuned[0], "MB", "<= 200")
+    emit("daemon RSS peak, 1080p snapshot camera", snap[0], "MB", "<= 200")
     emit("daemon RSS steady, 1080p camera", tuned[1], "MB", "<= 200")
     return 0
 

@@ -214,6 +214,17 @@ class Box:
         return "; ".join(lane.summary() for lane in self.lanes)
 
     # -- health -------------------------------------------------------------------------
+    def _memory(self) -> dict[str, Any]:
+        """Resident memory now, and how often the plate models' working memory went
+        back to the system (``lpr.release_above_mb``; None without a recogniser)."""
+        from edged.lpr.service import resident_mb
+
+        rec = self.ctx.recognizer
+        return {
+            "resident_mb": round(resident_mb(), 1),
+            "model_memory_releases": getattr(rec, "releases", None),
+        }
+
     def health(self) -> dict[str, Any]:
         """Everything a backend or a technician needs to judge the box at a glance.
 
@@ -249,6 +260,7 @@ class Box:
             "clips": self.ctx.clips.status() if self.ctx.clips is not None else None,
             "disk": disk_use(self.cfg.daemon.data_dir),
             "cpu_temp_c": cpu_temperature_c(),
+            "memory": self._memory(),
             "clock": clock_status(
                 self.uplink.uplink.clock
                 if self.uplink is not None and self.uplink.uplink

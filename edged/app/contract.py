@@ -588,6 +588,12 @@ def status_payload() -> dict[str, Any]:
                 )
             ),
             "cpu_temp_c": {"type": ["number", "null"]},
+            "memory": obj(
+                {
+                    "resident_mb": _NUM,
+                    "model_memory_releases": {"type": ["integer", "null"]},
+                }
+            ),
             "clock": obj(
                 {
                     "ntp_synchronized": {"type": ["boolean", "null"]},

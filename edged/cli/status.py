@@ -147,6 +147,11 @@ def format_status(reply: dict[str, Any]) -> list[str]:
         )
     if "cpu_temp_c" in reply:
         lines.append(f"cpu temperature: {_na(reply['cpu_temp_c'], ' °C')}")
+    mem = reply.get("memory")
+    if isinstance(mem, dict):
+        releases = mem.get("model_memory_releases")
+        given = "" if releases is None else f", plate models' memory given back {releases} times"
+        lines.append(f"memory: {mem.get('resident_mb')} MB resident{given}")
     clock = reply.get("clock")
     if clock:
         ntp = clock.get("ntp_synchronized")

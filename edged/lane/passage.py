@@ -138,6 +138,8 @@ class PassagePipeline:
                 break
             if i + 1 < tc.burst_frames:
                 time.sleep(tc.burst_interval_ms / 1000)
+        if reads and hasattr(recognizer, "release"):
+            recognizer.release()
         return frames, result, first_at
 
     def _identify(self, trig: Trigger, passage_id: str, snap: Any) -> tuple[Any, ...]:

@@ -107,6 +107,16 @@ class LprConfig:
             'trigger), "off"'
         ),
     )
+    release_above_mb: int = field(
+        default=180,
+        metadata=doc(
+            "After a burst, when the daemon's resident memory is above this many MB, the"
+            " models' unused working memory goes back to the system (the next passage's"
+            " first frame pays about 10 ms to take it again); 0 = never",
+            min=0,
+            max=65536,
+        ),
+    )
     text_line_model: str = field(
         default="ch_PP-OCRv4_det_lines.onnx",
         metadata=doc(

@@ -131,6 +131,15 @@ def shared_arena() -> bool:
         return _arena_registered
 
 
+def shrink_options() -> Any:
+    """Run options that free the arena's unused regions at the end of the run."""
+    import onnxruntime as ort
+
+    opts = ort.RunOptions()
+    opts.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return opts
+
+
 def open_session(path: str | Path, threads: int, arena: bool = True) -> Any:
     """An ONNX Runtime session on the CPU with ``threads`` intra-op threads.
 

@@ -173,6 +173,14 @@ class TextRecognizer:
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
 
+    def release_memory(self) -> None:
+        """Give the shared arena's free memory back to the system (see
+        :func:`edged.lpr.models.shrink_options`): one run on the smallest input."""
+        from edged.lpr.models import shrink_options
+
+        tiny = np.zeros((1, 3, HEIGHT, 2 * HEIGHT), np.float32)
+        self.session.run(None, {self.input_name: tiny}, shrink_options())
+
     def decode(
         self,
         probs: np.ndarray,

@@ -40,6 +40,7 @@ check_every_s = 2.0
 read_timeout_s = 3.0
 [lpr]
 model_dir = "{MODEL_DIR}"
+release_above_mb = 1
 [trigger]
 burst_frames = 2
 burst_interval_ms = 50
@@ -64,5 +65,8 @@ burst_interval_ms = 50
             assert status["decode"] == "on_request" and status["state"] == "ok", status
             assert status["source"].startswith("snapshot:http://127.0.0.1:"), status
             assert "gate-cam" not in str(status)
+            # over the (tiny) watermark, each burst gave the models' memory back
+            memory = box.health()["memory"]
+            assert memory["model_memory_releases"] == 2 and memory["resident_mb"] > 50, memory
     finally:
         sim.stop()

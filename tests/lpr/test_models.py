@@ -95,3 +95,49 @@ def test_model_sessions_share_one_arena():
         assert done.returncode == 0, done.stderr[-2000:]
         peak[flag] = int(done.stdout.split()[-1])
     assert peak["off"] - peak["on"] >= 8000, peak  # kB; measured about 21 MB
+
+
+def test_release_gives_the_arena_back_above_the_watermark():
+    """After a burst over ``release_above_mb`` the models' free working memory leaves
+    the process; under it (or with 0) nothing is done."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.lpr.conftest import MODEL_DIR
+
+    if check_models(MODEL_DIR):
+        import pytest
+
+        pytest.skip("models not fetched: run python models/fetch.py")
+    probe = (
+        "import sys\n"
+        "from edged.app.memory import bound_heap\n"
+        "from edged.lpr.config import LprConfig\n"
+        "from edged.lpr.service import RecognizerService, resident_mb\n"
+        "bound_heap()\n"  # as edged run does: freed regions leave the heap
+        "from edged.lpr.synth import render_scene\n"
+        "svc = RecognizerService(LprConfig(model_dir=sys.argv[1],"
+        " release_above_mb=int(sys.argv[2])))\n"
+        "svc.start()\n"
+        "for i, p in enumerate(['京A12345', '沪B6789D', '粤C2468F']):\n"
+        "    assert svc.read(render_scene(p, 'blue', size=(1920, 1080), seed=i))\n"
+        "svc.read(render_scene('苏E88866', 'blue', size=(1920, 1080), seed=5,"
+        " plate_width=120))\n"  # a small plate: the second pass's windows too
+        "before = resident_mb()\n"
+        "released = svc.release()\n"
+        "print(released, before, resident_mb())\n"
+    )
+    out = {}
+    for limit in ("0", "1", "100000"):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(MODEL_DIR), limit],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "EDGED_LOG_LEVEL": "warning"},
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        released, before, after = done.stdout.split()[-3:]
+        out[limit] = (released == "True", float(before) - float(after))
+    assert out["0"] == (False, 0.0) and not out["100000"][0]
+    assert out["1"][0] and out["1"][1] >= 5, out  # MB given back
