@@ -110,7 +110,9 @@ def test_missing_rows_are_asked_for_with_a_signed_resend_and_arrive(
         try:
             held = [(r.seq, r.hash) for r in box.ledger.passages()]
             assert wait_until(lambda: _rows(tmp_path) == held, 20), consumer.store.gaps()
-            assert consumer.replies and consumer.replies[0]["ok"] is True
+            # the gate sends the rows before its reply to the command that asked for them
+            assert wait_until(lambda: consumer.replies, 10), "no reply to the resend command"
+            assert consumer.replies[0]["ok"] is True
             assert consumer.replies[0]["result"] == {"resent": 3}
             assert wait_until(lambda: not consumer.store.gaps(open_only=True), 5)
             (gap,) = consumer.store.gaps()
