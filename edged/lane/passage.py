@@ -93,9 +93,9 @@ class PassagePipeline:
     ) -> tuple[list[np.ndarray | None], Any, float | None]:
         """Read up to ``burst_frames`` frames and vote; stop at the first confident plate.
 
-        Returns the frames kept, the vote and when the first frame arrived
-        (``time.monotonic()``; None without one): the wait for it is the
-        camera's share of the passage's latency, not the recogniser's.
+        Returns the frames kept, the vote and when the first frame was in hand,
+        decoded (``time.monotonic()``; None without one): the wait for it is
+        the camera's share of the passage's latency, not the recogniser's.
 
         Every frame is one the camera took after ``since`` (the trigger's
         ``time.monotonic()``) and after the burst's previous frame: never a
@@ -120,7 +120,9 @@ class PassagePipeline:
             if frame is None or recognizer is None or recognizer.ready is False:
                 break
             since = got[1]
-            first_at = since if first_at is None else first_at
+            # in hand: a snapshot camera's picture counts from when it was asked for,
+            # but the passage waited for its answer too
+            first_at = time.monotonic() if first_at is None else first_at
             frames.append(frame)
             reads.append(recognizer.read(frame))
             result = vote(reads)
