@@ -647,6 +647,10 @@ class SnapshotCameraSimulator:
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Close the open (kept-alive) connections, as a camera does with idle ones."""
         with self._lock:
             conns = list(self._conns)
         for conn in conns:

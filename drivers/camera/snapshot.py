@@ -180,6 +180,7 @@ class SnapshotSource:
         self.name = f"snapshot:{safe_url(url)}"
         self.requests = 0  # HTTP requests sent, the auth round trips included
         self._conn: http.client.HTTPConnection | None = None
+        self._served_on_conn = False  # the open connection has answered before
         self._challenge: dict[str, str] | None = None
         self._basic = False
         self._nc = 0
@@ -219,6 +220,7 @@ class SnapshotSource:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        self._served_on_conn = False
 
     # -- HTTP ----------------------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:
@@ -256,11 +258,14 @@ class SnapshotSource:
 
     def _fetch(self) -> bytes:
         """One snapshot's bytes; CameraError saying what to check otherwise."""
-        for attempt in range(3):  # as is; after a (new or stale) challenge; once more
+        attempt = 0
+        fresh_retry = True
+        while attempt < 3:  # as is; after a (new or stale) challenge; once more
             headers = {"Accept": "image/jpeg", "Connection": "keep-alive"}
             auth = self._authorization()
             if auth:
                 headers["Authorization"] = auth
+            reused = self._conn is not None and self._served_on_conn
             try:
                 conn = self._connection()
                 conn.request("GET", self.path, headers=headers)
@@ -276,10 +281,17 @@ class SnapshotSource:
                             "camera refused the user and password (HTTP 401): check"
                             " username and password"
                         )
+                    attempt += 1
                     continue
                 body = self._body(resp)
+                self._served_on_conn = True
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
+                if reused and fresh_retry:
+                    # cameras close a kept-alive connection left idle between vehicles:
+                    # that is no lost camera; ask once more on a new connection
+                    fresh_retry = False
+                    continue
                 raise CameraError(
                     f"snapshot request failed ({exc.__class__.__name__}: {exc}): check camera"
                     " power, network and the URL's host and port"

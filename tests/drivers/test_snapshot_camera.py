@@ -94,6 +94,20 @@ def test_digest_camera_costs_one_request_a_snapshot(camera: SnapshotCameraSimula
     assert src.requests == len(camera.requests) == 12 and camera.served == 11
 
 
+def test_a_connection_the_camera_closed_while_idle_is_opened_again(
+    camera: SnapshotCameraSimulator,
+) -> None:
+    src = SnapshotSource(camera.url, "admin", "cam-pass")
+    src.open()
+    assert src.grab() and src.retrieve() is not None
+    camera.drop_connections()  # the camera ends the kept-alive connection between vehicles
+    time.sleep(0.1)
+    assert src.grab() and src.retrieve() is not None  # no camera_lost for that
+    camera.stop()
+    with pytest.raises(CameraError, match="power, network"):
+        src.grab()  # a camera really gone is still an error
+
+
 def test_a_rotated_nonce_is_answered_again() -> None:
     sim = SnapshotCameraSimulator(size=(160, 90), nonce_uses=2).start()
     try:
