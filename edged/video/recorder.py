@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers.camera import safe_url
 from edged.logs import get_logger
 
 log = get_logger("video")
@@ -280,10 +281,7 @@ class ClipRecorder:
     @property
     def _safe_url(self) -> str:
         """The URL without its password, for logs and events."""
-        if "@" not in self.url:
-            return self.url
-        scheme, _, rest = self.url.partition("://")
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        return safe_url(self.url)
 
     def buffered_s(self) -> float:
         with self._lock:
