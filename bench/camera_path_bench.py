@@ -160,8 +160,6 @@ def snapshot_way(tmp: Path, args: argparse.Namespace) -> tuple[float, ...]:
     shown before its trigger, peak MB). The camera shows the first 2 s of the numbered
     1080p clip in a loop, a new picture every 40 ms; a picture's age runs from the
     moment it was shown."""
-    import threading
-
     import cv2
 
     from drivers.simulators import SnapshotCameraSimulator
@@ -174,27 +172,16 @@ def snapshot_way(tmp: Path, args: argparse.Namespace) -> tuple[float, ...]:
             break
         pictures.append(frame)
     cap.release()
+    numbers = [frame_number(p) for p in pictures]
     sim = SnapshotCameraSimulator(size=(1920, 1080)).start()
-    shown: dict[int, list[float]] = {}
-    stop = threading.Event()
-
-    def show() -> None:
-        i = 0
-        while not stop.is_set():
-            pic = pictures[i % len(pictures)]
-            sim.show(pic)
-            shown.setdefault(frame_number(pic) or -1, []).append(time.monotonic())
-            i += 1
-            stop.wait(0.04)
-
-    shower = threading.Thread(target=show, daemon=True)
-    shower.start()
+    sim.play(pictures, 0.04)
     try:
         data = run_child(["--snapshot", sim.url], args)
     finally:
-        stop.set()
-        shower.join(2)
         sim.stop()
+    shown: dict[int | None, list[float]] = {}
+    for i, t in sim.shown:
+        shown.setdefault(numbers[i], []).append(t)
     ages, before = [], 0.0
     for number, trigger, at in data["handed"]:
         times = [t for t in shown.get(number, []) if t <= at] if number is not None else []

@@ -112,22 +112,11 @@ def snapshot_run(tmp: Path, passages: int) -> tuple[float, float]:
     """The daemon reading an IP camera's snapshot URL (type = "snapshot"): a loopback
     camera with Digest authentication, in this process, showing the bench's frames
     in turn, a new one every 200 ms."""
-    import threading
-
     from drivers.simulators import SnapshotCameraSimulator
 
     pictures = [cv2.imread(str(f)) for f in sorted((tmp / "frames").glob("*.jpg"))]
     sim = SnapshotCameraSimulator(size=(1920, 1080)).start()
-    stop = threading.Event()
-
-    def show() -> None:
-        i = 0
-        while not stop.wait(0.2):
-            sim.show(pictures[i % len(pictures)])
-            i += 1
-
-    shower = threading.Thread(target=show, daemon=True)
-    shower.start()
+    sim.play(pictures, 0.2)
     camera = (
         f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
         'password = "cam-pass"\n'
@@ -135,8 +124,6 @@ def snapshot_run(tmp: Path, passages: int) -> tuple[float, float]:
     try:
         return run(tmp, passages, "snapshot", camera)
     finally:
-        stop.set()
-        shower.join(2)
         sim.stop()
 
 

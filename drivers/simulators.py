@@ -11,6 +11,7 @@ on site.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import select
@@ -520,6 +521,9 @@ class SnapshotCameraSimulator:
         self._uses = 0
         self._last_nc: dict[str, int] = {}
         self._conns: set[socket.socket] = set()
+        self.shown: collections.deque[tuple[int, float]] = collections.deque(maxlen=100_000)
+        self._playing = threading.Event()
+        self._player: threading.Thread | None = None
         sim = self
 
         def md5(text: str) -> str:
@@ -598,6 +602,24 @@ class SnapshotCameraSimulator:
                 frame = np.full((self.size[1], self.size[0], 3), 90, np.uint8)
             self._frame = frame
 
+    def play(self, pictures: Sequence[Any], every_s: float) -> None:
+        """Show ``pictures`` in turn, a new one every ``every_s``, until :meth:`stop`.
+
+        ``shown`` records (index, time.monotonic()) of each, so a bench can tell
+        how old the picture a passage read was.
+        """
+
+        def run() -> None:
+            i = 0
+            while not self._playing.is_set():
+                self.show(pictures[i % len(pictures)])
+                self.shown.append((i % len(pictures), time.monotonic()))
+                i += 1
+                self._playing.wait(every_s)
+
+        self._player = threading.Thread(target=run, name="snapshot-camera-play", daemon=True)
+        self._player.start()
+
     def _jpeg(self) -> bytes:
         import cv2
 
@@ -644,6 +666,9 @@ class SnapshotCameraSimulator:
 
     def stop(self) -> None:
         """The camera gone: no new connection, and the open (keep-alive) ones cut."""
+        self._playing.set()
+        if self._player is not None:
+            self._player.join(2)
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
