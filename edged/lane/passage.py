@@ -140,8 +140,6 @@ class PassagePipeline:
                 break
             if i + 1 < tc.burst_frames:
                 time.sleep(tc.burst_interval_ms / 1000)
-        if reads and hasattr(recognizer, "release"):
-            recognizer.release()
         return frames, result, first_at
 
     def _identify(self, trig: Trigger, passage_id: str, snap: Any) -> tuple[Any, ...]:
@@ -367,6 +365,9 @@ class PassagePipeline:
             cargo=rec.cargo,
             flags=",".join(rec.flags) or None,
         )
+        if frames and hasattr(box.recognizer, "release"):
+            # after the relay, not before it: the passage does not wait for this
+            box.recognizer.release()
         return outcome
 
     def _record(

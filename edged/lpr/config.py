@@ -110,9 +110,9 @@ class LprConfig:
     release_above_mb: int = field(
         default=180,
         metadata=doc(
-            "After a burst, when the daemon's resident memory is above this many MB, the"
+            "After a passage, when the daemon's resident memory is above this many MB, the"
             " models' unused working memory goes back to the system (the next passage's"
-            " first frame pays about 10 ms to take it again); 0 = never",
+            " first frame pays up to about 10 ms to take it again); 0 = never",
             min=0,
             max=65536,
         ),

@@ -56,7 +56,7 @@ class RecognizerService:
             return recognizer.read(frame)
 
     def release(self) -> bool:
-        """After a burst: give the models' unused working memory back to the system
+        """After a passage: give the models' unused working memory back to the system
         when the process is over ``lpr.release_above_mb``; True if it did.
 
         The shared arena keeps every region it ever took; which ones a passage

@@ -98,7 +98,7 @@ def test_model_sessions_share_one_arena():
 
 
 def test_release_gives_the_arena_back_above_the_watermark():
-    """After a burst over ``release_above_mb`` the models' free working memory leaves
+    """After a passage over ``release_above_mb`` the models' free working memory leaves
     the process; under it (or with 0) nothing is done."""
     import os
     import subprocess
