@@ -140,6 +140,7 @@ def _reply() -> dict[str, Any]:
             "used_pct": 31.0,
         },
         "cpu_temp_c": None,
+        "memory": {"resident_mb": 176.4, "model_memory_releases": 3},
         "clock": {"ntp_synchronized": False, "platform_offset_s": -2.5, "platform_set_at": "x"},
         "ledger_head": {"passages": {"seq": 3, "hash": "ab" * 32}},
     }
@@ -179,6 +180,7 @@ def test_status_lines_name_every_figure() -> None:
         "clips: 12 (40.1 MB), disk holds 61.5 days at the current rate, SHORT of the 183 days kept",
         "disk /var/lib/edged: 20000 MB free of 29000 MB (31.0% used)",
         "cpu temperature: unknown",
+        "memory: 176.4 MB resident, plate models' memory given back 3 times",
         "clock ntp: NOT synchronised",
         "clock platform offset: -2.5 s (set x)",
     ):

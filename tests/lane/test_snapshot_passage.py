@@ -61,6 +61,9 @@ burst_interval_ms = 50
                 sim.show(render_scene(plate, "blue", size=(1280, 720), seed=n + 2))
                 out = passage(box, wait=20)
                 assert out.plate == plate, out.record  # the truck at the gate, not the last
+                # the camera's share runs to the picture in hand: an HTTP request, a
+                # JPEG encoded by the camera and decoded here, not the instant it was asked
+                assert out.frame_wait_ms is not None and out.frame_wait_ms > 3, out
             status = box.health()["lanes"]["main"]["camera"]
             assert status["decode"] == "on_request" and status["state"] == "ok", status
             assert status["source"].startswith("snapshot:http://127.0.0.1:"), status
