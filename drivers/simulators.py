@@ -485,7 +485,8 @@ class SnapshotCameraSimulator:
     picture given to :meth:`show`, encoded at the request as a camera does.
 
     Authentication as Hikvision and Dahua cameras ask for it: Digest (MD5,
-    ``qop="auth"``) by default, Basic, or none. Nonces expire after
+    ``qop="auth"``) by default, Basic, or none; https with ``tls`` (certificate
+    and key files). Nonces expire after
     ``nonce_uses`` answers (then ``stale=true``, as a camera rotating them),
     and a nonce count that does not rise is refused. ``requests`` holds the
     monotonic time of each request, the refused ones included, so tests see
@@ -502,6 +503,7 @@ class SnapshotCameraSimulator:
         auth: str = "digest",
         nonce_uses: int = 50,
         delay_s: float = 0.0,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         import hashlib
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -517,9 +519,8 @@ class SnapshotCameraSimulator:
         self.served = 0
         self._lock = threading.Lock()
         self._frame = np.full((size[1], size[0], 3), 90, np.uint8)
-        self._nonce = os.urandom(16).hex()
-        self._uses = 0
-        self._last_nc: dict[str, int] = {}
+        #: nonces handed out, newest last: [answers taken, highest nonce count seen]
+        self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()
         self._conns: set[socket.socket] = set()
         self.shown: collections.deque[tuple[int, float]] = collections.deque(maxlen=100_000)
         self._playing = threading.Event()
@@ -563,8 +564,9 @@ class SnapshotCameraSimulator:
                 body = b"<ResponseStatus>Unauthorized</ResponseStatus>"
                 self.send_response(401)
                 if sim.auth == "digest":
-                    value = f'Digest qop="auth", realm="{sim.realm}", nonce="{sim._nonce}"' + (
-                        ", stale=TRUE" if stale else ""
+                    value = (
+                        f'Digest qop="auth", realm="{sim.realm}", nonce="{sim._new_nonce()}"'
+                        + (", stale=TRUE" if stale else "")
                     )
                 else:
                     value = f'Basic realm="{sim.realm}"'
@@ -583,8 +585,15 @@ class SnapshotCameraSimulator:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:  # https: (certificate file, key file), PEM
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}{self.PATH}"
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}{self.PATH}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="snapshot-camera", daemon=True
         )
@@ -651,18 +660,27 @@ class SnapshotCameraSimulator:
         if fields.get("username") != self.username or fields.get("response") != expected:
             return "refused"
         with self._lock:
-            if fields.get("nonce") != self._nonce:
+            state = self._nonces.get(fields.get("nonce", ""))
+            if state is None:
                 return "stale"
             count = int(nc, 16) if nc else 0
-            if count <= self._last_nc.get(self._nonce, 0):
+            if count <= state[1]:
                 return "refused"  # a replayed answer
-            self._last_nc[self._nonce] = count
-            self._uses += 1
-            if self._uses > self.nonce_uses:
-                self._nonce, self._uses = os.urandom(16).hex(), 0
-                self._last_nc.clear()
+            state[0], state[1] = state[0] + 1, count
+            if state[0] > self.nonce_uses:
+                del self._nonces[fields["nonce"]]
                 return "stale"
         return "ok"
+
+    def _new_nonce(self) -> str:
+        """A nonce for one challenge. Each client gets its own, as cameras do, so two
+        clients' nonce counts never meet; the oldest of 16 is forgotten (stale)."""
+        nonce = os.urandom(16).hex()
+        with self._lock:
+            self._nonces[nonce] = [0, 0]
+            while len(self._nonces) > 16:
+                self._nonces.popitem(last=False)
+        return nonce
 
     def stop(self) -> None:
         """The camera gone: no new connection, and the open (keep-alive) ones cut."""
