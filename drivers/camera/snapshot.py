@@ -22,12 +22,14 @@ says what came instead.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import os
 import re
+import socket
 import ssl
-import time
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -73,7 +75,17 @@ class SnapshotConfig(CameraConfig):
     )
     tls_verify: bool = field(
         default=True,
-        metadata=doc("Check an https camera's certificate (false for a self-signed one)"),
+        metadata=doc(
+            "Check an https camera's certificate; false encrypts without checking who"
+            " answers (prefer tls_ca_file for a self-signed camera)"
+        ),
+    )
+    tls_ca_file: str = field(
+        default="",
+        metadata=doc(
+            "PEM file with the certificate (or its CA) an https camera must show, e.g. its"
+            " self-signed one saved from the camera's web page; empty = the system's CAs"
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -84,6 +96,15 @@ class SnapshotConfig(CameraConfig):
             )
         if parts.username or parts.password:
             raise Invalid([("url", "put the user and password in username and password")])
+        if self.tls_ca_file:
+            if parts.scheme != "https":
+                raise Invalid([("tls_ca_file", "only an https:// url has a certificate to check")])
+            try:
+                ssl.create_default_context(cafile=self.tls_ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise Invalid(
+                    [("tls_ca_file", f"cannot load {self.tls_ca_file} as PEM certificates: {exc}")]
+                ) from None
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -164,6 +185,7 @@ class SnapshotSource:
         max_bytes: int = 8_000_000,
         check_every_s: float = 10.0,
         tls_verify: bool = True,
+        tls_ca_file: str = "",
     ) -> None:
         parts = urlsplit(url)
         self.url = url
@@ -177,6 +199,7 @@ class SnapshotSource:
         self.max_bytes = max_bytes
         self.check_every_s = check_every_s
         self.tls_verify = tls_verify
+        self.tls_ca_file = tls_ca_file
         self.name = f"snapshot:{safe_url(url)}"
         self.requests = 0  # HTTP requests sent, the auth round trips included
         self._conn: http.client.HTTPConnection | None = None
@@ -185,6 +208,7 @@ class SnapshotSource:
         self._basic = False
         self._nc = 0
         self._jpeg: bytes | None = None
+        self._expired = False  # the request's deadline passed; its socket was shut
 
     # -- the FrameSource / GrabSource interface ------------------------------------------
     def open(self) -> None:
@@ -226,7 +250,7 @@ class SnapshotSource:
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
             if self.https:
-                ctx = ssl.create_default_context()
+                ctx = ssl.create_default_context(cafile=self.tls_ca_file or None)
                 if not self.tls_verify:
                     ctx.check_hostname = False
                     ctx.verify_mode = ssl.CERT_NONE
@@ -257,7 +281,40 @@ class SnapshotSource:
         )
 
     def _fetch(self) -> bytes:
-        """One snapshot's bytes; CameraError saying what to check otherwise."""
+        """One snapshot's bytes within ``timeout_s`` in all; CameraError saying what to
+        check otherwise.
+
+        The socket's own timeout bounds each wait for bytes, not the request: a
+        camera (or anything on its address) sending its answer a byte at a time
+        would hold the lane's frame thread for as long as it likes. A timer shuts
+        the socket at the deadline, whatever the request is waiting for.
+        """
+        self._expired = False
+        timer = threading.Timer(self.timeout_s, self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._request()
+        except (OSError, http.client.HTTPException, CameraError) as exc:
+            if self._expired:
+                self.close()
+                raise CameraError(
+                    f"snapshot took over {self.timeout_s:g} s to arrive: check the camera's"
+                    " load and network, or raise read_timeout_s"
+                ) from exc
+            raise
+        finally:
+            timer.cancel()
+
+    def _expire(self) -> None:
+        self._expired = True
+        conn = self._conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _request(self) -> bytes:
         attempt = 0
         fresh_retry = True
         while attempt < 3:  # as is; after a (new or stale) challenge; once more
@@ -285,9 +342,22 @@ class SnapshotSource:
                     continue
                 body = self._body(resp)
                 self._served_on_conn = True
+            except ssl.SSLCertVerificationError as exc:
+                self.close()
+                raise CameraError(
+                    f"camera's https certificate not accepted ({exc.verify_message}): save"
+                    " the certificate the camera shows to a file and name it in tls_ca_file"
+                    " (or set tls_verify = false)"
+                ) from exc
+            except ssl.SSLError as exc:
+                self.close()
+                raise CameraError(
+                    f"https with the camera failed ({exc.reason or exc}): does it serve"
+                    " https on this port? (http:// otherwise)"
+                ) from exc
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                if reused and fresh_retry:
+                if reused and fresh_retry and not self._expired:
                     # cameras close a kept-alive connection left idle between vehicles:
                     # that is no lost camera; ask once more on a new connection
                     fresh_retry = False
@@ -330,18 +400,18 @@ class SnapshotSource:
         return False
 
     def _body(self, resp: http.client.HTTPResponse) -> bytes:
-        """The answer's body, never more than ``max_bytes`` read nor kept."""
+        """The answer's body, never more than ``max_bytes`` read nor kept, and all of it:
+        an answer cut short is an error, not a picture with its lower part missing."""
         length = resp.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        expected = int(length) if length is not None and length.isdigit() else None
+        if expected is not None and expected > self.max_bytes:
             self.close()
             raise CameraError(
-                f"snapshot of {int(length)} bytes refused (max_bytes = {self.max_bytes})"
+                f"snapshot of {expected} bytes refused (max_bytes = {self.max_bytes})"
             )
-        deadline = time.monotonic() + self.timeout_s
         chunks: list[bytes] = []
         size = 0
         while resp.length != 0:  # None: no Content-Length, read to the end
-            # read1 hands back what has come, so a camera trickling bytes meets the deadline
             chunk = resp.read1(64 * 1024)
             if not chunk:
                 break
@@ -349,10 +419,14 @@ class SnapshotSource:
             if size > self.max_bytes:
                 self.close()
                 raise CameraError(f"snapshot over {self.max_bytes} bytes refused (max_bytes)")
-            if time.monotonic() > deadline:
-                self.close()
-                raise CameraError(f"snapshot took over {self.timeout_s:g} s to arrive")
             chunks.append(chunk)
+        if self._expired:
+            raise CameraError("deadline")  # _fetch says what happened
+        if expected is not None and size < expected:
+            self.close()
+            raise CameraError(
+                f"snapshot cut off after {size} of {expected} bytes: check the camera's network"
+            )
         resp.read()  # ends the response, so the connection serves the next snapshot
         return b"".join(chunks)
 
@@ -370,4 +444,5 @@ def _build(cfg: SnapshotConfig) -> SnapshotSource:
         max_bytes=cfg.max_bytes,
         check_every_s=cfg.check_every_s,
         tls_verify=cfg.tls_verify,
+        tls_ca_file=cfg.tls_ca_file,
     )

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from drivers.camera.snapshot import (
 )
 from drivers.config import Invalid
 from drivers.simulators import SnapshotCameraSimulator
+from tests.certs import self_signed
 
 
 def test_digest_answers_match_the_rfc_examples() -> None:
@@ -147,8 +149,16 @@ def test_wrong_password_and_wrong_path_say_what_to_check(
 
 
 @contextmanager
-def raw_server(answer: bytes, trickle_s: float = 0.0, endless: bool = False) -> Iterator[str]:
-    """One HTTP 'camera' writing ``answer`` to each request: the bytes under test."""
+def raw_server(
+    answer: bytes,
+    trickle_s: float = 0.0,
+    endless: bool = False,
+    trickle_head: bool = False,
+) -> Iterator[str]:
+    """One HTTP 'camera' writing ``answer`` to each request: the bytes under test.
+
+    ``trickle_s``: the body a byte at a time (the head too with ``trickle_head``).
+    The connection is closed after the answer, whatever the answer promised."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
@@ -166,7 +176,10 @@ def raw_server(answer: bytes, trickle_s: float = 0.0, endless: bool = False) -> 
                 try:
                     if trickle_s:  # the head at once, then the body a byte at a time
                         head, _, body = answer.partition(b"\r\n\r\n")
-                        conn.sendall(head + b"\r\n\r\n")
+                        if trickle_head:
+                            body = answer
+                        else:
+                            conn.sendall(head + b"\r\n\r\n")
                         for b in body:
                             conn.sendall(bytes([b]))
                             if stop.wait(trickle_s):
@@ -205,6 +218,19 @@ def test_hostile_cameras_cost_bounded_memory_and_time() -> None:
         with pytest.raises(CameraError, match=r"took over 0\.5 s"):
             SnapshotSource(url, timeout_s=0.5).open()
         assert time.monotonic() - t < 3
+    # the head a byte every 50 ms: each byte comes well within the socket's timeout,
+    # the whole answer would take minutes; the request ends at its deadline
+    slow_head = head + b"X-Pad: " + b"a" * 4000 + b"\r\nContent-Length: 2\r\n\r\n\xff\xd8"
+    with raw_server(slow_head, trickle_s=0.05, trickle_head=True) as url:
+        t = time.monotonic()
+        with pytest.raises(CameraError, match=r"took over 0\.5 s.*read_timeout_s"):
+            SnapshotSource(url, timeout_s=0.5).open()
+        assert time.monotonic() - t < 2
+    with (
+        raw_server(head + b"Content-Length: 500\r\n\r\n\xff\xd8" + b"\x00" * 98) as url,
+        pytest.raises(CameraError, match="cut off after 100 of 500 bytes"),
+    ):
+        SnapshotSource(url).open()
     page = b"<html>login</html>"
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
     with (
@@ -232,3 +258,45 @@ def test_config_wants_an_http_url_and_keeps_credentials_out_of_it() -> None:
     rtsp = OpenCVSource("rtsp://admin:hunter2@10.0.0.5:554/Streaming/Channels/101")
     assert rtsp.name == "opencv:rtsp://***@10.0.0.5:554/Streaming/Channels/101"
     assert "s" not in src.name.replace("snapshot", "").replace("https", "")
+
+
+def test_https_camera_is_checked_against_the_certificate_it_was_given(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, "camera")
+    other, _ = self_signed(tmp_path, "another-camera")
+    sim = SnapshotCameraSimulator(size=(160, 90), tls=(cert, key)).start()
+    try:
+        assert sim.url.startswith("https://")
+        # the system's CAs never signed a camera's own certificate: say how to trust it
+        with pytest.raises(CameraError, match=r"certificate not accepted.*tls_ca_file"):
+            SnapshotSource(sim.url, "admin", "cam-pass").open()
+        src = SnapshotSource(sim.url, "admin", "cam-pass", tls_ca_file=cert)
+        src.open()
+        for _ in range(3):  # Digest over https, on one kept-alive TLS connection
+            assert src.grab() and src.retrieve() is not None
+        # another device answering on the camera's address is refused
+        with pytest.raises(CameraError, match="certificate not accepted"):
+            SnapshotSource(sim.url, "admin", "cam-pass", tls_ca_file=other).open()
+        unchecked = SnapshotSource(sim.url, "admin", "cam-pass", tls_verify=False)
+        unchecked.open()
+        assert unchecked.retrieve() is not None
+    finally:
+        sim.stop()
+    plain = SnapshotCameraSimulator(size=(160, 90)).start()
+    try:  # https:// to a camera that serves http on that port
+        with pytest.raises(CameraError, match=r"https.*failed.*http://"):
+            SnapshotSource(plain.url.replace("http://", "https://"), tls_verify=False).open()
+    finally:
+        plain.stop()
+
+
+def test_tls_ca_file_is_checked_at_config_load(tmp_path: Path) -> None:
+    cert, _ = self_signed(tmp_path, "camera")
+    url = "https://10.0.0.5/ISAPI/Streaming/channels/101/picture"
+    assert SnapshotConfig(url=url, tls_ca_file=cert).tls_ca_file == cert
+    with pytest.raises(Invalid) as err:
+        SnapshotConfig(url=url.replace("https", "http"), tls_ca_file=cert)
+    assert err.value.problems[0][0] == "tls_ca_file"
+    for bad in (tmp_path / "missing.pem", tmp_path / "camera.key"):
+        with pytest.raises(Invalid, match="cannot load") as err:
+            SnapshotConfig(url=url, tls_ca_file=str(bad))
+        assert err.value.problems[0][0] == "tls_ca_file"

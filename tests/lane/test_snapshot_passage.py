@@ -1,8 +1,8 @@
 """A box whose camera is an IP camera's snapshot URL reads the vehicle that triggered it.
 
-The camera is :class:`drivers.simulators.SnapshotCameraSimulator` (HTTP with
-Digest, a JPEG encoded at each request). The lane shows the previous truck
-until the trigger; a passage must read the truck at the gate, never the
+The camera is :class:`drivers.simulators.SnapshotCameraSimulator` (https with
+its own certificate, Digest, a JPEG encoded at each request). The lane shows
+the previous truck until the trigger; a passage must read the truck at the gate, never the
 picture from before it, and between vehicles the box asks for nothing but
 its checks.
 """
@@ -19,6 +19,7 @@ from drivers.simulators import SnapshotCameraSimulator
 from edged.lpr.models import check_models
 from edged.lpr.synth import render_scene
 from tests.box_rig import passage, running_box
+from tests.certs import self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = Path(os.environ.get("EDGED_MODEL_DIR", REPO / "models" / "onnx"))
@@ -29,13 +30,17 @@ def test_passage_reads_the_vehicle_from_a_snapshot_taken_after_the_trigger(
 ) -> None:
     if check_models(MODEL_DIR):
         pytest.skip("plate models not fetched: run python models/fetch.py")
-    sim = SnapshotCameraSimulator(size=(1280, 720), password="gate-cam").start()
+    # over https, checked against the camera's own self-signed certificate
+    cert, key = self_signed(tmp_path, "camera")
+    sim = SnapshotCameraSimulator(size=(1280, 720), password="gate-cam", tls=(cert, key))
+    sim.start()
     extra = f"""
 [camera]
 type = "snapshot"
 url = "{sim.url}"
 username = "admin"
 password = "gate-cam"
+tls_ca_file = "{cert}"
 check_every_s = 2.0
 read_timeout_s = 3.0
 [lpr]
@@ -66,7 +71,7 @@ burst_interval_ms = 50
                 assert out.frame_wait_ms is not None and out.frame_wait_ms > 3, out
             status = box.health()["lanes"]["main"]["camera"]
             assert status["decode"] == "on_request" and status["state"] == "ok", status
-            assert status["source"].startswith("snapshot:http://127.0.0.1:"), status
+            assert status["source"].startswith("snapshot:https://127.0.0.1:"), status
             assert "gate-cam" not in str(status)
             # over the (tiny) watermark, each burst gave the models' memory back
             memory = box.health()["memory"]
