@@ -14,7 +14,7 @@ from edged.lpr.config import LprConfig
 from edged.lpr.detect import Detection, FramePass, PlateDetector
 from edged.lpr.models import check_models
 from edged.lpr.recognize import ALTERNATIVES, HEIGHT, TextRead, TextRecognizer
-from edged.lpr.rectify import DOUBLE_ROW_ASPECT, expand, plate_aspect, split_rows, warp
+from edged.lpr.rectify import DOUBLE_ROW_ASPECT, Views, expand, plate_aspect, split_rows
 from edged.lpr.syntax import ALNUM, LETTERS, PROVINCES, check_plate
 from edged.lpr.textlines import TextLineProposer
 
@@ -111,7 +111,7 @@ class PlateRecognizer:
             if cfg.text_line_fallback != "off"
             else None
         )
-        self._top_sets = self.recognizer.row_sets((PROVINCES, LETTERS))
+        self._top_sets = {"top": self.recognizer.row_sets((PROVINCES, LETTERS))}
         self._bottom_sets = {
             "standard": self.recognizer.row_sets((ALNUM,) * 5),
             "special": self.recognizer.row_sets((ALNUM,) * 4 + ("挂学警",)),
@@ -219,7 +219,7 @@ class PlateRecognizer:
                 out.append(Detection(score, box, corners.astype(np.float32), "text_lines"))
         return out
 
-    def views(self, frame: np.ndarray, det: Detection) -> tuple[list[tuple[np.ndarray, bool]], str]:
+    def views(self, frame: np.ndarray, det: Detection) -> tuple[Views, str]:
         """Rectified crops of one detection with their row layout, and the plate's colour.
 
         A plate whose corners give a short aspect may be a double-row plate
@@ -228,7 +228,8 @@ class PlateRecognizer:
         real-scene misses once came from it) that both readings are made and
         the more confident one wins in :meth:`read`. Only yellow and white
         plates come in two rows (trucks, trailers, motorcycles, police), so a
-        blue, green or black plate is never read as one.
+        blue, green or black plate is never read as one. A view is warped when
+        it is first read (only the first, for its colour, here).
         """
         aspect = plate_aspect(det.corners)
         n = self.config.read_views
@@ -236,17 +237,23 @@ class PlateRecognizer:
             shapes = [(det.corners, wf) for wf in CROP_VIEWS[:n]]
         else:
             shapes = [(expand(det.corners, mx, my), wf) for mx, my, wf in SCENE_VIEWS[:n]]
-        out: list[tuple[np.ndarray, bool]] = []
-        for corners, wf in shapes:
-            width = int(np.clip(round(HEIGHT * aspect * wf), 2 * HEIGHT, MAX_REC_WIDTH))
-            out.append((warp(frame, corners, width, HEIGHT), False))
-        colour = plate_colour(out[0][0])
+        out: list[tuple[np.ndarray | None, int, int, bool]] = [
+            (
+                corners,
+                int(np.clip(round(HEIGHT * aspect * wf), 2 * HEIGHT, MAX_REC_WIDTH)),
+                HEIGHT,
+                False,
+            )
+            for corners, wf in shapes
+        ]
+        views = Views(frame, out)
+        colour = plate_colour(views[0][0])
         if aspect < DOUBLE_ROW_ASPECT and colour in DOUBLE_ROW_COLOURS:
             double_corners = (
                 det.corners if det.source == "crop" else expand(det.corners, 0.03, 0.05)
             )
-            out.append((warp(frame, double_corners, 2 * 3 * HEIGHT, 3 * HEIGHT), True))
-        return out, colour
+            views.add(double_corners, 2 * 3 * HEIGHT, 3 * HEIGHT, True)
+        return views, colour
 
     @staticmethod
     def pieces(views: list[tuple[np.ndarray, bool]]) -> list[np.ndarray]:
@@ -273,7 +280,7 @@ class PlateRecognizer:
                 out.append(self.recognizer.decode(probs[i]))
                 i += 1
                 continue
-            top = self.recognizer.decode(probs[i], ("top",), {"top": self._top_sets})
+            top = self.recognizer.decode(probs[i], ("top",), self._top_sets)
             bottom = self.recognizer.decode(probs[i + 1], None, self._bottom_sets)
             i += 2
             if top is None or bottom is None:
@@ -291,9 +298,7 @@ class PlateRecognizer:
                 )
         return out
 
-    def _read_views(
-        self, per_det: list[tuple[list[tuple[np.ndarray, bool]], str]]
-    ) -> list[list[TextRead | None]]:
+    def _read_views(self, per_det: list[tuple[Views, str]]) -> list[list[TextRead | None]]:
         """Readings of each plate's views (None where a view was not needed), read in
         rounds, each round one batch for all plates.
 
@@ -322,15 +327,15 @@ class PlateRecognizer:
         unsure = [
             i
             for i, (views, _) in enumerate(per_det)
-            if len(views) > 1 and (views[-1][1] or self._unsure(texts[i][0]))
+            if len(views) > 1 and (views.double(-1) or self._unsure(texts[i][0]))
         ]
         read(
             [(i, 1) for i in unsure]
             + [
                 (i, k)
                 for i in unsure
-                for k, (_, double) in enumerate(per_det[i][0])
-                if double and k > 1
+                for k in range(2, len(per_det[i][0]))
+                if per_det[i][0].double(k)
             ]
         )
         read(
@@ -354,7 +359,7 @@ class PlateRecognizer:
 
     @staticmethod
     def _best(
-        views: list[tuple[np.ndarray, bool]], texts: list[TextRead | None]
+        views: Views, texts: list[TextRead | None]
     ) -> tuple[np.ndarray, bool, TextRead] | None:
         """Vote over the views of one plate: each reading scores the geometric mean of its
         character confidences, equal readings add up, and the winner's most confident
@@ -370,18 +375,19 @@ class PlateRecognizer:
         error at a gate, so disagreement must show in the confidence.
         """
         votes: dict[str, float] = {}
-        keep: dict[str, tuple[float, np.ndarray, bool, TextRead]] = {}
-        for (crop, double), tr in zip(views, texts, strict=True):
+        keep: dict[str, tuple[float, int, TextRead]] = {}
+        for k, tr in enumerate(texts):
             if tr is None or not tr.char_confidences:
                 continue
             votes[tr.text] = votes.get(tr.text, 0.0) + tr.clarity
             weakest = min(tr.char_confidences)
             if tr.text not in keep or weakest > keep[tr.text][0]:
-                keep[tr.text] = (weakest, crop, double, tr)
+                keep[tr.text] = (weakest, k, tr)
         if not votes:
             return None
         winner = max(votes, key=votes.__getitem__)
-        _, crop, double, tr = keep[winner]
+        _, k, tr = keep[winner]
+        crop, double = views[k]  # a view read is a view made: no new warp
         if len(votes) > 1:
             total = sum(votes.values())
             agree = [

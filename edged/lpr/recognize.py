@@ -55,34 +55,68 @@ class TextRead:
         return float(np.exp(np.log(np.maximum(np.asarray(probs), 1e-4)).mean()))
 
 
+@dataclass(frozen=True)
+class Forms:
+    """Plate forms laid out for :func:`viterbi_forms`, once per form table.
+
+    Forms share most of their character sets (every form starts with the
+    provinces, most continue with letters and ALNUM), so each distinct set
+    is scored once per crop and the forms' labels index into those scores.
+    """
+
+    sets: tuple[np.ndarray, ...]  # the distinct character sets
+    #: (forms, longest form): which distinct set each label takes; padding points
+    #: one past the last set, a column that never wins
+    index: np.ndarray
+    lengths: tuple[int, ...]
+
+
+def compile_forms(forms: list[list[np.ndarray]]) -> Forms:
+    """Lay out ``forms`` (each a list of character sets, column indices) for decoding."""
+    distinct: dict[bytes, int] = {}
+    sets: list[np.ndarray] = []
+    nmax = max(len(f) for f in forms)
+    index = np.full((len(forms), nmax), -1, dtype=np.int64)
+    for f, form in enumerate(forms):
+        for k, cols in enumerate(form):
+            cols = np.asarray(cols, dtype=np.int64)
+            key = cols.tobytes()
+            if key not in distinct:
+                distinct[key] = len(sets)
+                sets.append(cols)
+            index[f, k] = distinct[key]
+    index[index < 0] = len(sets)
+    return Forms(tuple(sets), index, tuple(len(f) for f in forms))
+
+
 def viterbi_forms(
     logp: np.ndarray,
     logblank: np.ndarray,
-    forms: list[list[np.ndarray]],
+    forms: list[list[np.ndarray]] | Forms,
 ) -> Alignments:
     """Best CTC alignment of each form's labels (see :class:`Alignments`).
 
     Each label may be any character of its set. All forms run in one pass over
     the frames, stacked and padded to the longest (padding states never win).
 
-    The per-frame work is five small numpy calls whatever the number of
+    The per-frame work is four small numpy calls whatever the number of
     forms, so decoding every form of a crop costs about what one used to.
     """
-    steps, nf = logp.shape[0], len(forms)
-    nmax = max(len(f) for f in forms)
+    layout = forms if isinstance(forms, Forms) else compile_forms(forms)
+    steps, nf = logp.shape[0], len(layout.lengths)
+    nmax = layout.index.shape[1]
     neg = np.float32(-1e30)
-    emis = np.full((steps, nf, nmax), neg, dtype=np.float32)
-    arg = np.full((steps, nf, nmax), -1, dtype=np.int64)
     rows = np.arange(steps)
-    best: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # forms share most sets
-    for f, sets in enumerate(forms):
-        for k, cols in enumerate(sets):
-            key = cols.tobytes()
-            if key not in best:
-                sub = logp[:, cols]
-                a = sub.argmax(1)
-                best[key] = (cols[a], sub[rows, a])
-            arg[:, f, k], emis[:, f, k] = best[key]
+    # the best character of each distinct set at each frame, and its score
+    best_val = np.full((steps, len(layout.sets) + 1), neg, dtype=np.float32)
+    best_arg = np.full((steps, len(layout.sets) + 1), -1, dtype=np.int64)
+    for u, cols in enumerate(layout.sets):
+        sub = logp[:, cols]
+        a = sub.argmax(1)
+        best_arg[:, u] = cols[a]
+        best_val[:, u] = sub[rows, a]
+    emis = best_val[:, layout.index]  # (steps, forms, labels)
+    arg = best_arg[:, layout.index]
     n_states = 2 * nmax + 1
     # what each state earns at each frame: blank (even states) or its label (odd)
     gain = np.empty((steps, nf, n_states), dtype=np.float32)
@@ -91,28 +125,32 @@ def viterbi_forms(
     # skipping the blank between two labels is only allowed when they differ
     skip = np.zeros((steps, nf, nmax - 1), dtype=np.float32)
     skip[1:][arg[1:, :, 1:] == arg[:-1, :, :-1]] = neg
-    # rows: stay, come from the state before, skip a blank; the score lives in row 0
-    stacked = np.full((3, nf, n_states), neg, dtype=np.float32)
-    score = stacked[0]
-    score[:, 0] = logblank[0]
-    score[:, 1] = emis[0, :, 0]
-    best_prev = np.empty((nf, n_states), dtype=np.float32)
-    back = np.zeros((steps, nf, n_states), dtype=np.int64)
+    # ways[t]: the three ways into each state at frame t (rows: stay, come from the
+    # state before, skip a blank); its row 0 is the score at frame t - 1. Only their
+    # best is needed to go on; which one it was only to spell out the winner, so it
+    # is found for all frames at once at the end.
+    ways = np.full((steps + 1, 3, nf, n_states), neg, dtype=np.float32)
+    ways[1, 0, :, 0] = logblank[0]
+    ways[1, 0, :, 1] = emis[0, :, 0]
+    best = np.empty((nf, n_states), dtype=np.float32)
     for t in range(1, steps):
-        stacked[1, :, 1:] = score[:, :-1]
-        np.add(score[:, 1:-2:2], skip[t], out=stacked[2, :, 3::2])
-        stacked.argmax(0, out=back[t])
-        stacked.max(0, out=best_prev)
-        np.add(best_prev, gain[t], out=score)
+        w = ways[t]
+        prev = w[0]
+        w[1, :, 1:] = prev[:, :-1]
+        np.add(prev[:, 1:-2:2], skip[t], out=w[2, :, 3::2])
+        w.max(0, out=best)
+        np.add(best, gain[t], out=ways[t + 1, 0])
+    score = ways[steps, 0]
+    back = ways[:steps].argmax(1)  # frame 0: all rows equal, "stay"
     scores: list[float | None] = []
     ends: list[int] = []
-    for f, sets in enumerate(forms):
-        last = 2 * len(sets)
+    for f, length in enumerate(layout.lengths):
+        last = 2 * length
         end = last if score[f, last] >= score[f, last - 1] else last - 1
         total = float(score[f, end])
-        scores.append(None if steps < len(sets) or total < -1e29 else total)
+        scores.append(None if steps < length or total < -1e29 else total)
         ends.append(end)
-    return Alignments(scores, back, ends, [len(sets) for sets in forms])
+    return Alignments(scores, back, ends, list(layout.lengths))
 
 
 @dataclass(frozen=True)
@@ -156,6 +194,7 @@ class TextRecognizer:
             name: [np.array([pos[c] for c in s if c in pos], dtype=np.int64) for s in sets]
             for name, sets in TEMPLATES.items()
         }
+        self._layouts: dict[tuple[int, tuple[str, ...]], tuple[dict, Forms]] = {}
 
     @staticmethod
     def prepare(crops_bgr: list[np.ndarray]) -> np.ndarray:
@@ -187,14 +226,19 @@ class TextRecognizer:
         forms: tuple[str, ...] | None = None,
         sets: dict[str, list[np.ndarray]] | None = None,
     ) -> TextRead | None:
-        """Best plate-grammar read of one (T, vocab) probability matrix."""
+        """Best plate-grammar read of one (T, vocab) probability matrix.
+
+        ``sets`` (form name -> character sets; the plate templates when None)
+        should be a table kept for the recogniser's life: its layout is worked
+        out once and kept (:func:`compile_forms`).
+        """
         p = probs[:, self.columns].astype(np.float32)
         blank = np.clip(1.0 - p.sum(1), _FLOOR, 1.0)
         logp = np.log(np.maximum(p, _FLOOR))
         logblank = np.log(blank)
         table = sets if sets is not None else self.template_sets
         names = forms or tuple(table)
-        aligned = viterbi_forms(logp, logblank, [table[n] for n in names])
+        aligned = viterbi_forms(logp, logblank, self._layout(table, names))
         found = [(s, i) for i, s in enumerate(aligned.scores) if s is not None]
         if not found:
             return None
@@ -202,27 +246,40 @@ class TextRecognizer:
         name, frames = names[i], aligned.frames(i)  # only the winner is spelt out
         text, confs, char_probs, alts = [], [], [], []
         for cols, fr in zip(table[name], frames, strict=True):
-            sub = p[fr][:, cols]
+            sub = p[fr[:, None], cols]
             j = int(sub.sum(0).argmax())
             c = int(cols[j])
-            text.append(self.chars[c])
+            best = sub.max(0)  # each character's probability at its best frame
+            order = np.argsort(-best)
+            prob = float(best[j])
             # confidence = margin over the best rival the grammar allows here:
             # 0/D/Q on a small plate can each be "sure"; only the gap says so
-            rival = float(np.delete(sub, j, axis=1).max()) if sub.shape[1] > 1 else 0.0
-            prob = float(p[fr, c].max())
+            rival = next((float(best[k]) for k in order[:2] if k != j), 0.0)
+            text.append(self.chars[c])
             char_probs.append(prob)
             confs.append(max(0.0, prob - rival))
-            alts.append(self._alternatives(sub.max(0), cols, c, prob))
+            alts.append(self._alternatives(best, order, cols, c, prob))
         return TextRead("".join(text), tuple(confs), total, name, tuple(char_probs), tuple(alts))
 
+    def _layout(self, table: dict[str, list[np.ndarray]], names: tuple[str, ...]) -> Forms:
+        """``table``'s forms ``names`` laid out for decoding, kept per table (by
+        identity: the table is held too, so its id is never reused while kept)."""
+        key = (id(table), names)
+        kept = self._layouts.get(key)
+        if kept is not None and kept[0] is table:
+            return kept[1]
+        layout = compile_forms([table[n] for n in names])
+        if len(self._layouts) < 64:  # a caller passing a new table each time: no growth
+            self._layouts[key] = (table, layout)
+        return layout
+
     def _alternatives(
-        self, best: np.ndarray, cols: np.ndarray, chosen: int, prob: float
+        self, best: np.ndarray, order: np.ndarray, cols: np.ndarray, chosen: int, prob: float
     ) -> tuple[tuple[str, float], ...]:
         """The chosen character and its rivals of at least :data:`ALTERNATIVE_FLOOR`,
-        at most :data:`ALTERNATIVES` in all, best first."""
-        order = np.argsort(-best)[:ALTERNATIVES]
+        at most :data:`ALTERNATIVES` in all, best first (``order``: ``best`` sorted)."""
         out = [(self.chars[chosen], round(prob, 4))]
-        for k in order:
+        for k in order[:ALTERNATIVES]:
             c = int(cols[k])
             if c != chosen and best[k] >= ALTERNATIVE_FLOOR and len(out) < ALTERNATIVES:
                 out.append((self.chars[c], round(float(best[k]), 4)))

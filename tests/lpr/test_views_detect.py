@@ -13,6 +13,7 @@ from edged.lpr.config import LprConfig
 from edged.lpr.detect import Detection
 from edged.lpr.pipeline import PlateRecognizer
 from edged.lpr.recognize import TextRead
+from edged.lpr.rectify import Views
 from edged.lpr.synth import render_scene
 
 
@@ -196,8 +197,24 @@ def test_an_unsure_plate_gets_a_second_view_and_a_third_only_on_disagreement(rec
     other = render_scene("沪B67890", "blue", seed=4, tilt=0.05)
     other_views, _ = unsure.views(other, unsure.detect(other)[0])
     crop = per_det[0][0]
-    texts = unsure._read_views([([crop[0], other_views[0], crop[1]], "blue")])
+    texts = unsure._read_views([(Views.ready([crop[0], other_views[0], crop[1]]), "blue")])
     assert [t.text if t else None for t in texts[0]] == ["京A12345", "沪B67890", "京A12345"]
+
+
+def test_a_plate_read_beyond_doubt_warps_its_first_view_only(recognizer) -> None:
+    frame = render_scene("京A12345", "blue", seed=1)
+    dets = recognizer.detect(frame)
+    per_det = [recognizer.views(frame, d) for d in dets]
+    texts = recognizer._read_views(per_det)
+    views = per_det[0][0]
+    assert texts[0][0] is not None and min(texts[0][0].char_confidences) >= 0.95
+    assert len(views) == 3 and views.made == 1  # the other two were never needed
+    doubtful = PlateRecognizer.__new__(PlateRecognizer)
+    doubtful.__dict__.update(recognizer.__dict__)
+    doubtful.config = replace(recognizer.config, vote_below=1.0)  # every plate is in doubt
+    per_det = [doubtful.views(frame, d) for d in dets]
+    doubtful._read_views(per_det)
+    assert per_det[0][0].made == 2  # two views agreed: the third never made
 
 
 def test_a_false_detection_is_read_from_one_view(recognizer) -> None:
@@ -207,11 +224,11 @@ def test_a_false_detection_is_read_from_one_view(recognizer) -> None:
     rng = np.random.default_rng(7)
     grille = [(rng.integers(0, 256, (48, 200, 3), dtype=np.uint8), False) for _ in range(3)]
     with _counting(recognizer.recognizer) as calls:
-        texts = unsure._read_views([(grille, "unknown")])
+        texts = unsure._read_views([(Views.ready(grille), "unknown")])
     assert len(calls) == 1 and texts[0][1:] == [None, None]
     # with a double-row view the layout is the vote's to decide: all views are read
     double = [*grille[:2], (rng.integers(0, 256, (144, 288, 3), dtype=np.uint8), True)]
-    texts = unsure._read_views([(double, "yellow")])
+    texts = unsure._read_views([(Views.ready(double), "yellow")])
     assert texts[0][1] is not None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edged.lpr.recognize import viterbi_forms
+from edged.lpr.recognize import compile_forms, viterbi_forms
 
 
 def reference(
@@ -90,3 +90,30 @@ def test_form_longer_than_the_frames_gives_none() -> None:
     forms = [[np.arange(5)] * 4, [np.arange(5)] * 2]
     long_form, short_form = viterbi_forms(logp, logblank, forms).scores
     assert long_form is None and short_form is not None
+
+
+def test_forms_share_their_character_sets_and_decode_as_laid_out_once() -> None:
+    rng = np.random.default_rng(3)
+    sets = [rng.choice(70, size=12, replace=False) for _ in range(3)]
+    forms = [[sets[0], sets[1], sets[2]], [sets[0], sets[2]], [sets[0], sets[1]] * 2]
+    layout = compile_forms(forms)
+    assert len(layout.sets) == 3 and layout.lengths == (3, 2, 4)
+    assert (layout.index[1, 2:] == 3).all()  # padding: one past the last set
+    p = rng.dirichlet(np.ones(71) * 0.3, size=30)
+    logp = np.log(np.maximum(p[:, 1:], 1e-8)).astype(np.float32)
+    logblank = np.log(np.maximum(p[:, 0], 1e-8)).astype(np.float32)
+    a, b = viterbi_forms(logp, logblank, forms), viterbi_forms(logp, logblank, layout)
+    assert a.scores == b.scores
+    assert all(np.array_equal(x, y) for x, y in zip(a.frames(2), b.frames(2), strict=True))
+
+
+def test_a_recogniser_keeps_one_layout_per_table(recognizer) -> None:
+    rec = recognizer.recognizer
+    probs = np.random.default_rng(5).dirichlet(np.ones(6625) * 0.05, size=24).astype(np.float32)
+    kept = rec.decode(probs)
+    assert kept is not None
+    n = len(rec._layouts)
+    assert rec.decode(probs) == kept and len(rec._layouts) == n  # laid out once
+    for _ in range(100):  # a caller building a new table each time: same read, no growth
+        assert rec.decode(probs, None, dict(rec.template_sets)) == kept
+    assert len(rec._layouts) <= 64
