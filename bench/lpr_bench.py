@@ -367,6 +367,37 @@ def latency(
     emit(f"full / bare model time, {label}", float(ratio), "x", "<= 1.15")
 
 
+def opencv_threads(rec: PlateRecognizer, frames: list[np.ndarray]) -> None:
+    """The pipeline's image work on OpenCV's default pool (one thread per core) against
+    the one thread the recogniser sets, alternately on the same frames: CPU and wall
+    time a read."""
+    import os
+
+    pool = os.cpu_count() or 1
+    kept = cv2.getNumThreads()
+    took = {1: [0.0, 0.0], pool: [0.0, 0.0]}
+    try:
+        for rep in range(2):
+            for frame in frames:
+                for n in (1, pool) if rep % 2 else (pool, 1):
+                    cv2.setNumThreads(n)
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    rec.read(frame)
+                    took[n][0] += time.perf_counter() - wall
+                    took[n][1] += time.process_time() - cpu
+    finally:
+        cv2.setNumThreads(kept)
+    reads = 2 * len(frames)
+    (w1, c1), (wp, cp) = took[1], took[pool]
+    print(
+        f"OpenCV threads, 1080p reads: 1 thread {c1 / reads * 1e3:.1f} ms CPU "
+        f"{w1 / reads * 1e3:.1f} ms wall; {pool} threads (its default here) "
+        f"{cp / reads * 1e3:.1f} ms CPU {wp / reads * 1e3:.1f} ms wall"
+    )
+    emit("CPU a read, OpenCV default pool / 1 thread", cp / max(c1, 1e-9), "x", None)
+    emit("wall a read, OpenCV default pool / 1 thread", wp / max(w1, 1e-9), "x", None)
+
+
 def recogniser_ratio(rec: PlateRecognizer, frames: list[np.ndarray], model_dir: str) -> None:
     """The derived recogniser against the file as shipped, on the very batches the
     pipeline fed it for ``frames``, the two sessions run alternately."""
@@ -649,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in ((1280, 720), (1920, 1080)):
         latency(rec, scenes, size, reps, args.stretch)
     fitted = [fit(f, (1920, 1080), args.stretch) for f in scenes]
+    opencv_threads(rec, fitted)
     recogniser_ratio(rec, fitted, args.model_dir)
     text_line_ratio(fitted, args.model_dir)
     if results:

@@ -32,7 +32,10 @@ class LprConfig:
     )
     threads: int = field(
         default=1,
-        metadata=doc("ONNX Runtime intra-op threads per model (1 keeps the other cores free)"),
+        metadata=doc(
+            "ONNX Runtime intra-op threads per model, and OpenCV's threads for the image"
+            " work around them (1 keeps the other cores free)"
+        ),
     )
     det_max_side: int = field(
         default=640,

@@ -85,6 +85,18 @@ def test_missing_models_stop_start_with_fetch_hint(tmp_path):
         PlateRecognizer(LprConfig(model_dir=str(tmp_path)))
 
 
+def test_image_work_keeps_to_the_configured_threads(recognizer):
+    from edged.lpr.config import LprConfig
+
+    cv2.setNumThreads(2)
+    try:
+        PlateRecognizer(replace(recognizer.config, threads=1))
+        assert cv2.getNumThreads() == 1  # OpenCV's pool would cost CPU, save no time
+    finally:
+        cv2.setNumThreads(1)
+    assert LprConfig().threads == 1
+
+
 def test_burst_vote_and_snapshots(recognizer, tmp_path):
     frames = [render_scene("鲁B67890", "yellow", seed=s, tilt=0.03 * s) for s in range(3)]
     res = vote([recognizer.read(f) for f in frames])
