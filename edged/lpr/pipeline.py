@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -363,55 +364,6 @@ class PlateRecognizer:
         return min(first.char_probs or first.char_confidences) < self.config.vote_below
 
     @staticmethod
-    def _best(
-        views: Views, texts: list[TextRead | None]
-    ) -> tuple[np.ndarray, bool, TextRead] | None:
-        """Vote over the views of one plate: each reading scores the geometric mean of its
-        character confidences, equal readings add up, and the winner's most confident
-        view is kept, its characters' confidences scaled by how much of the vote agreed
-        on each of them.
-
-        A wrong reading rarely repeats across views, a right one does. The
-        geometric mean lets one unreadable character sink a reading: a
-        double-row plate read as one row repeats the same forced guess in each
-        view, and only its one confident two-row reading should win. A
-        character the views disputed is reported as unsure even when the
-        winning view was sure of it: a confident wrong plate is the worst
-        error at a gate, so disagreement must show in the confidence.
-        """
-        votes: dict[str, float] = {}
-        keep: dict[str, tuple[float, int, TextRead]] = {}
-        for k, tr in enumerate(texts):
-            if tr is None or not tr.char_confidences:
-                continue
-            votes[tr.text] = votes.get(tr.text, 0.0) + tr.clarity
-            weakest = min(tr.char_confidences)
-            if tr.text not in keep or weakest > keep[tr.text][0]:
-                keep[tr.text] = (weakest, k, tr)
-        if not votes:
-            return None
-        winner = max(votes, key=votes.__getitem__)
-        _, k, tr = keep[winner]
-        crop, double = views[k]  # a view read is a view made: no new warp
-        if len(votes) > 1:
-            total = sum(votes.values())
-            agree = [
-                sum(w for text, w in votes.items() if len(text) == len(winner) and text[i] == c)
-                / total
-                for i, c in enumerate(winner)
-            ]
-            tr = replace(
-                tr,
-                char_confidences=tuple(
-                    c * a for c, a in zip(tr.char_confidences, agree, strict=True)
-                ),
-            )
-        read = [(t.text, t.char_alternatives) for t in texts if t is not None]
-        if len(read) > 1:
-            tr = replace(tr, char_alternatives=merge_alternatives(read, tr.text))
-        return crop, double, tr
-
-    @staticmethod
     def _looks_like_crop(image: np.ndarray) -> bool:
         """A small image shaped like a plate is read as an already cut-out plate."""
         h, w = image.shape[:2]
@@ -459,7 +411,7 @@ class PlateRecognizer:
         for det, (views, colour), texts in zip(
             dets, per_det, self._read_views(per_det), strict=True
         ):
-            chosen = self._best(views, texts)
+            chosen = vote_views(views, texts)
             if chosen is None:
                 continue
             crop, double, tr = chosen
@@ -492,6 +444,52 @@ class PlateRecognizer:
                 )
             )
         return reads
+
+
+def vote_views(
+    views: Sequence[tuple[np.ndarray, bool]], texts: list[TextRead | None]
+) -> tuple[np.ndarray, bool, TextRead] | None:
+    """Vote over the views of one plate: each reading scores the geometric mean of its
+    character confidences, equal readings add up, and the winner's most confident
+    view is kept, its characters' confidences scaled by how much of the vote agreed
+    on each of them.
+
+    A wrong reading rarely repeats across views, a right one does. The
+    geometric mean lets one unreadable character sink a reading: a
+    double-row plate read as one row repeats the same forced guess in each
+    view, and only its one confident two-row reading should win. A
+    character the views disputed is reported as unsure even when the
+    winning view was sure of it: a confident wrong plate is the worst
+    error at a gate, so disagreement must show in the confidence.
+    """
+    votes: dict[str, float] = {}
+    keep: dict[str, tuple[float, int, TextRead]] = {}
+    for k, tr in enumerate(texts):
+        if tr is None or not tr.char_confidences:
+            continue
+        votes[tr.text] = votes.get(tr.text, 0.0) + tr.clarity
+        weakest = min(tr.char_confidences)
+        if tr.text not in keep or weakest > keep[tr.text][0]:
+            keep[tr.text] = (weakest, k, tr)
+    if not votes:
+        return None
+    winner = max(votes, key=votes.__getitem__)
+    _, k, tr = keep[winner]
+    crop, double = views[k]  # a view read is a view made: no new warp
+    if len(votes) > 1:
+        total = sum(votes.values())
+        agree = [
+            sum(w for text, w in votes.items() if len(text) == len(winner) and text[i] == c) / total
+            for i, c in enumerate(winner)
+        ]
+        tr = replace(
+            tr,
+            char_confidences=tuple(c * a for c, a in zip(tr.char_confidences, agree, strict=True)),
+        )
+    read = [(t.text, t.char_alternatives) for t in texts if t is not None]
+    if len(read) > 1:
+        tr = replace(tr, char_alternatives=merge_alternatives(read, tr.text))
+    return crop, double, tr
 
 
 def merge_alternatives(

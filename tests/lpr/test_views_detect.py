@@ -11,7 +11,7 @@ import pytest
 
 from edged.lpr.config import LprConfig
 from edged.lpr.detect import Detection
-from edged.lpr.pipeline import PlateRecognizer
+from edged.lpr.pipeline import PlateRecognizer, vote_views
 from edged.lpr.recognize import TextRead
 from edged.lpr.rectify import Views
 from edged.lpr.synth import render_scene
@@ -32,7 +32,7 @@ def test_vote_prefers_the_reading_views_agree_on() -> None:
         _read("皖A572F4", [0.95] * 7),
         _read("川A572F4", [0.8] * 7),
     ]
-    _crop, double, tr = PlateRecognizer._best(views, texts)
+    _crop, double, tr = vote_views(views, texts)
     assert tr.text == "川A572F4" and not double
     # the disputed province is reported as unsure, the agreed characters keep their 0.9
     assert tr.char_confidences[0] == pytest.approx(0.9 * 1.7 / 2.65)
@@ -42,7 +42,7 @@ def test_vote_prefers_the_reading_views_agree_on() -> None:
 def test_unanimous_views_keep_their_confidence() -> None:
     views = [_view(), _view()]
     texts = [_read("京A12345", [0.7] * 7), _read("京A12345", [0.9] * 7)]
-    _, _, tr = PlateRecognizer._best(views, texts)
+    _, _, tr = vote_views(views, texts)
     assert tr.char_confidences == (0.9,) * 7
 
 
@@ -51,12 +51,12 @@ def test_vote_lets_one_unreadable_character_sink_a_repeated_guess() -> None:
     views = [_view(), _view(), _view(), _view(double=True)]
     guess = [0.0001, 0.0001, 1.0, 1.0, 1.0, 1.0, 1.0]
     texts = [_read("皖S5678挂", guess)] * 3 + [_read("晋K5678挂", [0.9] * 7)]
-    _, double, tr = PlateRecognizer._best(views, texts)
+    _, double, tr = vote_views(views, texts)
     assert tr.text == "晋K5678挂" and double
 
 
 def test_vote_with_nothing_read_gives_none() -> None:
-    assert PlateRecognizer._best([_view()], [None]) is None
+    assert vote_views([_view()], [None]) is None
 
 
 def _det(w: float, h: float, x: float = 500.0, y: float = 400.0) -> Detection:
