@@ -36,6 +36,17 @@ def probe_camera(
     src = driver_config.build(cc)
     cam = ResilientSource(src, read_timeout=timeout)
     v.line(f"opening {src.name} (frame timeout {timeout:g} s)")
+    if getattr(src, "https", False):
+        v.line(
+            "https: the camera's certificate is "
+            + (
+                f"checked against {src.tls_ca_file}"
+                if src.tls_ca_file and src.tls_verify
+                else "checked against the system's CAs"
+                if src.tls_verify
+                else "not checked (tls_verify = false): anything on its address is believed"
+            )
+        )
     opener = threading.Thread(target=cam.open, name="probe-camera-open", daemon=True)
     opener.start()
     opener.join(open_timeout)
@@ -49,7 +60,7 @@ def probe_camera(
         reason = cam.last_error.removeprefix("open failed: ") or "unknown error"
         hint = (
             ""
-            if "check" in reason or "install" in reason
+            if any(advice in reason for advice in ("check", "install", "tls_ca_file"))
             else "check the camera's type, device (or folder) in the config"
         )
         return v.failed(f"cannot open {src.name}: {reason}", hint)

@@ -147,6 +147,28 @@ def test_camera_probe_of_a_snapshot_camera_says_what_a_picture_costs(
         sim.stop()
 
 
+def test_camera_probe_of_an_https_camera_says_how_its_certificate_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drivers.simulators import SnapshotCameraSimulator
+    from tests.certs import self_signed
+
+    cert, key = self_signed(tmp_path, "camera")
+    sim = SnapshotCameraSimulator(size=(640, 360), tls=(cert, key)).start()
+    try:
+        body = f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
+        body += 'password = "cam-pass"\n'
+        rc, verdict, out = _probe(capsys, _config(tmp_path, body), "camera", "--frames", "2")
+        assert rc == 1 and "certificate not accepted" in verdict and "tls_ca_file" in verdict
+        assert "checked against the system's CAs" in out
+        assert "device (or folder)" not in verdict  # its own advice, not the generic one
+        cfg = _config(tmp_path, body + f'tls_ca_file = "{cert}"\n')
+        rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2")
+        assert rc == 0 and f"checked against {cert}" in out, out
+    finally:
+        sim.stop()
+
+
 def test_camera_fail_when_it_cannot_open_or_gives_no_frames(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
