@@ -170,6 +170,34 @@ def digest_authorization(
     return "Digest " + ", ".join(fields)
 
 
+def fetch_certificate(url: str, timeout_s: float = 5.0) -> bytes:
+    """The certificate an https camera shows (DER), taken without checking it.
+
+    What a technician compares with the camera's own page before pinning it
+    (``tls_ca_file``): trust on first use, with a person looking.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise CameraError("only an https:// snapshot URL has a certificate to take")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((parts.hostname, parts.port or 443), timeout_s) as raw,
+            ctx.wrap_socket(raw, server_hostname=parts.hostname) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise CameraError(
+            f"could not take the camera's certificate ({exc.__class__.__name__}: {exc}):"
+            " check the camera's power, network and that it serves https on this port"
+        ) from exc
+    if not der:
+        raise CameraError("the camera showed no certificate")
+    return der
+
+
 class SnapshotSource:
     """Takes a JPEG from the camera's snapshot URL when asked (``grab``), decodes it on
     ``retrieve``. ``on_request``: the frame thread asks only when a frame is wanted."""

@@ -9,6 +9,49 @@ from typing import Any, TextIO
 from edged.probe.output import ProbeOutput
 
 
+def save_camera_certificate(cc: Any, path: str, timeout: float, v: ProbeOutput) -> Any:
+    """Take and save the certificate of an https snapshot camera; the camera's config
+    with it pinned (``tls_ca_file``), or None after a FAIL verdict."""
+    import dataclasses
+    import hashlib
+    import ssl
+
+    from cryptography import x509
+
+    from drivers.camera import CameraError
+    from drivers.camera.snapshot import fetch_certificate
+
+    if cc.type != "snapshot" or not str(getattr(cc, "url", "")).startswith("https://"):
+        v.failed(
+            f"--save-cert: the camera is type {cc.type}, not an https:// snapshot URL",
+            "only an https snapshot camera shows a certificate",
+        )
+        return None
+    try:
+        der = fetch_certificate(cc.url, timeout)
+    except CameraError as exc:
+        v.failed(str(exc))
+        return None
+    try:
+        with open(path, "w", encoding="ascii") as f:
+            f.write(ssl.DER_cert_to_PEM_cert(der))
+    except OSError as exc:
+        v.failed(f"--save-cert: cannot write {path}: {exc}", "check the folder exists")
+        return None
+    cert = x509.load_der_x509_certificate(der)
+    digest = hashlib.sha256(der).hexdigest().upper()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    v.line(f"certificate saved to {path}")
+    v.line(f"  subject {cert.subject.rfc4514_string()}, issuer {cert.issuer.rfc4514_string()}")
+    v.line(f"  valid {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d}")
+    v.line(f"  SHA-256 fingerprint {fingerprint}")
+    v.line(
+        "  compare the fingerprint with the one the camera's own web page shows (its HTTPS"
+        f' settings); if they agree, set tls_ca_file = "{path}" for this camera'
+    )
+    return dataclasses.replace(cc, tls_ca_file=path, tls_verify=True)
+
+
 def probe_camera(
     cc: Any,
     out: TextIO,
@@ -19,8 +62,13 @@ def probe_camera(
     read: bool = False,
     lpr: Any = None,
     save: str | None = None,
+    save_cert: str | None = None,
 ) -> int:
-    """Open the camera, take ``frames`` frames, report size and measured fps."""
+    """Open the camera, take ``frames`` frames, report size and measured fps.
+
+    ``save_cert``: first take the certificate an https snapshot camera shows,
+    save it there (PEM), print what to compare it with, and probe with it pinned.
+    """
     from drivers import config as driver_config
     from drivers.camera import can_grab
     from drivers.camera.resilient import ResilientSource
@@ -33,6 +81,11 @@ def probe_camera(
             "set the lane's camera type to opencv, picamera2 or folder to probe a camera",
         )
     timeout = timeout or cc.read_timeout_s
+    if save_cert:
+        pinned = save_camera_certificate(cc, save_cert, timeout, v)
+        if pinned is None:
+            return 1
+        cc = pinned
     src = driver_config.build(cc)
     cam = ResilientSource(src, read_timeout=timeout)
     v.line(f"opening {src.name} (frame timeout {timeout:g} s)")

@@ -84,6 +84,7 @@ def _camera(args: argparse.Namespace) -> int:
         read=args.read,
         lpr=cfg.lpr,
         save=args.save,
+        save_cert=args.save_cert,
     )
 
 
@@ -168,6 +169,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, help="seconds per frame (default: from config)")
     p.add_argument("--read", action="store_true", help="read plates in the last frame")
     p.add_argument("--save", metavar="FILE", help="save the last frame (.jpg/.png) for aiming")
+    p.add_argument(
+        "--save-cert",
+        metavar="FILE",
+        help="https snapshot camera: save the certificate it shows (PEM), print its"
+        " fingerprint, and probe with it as tls_ca_file",
+    )
     p.set_defaults(func=_guarded(_camera))
 
     p = kinds.add_parser("gpio", help="show loop/beam inputs and outputs; --pulse to test one")

@@ -23,6 +23,7 @@ from drivers.camera.snapshot import (
     SnapshotConfig,
     SnapshotSource,
     digest_authorization,
+    fetch_certificate,
     parse_challenge,
 )
 from drivers.config import Invalid
@@ -285,6 +286,10 @@ def test_https_camera_is_checked_against_the_certificate_it_was_given(tmp_path: 
     try:  # https:// to a camera that serves http on that port
         with pytest.raises(CameraError, match=r"https.*failed.*http://"):
             SnapshotSource(plain.url.replace("http://", "https://"), tls_verify=False).open()
+        with pytest.raises(CameraError, match="could not take the camera's certificate"):
+            fetch_certificate(plain.url.replace("http://", "https://"), 2.0)
+        with pytest.raises(CameraError, match="only an https://"):
+            fetch_certificate(plain.url)
     finally:
         plain.stop()
 

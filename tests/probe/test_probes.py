@@ -169,6 +169,35 @@ def test_camera_probe_of_an_https_camera_says_how_its_certificate_is_checked(
         sim.stop()
 
 
+def test_camera_probe_takes_an_https_cameras_certificate_and_pins_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import ssl
+
+    from drivers.simulators import SnapshotCameraSimulator
+    from tests.certs import self_signed
+
+    cert, key = self_signed(tmp_path, "camera")
+    sim = SnapshotCameraSimulator(size=(640, 360), tls=(cert, key)).start()
+    saved = tmp_path / "entry-camera.pem"
+    try:
+        body = f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
+        cfg = _config(tmp_path, body + 'password = "cam-pass"\n')
+        rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2", "--save-cert", str(saved))
+        assert rc == 0, out  # probed with the certificate it just took
+        der = ssl.PEM_cert_to_DER_cert(Path(cert).read_text())
+        assert ssl.PEM_cert_to_DER_cert(saved.read_text()) == der
+        digest = hashlib.sha256(der).hexdigest().upper()
+        assert ":".join(digest[i : i + 2] for i in range(0, 64, 2)) in out
+        assert f'set tls_ca_file = "{saved}"' in out and f"checked against {saved}" in out
+    finally:
+        sim.stop()
+    folder = _config(tmp_path, f'[camera]\ntype = "folder"\nfolder = "{tmp_path}"\n')
+    rc, verdict, _ = _probe(capsys, folder, "camera", "--save-cert", str(saved))
+    assert rc == 1 and "not an https:// snapshot URL" in verdict
+
+
 def test_camera_fail_when_it_cannot_open_or_gives_no_frames(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
