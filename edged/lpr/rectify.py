@@ -53,9 +53,9 @@ def split_rows(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Views(Sequence[tuple[np.ndarray, bool]]):
     """A plate's views as (crop, double-row) pairs, each warped when first read.
 
-    Most plates read beyond doubt from their first view; the other views of
-    those (two or three warps each) would be made for nothing. ``double``
-    says a view's layout without warping it.
+    Most plates read beyond doubt from their first view; their other two
+    views would be warped for nothing. ``double`` says a view's layout
+    without warping it.
     """
 
     def __init__(
