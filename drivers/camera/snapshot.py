@@ -42,6 +42,9 @@ from drivers.log import get_logger
 
 log = get_logger("camera")
 
+#: OpenSSL's verify codes for a certificate that names another host or IP address.
+_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^,]*)\s*,?')
 
 
@@ -372,10 +375,17 @@ class SnapshotSource:
                 self._served_on_conn = True
             except ssl.SSLCertVerificationError as exc:
                 self.close()
+                if exc.verify_code in _NAME_MISMATCH:
+                    raise CameraError(
+                        f"camera's https certificate names another address"
+                        f" ({exc.verify_message}): have the camera make its certificate"
+                        f" again for {self.host} (its HTTPS settings), save it anew"
+                        " (edged probe camera --save-cert), or use the address it names"
+                    ) from exc
                 raise CameraError(
                     f"camera's https certificate not accepted ({exc.verify_message}): save"
                     " the certificate the camera shows to a file and name it in tls_ca_file"
-                    " (or set tls_verify = false)"
+                    " (edged probe camera --save-cert does both), or set tls_verify = false"
                 ) from exc
             except ssl.SSLError as exc:
                 self.close()

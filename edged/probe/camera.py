@@ -113,7 +113,9 @@ def probe_camera(
         reason = cam.last_error.removeprefix("open failed: ") or "unknown error"
         hint = (
             ""
-            if any(advice in reason for advice in ("check", "install", "tls_ca_file"))
+            if any(
+                advice in reason for advice in ("check", "install", "tls_ca_file", "--save-cert")
+            )
             else "check the camera's type, device (or folder) in the config"
         )
         return v.failed(f"cannot open {src.name}: {reason}", hint)

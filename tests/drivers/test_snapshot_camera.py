@@ -277,6 +277,10 @@ def test_https_camera_is_checked_against_the_certificate_it_was_given(tmp_path: 
         # another device answering on the camera's address is refused
         with pytest.raises(CameraError, match="certificate not accepted"):
             SnapshotSource(sim.url, "admin", "cam-pass", tls_ca_file=other).open()
+        # the pinned certificate names 127.0.0.1, the URL another name for the camera
+        renamed = sim.url.replace("127.0.0.1", "localhost")
+        with pytest.raises(CameraError, match=r"names another address.*for localhost"):
+            SnapshotSource(renamed, "admin", "cam-pass", tls_ca_file=cert).open()
         unchecked = SnapshotSource(sim.url, "admin", "cam-pass", tls_verify=False)
         unchecked.open()
         assert unchecked.retrieve() is not None
