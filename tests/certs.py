@@ -7,7 +7,7 @@ import ipaddress
 from pathlib import Path
 
 
-def self_signed(folder: Path, name: str) -> tuple[str, str]:
+def self_signed(folder: Path, name: str, days: int = 365) -> tuple[str, str]:
     """A camera's self-signed certificate for 127.0.0.1 (as a camera makes its own):
     (certificate file, key file), PEM."""
     from cryptography import x509
@@ -25,7 +25,7 @@ def self_signed(folder: Path, name: str) -> tuple[str, str]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,

@@ -31,6 +31,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import cv2
@@ -235,6 +236,9 @@ class SnapshotSource:
         self.requests = 0  # HTTP requests sent, the auth round trips included
         self._conn: http.client.HTTPConnection | None = None
         self._served_on_conn = False  # the open connection has answered before
+        #: when the certificate of an https camera stops being valid (read on each new
+        #: connection): a camera's own certificate expires, and then it is lost
+        self.certificate_expires: datetime | None = None
         self._challenge: dict[str, str] | None = None
         self._basic = False
         self._nc = 0
@@ -293,6 +297,13 @@ class SnapshotSource:
                     self.host, self.port, timeout=self.timeout_s
                 )
         return self._conn
+
+    def _read_certificate(self, conn: http.client.HTTPConnection) -> None:
+        der = conn.sock.getpeercert(binary_form=True) if conn.sock is not None else None
+        if der:
+            from cryptography import x509
+
+            self.certificate_expires = x509.load_der_x509_certificate(der).not_valid_after_utc
 
     def _authorization(self) -> str | None:
         if self._basic:
@@ -359,6 +370,8 @@ class SnapshotSource:
                 conn.request("GET", self.path, headers=headers)
                 self.requests += 1
                 resp = conn.getresponse()
+                if self.https and not self._served_on_conn:
+                    self._read_certificate(conn)
                 status = resp.status
                 if status == 401:
                     resp.read(64 * 1024)

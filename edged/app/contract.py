@@ -418,6 +418,11 @@ def status_payload() -> dict[str, Any]:
                             "type": ["number", "null"],
                             "description": "a pushing camera: seconds since its last push",
                         },
+                        "certificate_expires": {
+                            **_TIME,
+                            "description": "an https snapshot camera: when the certificate"
+                            " it showed ends (camera_certificate_expiring 30 days before)",
+                        },
                         "pushes": {
                             "type": "object",
                             "additionalProperties": _INT,

@@ -183,6 +183,8 @@ def _frames(cam: dict[str, Any]) -> str:
         out += f", newest frame {cam['frame_age_ms']} ms old"
     if cam.get("passage_frame_age_ms") is not None:
         out += f", passage frames p95 {cam['passage_frame_age_ms']} ms after arrival"
+    if cam.get("certificate_expires"):
+        out += f"; https certificate ends {cam['certificate_expires'][:10]}"
     return out
 
 

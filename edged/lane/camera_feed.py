@@ -31,12 +31,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 
 from drivers.camera import can_grab
 from drivers.camera.resilient import ResilientSource
+from edged import sitetime
 from edged.app.health import RateMeter
 
 Event = Callable[..., None]  # event(kind, severity, message, **details)
@@ -44,6 +46,9 @@ Event = Callable[..., None]  # event(kind, severity, message, **details)
 #: Grabs a second at most: a source that does not wait for the camera (a video file
 #: opened as a device) must not spin a core; a stream's backlog still drains at once.
 MAX_GRAB_RATE = 120.0
+#: An https camera's certificate this close to its end is reported (once a day): once it
+#: has expired the camera is lost until it makes a new one and the box is given it.
+CERTIFICATE_WARN_DAYS = 30
 
 
 class CameraFeed:
@@ -66,6 +71,7 @@ class CameraFeed:
         self._frame_time = 0.0  # time.monotonic() when the frame arrived
         self._last_arrival = 0.0  # newest frame taken, decoded or not
         self._lost = True
+        self._certificate_warned: date | None = None  # the day it was last reported
         # A stream's decoder hands out a frame only after the next ones came in (the
         # H.264 parser waits for the next frame, each extra decoding thread holds one):
         # the frame out right after a trigger was sent before it.
@@ -169,6 +175,8 @@ class CameraFeed:
                     self._frame, self._frame_time, self._frame_seq = frame, now, self._seq
                 self._cond.notify_all()
             state = "ok" if ok else "lost"
+            if ok:
+                self._check_certificate()
             if state != reported:
                 self._report(state, reported)
                 reported = state
@@ -196,6 +204,28 @@ class CameraFeed:
         self._arrivals.append((self._seq, now))
         self._last_arrival = now
         return self._seq
+
+    def certificate_expires(self) -> datetime | None:
+        """When the https camera's certificate ends (None: no https, or not read yet)."""
+        return getattr(self.source.source, "certificate_expires", None)
+
+    def _check_certificate(self) -> None:
+        expires = self.certificate_expires()
+        if expires is None:
+            return
+        now = datetime.now(UTC)
+        days = (expires - now).total_seconds() / 86400
+        if days >= CERTIFICATE_WARN_DAYS or self._certificate_warned == now.date():
+            return
+        self._certificate_warned = now.date()
+        self._event(
+            "camera_certificate_expiring",
+            "warning",
+            f"the camera's https certificate ends in {max(days, 0):.0f} days: have the camera"
+            " make a new one, then save it for the box (edged probe camera --save-cert)",
+            source=self.source.name,
+            expires=sitetime.local(expires).isoformat(timespec="seconds"),
+        )
 
     def _report(self, state: str, reported: str | None) -> None:
         if state == "lost":
@@ -240,4 +270,11 @@ class CameraFeed:
             "passage_frame_age_ms": None if p95 is None else round(p95, 1),
             "source": self.source.name,
             "error": self.source.last_error or None,
+            **self._certificate_status(),
         }
+
+    def _certificate_status(self) -> dict[str, Any]:
+        expires = self.certificate_expires()
+        if expires is None:
+            return {}
+        return {"certificate_expires": sitetime.local(expires).isoformat(timespec="seconds")}

@@ -192,6 +192,15 @@ def test_status_lines_name_every_figure() -> None:
     )
 
 
+def test_status_says_when_an_https_cameras_certificate_ends() -> None:
+    reply = _reply()
+    camera = reply["lanes"]["entry"]["camera"]
+    camera.update(state="ok", source="snapshot:https://10.0.0.5/picture")
+    camera["certificate_expires"] = "2027-11-30T08:00:00+08:00"
+    text = "\n".join(format_status(reply))
+    assert "after arrival; https certificate ends 2027-11-30" in text
+
+
 def test_status_says_when_commands_are_not_subscribed() -> None:
     reply = _reply()
     # connected but the broker has not (or never) acknowledged the command topic

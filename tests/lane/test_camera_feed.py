@@ -8,6 +8,7 @@ folder replay.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,37 @@ def test_snapshot_camera_is_asked_only_for_frames_wanted_after_the_trigger() -> 
         assert events == ["camera_lost"]
     finally:
         feed.stop()
+
+
+@pytest.mark.parametrize(("days", "warned"), [(10, True), (400, False)])
+def test_an_https_cameras_certificate_end_is_shown_and_warned_once(
+    tmp_path: Path, days: int, warned: bool
+) -> None:
+    from cryptography import x509
+
+    from drivers import config as driver_config
+    from drivers.camera.snapshot import SnapshotConfig
+    from drivers.simulators import SnapshotCameraSimulator
+    from tests.certs import self_signed
+
+    cert, key = self_signed(tmp_path, "camera", days=days)
+    ends = x509.load_pem_x509_certificate(Path(cert).read_bytes()).not_valid_after_utc
+    sim = SnapshotCameraSimulator(size=(320, 180), tls=(cert, key)).start()
+    cfg = SnapshotConfig(
+        url=sim.url, username="admin", password="cam-pass", tls_ca_file=cert, check_every_s=1.0
+    )
+    events = Events()
+    feed = CameraFeed("test.camera", driver_config.build(cfg), cfg, events)
+    feed.start()
+    try:
+        _wait_ok(feed)
+        for _ in range(3):  # frames after the first: still one warning
+            assert feed.frame_after(time.monotonic()) is not None
+        status = feed.status()
+        assert datetime.fromisoformat(status["certificate_expires"]) == ends.replace(
+            microsecond=0
+        ), status
+        assert events == (["camera_certificate_expiring"] if warned else []), events
+    finally:
+        feed.stop()
+        sim.stop()

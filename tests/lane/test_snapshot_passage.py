@@ -72,6 +72,7 @@ burst_interval_ms = 50
             status = box.health()["lanes"]["main"]["camera"]
             assert status["decode"] == "on_request" and status["state"] == "ok", status
             assert status["source"].startswith("snapshot:https://127.0.0.1:"), status
+            assert status["certificate_expires"] > time.strftime("%Y-%m-%d"), status
             assert "gate-cam" not in str(status)
             # over the (tiny) watermark, each burst gave the models' memory back
             memory = box.health()["memory"]
