@@ -91,10 +91,12 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         for key, value in repl.items():
             text = text.replace(key, value)
+        demo = DemoTraffic(None, args.passages, cert_dir=workdir)
+        assert demo.exit_camera_cert is not None
+        text = text.replace("@SNAPSHOT_CA@", demo.exit_camera_cert)
         check = text.replace("@RFID_PORT@", "/dev/rfid").replace("@SCALE_PORT@", "/dev/scale")
-        check = check.replace("@SNAPSHOT_URL@", "http://127.0.0.1/snapshot")
+        check = check.replace("@SNAPSHOT_URL@", "https://127.0.0.1/snapshot")
         cfg = parse(check.replace("@DISPLAY_PORT@", "/dev/display"), str(cfg_path))
-        demo = DemoTraffic(None, args.passages)
         text = text.replace("@RFID_PORT@", demo.rfid_port).replace("@SCALE_PORT@", demo.scale_port)
         text = text.replace("@DISPLAY_PORT@", demo.display_port)
         text = text.replace("@SNAPSHOT_URL@", demo.exit_camera.url)

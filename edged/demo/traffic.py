@@ -97,7 +97,9 @@ ANTENNA = {"entry": 1, "exit": 2}
 class DemoTraffic:
     """Drives vehicles through the lanes one by one and stops the daemon when done."""
 
-    def __init__(self, daemon: Any, passages: int, interval: float = 3.0) -> None:
+    def __init__(
+        self, daemon: Any, passages: int, interval: float = 3.0, cert_dir: Any = None
+    ) -> None:
         self.daemon = daemon
         self.passages = passages
         self.interval = interval
@@ -110,10 +112,18 @@ class DemoTraffic:
         self.display_master, self.display_slave = os.openpty()
         self.display_port = os.ttyname(self.display_slave)
         self.display_sim: Any = None
-        from drivers.simulators import SnapshotCameraSimulator
+        from drivers.simulators import SnapshotCameraSimulator, self_signed_certificate
 
-        # bound now, so that its URL goes into the config; answers once started
-        self.exit_camera = SnapshotCameraSimulator(size=(1280, 720), password="demo-camera")
+        # bound now, so that its URL goes into the config; answers once started. With
+        # cert_dir it serves https with its own certificate, which the config pins.
+        self.exit_camera_cert: str | None = None
+        tls = None
+        if cert_dir is not None:
+            tls = self_signed_certificate(cert_dir, "exit-camera")
+            self.exit_camera_cert = tls[0]
+        self.exit_camera = SnapshotCameraSimulator(
+            size=(1280, 720), password="demo-camera", tls=tls
+        )
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

@@ -122,7 +122,11 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
         # the exit's IP camera is asked for snapshots only when a vehicle is there
         exit_camera = reply["lanes"]["exit"]["camera"]
         assert exit_camera["decode"] == "on_request" and exit_camera["state"] == "ok", exit_camera
-        assert any("snapshot:http://127.0.0.1:" in x and "on_request" in x for x in status), status
+        # over https, its own certificate pinned: status says when that certificate ends
+        assert any(
+            "snapshot:https://127.0.0.1:" in x and "on_request" in x and "certificate ends" in x
+            for x in status
+        ), status
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from drivers.simulators import self_signed_certificate
 from edged.config.load import parse
 from edged.datalogger.poller import Poller
 from edged.datalogger.registers import point_key
@@ -37,7 +38,8 @@ def demo_config(plant: DemoPlant, data_dir: Path) -> Any:
         "@RFID_PORT@": "/dev/rfid",
         "@SCALE_PORT@": "/dev/scale",
         "@DISPLAY_PORT@": "/dev/display",
-        "@SNAPSHOT_URL@": "http://127.0.0.1/ISAPI/Streaming/channels/101/picture",
+        "@SNAPSHOT_URL@": "https://127.0.0.1/ISAPI/Streaming/channels/101/picture",
+        "@SNAPSHOT_CA@": self_signed_certificate(data_dir, "exit-camera")[0],
         "@MODBUS_PORT@": str(plant.modbus_port),
         "@HJ212_PORT@": str(plant.hj212_port),
     }.items():

@@ -27,8 +27,7 @@ from drivers.camera.snapshot import (
     parse_challenge,
 )
 from drivers.config import Invalid
-from drivers.simulators import SnapshotCameraSimulator
-from tests.certs import self_signed
+from drivers.simulators import SnapshotCameraSimulator, self_signed_certificate
 
 
 def test_digest_answers_match_the_rfc_examples() -> None:
@@ -262,8 +261,8 @@ def test_config_wants_an_http_url_and_keeps_credentials_out_of_it() -> None:
 
 
 def test_https_camera_is_checked_against_the_certificate_it_was_given(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path, "camera")
-    other, _ = self_signed(tmp_path, "another-camera")
+    cert, key = self_signed_certificate(tmp_path, "camera")
+    other, _ = self_signed_certificate(tmp_path, "another-camera")
     sim = SnapshotCameraSimulator(size=(160, 90), tls=(cert, key)).start()
     try:
         assert sim.url.startswith("https://")
@@ -299,7 +298,7 @@ def test_https_camera_is_checked_against_the_certificate_it_was_given(tmp_path: 
 
 
 def test_tls_ca_file_is_checked_at_config_load(tmp_path: Path) -> None:
-    cert, _ = self_signed(tmp_path, "camera")
+    cert, _ = self_signed_certificate(tmp_path, "camera")
     url = "https://10.0.0.5/ISAPI/Streaming/channels/101/picture"
     assert SnapshotConfig(url=url, tls_ca_file=cert).tls_ca_file == cert
     with pytest.raises(Invalid) as err:

@@ -208,10 +208,9 @@ def test_an_https_cameras_certificate_end_is_shown_and_warned_once(
 
     from drivers import config as driver_config
     from drivers.camera.snapshot import SnapshotConfig
-    from drivers.simulators import SnapshotCameraSimulator
-    from tests.certs import self_signed
+    from drivers.simulators import SnapshotCameraSimulator, self_signed_certificate
 
-    cert, key = self_signed(tmp_path, "camera", days=days)
+    cert, key = self_signed_certificate(tmp_path, "camera", days=days)
     ends = x509.load_pem_x509_certificate(Path(cert).read_bytes()).not_valid_after_utc
     sim = SnapshotCameraSimulator(size=(320, 180), tls=(cert, key)).start()
     cfg = SnapshotConfig(

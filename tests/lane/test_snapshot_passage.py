@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from drivers.simulators import SnapshotCameraSimulator
+from drivers.simulators import SnapshotCameraSimulator, self_signed_certificate
 from edged.lpr.models import check_models
 from edged.lpr.synth import render_scene
 from tests.box_rig import passage, running_box
-from tests.certs import self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = Path(os.environ.get("EDGED_MODEL_DIR", REPO / "models" / "onnx"))
@@ -31,7 +30,7 @@ def test_passage_reads_the_vehicle_from_a_snapshot_taken_after_the_trigger(
     if check_models(MODEL_DIR):
         pytest.skip("plate models not fetched: run python models/fetch.py")
     # over https, checked against the camera's own self-signed certificate
-    cert, key = self_signed(tmp_path, "camera")
+    cert, key = self_signed_certificate(tmp_path, "camera")
     sim = SnapshotCameraSimulator(size=(1280, 720), password="gate-cam", tls=(cert, key))
     sim.start()
     extra = f"""

@@ -150,10 +150,9 @@ def test_camera_probe_of_a_snapshot_camera_says_what_a_picture_costs(
 def test_camera_probe_of_an_https_camera_says_how_its_certificate_is_checked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from drivers.simulators import SnapshotCameraSimulator
-    from tests.certs import self_signed
+    from drivers.simulators import SnapshotCameraSimulator, self_signed_certificate
 
-    cert, key = self_signed(tmp_path, "camera")
+    cert, key = self_signed_certificate(tmp_path, "camera")
     sim = SnapshotCameraSimulator(size=(640, 360), tls=(cert, key)).start()
     try:
         body = f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
@@ -175,10 +174,9 @@ def test_camera_probe_takes_an_https_cameras_certificate_and_pins_it(
     import hashlib
     import ssl
 
-    from drivers.simulators import SnapshotCameraSimulator
-    from tests.certs import self_signed
+    from drivers.simulators import SnapshotCameraSimulator, self_signed_certificate
 
-    cert, key = self_signed(tmp_path, "camera")
+    cert, key = self_signed_certificate(tmp_path, "camera")
     sim = SnapshotCameraSimulator(size=(640, 360), tls=(cert, key)).start()
     saved = tmp_path / "entry-camera.pem"
     try:
