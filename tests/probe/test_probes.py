@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,50 +148,47 @@ def test_camera_probe_of_a_snapshot_camera_says_what_a_picture_costs(
         sim.stop()
 
 
-def test_camera_probe_of_an_https_camera_says_how_its_certificate_is_checked(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def https_camera(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """An https snapshot camera with its own certificate: (config body, certificate file)."""
     from drivers.simulators import SnapshotCameraSimulator, self_signed_certificate
 
     cert, key = self_signed_certificate(tmp_path, "camera")
     sim = SnapshotCameraSimulator(size=(640, 360), tls=(cert, key)).start()
-    try:
-        body = f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
-        body += 'password = "cam-pass"\n'
-        rc, verdict, out = _probe(capsys, _config(tmp_path, body), "camera", "--frames", "2")
-        assert rc == 1 and "certificate not accepted" in verdict and "tls_ca_file" in verdict
-        assert "checked against the system's CAs" in out
-        assert "device (or folder)" not in verdict  # its own advice, not the generic one
-        cfg = _config(tmp_path, body + f'tls_ca_file = "{cert}"\n')
-        rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2")
-        assert rc == 0 and f"checked against {cert}" in out, out
-    finally:
-        sim.stop()
+    body = f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
+    yield body + 'password = "cam-pass"\n', cert
+    sim.stop()
+
+
+def test_camera_probe_of_an_https_camera_says_how_its_certificate_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], https_camera: tuple[str, str]
+) -> None:
+    body, cert = https_camera
+    rc, verdict, out = _probe(capsys, _config(tmp_path, body), "camera", "--frames", "2")
+    assert rc == 1 and "certificate not accepted" in verdict and "tls_ca_file" in verdict
+    assert "checked against the system's CAs" in out
+    assert "device (or folder)" not in verdict  # its own advice, not the generic one
+    cfg = _config(tmp_path, body + f'tls_ca_file = "{cert}"\n')
+    rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2")
+    assert rc == 0 and f"checked against {cert}" in out, out
 
 
 def test_camera_probe_takes_an_https_cameras_certificate_and_pins_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], https_camera: tuple[str, str]
 ) -> None:
     import hashlib
     import ssl
 
-    from drivers.simulators import SnapshotCameraSimulator, self_signed_certificate
-
-    cert, key = self_signed_certificate(tmp_path, "camera")
-    sim = SnapshotCameraSimulator(size=(640, 360), tls=(cert, key)).start()
+    body, cert = https_camera
     saved = tmp_path / "entry-camera.pem"
-    try:
-        body = f'[camera]\ntype = "snapshot"\nurl = "{sim.url}"\nusername = "admin"\n'
-        cfg = _config(tmp_path, body + 'password = "cam-pass"\n')
-        rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2", "--save-cert", str(saved))
-        assert rc == 0, out  # probed with the certificate it just took
-        der = ssl.PEM_cert_to_DER_cert(Path(cert).read_text())
-        assert ssl.PEM_cert_to_DER_cert(saved.read_text()) == der
-        digest = hashlib.sha256(der).hexdigest().upper()
-        assert ":".join(digest[i : i + 2] for i in range(0, 64, 2)) in out
-        assert f'set tls_ca_file = "{saved}"' in out and f"checked against {saved}" in out
-    finally:
-        sim.stop()
+    cfg = _config(tmp_path, body)
+    rc, verdict, out = _probe(capsys, cfg, "camera", "--frames", "2", "--save-cert", str(saved))
+    assert rc == 0, out  # probed with the certificate it just took
+    der = ssl.PEM_cert_to_DER_cert(Path(cert).read_text())
+    assert ssl.PEM_cert_to_DER_cert(saved.read_text()) == der
+    digest = hashlib.sha256(der).hexdigest().upper()
+    assert ":".join(digest[i : i + 2] for i in range(0, 64, 2)) in out
+    assert f'set tls_ca_file = "{saved}"' in out and f"checked against {saved}" in out
     folder = _config(tmp_path, f'[camera]\ntype = "folder"\nfolder = "{tmp_path}"\n')
     rc, verdict, _ = _probe(capsys, folder, "camera", "--save-cert", str(saved))
     assert rc == 1 and "not an https:// snapshot URL" in verdict
