@@ -742,3 +742,149 @@ class SnapshotCameraSimulator:
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+
+
+#: colorType of a Zhenshi push, by colour (the camera SDK's table; drivers/camera/zhenshi.py)
+_ZHENSHI_COLOUR = {"blue": 1, "yellow": 2, "white": 3, "black": 4, "green": 5}
+
+
+def zhenshi_plate_body(
+    plate: str,
+    plateid: int,
+    sec: float,
+    *,
+    full: bytes | None = None,
+    crop: bytes | None = None,
+    offline: bool = False,
+    confidence: int = 96,
+    colour: str = "yellow",
+    ip: str = "127.0.0.1",
+) -> bytes:
+    """One ``AlarmInfoPlate`` read as a Zhenshi/Qianyi camera POSTs it: JSON, JPEGs in base64.
+
+    ``sec`` is the read's epoch time (``timeStamp.Timeval.sec``); the ``dec*`` fields
+    beside it are the camera's local clock, as the camera writes both.
+    """
+    import base64
+    import json
+
+    t = time.localtime(sec)
+    result = {
+        "bright": 0,
+        "carBright": 0,
+        "carColor": 255,
+        "colorType": _ZHENSHI_COLOUR.get(colour, 0),
+        "colorValue": 0,
+        "confidence": confidence,
+        "direction": 0,
+        "imageFile": base64.b64encode(full).decode() if full else "",
+        "imageFileLen": len(full or b""),
+        "imageFragmentFile": base64.b64encode(crop).decode() if crop else "",
+        "imageFragmentFileLen": len(crop or b""),
+        "gioouts": [{"ctrltype": 0, "ionum": "0"}],
+        "is_fake_plate": 0,
+        "isoffline": int(offline),
+        "license": plate,
+        "location": {"RECT": {"bottom": 674, "left": 1002, "right": 1263, "top": 565}},
+        "plateid": plateid,
+        "timeStamp": {
+            "Timeval": {
+                "decday": t.tm_mday,
+                "dechour": t.tm_hour,
+                "decmin": t.tm_min,
+                "decmon": t.tm_mon,
+                "decsec": t.tm_sec,
+                "decyear": t.tm_year,
+                "sec": int(sec),
+                "usec": int((sec % 1) * 1e6),
+            }
+        },
+        "timeUsed": 0,
+        "triggerType": 4,
+        "type": 1,
+    }
+    body = {
+        "AlarmInfoPlate": {
+            "channel": 0,
+            "deviceName": "IVS",
+            "ipaddr": ip,
+            "result": {"PlateResult": result},
+            "serialno": "fe71e106-57263272",
+        }
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+class ZhenshiCameraSimulator:
+    """A Zhenshi/Qianyi plate camera pushing its reads to a server over HTTP, as it does.
+
+    :meth:`read` pushes a live read; while the camera is ``offline`` (its link to the
+    server down) reads are kept instead, and :meth:`replay` sends the kept ones oldest
+    first with ``isoffline = 1``, each only after the server acknowledged the one before
+    (``ContinuePushOffline``); one not acknowledged stays kept for the next replay.
+    Each read gets the next ``plateid``. ``replies`` holds the server's answers.
+    """
+
+    def __init__(self, url: str, ip: str = "127.0.0.1", first_id: int = 1) -> None:
+        self.url = url
+        self.ip = ip
+        self.next_id = first_id
+        self.offline = False
+        self.kept: list[dict[str, Any]] = []
+        self.replies: list[tuple[int, Any]] = []
+
+    def read(self, plate: str, sec: float | None = None, **fields: Any) -> Any:
+        """The camera reads ``plate``: pushed now, or kept while offline (returns None)."""
+        read = {"plate": plate, "plateid": self.next_id, "sec": time.time() if sec is None else sec}
+        read.update(fields)
+        self.next_id += 1
+        if self.offline:
+            self.kept.append(read)
+            return None
+        return self._post(read, offline=False)
+
+    def replay(self) -> int:
+        """Send the kept reads, oldest first, while each is acknowledged; how many went."""
+        sent = 0
+        while self.kept:
+            read = self.kept[0]
+            reply = self._post(read, offline=True)
+            go_on = (
+                isinstance(reply, dict)
+                and (reply.get("Response_AlarmInfoPlate", {}).get("ContinuePushOffline", {})).get(
+                    "plateid"
+                )
+                == read["plateid"]
+            )
+            if not go_on:
+                break
+            self.kept.pop(0)
+            sent += 1
+        return sent
+
+    def _post(self, read: dict[str, Any], offline: bool) -> Any:
+        import json
+        import urllib.error
+        import urllib.request
+
+        r = dict(read)
+        body = zhenshi_plate_body(
+            r.pop("plate"), r.pop("plateid"), r.pop("sec"), offline=offline, ip=self.ip, **r
+        )
+        req = urllib.request.Request(
+            self.url, body, {"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                status, data = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, data = exc.code, exc.read()
+        except OSError as exc:
+            self.replies.append((0, str(exc)))
+            return None
+        try:
+            answer: Any = json.loads(data)
+        except ValueError:
+            answer = data
+        self.replies.append((status, answer))
+        return answer if status == 200 else None

@@ -427,7 +427,8 @@ def status_payload() -> dict[str, Any]:
                             "type": "object",
                             "additionalProperties": _INT,
                             "description": "a pushing camera: pushes by what they became (new,"
-                            " duplicate_id, duplicate_window, offline, heartbeat, bad, …)",
+                            " duplicate_id, duplicate_window, offline, offline_record,"
+                            " offline_joined, offline_failed, heartbeat, bad, …)",
                         },
                     },
                     ["state", "source", "error"],

@@ -148,6 +148,7 @@ def _query(args: argparse.Namespace) -> int:
             fuel=fuel,
             gate=args.gate,
             lane=args.lane,
+            flag=args.flag,
             limit=args.limit,
         )
         FORMATS[args.format](rows, sys.stdout)
@@ -398,6 +399,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--gate")
     p.add_argument("--lane")
+    p.add_argument(
+        "--flag", help="rows carrying this flag, e.g. offline_read, tag_plate_mismatch, hazardous"
+    )
     p.add_argument("--limit", type=int)
     p.add_argument(
         "--raw",

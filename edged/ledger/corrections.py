@@ -56,7 +56,14 @@ def corrected(
         fields.setdefault("id_source", "manual")
         fields.setdefault("raw_plate", original.raw_plate or original.plate)
     try:
-        return dataclasses.replace(original, **fields)
+        fixed = dataclasses.replace(original, **fields)
+        # a field the correction filled no longer needs its reason for being empty
+        gone = [k for k in fixed.missing if getattr(fixed, k, None) not in (None, "", (), {})]
+        if gone:
+            fixed = dataclasses.replace(
+                fixed, missing={k: v for k, v in fixed.missing.items() if k not in gone}
+            )
+        return fixed
     except ValueError as exc:  # the record's own checks (a bad direction, a negative weight)
         raise CorrectionError(str(exc)) from None
 

@@ -370,6 +370,7 @@ class LedgerStore:
         fuel: str | None = None,
         gate: str | None = None,
         lane: str | None = None,
+        flag: str | None = None,
         correction_of: int | None = None,
         limit: int | None = None,
     ) -> Iterator[StoredPassage]:
@@ -386,6 +387,7 @@ class LedgerStore:
             fuel=fuel,
             gate=gate,
             lane=lane,
+            flag=flag,
             correction_of=correction_of,
             limit=limit,
         ):
@@ -556,6 +558,9 @@ def _filter_sql(table: str, since_seq: int = 0, **f: Any) -> tuple[str, list[Any
     if f.get("lane") is not None:
         where.append("json_extract(fields, '$.lane') = ?")
         params.append(f["lane"])
+    if f.get("flag") is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(fields, '$.flags') WHERE value = ?)")
+        params.append(f["flag"])
     sql = (
         f"SELECT seq, hash, prev_hash, fields FROM {table} WHERE {' AND '.join(where)} ORDER BY seq"
     )

@@ -120,7 +120,11 @@ class Trips:
                 )
                 return True
             if fields.get("direction") == "out":
-                return self._open.pop(plate, None) is not None
+                entry = self._open.get(plate)
+                if entry is None or _before(fields["time"], entry.time):
+                    return False  # a late row of an earlier exit: the stay it ends is over
+                del self._open[plate]
+                return True
         return False
 
     def status(self) -> dict[str, Any]:
@@ -134,3 +138,8 @@ class Trips:
                 for e in entries[:LISTED]
             ],
         }
+
+
+def _before(a: str, b: str) -> bool:
+    """Whether ISO time ``a`` is before ``b`` (offsets taken into account)."""
+    return datetime.fromisoformat(a) < datetime.fromisoformat(b)

@@ -69,8 +69,13 @@ REASON = {
     "registration_expired": "登记信息已过期",
     "hazardous_outside_window": "危险品车辆非通行时段",
     "unread": "未识别车牌",
+    "offline_read": "相机离线识别补录",
 }
 FLAG = {
+    "offline_read": "相机离线识别补录",
+    "offline_policy_allow": "按规则应放行",
+    "offline_policy_deny": "按规则应拒绝",
+    "offline_policy_hold": "按规则应人工核查",
     "direction_unknown": "方向未知",
     "tag_plate_mismatch": "电子标签与车牌不符",
     "identified_by_tag": "凭电子标签识别",
@@ -108,6 +113,7 @@ MISSING = {
     "weighbridge silent: indicator off or cable": "地磅无数据（仪表或线缆）",
     "opened by hand": "人工开闸",
     "opened by hand: not weighed": "人工开闸，未称重",
+    "read while the camera could not reach the box: not weighed": "相机离线期间识别，未称重",
 }
 
 

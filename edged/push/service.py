@@ -4,9 +4,10 @@
 camera: decode it with the camera's vendor protocol, keep it (the spool,
 on disk), answer per the vendor's contract, and hand a fresh read to the
 camera's lane. A read the camera kept while it could not reach the box
-(Zhenshi ``isoffline``) is history, not a truck at the barrier now: it is
-stored, written to the event log with its plate and time, and never moves
-a barrier. Every camera's last push or heartbeat is watched: one silent
+(Zhenshi ``isoffline``) is history, not a truck at the barrier now: it
+never moves a barrier, and is recorded in the ledger before the camera is
+answered (:mod:`edged.lane.offline`), so a read the box could not record is
+sent again. Every camera's last push or heartbeat is watched: one silent
 longer than its ``silence_s`` raises ``camera_lost`` on its lane, as a
 frame camera that stops does, and ``camera_restored`` when it is back.
 """
@@ -15,18 +16,21 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from drivers import config as driver_config
 from drivers.camera.push import Push, PushError, Reply
-from edged import sitetime
+from edged.ledger.store import LedgerError
 from edged.logs import get_logger
 from edged.push.server import ReceiverServer
 from edged.push.spool import Spool
 
 log = get_logger("push")
+
+#: spool states of an offline read that has no ledger row yet
+_UNRECORDED = ("new", "offline_failed")
 
 
 @dataclass
@@ -85,6 +89,7 @@ class PushReceiver:
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._offline = threading.Lock()
 
     def add(self, lane: Any) -> None:
         """Serve ``lane``'s pushing camera (its address must be unique: config checks it)."""
@@ -159,6 +164,13 @@ class PushReceiver:
         if push.kind != "plate":
             cam.count(push.kind)
             return cam.vendor.reply(push, True, self._serial(cam))
+        if push.offline:  # one at a time: a resend racing its original must not make two rows
+            with self._offline:
+                return self._keep(cam, push, body)
+        return self._keep(cam, push, body)
+
+    def _keep(self, cam: Camera, push: Push, body: bytes) -> Reply:
+        """Store a plate read, route it if it is new, and answer the camera."""
         spool = self.spool
         try:
             assert spool is not None
@@ -174,27 +186,42 @@ class PushReceiver:
                 error=str(exc),
             )
             return cam.vendor.reply(push, False)
+        if stored.status == "duplicate_id" and push.offline and stored.prior in _UNRECORDED:
+            # kept before, but the box stopped (or failed) before its row: record it now
+            stored = replace(stored, status="new")
         cam.count(stored.status if stored.status != "new" else "offline" if push.offline else "new")
-        if stored.status == "new":
-            self._route(cam, push, stored.push_id)
+        if stored.status == "new" and not self._route(cam, push, stored.push_id):
+            return cam.vendor.reply(push, False)  # the camera keeps it and sends it again
         return cam.vendor.reply(push, True, self._serial(cam))
 
-    def _route(self, cam: Camera, push: Push, push_id: int | None) -> None:
+    def _route(self, cam: Camera, push: Push, push_id: int | None) -> bool:
+        """Hand a fresh read to its lane; an offline read is recorded before the answer."""
         assert self.spool is not None
-        if push.offline:
+        if not push.offline:
+            outcome = cam.lane.camera_pushed(push, push_id)
+            self.spool.note(push_id or 0, outcome)
+            return True
+        try:
+            done = cam.lane.camera_offline(push)
+        except Exception as exc:  # a full disk, a broken ledger: not recorded, so not taken
+            if not isinstance(exc, OSError | LedgerError):
+                log.exception("offline_read_fault", lane=cam.lane.name, record_id=push.record_id)
+            self.spool.note(push_id or 0, "offline_failed")
+            cam.count("offline_failed")
             self.sink.event(
-                "camera_offline_read",
-                "info",
-                "the camera sent a read it kept while the box could not be reached",
+                "offline_read_not_recorded",
+                "error",
+                "a read the camera kept while offline could not be recorded; the camera keeps"
+                " it and sends it again: free space under daemon.data_dir",
                 lane=cam.lane.name,
                 plate=push.plate,
-                shot_at=None if push.shot_at is None else sitetime.local(push.shot_at).isoformat(),
                 record_id=push.record_id,
+                error=str(exc),
             )
-            self.spool.note(push_id or 0, "offline_read")
-            return
-        outcome = cam.lane.camera_pushed(push, push_id)
-        self.spool.note(push_id or 0, outcome)
+            return False
+        self.spool.note(push_id or 0, done["outcome"])
+        cam.count(done["outcome"])
+        return True
 
     def _serial(self, cam: Camera) -> list[bytes]:
         with self._lock:

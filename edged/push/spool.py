@@ -58,6 +58,7 @@ class Stored:
     status: str  # new | duplicate_id | duplicate_window
     push_id: int | None
     path: Path | None = None
+    prior: str | None = None  # a duplicate by id: what became of the push it repeats
 
 
 class Spool:
@@ -89,11 +90,12 @@ class Spool:
             if push.record_id is not None:
                 # Same id and same plate: a camera whose counter restarted reuses ids.
                 dup = self.db.execute(
-                    "SELECT id FROM pushes WHERE camera = ? AND record_id = ? AND plate IS ?",
+                    "SELECT id, status FROM pushes WHERE camera = ? AND record_id = ? AND plate IS ?"
+                    " ORDER BY id LIMIT 1",
                     (camera, push.record_id, push.plate),
                 ).fetchone()
                 if dup:
-                    return Stored("duplicate_id", int(dup[0]))
+                    return Stored("duplicate_id", int(dup[0]), prior=str(dup[1]))
             status = "new"
             if push.plate and window_s > 0:
                 near = self.db.execute(
@@ -129,7 +131,8 @@ class Spool:
             return Stored(status, int(cur.lastrowid or 0), path)
 
     def note(self, push_id: int, status: str) -> None:
-        """What became of a stored push (passage, joined, offline_record, unjoined)."""
+        """What became of a stored push (passage, joining, joined, dropped, offline_record,
+        offline_joined, offline_failed)."""
         with self._lock:
             self.db.execute("UPDATE pushes SET status = ? WHERE id = ?", (status, push_id))
 

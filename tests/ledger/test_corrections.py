@@ -42,6 +42,10 @@ def test_a_new_plate_brings_its_registry_fields_and_keeps_the_raw_read() -> None
         "唐山运达物流",
     )
     assert fixed.raw_plate == "冀B1234S" and fixed.id_source == "manual"
+    assert fixed.missing == {}, "the VIN the registry gave needs no reason for being empty"
+    unread = PassageRecord(**{**_row("x").__dict__, "plate": None, "missing": {"plate": "p"}})
+    assert corrected(unread, {"plate": "冀B12345"}).missing == {}
+    assert corrected(_row("冀B1234S"), {"cargo": "焦煤"}).missing == _row("x").missing
     with pytest.raises(CorrectionError, match="cannot correct decision"):
         corrected(_row("冀B1234S"), {"decision": "allow"})
     with pytest.raises(CorrectionError, match="direction"):

@@ -7,12 +7,12 @@ form heartbeat. Hikvision: ``multipart/form-data`` with an ``anpr.xml``
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 
 import cv2
 import numpy as np
+
+from drivers.simulators import zhenshi_plate_body
 
 BOUNDARY = "----------------------------caa771fe4a61f3d9"
 
@@ -34,50 +34,9 @@ def zhenshi_plate(
     confidence: int = 96,
     ip: str = "127.0.0.1",
 ) -> bytes:
-    result = {
-        "bright": 0,
-        "carBright": 0,
-        "carColor": 255,
-        "colorType": 2,
-        "colorValue": 0,
-        "confidence": confidence,
-        "direction": 0,
-        "imageFile": base64.b64encode(full).decode() if full else "",
-        "imageFileLen": len(full or b""),
-        "imageFragmentFile": base64.b64encode(crop).decode() if crop else "",
-        "imageFragmentFileLen": len(crop or b""),
-        "gioouts": [{"ctrltype": 0, "ionum": "0"}],
-        "is_fake_plate": 0,
-        "isoffline": int(offline),
-        "license": plate,
-        "location": {"RECT": {"bottom": 674, "left": 1002, "right": 1263, "top": 565}},
-        "plateid": plateid,
-        "timeStamp": {
-            "Timeval": {
-                "decday": 9,
-                "dechour": 16,
-                "decmin": 39,
-                "decmon": 6,
-                "decsec": 54,
-                "decyear": 2023,
-                "sec": sec,
-                "usec": 687772,
-            }
-        },
-        "timeUsed": 0,
-        "triggerType": 4,
-        "type": 1,
-    }
-    body = {
-        "AlarmInfoPlate": {
-            "channel": 0,
-            "deviceName": "IVS",
-            "ipaddr": ip,
-            "result": {"PlateResult": result},
-            "serialno": "fe71e106-57263272",
-        }
-    }
-    return json.dumps(body, ensure_ascii=False).encode()
+    return zhenshi_plate_body(
+        plate, plateid, sec, full=full, crop=crop, offline=offline, confidence=confidence, ip=ip
+    )
 
 
 def form(fields: dict[str, str]) -> tuple[bytes, str]:

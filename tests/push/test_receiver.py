@@ -1,5 +1,5 @@
 """Plate cameras pushing to a running box: passages with their images, each vendor's contract
-kept, duplicates and offline resends counted and dropped, hostile clients refused without
+kept, duplicates counted and dropped, offline resends recorded once, hostile clients refused without
 stalling a lane. Real HTTP clients (http.client) against the box's real receiver."""
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def test_zhenshi_pushes_make_passages_and_resends_are_dropped(tmp_path: Path) ->
             post(port, shapes.zhenshi_plate("冀B12345", 21086, NOW + 4), "application/json")[0]
             == 200
         )
-        # A resend of offline reads: answered with the continuation, recorded as events only.
+        # A resend of offline reads: answered with the continuation once each is a late row
+        # (tests/lane/test_offline.py has what the rows say).
         for pid in (20001, 20002, 20002):
             status, body = post(
                 port,
@@ -121,7 +122,9 @@ def test_zhenshi_pushes_make_passages_and_resends_are_dropped(tmp_path: Path) ->
         status, body = post(port, hb, ctype)
         assert status == 200 and json.loads(body) == {"Response_AlarmInfoPlate": {"info": "no"}}
         time.sleep(0.5)
-        assert len(_rows(box)) == 1, "no passage for duplicates, offline reads or heartbeats"
+        rows = _rows(box)
+        assert len(rows) == 3, "no passage for duplicates or heartbeats"
+        assert [r.reason_code for r in rows[1:]] == ["offline_read", "offline_read"]
         cam = box.lane("main").status()["camera"]
         assert cam["state"] == "ok" and cam["source"] == "zhenshi:127.0.0.1"
         assert cam["pushes"] == {
@@ -129,10 +132,9 @@ def test_zhenshi_pushes_make_passages_and_resends_are_dropped(tmp_path: Path) ->
             "duplicate_id": 2,
             "duplicate_window": 1,
             "offline": 2,
+            "offline_record": 2,
             "heartbeat": 1,
         }
-        events = [e for e in box.ledger.recent_events(50) if e.kind == "camera_offline_read"]
-        assert sorted(e.details["record_id"] for e in events) == ["20001", "20002"]
         # Silence: no push nor heartbeat for silence_s (3 s) is a lost camera, as for frames.
         assert wait_for(lambda: box.lane("main").status()["camera"]["state"] == "lost", 8)
         assert "camera_lost" in [e.kind for e in box.ledger.recent_events(50)]
