@@ -293,7 +293,8 @@ class PassagePipeline:
                 *dir_flags,
                 *id_flags,
                 *push_flags,
-                *(("weight_unsettled",) if weight_why else ()),
+                # a lane without a weighbridge weighs nothing: not a weighing that failed
+                *(("weight_unsettled",) if weight_why and lane.scale_part is not None else ()),
             ),
             alert=alert,
             passage_id=passage_id,

@@ -22,3 +22,6 @@ def test_a_hazardous_goods_vehicle_row_carries_the_flag(tmp_path: Path) -> None:
         truck = passage(box, plate="冀B22222")
     assert "hazardous" in tanker.record["flags"]
     assert "hazardous" not in truck.record["flags"]
+    # a lane without a weighbridge weighs nothing: its rows say why, but flag no failed weighing
+    assert truck.record["missing"]["weight_kg"] == "no weighbridge on this lane"
+    assert "weight_unsettled" not in truck.record["flags"]
