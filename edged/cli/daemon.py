@@ -92,6 +92,7 @@ def _demo(args: argparse.Namespace) -> int:
         for key, value in repl.items():
             text = text.replace(key, value)
         demo = DemoTraffic(None, args.passages, cert_dir=workdir)
+        text = text.replace("@RECEIVER_PORT@", str(demo.receiver_port))
         assert demo.exit_camera_cert is not None
         text = text.replace("@SNAPSHOT_CA@", demo.exit_camera_cert)
         check = text.replace("@RFID_PORT@", "/dev/rfid").replace("@SCALE_PORT@", "/dev/scale")

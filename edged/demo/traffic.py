@@ -8,7 +8,10 @@ the exit's an IP camera's snapshot URL (a loopback HTTP server with Digest
 authentication), both showing rendered scenes of the vehicle's plate to the
 real recogniser, and
 the entry's LED board with voice is a simulator on a pty that decodes the
-real driver's frames; the demo prints what it shows and says.
+real driver's frames; the demo prints what it shows and says. The west side
+lane's plate camera is a Zhenshi camera simulator posting the camera's own
+JSON to the box's receiver: first the reads it kept while its link was down
+(they become late ledger rows), then a live read.
 """
 
 from __future__ import annotations
@@ -89,6 +92,20 @@ FLEET = (
         "loader (国三 machinery) by its tag: recorded with its registry code",
         17600,
     ),
+    DemoVehicle(
+        "west",
+        "冀B0C001",
+        "yellow",
+        None,
+        "side lane: the plant's own Zhenshi camera reads the plate and pushes it",
+        0,
+    ),
+)
+#: What the west lane's camera read while its link to the box was down, before the demo
+#: began (plate, colour, minutes ago, what the rules say): sent once the box answers.
+WEST_KEPT = (
+    ("京AD12345", "green", 130, "electric: the rules would allow"),
+    ("冀A8K302", "yellow", 75, "国四 diesel: the rules would refuse"),
 )
 #: The shared reader's antenna facing each lane (config/demo.toml: rfid_antennas).
 ANTENNA = {"entry": 1, "exit": 2}
@@ -124,6 +141,13 @@ class DemoTraffic:
         self.exit_camera = SnapshotCameraSimulator(
             size=(1280, 720), password="demo-camera", tls=tls
         )
+        from drivers.simulators import ZhenshiCameraSimulator, free_port
+
+        # the west lane's camera pushes to the box's receiver, on a port taken now for the
+        # config; its link was down until the demo starts
+        self.receiver_port = free_port()
+        self.west_camera = ZhenshiCameraSimulator(f"http://127.0.0.1:{self.receiver_port}/")
+        self.west_camera.offline = True
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -146,9 +170,39 @@ class DemoTraffic:
 
     def _ready(self, box: Any) -> bool:
         rec = box.ctx.recognizer
-        return (rec is None or rec.ready) and all(
-            lane.io is not None and lane.camera_source is not None for lane in box.lanes
+        receiving = box.receiver is None or box.receiver.port != 0
+        return (
+            (rec is None or rec.ready)
+            and receiving
+            and all(
+                lane.io is not None
+                and (lane.camera_source is not None or lane.push_camera is not None)
+                for lane in box.lanes
+            )
         )
+
+    def _west_camera_back(self) -> None:
+        """The west camera's link comes back: it sends what it read meanwhile."""
+        from edged.lpr.synth import render_scene
+
+        cam = self.west_camera
+        now = time.time()
+        for i, (plate, colour, minutes, note) in enumerate(WEST_KEPT):
+            log.info("demo_camera_kept_read", lane="west", plate=plate, minutes_ago=minutes,
+                     expect=note)  # fmt: skip
+            scene = render_scene(plate, colour, size=(1280, 720), seed=100 + i)
+            cam.read(plate, now - 60 * minutes, full=_jpeg(scene), colour=colour)
+        cam.offline = False
+        sent = cam.replay()
+        log.info("demo_camera_back", lane="west", sent_kept_reads=sent, left=len(cam.kept))
+
+    def _push(self, v: DemoVehicle, n: int) -> None:
+        """The west camera reads the vehicle itself and pushes the read."""
+        from edged.lpr.synth import render_scene
+
+        assert v.plate is not None
+        scene = render_scene(v.plate, v.colour, size=(1280, 720), seed=n)
+        self.west_camera.read(v.plate, full=_jpeg(scene), colour=v.colour)
 
     def _loop(self) -> None:
         from gpiozero import Device
@@ -164,10 +218,21 @@ class DemoTraffic:
                 return
         time.sleep(0.5)
         self._declare_waybill(box)
+        self._west_camera_back()
         n = 0
         while not self.daemon.stop_event.is_set() and (self.passages == 0 or n < self.passages):
             v = FLEET[n % len(FLEET)]
             lane = box.lane(v.lane)
+            if v.lane == "west":
+                log.info("demo_vehicle_arrives", lane=v.lane, plate=v.plate, expect=v.note)
+                before = lane.passages
+                self._push(v, n)
+                deadline = time.monotonic() + 20
+                while lane.passages == before and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                n += 1
+                self.daemon.stop_event.wait(self.interval)
+                continue
             loop_cfg = lane.cfg.gpio.ground_loop
             pin = Device.pin_factory.pin(loop_cfg.pin)
             log.info("demo_vehicle_arrives", lane=v.lane, plate=v.plate or "-", expect=v.note)
@@ -228,3 +293,12 @@ class DemoTraffic:
         ):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _jpeg(image: Any) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise RuntimeError("the demo scene could not be encoded as JPEG")
+    return bytes(buf.tobytes())

@@ -102,9 +102,13 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
     proc = _start(workdir, mosquitto.port, notify, fresh=True)
     try:
         deadline = time.monotonic() + 90
-        while len(passages) < 4 and time.monotonic() < deadline and proc.poll() is None:
+
+        def live() -> list[dict]:
+            return [p for p in passages if "offline_read" not in p["payload"]["flags"]]
+
+        while len(live()) < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-        assert len(passages) >= 4, (
+        assert len(live()) >= 4, (
             f"passages seen: {len(passages)}; output: {proc.stdout.read() if proc.poll() is not None else ''}"
         )
         # edged status against the running demo names its meter and its platform link
@@ -127,6 +131,10 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
             "snapshot:https://127.0.0.1:" in x and "on_request" in x and "certificate ends" in x
             for x in status
         ), status
+        # the west lane's Zhenshi camera pushed the reads it kept while its link was down
+        west = reply["lanes"]["west"]["camera"]
+        assert west["pushes"].get("offline_record") == 2, west
+        assert any(x.startswith("  camera: ok, zhenshi:127.0.0.1 pushes:") for x in status)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -136,7 +144,14 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
     lines = b"\n".join(seen).decode()
     assert "READY=1" in lines and "WATCHDOG=1" in lines and "STOPPING=1" in lines
     assert "event=passage " in out  # a readable line per passage
-    decisions = {p["payload"]["plate"]: p["payload"]["decision"] for p in passages}
+    # ... and each is a ledger row at the camera's time, saying what the rules would have said
+    late = {p["payload"]["plate"]: p["payload"] for p in passages if p not in live()}
+    assert set(late) == {"京AD12345", "冀A8K302"}, late
+    assert "offline_policy_allow" in late["京AD12345"]["flags"]
+    assert {"offline_policy_deny", "stage_below_minimum"} <= set(late["冀A8K302"]["flags"])
+    assert all(r["decision"] == "hold" and r["lane"] == "west" for r in late.values())
+    assert "event=offline_read_recorded lane=west" in out
+    decisions = {p["payload"]["plate"]: p["payload"]["decision"] for p in live()}
     assert decisions.get("冀B12345") == "allow"
     assert decisions.get("冀A8K302") == "deny"
     # the loaded truck leaves with a waybill card beside its own tag: the card names the cargo

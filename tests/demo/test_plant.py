@@ -42,6 +42,7 @@ def demo_config(plant: DemoPlant, data_dir: Path) -> Any:
         "@SNAPSHOT_CA@": self_signed_certificate(data_dir, "exit-camera")[0],
         "@MODBUS_PORT@": str(plant.modbus_port),
         "@HJ212_PORT@": str(plant.hj212_port),
+        "@RECEIVER_PORT@": "8088",
     }.items():
         text = text.replace(key, value)
     return parse(text, str(data_dir / "edged.toml"))
