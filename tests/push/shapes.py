@@ -23,20 +23,8 @@ def jpeg(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def zhenshi_plate(
-    plate: str,
-    plateid: int,
-    sec: int,
-    *,
-    full: bytes | None = None,
-    crop: bytes | None = None,
-    offline: bool = False,
-    confidence: int = 96,
-    ip: str = "127.0.0.1",
-) -> bytes:
-    return zhenshi_plate_body(
-        plate, plateid, sec, full=full, crop=crop, offline=offline, confidence=confidence, ip=ip
-    )
+#: one read as the camera posts it (the camera simulator's, byte for byte)
+zhenshi_plate = zhenshi_plate_body
 
 
 def form(fields: dict[str, str]) -> tuple[bytes, str]:
