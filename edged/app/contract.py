@@ -423,6 +423,12 @@ def status_payload() -> dict[str, Any]:
                             "description": "an https snapshot camera: when the certificate"
                             " it showed ends (camera_certificate_expiring 30 days before)",
                         },
+                        "clock_offset_s": {
+                            "type": ["number", "null"],
+                            "description": "a pushing camera: its clock minus the box's at its"
+                            " last live read, seconds (null: none yet); over 30 s is"
+                            " camera_clock_off",
+                        },
                         "pushes": {
                             "type": "object",
                             "additionalProperties": _INT,

@@ -17,6 +17,7 @@ from edged.app.config import DaemonConfig
 from edged.app.control import request
 from edged.config.load import DEFAULT_PATH, ENV_VAR, ConfigError, load_config
 from edged.logs import print_stderr
+from edged.push.clock import TOLERANCE_S, describe
 
 
 def _socket(args: argparse.Namespace) -> Path:
@@ -223,7 +224,11 @@ def _lane_lines(name: str, lane: dict[str, Any]) -> list[str]:
     if isinstance(cam, dict) and "pushes" in cam:
         err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
         counts = ", ".join(f"{k} {v}" for k, v in sorted(cam["pushes"].items())) or "none yet"
-        lines.append(f"  camera: {cam.get('state')}, {cam.get('source')} pushes: {counts}{err}")
+        off = cam.get("clock_offset_s")
+        clock = f"; clock {describe(off)}" if off and abs(off) > TOLERANCE_S else ""
+        lines.append(
+            f"  camera: {cam.get('state')}, {cam.get('source')} pushes: {counts}{err}{clock}"
+        )
     elif isinstance(cam, dict):
         err = f" ({cam['error']})" if cam.get("error") and cam.get("state") != "ok" else ""
         source = f"{cam['source']}, " if cam.get("source") else ""

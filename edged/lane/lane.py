@@ -156,14 +156,14 @@ class Lane:
         timer.start()
         return "joining"
 
-    def camera_offline(self, push: Any) -> dict[str, Any]:
+    def camera_offline(self, push: Any, clock_offset_s: float | None = None) -> dict[str, Any]:
         """A read the camera kept while it could not reach the box: a late row or a correction.
 
         Runs on the receiver's thread, not the lane's worker: it never moves the barrier,
         and a camera replaying thousands of reads must not queue ahead of a truck."""
         from edged.lane.offline import offline_passage
 
-        return offline_passage(self.pipeline.box, self, push)
+        return offline_passage(self.pipeline.box, self, push, clock_offset_s)
 
     def _camera_channel(self) -> Any:
         """The serial channel of this lane's pushing camera (a display behind it)."""

@@ -16,7 +16,9 @@ missing. So each becomes a row, without moving the barrier:
   as a flag where they would not have let it in, and both in its text), so a
   refused vehicle that came in while the box was unreachable stands out.
 
-Both carry the flag ``offline_read`` and the camera's pictures.
+Both carry the flag ``offline_read`` and the camera's pictures. A row keeps the
+camera's time as the camera gave it; where the camera's clock is known to be
+off (:mod:`edged.push.clock`) it is also flagged ``camera_clock_off``.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ from edged.ledger.corrections import corrected
 from edged.ledger.record import PassageRecord
 from edged.ledger.zh import DECISION
 from edged.logs import get_logger
+from edged.push.clock import TOLERANCE_S, describe
 
 log = get_logger("gate")
 
 FLAG = "offline_read"
+CLOCK_FLAG = "camera_clock_off"
 REASON = "offline_read"
 #: who the audit log names for a correction made from a camera's offline read
 ACTOR = "edged"
@@ -70,22 +74,45 @@ def unread_row_near(rows: Iterable[Any], when: datetime, window_s: float, taken:
     return best
 
 
-def offline_passage(box: Any, lane: Any, push: Any) -> dict[str, Any]:
-    """Record ``push`` (an offline read, stored): a correction of an unread row, or a row."""
+def clock_note(shot_at: datetime, now: datetime, offset_s: float | None) -> str | None:
+    """Why the camera's time of a late read is doubtful, or None. Pure.
+
+    ``offset_s``: the camera's clock against the box's at its last live read (None:
+    never measured). A read stamped in the box's future is off whatever was measured.
+    """
+    if offset_s is not None and abs(offset_s) > TOLERANCE_S:
+        return f"the camera's clock was {describe(offset_s)} at its last live read"
+    ahead = (shot_at - now).total_seconds()
+    if ahead > TOLERANCE_S:
+        return "the camera's time is " + describe(ahead, "the box's clock")
+    return None
+
+
+def offline_passage(
+    box: Any, lane: Any, push: Any, clock_offset_s: float | None = None
+) -> dict[str, Any]:
+    """Record ``push`` (an offline read, stored): a correction of an unread row, or a row.
+
+    The row keeps the camera's time as the camera gave it; a clock known to be off
+    (``clock_offset_s``, camera minus box) is flagged ``camera_clock_off``, and the
+    unread row is looked for at the box's time the read corresponds to."""
     ledger = box.ledger
     assert ledger is not None and box.registry is not None
-    when = sitetime.local(push.shot_at) if push.shot_at is not None else sitetime.now()
+    now = sitetime.now()
+    when = sitetime.local(push.shot_at) if push.shot_at is not None else now
+    doubt = clock_note(when, now, clock_offset_s)
     window = lane.cfg.camera.offline_join_s
     if window > 0 and push.plate:
+        box_time = when - timedelta(seconds=clock_offset_s or 0.0)
         rows = ledger.passages(
-            start=(when - timedelta(seconds=window)).timestamp(),
-            end=(when + timedelta(seconds=window)).timestamp() + 0.001,
+            start=(box_time - timedelta(seconds=window)).timestamp(),
+            end=(box_time + timedelta(seconds=window)).timestamp() + 0.001,
             lane=lane.name,
         )
-        row = unread_row_near(rows, when, window, ledger.corrected_seqs())
+        row = unread_row_near(rows, box_time, window, ledger.corrected_seqs())
         if row is not None:
             return _join(box, lane, push, row, when)
-    return _late_row(box, lane, push, when)
+    return _late_row(box, lane, push, when, doubt)
 
 
 def _join(box: Any, lane: Any, push: Any, row: Any, when: datetime) -> dict[str, Any]:
@@ -124,7 +151,9 @@ def _join(box: Any, lane: Any, push: Any, row: Any, when: datetime) -> dict[str,
     return {"outcome": "offline_joined", "ledger_seq": seq, "correction_of": row.seq}
 
 
-def _late_row(box: Any, lane: Any, push: Any, when: datetime) -> dict[str, Any]:
+def _late_row(
+    box: Any, lane: Any, push: Any, when: datetime, doubt: str | None = None
+) -> dict[str, Any]:
     """A new row at the camera's time: what the rules would have said, the box not acting."""
     ledger, registry = box.ledger, box.registry
     snap = registry.snapshot()
@@ -166,10 +195,12 @@ def _late_row(box: Any, lane: Any, push: Any, when: datetime) -> dict[str, Any]:
         lane=lane.name,
         decision="hold",
         reason_code=REASON,
-        reason_zh=f"相机离线期间识别，事后补录，本机未控制道闸；按规则应{DECISION[would.action]}：{would.text_zh}",
+        reason_zh=f"相机离线期间识别，事后补录，本机未控制道闸；按规则应{DECISION[would.action]}：{would.text_zh}"
+        + ("；时间为相机时间，相机时钟与本机不符" if doubt else ""),
         reason_en=(
             "read by the camera while it could not reach the box, recorded late; the box did"
             f" not control the barrier; the rules would have said {would.action}: {would.text_en}"
+            + (f"; the time is the camera's, and {doubt}" if doubt else "")
         ),
         id_source="plate" if push.plate else "none",
         id_confidence=push.confidence if push.plate else None,
@@ -184,6 +215,7 @@ def _late_row(box: Any, lane: Any, push: Any, when: datetime) -> dict[str, Any]:
                     *would.flags,
                     *goods_flags(vehicle),
                     *(("direction_unknown",) if direction == "unknown" else ()),
+                    *((CLOCK_FLAG,) if doubt else ()),
                 )
             )
         ),

@@ -76,6 +76,7 @@ FLAG = {
     "offline_policy_allow": "按规则应放行",
     "offline_policy_deny": "按规则应拒绝",
     "offline_policy_hold": "按规则应人工核查",
+    "camera_clock_off": "相机时钟偏差",
     "direction_unknown": "方向未知",
     "tag_plate_mismatch": "电子标签与车牌不符",
     "identified_by_tag": "凭电子标签识别",

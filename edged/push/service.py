@@ -22,8 +22,10 @@ from typing import Any
 
 from drivers import config as driver_config
 from drivers.camera.push import Push, PushError, Reply
+from edged import sitetime
 from edged.ledger.store import LedgerError
 from edged.logs import get_logger
+from edged.push.clock import ClockWatch, describe
 from edged.push.server import ReceiverServer
 from edged.push.spool import Spool
 
@@ -44,6 +46,7 @@ class Camera:
     state: str = "waiting"  # waiting (nothing yet) | ok | lost
     counts: dict[str, int] = field(default_factory=dict)
     serial_out: list[bytes] = field(default_factory=list)  # for a display behind the camera
+    clock: ClockWatch = field(default_factory=ClockWatch)
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -186,6 +189,8 @@ class PushReceiver:
                 error=str(exc),
             )
             return cam.vendor.reply(push, False)
+        if stored.status == "new" and not push.offline and push.shot_at is not None:
+            self._clock(cam, push.shot_at)
         if stored.status == "duplicate_id" and push.offline and stored.prior in _UNRECORDED:
             # kept before, but the box stopped (or failed) before its row: record it now
             stored = replace(stored, status="new")
@@ -202,7 +207,7 @@ class PushReceiver:
             self.spool.note(push_id or 0, outcome)
             return True
         try:
-            done = cam.lane.camera_offline(push)
+            done = cam.lane.camera_offline(push, cam.clock.offset_s)
         except Exception as exc:  # a full disk, a broken ledger: not recorded, so not taken
             if not isinstance(exc, OSError | LedgerError):
                 log.exception("offline_read_fault", lane=cam.lane.name, record_id=push.record_id)
@@ -222,6 +227,31 @@ class PushReceiver:
         self.spool.note(push_id or 0, done["outcome"])
         cam.count(done["outcome"])
         return True
+
+    def _clock(self, cam: Camera, shot_at: Any) -> None:
+        """Measure the camera's clock on a live read; tell the technician when it is off."""
+        said = cam.clock.note(shot_at, sitetime.now(), time.monotonic())
+        if said == "off":
+            assert cam.clock.offset_s is not None
+            self.sink.event(
+                "camera_clock_off",
+                "warning",
+                f"the camera's clock is {describe(cam.clock.offset_s)}: the reads"
+                " it keeps while it cannot reach the box are recorded at its time; set the"
+                " camera's NTP server (the box's address or the plant's) or its time",
+                lane=cam.lane.name,
+                source=f"{cam.cfg.type}:{cam.cfg.address}",
+                offset_s=cam.clock.offset_s,
+            )
+        elif said == "ok":
+            self.sink.event(
+                "camera_clock_ok",
+                "info",
+                "the camera's clock agrees with the box's again",
+                lane=cam.lane.name,
+                source=f"{cam.cfg.type}:{cam.cfg.address}",
+                offset_s=cam.clock.offset_s,
+            )
 
     def _serial(self, cam: Camera) -> list[bytes]:
         with self._lock:
@@ -285,6 +315,7 @@ class PushReceiver:
             "source": f"{cam.cfg.type}:{cam.cfg.address}",
             "silent_s": silent,
             "pushes": dict(cam.counts),
+            "clock_offset_s": cam.clock.offset_s,
             "error": None if cam.state != "lost" else f"no push for {silent} s",
         }
 

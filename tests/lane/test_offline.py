@@ -22,6 +22,7 @@ from drivers.simulators import ZhenshiCameraSimulator
 from edged import sitetime
 from edged.admission.model import BlacklistEntry, Vehicle
 from edged.cli.main import main
+from edged.cli.status import _lane_lines
 from edged.lane.offline import unread_row_near
 from edged.lane.passage import Trigger
 from edged.ledger.store import LedgerFullError
@@ -203,3 +204,35 @@ def test_a_read_the_box_could_not_record_is_refused_and_taken_when_sent_again(
     assert second == 2 and cam.kept == []
     assert [r.record.plate for r in rows] == ["冀B12340", "冀B12341", "冀B12342"]
     assert spool == {"offline_record": 3}, "the refused read, sent again, was recorded once"
+
+
+def test_a_camera_whose_clock_is_off_is_told_and_its_late_rows_say_so(tmp_path: Path) -> None:
+    port = _free_port()
+    toml = _toml(port, "zhenshi").replace('[gpio.ground_loop]\npin = "none"', "")
+    toml = toml.replace("silence_s = 3", "silence_s = 3\njoin_s = 0.2")
+    skew = -600  # the camera's clock runs ten minutes behind the box's
+    with running_box(tmp_path, toml, PARTS) as box:
+        lane = box.lane("main")
+        now = datetime.now().timestamp()
+        live = shapes.zhenshi_plate("冀B11111", 801, int(now + skew))
+        assert post(port, live, "application/json")[0] == 200
+        lane.run(Trigger("loop"), wait=10)  # takes the live push: a passage with its plate
+        unread = lane.run(Trigger("loop"), wait=10)  # then the camera drops off: unread
+        at = datetime.fromisoformat(unread.record["time"]).timestamp()
+        joined = _offline(port, "冀B12345", 802, int(at + skew) + 1)  # stamped by its clock
+        late = _offline(port, "冀B66666", 803, int(at + skew) - 3600)
+        assert joined["status"] == late["status"] == 200
+        cam = lane.status()["camera"]
+        events = [e for e in box.ledger.recent_events(50) if e.kind == "camera_clock_off"]
+        rows = _rows(box)
+        reply = {"lanes": {"main": lane.status()}}
+    assert -602 <= cam["clock_offset_s"] <= -598, cam
+    assert len(events) == 1 and "10 min behind" in events[0].message
+    assert "set the camera's NTP server" in events[0].message
+    fix, row = rows[2].record, rows[3].record
+    assert (fix.correction_of, fix.plate) == (2, "冀B12345"), "joined at the box's time"
+    assert "camera_clock_off" not in fix.flags, "the corrected row keeps the box's own time"
+    assert row.plate == "冀B66666" and {"offline_read", "camera_clock_off"} <= set(row.flags)
+    assert "the camera's clock was 10 min behind" in row.reason_en
+    line = next(x for x in _lane_lines("main", reply["lanes"]["main"]) if "camera:" in x)
+    assert line.endswith("; clock 10 min behind the box's"), line
