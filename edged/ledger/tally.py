@@ -17,6 +17,9 @@ flat memory. What the inspectors check decides the definitions:
   is counted under every level it had rows at, so an alert starting at noon
   shows on both lines of that day.
 - **Frequent in-and-out** (频繁进出): a plate with more than N passages a day.
+- **Camera offline reads** (相机离线补录): rows a camera's kept reads made, and
+  among them those the rules refuse: vehicles that may have come in while the
+  box was unreachable, for the officer to check against video.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from edged.sheets.table import Column, columns
 
 HAZARDOUS_FLAG = "hazardous"  # on rows of hazardous-goods vehicles (危险货物运输车辆)
 HAZARDOUS_REASON = "hazardous_outside_window"
+#: on rows of reads a camera kept while it could not reach the box (edged.lane.offline)
+OFFLINE_FLAG, OFFLINE_REFUSED = "offline_read", "offline_policy_deny"
 NO_FLEET = "（未登记车队）"
 NO_LEVEL = "未记录"
 
@@ -265,6 +270,8 @@ class Tally:
         self.corrections: list[tuple[Any, ...]] = []
         self.no_plate: list[tuple[Any, ...]] = []
         self.vehicles: set[str] = set()
+        self.offline = 0  # rows of reads a camera kept while it could not reach the box
+        self.offline_refused = 0  # ... of vehicles the rules refuse
 
     # -- counting ---------------------------------------------------------------------
     def add(self, seq: int, rec: PassageRecord, fix: tuple[int, Correction] | None = None) -> None:
@@ -290,6 +297,9 @@ class Tally:
             self._entry(rec, key, day)
         if rec.plate:
             self.per_plate_day[(rec.plate, day, d)] += 1
+        if OFFLINE_FLAG in rec.flags:
+            self.offline += 1
+            self.offline_refused += OFFLINE_REFUSED in rec.flags
         lane, dzh, deczh = rec.lane or "", zh.name(zh.DIRECTION, d), zh.name(zh.DECISION, dec)
         if is_hazardous(rec):
             self.hazardous.append(
@@ -430,6 +440,13 @@ class Tally:
             ("危险货物运输车辆通行次数", len(self.hazardous), None, None),
             ("非道路移动机械通行次数", len(self.machinery), None, None),
             ("无车牌识别通行次数", len(self.no_plate), None, None),
+            ("相机离线补录次数", self.offline, None, "相机离线期间识别、事后补录，本机未控制道闸"),
+            (
+                "其中按规则应拒绝",
+                self.offline_refused,
+                None,
+                "本机离线时可能已入厂，请对照录像核查",
+            ),
             (
                 f"频繁进出车辆数（单日超过{self.frequent_per_day}次）",
                 len({r[0] for r in self.frequent_rows()}),
