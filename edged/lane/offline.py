@@ -176,7 +176,17 @@ def _late_row(
         **trip_fields(direction, entry, stamp, None),
         "direction": direction,
         "plate": push.plate,
-        "cargo": passage_cargo(registry, snap, vehicle, push.plate, when, would, passage_id),
+        # what was declared, without using up a declaration good for a number of passages:
+        # the box let nothing in
+        "cargo": passage_cargo(
+            registry,
+            snap,
+            vehicle,
+            push.plate,
+            when,
+            dataclasses.replace(would, action="hold"),
+            passage_id,
+        ),
         "snapshots": shots,
     }
     if push.colour:

@@ -27,7 +27,7 @@ from edged.lane.offline import unread_row_near
 from edged.lane.passage import Trigger
 from edged.ledger.store import LedgerFullError
 from edged.ledger.verify import verify_db
-from tests.box_rig import running_box
+from tests.box_rig import passage, running_box
 from tests.push import shapes
 from tests.push.test_receiver import PARTS, _free_port, _images, _toml, post
 
@@ -84,6 +84,8 @@ def test_offline_reads_become_late_rows_and_never_move_the_barrier(tmp_path: Pat
         relay = Device.pin_factory.pin(17)
         box.registry.upsert_vehicles([Vehicle("冀B12345", emission_stage="国6a", vin="V1")])
         box.registry.add_blacklist(BlacklistEntry("冀A8K302", "超标排放，列入黑名单"))
+        since, until = (datetime.now().astimezone() + timedelta(hours=h) for h in (-3, 3))
+        box.registry.declare_cargo("冀B12345", "焦煤", until, "logistics", valid_from=since, uses=1)
         sent = _offline(port, "冀B12345", 501, now - 2 * HOUR, full=full, crop=crop)
         assert sent["status"] == 200
         reply = sent["Response_AlarmInfoPlate"]["ContinuePushOffline"]
@@ -95,6 +97,8 @@ def test_offline_reads_become_late_rows_and_never_move_the_barrier(tmp_path: Pat
         spool = box.receiver.spool.counts()
         images = box.ctx.ledger_service.images_dir
         opened = [s for s in relay.states if s.state]
+        now_in = passage(box, plate="冀B12345")  # the truck at the gate today
+    assert now_in.record["cargo"] == "焦煤", "the late row used up no one-passage declaration"
     assert [r.seq for r in rows] == [1, 2], "one row a read; the resend is a duplicate"
     ok, banned = (r.record for r in rows)
     assert ok.time == _at(now - 2 * HOUR) and banned.time == _at(now - HOUR), "the camera's time"
@@ -104,7 +108,7 @@ def test_offline_reads_become_late_rows_and_never_move_the_barrier(tmp_path: Pat
         "plate",
         "exact",
     )
-    assert (ok.decision, ok.reason_code) == ("hold", "offline_read")
+    assert (ok.decision, ok.reason_code, ok.cargo) == ("hold", "offline_read", "焦煤")
     assert {"offline_read", "offline_policy_allow"} <= set(ok.flags)
     assert "本机未控制道闸" in ok.reason_zh and "would have said allow" in ok.reason_en
     assert {"offline_read", "offline_policy_deny", "blacklisted"} <= set(banned.flags)
