@@ -116,10 +116,11 @@ class PushCameraConfig(CameraConfig):
     offline_join_s: float = field(
         default=10.0,
         metadata=doc(
-            "A read the camera kept while it could not reach the box (sent late) and a passage"
-            " of this lane recorded without a plate at most this far apart in time are one"
-            " vehicle: that row is corrected with the camera's plate instead of a second row."
-            " Keep the camera's clock on NTP; 0: never join, every such read is a row of its own",
+            "A read no live passage took (one the camera kept while it could not reach the box,"
+            " or, with a loop, one no loop passage took) and a passage of this lane recorded"
+            " without a plate at most this far apart in time are one vehicle: that row is"
+            " corrected with the camera's plate instead of a second row. Keep the camera's"
+            " clock on NTP; 0: never join, every such read is a row of its own",
             min=0,
             max=120,
         ),

@@ -16,6 +16,7 @@ from typing import Any
 
 from drivers import config as driver_config
 from drivers.rfid import TagBuffer, TagRead
+from edged import sitetime
 from edged.app.pins import PinSource
 from edged.app.supervisor import Part
 from edged.lane.camera_feed import CameraFeed
@@ -28,6 +29,7 @@ from edged.lane.passage import PassageOutcome, PassagePipeline, Trigger
 from edged.lane.pushed import PushSlot
 from edged.lane.worker import GateWorker
 from edged.ledger.record import Video
+from edged.ledger.store import LedgerError
 from edged.ledger.verify import CLIP_ACTION
 from edged.logs import get_logger
 
@@ -150,8 +152,11 @@ class Lane:
         if not self.push_joins_loop:
             return "passage" if self.trigger(Trigger("camera", pushed=push)) else "dropped"
         self.push_slot.put(push, push_id)
-        wait = 2 * self.cfg.camera.join_s + 1.0
-        timer = threading.Timer(wait, self._unjoined, (push, push_id))
+        cam = self.cfg.camera
+        # late enough that a loop passage that began within offline_join_s of the push has
+        # its row: an unjoined read then corrects that row instead of making a second one
+        wait = max(2 * cam.join_s, cam.join_s + cam.offline_join_s) + 1.0
+        timer = threading.Timer(wait, self._unjoined, (push, push_id, sitetime.now()))
         timer.daemon = True
         timer.start()
         return "joining"
@@ -171,16 +176,38 @@ class Lane:
             raise RuntimeError("this lane's camera does not push: no channel for the display")
         return self.push_camera.serial_port(self.cfg.camera.address)
 
-    def _unjoined(self, push: Any, push_id: int | None) -> None:
-        if self.push_slot.left_over(push_id):
+    def _unjoined(self, push: Any, push_id: int | None, arrived: Any) -> None:
+        """A push no loop passage took: the technician is told, and the ledger gets the read
+        (the correction of a plateless passage near it, or a row of its own)."""
+        if not self.push_slot.take_if(push_id):
+            return
+        self.ctx.sink.event(
+            "camera_read_unjoined",
+            "warning",
+            "the camera read a plate but no loop passage took it: check the loop, the"
+            " camera's trigger area and the lane's join_s",
+            lane=self.name,
+            plate=push.plate,
+        )
+        from edged.lane.offline import unjoined_read
+
+        try:
+            done = unjoined_read(self.pipeline.box, self, push, arrived)
+        except Exception as exc:  # the timer thread must say why, not die
+            if not isinstance(exc, OSError | LedgerError):
+                log.exception("unjoined_read_fault", lane=self.name, plate=push.plate)
             self.ctx.sink.event(
-                "camera_read_unjoined",
-                "warning",
-                "the camera read a plate but no vehicle came over the loop: check the loop, or"
-                " the camera's trigger area",
+                "unjoined_read_not_recorded",
+                "error",
+                "a read no loop passage took could not be recorded; its raw push stays in the"
+                " push spool: free space under daemon.data_dir",
                 lane=self.name,
                 plate=push.plate,
+                error=str(exc),
             )
+            return
+        if self.push_camera is not None and self.push_camera.spool is not None:
+            self.push_camera.spool.note(push_id or 0, done["outcome"])
 
     def _passage(self, trig: Trigger) -> PassageOutcome:
         """On the worker: a loop's passage takes the camera's push that came around it."""

@@ -1,24 +1,33 @@
-"""A read the camera kept while it could not reach the box, recorded late as the ledger asks.
+"""Reads no live passage took, recorded after the fact as the ledger asks.
 
-A Zhenshi camera that cannot reach the box keeps its reads and sends them
-once it can (``isoffline``). Each is a vehicle at the gate that the box never
-saw with a plate: an inspector comparing video with the ledger would find it
-missing. So each becomes a row, without moving the barrier:
+Inspectors check that every vehicle in the video has a ledger row. Two kinds
+of plate read reach the box without a passage of their own:
 
-- where the lane recorded a passage without a plate around the camera's time
-  (a loop-triggered passage while the camera was away, or a guard's open that
-  named no plate), that row is corrected with the camera's plate: one vehicle,
-  one passage, the correction chained and audited like a guard's;
-- otherwise a new row at the camera's time, ``hold`` with reason
-  ``offline_read``: the box did not decide and did not move the barrier (the
-  camera's own offline list may have). The row says what the rules would have
-  said (``offline_policy_allow`` / ``_deny`` / ``_hold``, the rules' reason code
-  as a flag where they would not have let it in, and both in its text), so a
-  refused vehicle that came in while the box was unreachable stands out.
+- **offline reads**: a Zhenshi camera that cannot reach the box keeps its
+  reads and sends them once it can (``isoffline``), sometimes hours later;
+- **unjoined reads**: on a lane with a ground loop, a pushed read that no
+  loop passage took (the truck stopped short of the loop, reached it after
+  the join window, or the loop is broken).
 
-Both carry the flag ``offline_read`` and the camera's pictures. A row keeps the
-camera's time as the camera gave it; where the camera's clock is known to be
-off (:mod:`edged.push.clock`) it is also flagged ``camera_clock_off``.
+Each becomes a row, without moving the barrier:
+
+- where the lane recorded a passage without a plate near the read's time
+  (a loop passage while the camera was away or read too early, a guard's
+  open that named no plate), that row is corrected with the camera's plate:
+  one vehicle, one passage, the correction chained and audited like a
+  guard's;
+- otherwise a new row at the read's time, ``hold`` with reason
+  ``offline_read`` or ``unjoined_read``: the box did not decide and did not
+  move the barrier (a camera's own offline list may have). The row says what
+  the rules would have said (``would_allow`` / ``would_deny`` /
+  ``would_hold``, the rules' reason code as a flag where they would not have
+  let it in, and both in its text), so a refused vehicle that may have come
+  in stands out.
+
+Both carry the kind's flag and the camera's pictures. An offline row keeps
+the camera's time as the camera gave it; where the camera's clock is known
+to be off (:mod:`edged.push.clock`) it is also flagged ``camera_clock_off``.
+An unjoined read is timed by the box's clock when it arrived.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,11 +53,38 @@ from edged.push.clock import TOLERANCE_S, describe
 
 log = get_logger("gate")
 
-FLAG = "offline_read"
 CLOCK_FLAG = "camera_clock_off"
-REASON = "offline_read"
-#: who the audit log names for a correction made from a camera's offline read
+#: who the audit log names for a correction made from a camera's read
 ACTOR = "edged"
+
+
+@dataclass(frozen=True)
+class Late:
+    """A kind of read recorded after the fact, and how its rows and log lines say so."""
+
+    name: str  # the flag, the reason code of a row of its own, the log lines' stem
+    zh: str  # reason_zh of a row of its own, before what the rules would have said
+    en: str  # reason_en, likewise
+    not_weighed: str  # why the row has no weight
+    why: str  # why a correction was made, after the read's id and time
+
+
+OFFLINE = Late(
+    "offline_read",
+    "相机离线期间识别，事后补录，本机未控制道闸",
+    "read by the camera while it could not reach the box, recorded late; the box did not"
+    " control the barrier",
+    "read while the camera could not reach the box: not weighed",
+    "kept while it could not reach the box",
+)
+UNJOINED = Late(
+    "unjoined_read",
+    "相机识别车牌，但无车辆经过地感，本机未控制道闸",
+    "the camera read the plate but no vehicle came over the loop; the box did not control"
+    " the barrier",
+    "no vehicle came over the loop: not weighed",
+    "which no loop passage took",
+)
 
 
 def unread_row_near(rows: Iterable[Any], when: datetime, window_s: float, taken: set[int]) -> Any:
@@ -96,14 +133,32 @@ def offline_passage(
     The row keeps the camera's time as the camera gave it; a clock known to be off
     (``clock_offset_s``, camera minus box) is flagged ``camera_clock_off``, and the
     unread row is looked for at the box's time the read corresponds to."""
-    ledger = box.ledger
-    assert ledger is not None and box.registry is not None
     now = sitetime.now()
     when = sitetime.local(push.shot_at) if push.shot_at is not None else now
     doubt = clock_note(when, now, clock_offset_s)
+    box_time = when - timedelta(seconds=clock_offset_s or 0.0)
+    return record_late(box, lane, push, OFFLINE, when, box_time, doubt)
+
+
+def unjoined_read(box: Any, lane: Any, push: Any, arrived: datetime) -> dict[str, Any]:
+    """Record a pushed read no loop passage took, timed by its arrival at the box."""
+    return record_late(box, lane, push, UNJOINED, arrived, arrived)
+
+
+def record_late(
+    box: Any,
+    lane: Any,
+    push: Any,
+    kind: Late,
+    when: datetime,
+    box_time: datetime,
+    doubt: str | None = None,
+) -> dict[str, Any]:
+    """The unread row near ``box_time`` corrected with ``push``, else a row of its own."""
+    ledger = box.ledger
+    assert ledger is not None and box.registry is not None
     window = lane.cfg.camera.offline_join_s
     if window > 0 and push.plate:
-        box_time = when - timedelta(seconds=clock_offset_s or 0.0)
         rows = ledger.passages(
             start=(box_time - timedelta(seconds=window)).timestamp(),
             end=(box_time + timedelta(seconds=window)).timestamp() + 0.001,
@@ -111,11 +166,11 @@ def offline_passage(
         )
         row = unread_row_near(rows, box_time, window, ledger.corrected_seqs())
         if row is not None:
-            return _join(box, lane, push, row, when)
-    return _late_row(box, lane, push, when, doubt)
+            return _join(box, lane, push, kind, row, when)
+    return _late_row(box, lane, push, kind, when, doubt)
 
 
-def _join(box: Any, lane: Any, push: Any, row: Any, when: datetime) -> dict[str, Any]:
+def _join(box: Any, lane: Any, push: Any, kind: Late, row: Any, when: datetime) -> dict[str, Any]:
     """The unread row corrected with the camera's plate and pictures."""
     ledger, registry = box.ledger, box.registry
     changes = {"plate": push.plate, **({"plate_colour": push.colour} if push.colour else {})}
@@ -127,32 +182,32 @@ def _join(box: Any, lane: Any, push: Any, row: Any, when: datetime) -> dict[str,
         id_confidence=push.confidence,
         identified_by="exact",
         snapshots=(*rec.snapshots, *shots),
-        flags=tuple(dict.fromkeys((*rec.flags, FLAG))),
+        flags=tuple(dict.fromkeys((*rec.flags, kind.name))),
         missing={k: v for k, v in rec.missing.items() if k not in ("plate", "snapshots")}
         if shots
         else rec.missing,
     )
     reason = (
         f"the camera's read {push.record_id or '-'} of"
-        f" {sitetime.local(when).isoformat(timespec='seconds')}, kept while it could not reach"
-        " the box"
+        f" {sitetime.local(when).isoformat(timespec='seconds')}, {kind.why}"
     )
     seq, digest = ledger.append_correction(row.seq, rec, ACTOR, reason)
     fields = {**rec.to_fields(), "correction_of": row.seq, "operator": ACTOR}
     box.publish_passage(seq, {**fields, "ledger_seq": seq, "hash": digest})
     log.info(
-        "offline_read_joined",
+        f"{kind.name}_joined",
         lane=lane.name,
         plate=push.plate,
         shot_at=when.isoformat(timespec="seconds"),
         seq=seq,
         correction_of=row.seq,
     )
-    return {"outcome": "offline_joined", "ledger_seq": seq, "correction_of": row.seq}
+    outcome = f"{kind.name.split('_')[0]}_joined"
+    return {"outcome": outcome, "ledger_seq": seq, "correction_of": row.seq}
 
 
 def _late_row(
-    box: Any, lane: Any, push: Any, when: datetime, doubt: str | None = None
+    box: Any, lane: Any, push: Any, kind: Late, when: datetime, doubt: str | None = None
 ) -> dict[str, Any]:
     """A new row at the camera's time: what the rules would have said, the box not acting."""
     ledger, registry = box.ledger, box.registry
@@ -192,7 +247,7 @@ def _late_row(
     if push.colour:
         fields["plate_colour"] = push.colour
     why = {
-        "weight_kg": "read while the camera could not reach the box: not weighed",
+        "weight_kg": kind.not_weighed,
         "snapshots": "the camera pushed no image",
     }
     if direction == "out" and entry is None and push.plate:
@@ -204,12 +259,11 @@ def _late_row(
         gate=box.site.gate_id,
         lane=lane.name,
         decision="hold",
-        reason_code=REASON,
-        reason_zh=f"相机离线期间识别，事后补录，本机未控制道闸；按规则应{DECISION[would.action]}：{would.text_zh}"
+        reason_code=kind.name,
+        reason_zh=f"{kind.zh}；按规则应{DECISION[would.action]}：{would.text_zh}"
         + ("；时间为相机时间，相机时钟与本机不符" if doubt else ""),
         reason_en=(
-            "read by the camera while it could not reach the box, recorded late; the box did"
-            f" not control the barrier; the rules would have said {would.action}: {would.text_en}"
+            f"{kind.en}; the rules would have said {would.action}: {would.text_en}"
             + (f"; the time is the camera's, and {doubt}" if doubt else "")
         ),
         id_source="plate" if push.plate else "none",
@@ -218,8 +272,8 @@ def _late_row(
         flags=tuple(
             dict.fromkeys(
                 (
-                    FLAG,
-                    f"offline_policy_{would.action}",
+                    kind.name,
+                    f"would_{would.action}",
                     *((would.reason,) if would.action != "allow" else ()),  # why not
                     *found.flags,
                     *would.flags,
@@ -237,7 +291,7 @@ def _late_row(
     seq, digest = ledger.append_passage(rec)
     box.publish_passage(seq, {**rec.to_fields(), "ledger_seq": seq, "hash": digest})
     log.info(
-        "offline_read_recorded",
+        f"{kind.name}_recorded",
         lane=lane.name,
         plate=push.plate or "-",
         shot_at=stamp,
@@ -245,4 +299,4 @@ def _late_row(
         rules=would.action,
         reason=would.reason,
     )
-    return {"outcome": "offline_record", "ledger_seq": seq}
+    return {"outcome": f"{kind.name.split('_')[0]}_record", "ledger_seq": seq}

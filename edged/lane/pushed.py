@@ -11,6 +11,7 @@ waits up to the camera's ``join_s`` for a push that came around its loop.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from datetime import datetime
@@ -75,11 +76,16 @@ def _decode(jpeg: bytes | None) -> np.ndarray | None:
 
 
 class PushSlot:
-    """The latest push of a lane with a loop, until a loop-triggered passage takes it."""
+    """The latest push of a lane with a loop, until a loop-triggered passage takes it.
+
+    A push that a later one displaced, or that waited in vain, is given up by its
+    timer (:meth:`take_if`); the slot remembers the last pushes passages took, so a
+    given-up push is told from a taken one."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._push: tuple[Push, float, int | None] | None = None  # push, monotonic, spool id
+        self._taken: collections.deque[int | None] = collections.deque(maxlen=64)
 
     def put(self, push: Push, push_id: int | None) -> None:
         with self._cond:
@@ -94,13 +100,19 @@ class PushSlot:
                 held = self._push
                 if held is not None and held[1] >= t0 - join_s:
                     self._push = None
+                    self._taken.append(held[2])
                     return held[0], held[2]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
                 self._cond.wait(left)
 
-    def left_over(self, push_id: int | None) -> bool:
-        """Whether the push with ``push_id`` is still waiting (no passage took it)."""
+    def take_if(self, push_id: int | None) -> bool:
+        """Give up the push with ``push_id`` unless a passage took it: True when no passage
+        did (it still waited, or a later push displaced it). A waiting one is taken out, so
+        no passage takes it after it was given up."""
         with self._cond:
-            return self._push is not None and self._push[2] == push_id
+            if self._push is not None and self._push[2] == push_id:
+                self._push = None
+                return True
+            return push_id not in self._taken

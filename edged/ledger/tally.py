@@ -37,7 +37,9 @@ from edged.sheets.table import Column, columns
 HAZARDOUS_FLAG = "hazardous"  # on rows of hazardous-goods vehicles (危险货物运输车辆)
 HAZARDOUS_REASON = "hazardous_outside_window"
 #: on rows of reads a camera kept while it could not reach the box (edged.lane.offline)
-OFFLINE_FLAG, OFFLINE_REFUSED = "offline_read", "offline_policy_deny"
+OFFLINE_FLAG, OFFLINE_REFUSED = "offline_read", "would_deny"
+#: on rows of pushed reads no loop passage took (edged.lane.offline)
+UNJOINED_FLAG = "unjoined_read"
 NO_FLEET = "（未登记车队）"
 NO_LEVEL = "未记录"
 
@@ -272,6 +274,7 @@ class Tally:
         self.vehicles: set[str] = set()
         self.offline = 0  # rows of reads a camera kept while it could not reach the box
         self.offline_refused = 0  # ... of vehicles the rules refuse
+        self.unjoined = 0  # rows of pushed reads no loop passage took
 
     # -- counting ---------------------------------------------------------------------
     def add(self, seq: int, rec: PassageRecord, fix: tuple[int, Correction] | None = None) -> None:
@@ -297,6 +300,8 @@ class Tally:
             self._entry(rec, key, day)
         if rec.plate:
             self.per_plate_day[(rec.plate, day, d)] += 1
+        if UNJOINED_FLAG in rec.flags:
+            self.unjoined += 1
         if OFFLINE_FLAG in rec.flags:
             self.offline += 1
             self.offline_refused += OFFLINE_REFUSED in rec.flags
@@ -447,6 +452,7 @@ class Tally:
                 None,
                 "本机离线时可能已入厂，请对照录像核查",
             ),
+            ("相机识别但无地感通行次数", self.unjoined, None, "请检查地感及相机触发区域"),
             (
                 f"频繁进出车辆数（单日超过{self.frequent_per_day}次）",
                 len({r[0] for r in self.frequent_rows()}),

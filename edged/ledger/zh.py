@@ -70,12 +70,14 @@ REASON = {
     "hazardous_outside_window": "危险品车辆非通行时段",
     "unread": "未识别车牌",
     "offline_read": "相机离线识别补录",
+    "unjoined_read": "相机识别但无车辆经过地感",
 }
 FLAG = {
     "offline_read": "相机离线识别补录",
-    "offline_policy_allow": "按规则应放行",
-    "offline_policy_deny": "按规则应拒绝",
-    "offline_policy_hold": "按规则应人工核查",
+    "unjoined_read": "相机识别但无车辆经过地感",
+    "would_allow": "按规则应放行",
+    "would_deny": "按规则应拒绝",
+    "would_hold": "按规则应人工核查",
     "camera_clock_off": "相机时钟偏差",
     "direction_unknown": "方向未知",
     "tag_plate_mismatch": "电子标签与车牌不符",
@@ -115,6 +117,7 @@ MISSING = {
     "opened by hand": "人工开闸",
     "opened by hand: not weighed": "人工开闸，未称重",
     "read while the camera could not reach the box: not weighed": "相机离线期间识别，未称重",
+    "no vehicle came over the loop: not weighed": "无车辆经过地感，未称重",
 }
 
 

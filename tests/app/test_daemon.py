@@ -147,8 +147,8 @@ def test_daemon_runs_under_systemd_protocol_and_records_clean_stop(
     # ... and each is a ledger row at the camera's time, saying what the rules would have said
     late = {p["payload"]["plate"]: p["payload"] for p in passages if p not in live()}
     assert set(late) == {"京AD12345", "冀A8K302"}, late
-    assert "offline_policy_allow" in late["京AD12345"]["flags"]
-    assert {"offline_policy_deny", "stage_below_minimum"} <= set(late["冀A8K302"]["flags"])
+    assert "would_allow" in late["京AD12345"]["flags"]
+    assert {"would_deny", "stage_below_minimum"} <= set(late["冀A8K302"]["flags"])
     assert all(r["decision"] == "hold" and r["lane"] == "west" for r in late.values())
     assert "event=offline_read_recorded lane=west" in out
     decisions = {p["payload"]["plate"]: p["payload"]["decision"] for p in live()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +29,7 @@ from edged.lane.passage import Trigger
 from edged.ledger.store import LedgerFullError
 from edged.ledger.verify import verify_db
 from tests.box_rig import passage, running_box
+from tests.ptys import wait_for
 from tests.push import shapes
 from tests.push.test_receiver import PARTS, _free_port, _images, _toml, post
 
@@ -112,9 +114,9 @@ def test_offline_reads_become_late_rows_and_never_move_the_barrier(tmp_path: Pat
         "exact",
     )
     assert (ok.decision, ok.reason_code, ok.cargo) == ("hold", "offline_read", "焦煤")
-    assert {"offline_read", "offline_policy_allow"} <= set(ok.flags)
+    assert {"offline_read", "would_allow"} <= set(ok.flags)
     assert "本机未控制道闸" in ok.reason_zh and "would have said allow" in ok.reason_en
-    assert {"offline_read", "offline_policy_deny", "blacklisted"} <= set(banned.flags)
+    assert {"offline_read", "would_deny", "blacklisted"} <= set(banned.flags)
     assert "rules would have said deny" in banned.reason_en
     assert ok.missing["weight_kg"].startswith("read while the camera could not reach the box")
     shots = {Path(s.path).name.rsplit("_", 1)[1]: s for s in ok.snapshots}
@@ -243,3 +245,57 @@ def test_a_camera_whose_clock_is_off_is_told_and_its_late_rows_say_so(tmp_path: 
     assert "the camera's clock was 10 min behind" in row.reason_en
     line = next(x for x in _lane_lines("main", reply["lanes"]["main"]) if "camera:" in x)
     assert line.endswith("; clock 10 min behind the box's"), line
+
+
+def _loop_lane(port: int, offline_join_s: float = 1.0) -> str:
+    toml = _toml(port, "zhenshi").replace('[gpio.ground_loop]\npin = "none"', "")
+    return toml.replace(
+        "silence_s = 3", f"silence_s = 3\njoin_s = 0.2\noffline_join_s = {offline_join_s}"
+    )
+
+
+def test_a_push_no_loop_passage_takes_becomes_a_row_or_names_the_unread_passage(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    full, crop = _images()
+    now = int(datetime.now().timestamp())
+    with running_box(tmp_path, _loop_lane(port), PARTS) as box:
+        lane = box.lane("main")
+        box.registry.upsert_vehicles(
+            [Vehicle(p, emission_stage="国6a") for p in ("冀B12345", "冀B88888")]
+        )
+        # 1. The truck stopped short of the loop: the camera's read is all there is.
+        push = shapes.zhenshi_plate("冀B12345", 901, now, full=full, crop=crop)
+        assert post(port, push, "application/json")[0] == 200
+        assert wait_for(lambda: len(_rows(box)) == 1, 6)
+        # 2. The truck reached the loop after the join window: the loop's passage is
+        # unread, and the read that came before it names it.
+        assert post(port, shapes.zhenshi_plate("冀B66666", 902, now), "application/json")[0] == 200
+        time.sleep(0.5)
+        unread = lane.run(Trigger("loop"), wait=10)
+        assert wait_for(lambda: len(_rows(box)) == 3, 6)
+        # 3. A read displaced by the next before any loop passage took it is not dropped.
+        for pid, plate in ((903, "冀B77777"), (904, "冀B88888")):
+            push = shapes.zhenshi_plate(plate, pid, now)
+            assert post(port, push, "application/json")[0] == 200
+        taken = lane.run(Trigger("loop"), wait=10)
+        assert wait_for(lambda: len(_rows(box)) == 5, 6)
+        rows = _rows(box)
+        events = [e.kind for e in box.ledger.recent_events(50)]
+        spool = box.receiver.spool.counts()
+        opened = [s for s in Device.pin_factory.pin(17).states if s.state]
+    alone = rows[0].record
+    assert (alone.plate, alone.decision, alone.reason_code) == ("冀B12345", "hold", "unjoined_read")
+    assert {"unjoined_read", "would_allow"} <= set(alone.flags) and len(alone.snapshots) == 2
+    assert alone.missing["weight_kg"] == "no vehicle came over the loop: not weighed"
+    assert "no vehicle came over the loop" in alone.reason_en
+    assert unread.plate is None and rows[1].seq == unread.seq
+    fix = rows[2].record
+    assert (fix.correction_of, fix.plate, fix.operator) == (unread.seq, "冀B66666", "edged")
+    assert "unjoined_read" in fix.flags
+    assert taken.plate == "冀B88888", "the loop passage takes the latest read"
+    assert (rows[4].record.plate, rows[4].record.reason_code) == ("冀B77777", "unjoined_read")
+    assert events.count("camera_read_unjoined") == 3
+    assert spool == {"unjoined_record": 2, "unjoined_joined": 1, "joined": 1}
+    assert len(opened) == 1, "only the loop passage with a plate opened the barrier"

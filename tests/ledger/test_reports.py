@@ -93,6 +93,7 @@ def test_summary_counts_and_shares_are_numbers(daily) -> None:
     assert s["危险货物运输车辆通行次数"][0] == 2 and s["非道路移动机械通行次数"][0] == 1
     assert s["无车牌识别通行次数"][0] == 2 and s["频繁进出车辆数（单日超过3次）"][0] == 1
     assert (s["相机离线补录次数"][0], s["其中按规则应拒绝"][0]) == (0, 0)
+    assert s["相机识别但无地感通行次数"][0] == 0
     share = next(r for r in ws.iter_rows(min_row=3) if r[0].value == "其中新能源车辆")[2]
     assert share.data_type == "n" and share.number_format == "0.0%"
 
@@ -246,7 +247,7 @@ def test_report_title_falls_back_to_ids_and_empty_periods_are_fine(
     assert table(wb["排放阶段占比"])["合计"][1:3] == (0, None)
 
 
-def test_rows_of_a_cameras_kept_reads_are_counted_and_the_refusable_ones_apart() -> None:
+def test_rows_of_a_cameras_kept_and_unjoined_reads_are_counted_apart() -> None:
     from edged.ledger.tally import Tally
     from tests.ledger.gate_day import h, rec
 
@@ -254,9 +255,11 @@ def test_rows_of_a_cameras_kept_reads_are_counted_and_the_refusable_ones_apart()
     day = datetime(2024, 5, 1, tzinfo=CST)
     late = {"decision": "hold", "reason": "unread", "lane": "west"}
     tally.add(1, rec(h(day, 5, 0), "in", **late, plate="冀A1", flags=("offline_read",
-                                                                    "offline_policy_allow")))  # fmt: skip
+                                                                    "would_allow")))  # fmt: skip
     tally.add(2, rec(h(day, 6, 0), "in", **late, plate="冀A2", flags=("offline_read",
-                                                                    "offline_policy_deny")))  # fmt: skip
+                                                                    "would_deny")))  # fmt: skip
     tally.add(3, rec(h(day, 7, 0), "in", "allow", "stage_ok", plate="冀A3"))
+    tally.add(4, rec(h(day, 8, 0), "in", **late, plate="冀A4", flags=("unjoined_read",)))
     s = {r[0]: r[1] for r in tally.summary_rows()}
-    assert (s["相机离线补录次数"], s["其中按规则应拒绝"], s["待人工次数"]) == (2, 1, 2)
+    assert (s["相机离线补录次数"], s["其中按规则应拒绝"], s["待人工次数"]) == (2, 1, 3)
+    assert s["相机识别但无地感通行次数"] == 1
