@@ -132,7 +132,7 @@ class Spool:
 
     def note(self, push_id: int, status: str) -> None:
         """What became of a stored push (passage, joining, joined, dropped, offline_record,
-        offline_joined, offline_failed)."""
+        offline_joined, offline_failed, unjoined_record, unjoined_joined)."""
         with self._lock:
             self.db.execute("UPDATE pushes SET status = ? WHERE id = ?", (status, push_id))
 
