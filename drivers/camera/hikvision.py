@@ -12,6 +12,10 @@ videoloss and ``eventState`` inactive.
 The camera never posts a read again and ignores ``Retry-After``: any
 answer but 200 loses the read. So the receiver answers 200 as soon as the
 push is on disk, and refuses (which loses it) only what it could not store.
+With its data retransmission (断网续传) on, a camera that could not reach the
+box keeps its reads and posts them once it can, marked
+``isDataRetransmission`` true: those are history, not a truck at the
+barrier now (``Push.offline``), as a Zhenshi camera's offline reads.
 XML with a DOCTYPE or entities is refused before parsing.
 """
 
@@ -94,6 +98,7 @@ class Hikvision:
             colour=None if colour in (None, "unknown", "other") else colour,
             confidence=max(0.0, min(1.0, int(conf) / 100)) if conf and conf.isdigit() else None,
             shot_at=shot_at if shot_at is None or shot_at.utcoffset() is not None else None,
+            offline=(_find(root, "isDataRetransmission") or "").lower() == "true",
             full_image=next((images[n] for n in FULL if n in images), None),
             plate_image=next((images[n] for n in CROP if n in images), None),
             device=device,

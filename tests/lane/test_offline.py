@@ -299,3 +299,23 @@ def test_a_push_no_loop_passage_takes_becomes_a_row_or_names_the_unread_passage(
     assert events.count("camera_read_unjoined") == 3
     assert spool == {"unjoined_record": 2, "unjoined_joined": 1, "joined": 1}
     assert len(opened) == 1, "only the loop passage with a plate opened the barrier"
+
+
+def test_a_hikvision_cameras_retransmitted_reads_are_history_not_trucks(tmp_path: Path) -> None:
+    port = _free_port()
+    full, crop = _images()
+    earlier = (datetime.now().astimezone() - timedelta(hours=3)).isoformat(timespec="seconds")
+    with running_box(tmp_path, _toml(port, "hikvision"), PARTS) as box:
+        relay = Device.pin_factory.pin(17)
+        box.registry.upsert_vehicles([Vehicle("冀B12345", emission_stage="国6a")])
+        xml = shapes.hik_alert("冀B12345", earlier, uid="r-1", retransmitted=True)
+        body, ctype = shapes.hik_multipart(xml, full, crop)
+        assert post(port, body, ctype) == (200, b"OK\n")
+        rows = _rows(box)
+        opened = [s for s in relay.states if s.state]
+        cam = box.lane("main").status()["camera"]["pushes"]
+    assert len(rows) == 1 and opened == [], "sent after the link came back: no barrier moves"
+    row = rows[0].record
+    assert (row.plate, row.reason_code, row.decision) == ("冀B12345", "offline_read", "hold")
+    assert datetime.fromisoformat(row.time) == datetime.fromisoformat(earlier)
+    assert len(row.snapshots) == 2 and cam == {"offline": 1, "offline_record": 1}

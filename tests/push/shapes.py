@@ -50,7 +50,7 @@ def zhenshi_heartbeat(ip: str = "127.0.0.1") -> tuple[bytes, str]:
 
 
 def hik_alert(plate: str, when: str, *, event: str = "ANPR", state: str = "active",
-              uid: str | None = None) -> bytes:  # fmt: skip
+              uid: str | None = None, retransmitted: bool = False) -> bytes:  # fmt: skip
     anpr = (
         f"<ANPR><country>3</country><licensePlate>{plate}</licensePlate><line>1</line>"
         "<direction>forward</direction><confidenceLevel>93</confidenceLevel>"
@@ -69,6 +69,7 @@ def hik_alert(plate: str, when: str, *, event: str = "ANPR", state: str = "activ
         "<ipAddress>127.0.0.1</ipAddress><protocol>HTTP</protocol>"
         "<macAddress>44:a6:42:f3:2a:d7</macAddress><channelID>1</channelID>"
         f"<dateTime>{when}</dateTime><activePostCount>1</activePostCount>"
+        f"<isDataRetransmission>{'true' if retransmitted else 'false'}</isDataRetransmission>"
         f"<eventType>{event}</eventType><eventState>{state}</eventState>"
         f"<eventDescription>{event}</eventDescription><channelName>gate</channelName>"
         f"<deviceID>88</deviceID>{anpr}<UUID>{uid or uuid.uuid4()}</UUID><picNum>2</picNum>"
