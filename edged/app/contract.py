@@ -434,7 +434,7 @@ def status_payload() -> dict[str, Any]:
                             "additionalProperties": _INT,
                             "description": "a pushing camera: pushes by what they became (new,"
                             " duplicate_id, duplicate_window, offline, offline_record,"
-                            " offline_joined, offline_failed, heartbeat, bad, …)",
+                            " offline_joined, offline_failed, stale, heartbeat, bad, …)",
                         },
                     },
                     ["state", "source", "error"],

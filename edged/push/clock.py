@@ -19,6 +19,9 @@ from datetime import datetime
 TOLERANCE_S = 30.0
 #: While a clock stays off, the warning comes again this often.
 REPEAT_S = 3600.0
+#: A read sent as live but stamped this long before it came (the camera's offset taken
+#: off) is one the camera kept and sent late: history, not a truck at the barrier.
+STALE_S = 60.0
 
 
 @dataclass
@@ -47,14 +50,18 @@ class ClockWatch:
         return None
 
 
+def span(seconds: float) -> str:
+    """``43 s`` / ``10 min`` / ``2 h 5 min`` / ``3 days``: a length of time as said."""
+    s = abs(seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 2 * 3600:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+    return f"{s / 86400:.0f} days"
+
+
 def describe(offset_s: float, than: str = "the box's") -> str:
     """``43 s ahead of the box's`` / ``2 h 5 min behind the box's``: as a technician says it."""
-    ahead = f"ahead of {than}" if offset_s > 0 else f"behind {than}"
-    s = abs(offset_s)
-    if s < 120:
-        return f"{s:.0f} s {ahead}"
-    if s < 2 * 3600:
-        return f"{s / 60:.0f} min {ahead}"
-    if s < 2 * 86400:
-        return f"{int(s // 3600)} h {int(s % 3600 // 60)} min {ahead}"
-    return f"{s / 86400:.0f} days {ahead}"
+    return f"{span(offset_s)} {f'ahead of {than}' if offset_s > 0 else f'behind {than}'}"

@@ -25,7 +25,7 @@ from drivers.camera.push import Push, PushError, Reply
 from edged import sitetime
 from edged.ledger.store import LedgerError
 from edged.logs import get_logger
-from edged.push.clock import ClockWatch, describe
+from edged.push.clock import STALE_S, ClockWatch, describe, span
 from edged.push.server import ReceiverServer
 from edged.push.spool import Spool
 
@@ -189,15 +189,42 @@ class PushReceiver:
                 error=str(exc),
             )
             return cam.vendor.reply(push, False)
+        routed = push  # what the box makes of it; the camera is answered on what it sent
         if stored.status == "new" and not push.offline and push.shot_at is not None:
-            self._clock(cam, push.shot_at)
+            if self._stale(cam, push):
+                routed = replace(push, offline=True)
+            else:
+                self._clock(cam, push.shot_at)
         if stored.status == "duplicate_id" and push.offline and stored.prior in _UNRECORDED:
             # kept before, but the box stopped (or failed) before its row: record it now
             stored = replace(stored, status="new")
         cam.count(stored.status if stored.status != "new" else "offline" if push.offline else "new")
-        if stored.status == "new" and not self._route(cam, push, stored.push_id):
+        if stored.status == "new" and not self._route(cam, routed, stored.push_id):
             return cam.vendor.reply(push, False)  # the camera keeps it and sends it again
         return cam.vendor.reply(push, True, self._serial(cam))
+
+    def _stale(self, cam: Camera, push: Push) -> bool:
+        """A read sent as live but taken long before it came, by a camera whose clock is
+        right: one it kept and sent late without saying so. It must not open the barrier."""
+        assert push.shot_at is not None
+        if cam.clock.offset_s is None or cam.clock.off:
+            return False  # the clock is unknown or off: its stamps cannot tell
+        lag = (sitetime.now() - push.shot_at).total_seconds() + cam.clock.offset_s
+        if lag <= STALE_S:
+            return False
+        cam.count("stale")
+        self.sink.event(
+            "camera_read_stale",
+            "warning",
+            f"the camera sent a read taken {span(lag)} before it came as a live one: it is"
+            " recorded as a late read and moves no barrier; check the camera's offline upload"
+            " (断网续传) settings",
+            lane=cam.lane.name,
+            plate=push.plate,
+            record_id=push.record_id,
+            lag_s=round(lag, 1),
+        )
+        return True
 
     def _route(self, cam: Camera, push: Push, push_id: int | None) -> bool:
         """Hand a fresh read to its lane; an offline read is recorded before the answer."""

@@ -319,3 +319,34 @@ def test_a_hikvision_cameras_retransmitted_reads_are_history_not_trucks(tmp_path
     assert (row.plate, row.reason_code, row.decision) == ("冀B12345", "offline_read", "hold")
     assert datetime.fromisoformat(row.time) == datetime.fromisoformat(earlier)
     assert len(row.snapshots) == 2 and cam == {"offline": 1, "offline_record": 1}
+
+
+def test_a_read_sent_as_live_but_taken_long_before_moves_no_barrier(tmp_path: Path) -> None:
+    port = _free_port()
+    now = int(datetime.now().timestamp())
+    with running_box(tmp_path, _toml(port, "zhenshi"), PARTS) as box:
+        relay = Device.pin_factory.pin(17)
+        box.registry.upsert_vehicles(
+            [Vehicle(p, emission_stage="国6a") for p in ("冀B12345", "冀B66666")]
+        )
+        # a live read first: the camera's clock is right
+        assert post(port, shapes.zhenshi_plate("冀B12345", 1001, now), "application/json")[0] == 200
+        assert wait_for(lambda: len(_rows(box)) == 1, 10)
+        time.sleep(0.6)  # the relay pulse of the first passage is over
+        opens = len([s for s in relay.states if s.state])
+        # then a read taken two hours ago, sent without the offline mark
+        status, body = post(
+            port, shapes.zhenshi_plate("冀B66666", 1002, now - 7200), "application/json"
+        )
+        assert status == 200 and json.loads(body)["Response_AlarmInfoPlate"]["plateid"] == 1002
+        time.sleep(0.5)
+        rows = _rows(box)
+        events = [e for e in box.ledger.recent_events(20) if e.kind == "camera_read_stale"]
+        after = len([s for s in relay.states if s.state])
+        cam = box.lane("main").status()["camera"]
+    assert opens == after == 1, "the old read opened nothing"
+    late = rows[1].record
+    assert (late.plate, late.reason_code) == ("冀B66666", "offline_read")
+    assert datetime.fromisoformat(late.time).timestamp() == now - 7200
+    assert len(events) == 1 and "2 h 0 min before it came" in events[0].message
+    assert cam["pushes"]["stale"] == 1 and abs(cam["clock_offset_s"]) < 5, "the clock is right"

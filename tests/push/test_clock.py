@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from edged.lane.offline import clock_note
-from edged.push.clock import REPEAT_S, ClockWatch, describe
+from edged.push.clock import REPEAT_S, ClockWatch, describe, span
 
 T = datetime.fromisoformat("2026-12-01T08:00:00+08:00")
 
@@ -26,6 +26,7 @@ def test_offsets_read_as_a_technician_says_them() -> None:
     assert describe(-600) == "10 min behind the box's"
     assert describe(-(2 * 3600 + 5 * 60), "NTP") == "2 h 5 min behind NTP"
     assert describe(9 * 365 * 86400) == "3285 days ahead of the box's"
+    assert (span(-43.2), span(7200), span(7260)) == ("43 s", "2 h 0 min", "2 h 1 min")
 
 
 def test_a_late_reads_time_is_doubted_only_when_the_clock_is_known_off_or_ahead() -> None:
