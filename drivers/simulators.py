@@ -832,6 +832,7 @@ class ZhenshiCameraSimulator:
         self.offline = False
         self.kept: list[dict[str, Any]] = []
         self.replies: list[tuple[int, Any]] = []
+        self.resent = 0  # kept reads sent again after no acknowledgement
 
     def read(self, plate: str, sec: float | None = None, **fields: Any) -> Any:
         """The camera reads ``plate``: pushed now, or kept while offline (returns None)."""
@@ -843,24 +844,32 @@ class ZhenshiCameraSimulator:
             return None
         return self._post(read, offline=False)
 
-    def replay(self) -> int:
-        """Send the kept reads, oldest first, while each is acknowledged; how many went."""
+    def replay(self, retries: int = 0, retry_s: float = 0.5) -> int:
+        """Send the kept reads, oldest first, while each is acknowledged; how many went.
+
+        A read not acknowledged is sent again up to ``retries`` times, ``retry_s`` apart,
+        as the camera does; then the replay stops and the read stays kept."""
         sent = 0
         while self.kept:
             read = self.kept[0]
-            reply = self._post(read, offline=True)
-            go_on = (
-                isinstance(reply, dict)
-                and (reply.get("Response_AlarmInfoPlate", {}).get("ContinuePushOffline", {})).get(
-                    "plateid"
-                )
-                == read["plateid"]
-            )
-            if not go_on:
-                break
+            for attempt in range(retries + 1):
+                if self._acknowledged(read, self._post(read, offline=True)):
+                    break
+                if attempt == retries:
+                    return sent
+                self.resent += 1
+                time.sleep(retry_s)
             self.kept.pop(0)
             sent += 1
         return sent
+
+    @staticmethod
+    def _acknowledged(read: dict[str, Any], reply: Any) -> bool:
+        """Whether ``reply`` asks for the next kept read after ``read``."""
+        if not isinstance(reply, dict):
+            return False
+        go_on = reply.get("Response_AlarmInfoPlate", {}).get("ContinuePushOffline", {})
+        return isinstance(go_on, dict) and go_on.get("plateid") == read["plateid"]
 
     def _post(self, read: dict[str, Any], offline: bool) -> Any:
         import json
