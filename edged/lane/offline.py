@@ -135,7 +135,11 @@ def offline_passage(
     unread row is looked for at the box's time the read corresponds to."""
     now = sitetime.now()
     when = sitetime.local(push.shot_at) if push.shot_at is not None else now
-    doubt = clock_note(when, now, clock_offset_s)
+    doubt = (
+        clock_note(when, now, clock_offset_s)
+        if push.shot_at is not None
+        else "the camera gave no time: the row is timed when the read arrived"
+    )
     box_time = when - timedelta(seconds=clock_offset_s or 0.0)
     return record_late(box, lane, push, OFFLINE, when, box_time, doubt)
 

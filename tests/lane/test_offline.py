@@ -95,6 +95,7 @@ def test_offline_reads_become_late_rows_and_never_move_the_barrier(tmp_path: Pat
         assert _offline(port, "冀A8K302", 502, now - HOUR)["status"] == 200
         assert _offline(port, "冀A8K302", 502, now - HOUR)["status"] == 200  # sent twice
         assert _offline(port, "_无_", 503, now - HOUR // 2)["status"] == 200  # saw no plate
+        assert _offline(port, "冀B12399", 504, 0)["status"] == 200  # a camera without a time
         rows = _rows(box)
         cam = box.lane("main").status()["camera"]["pushes"]
         spool = box.receiver.spool.counts()
@@ -102,8 +103,10 @@ def test_offline_reads_become_late_rows_and_never_move_the_barrier(tmp_path: Pat
         opened = [s for s in relay.states if s.state]
         now_in = passage(box, plate="冀B12345")  # the truck at the gate today
     assert now_in.record["cargo"] == "焦煤", "the late row used up no one-passage declaration"
-    assert [r.seq for r in rows] == [1, 2, 3], "one row a read; the resend is a duplicate"
-    ok, banned, plateless = (r.record for r in rows)
+    assert [r.seq for r in rows] == [1, 2, 3, 4], "one row a read; the resend is a duplicate"
+    ok, banned, plateless, untimed = (r.record for r in rows)
+    assert "camera_clock_off" in untimed.flags and "the camera gave no time" in untimed.reason_en
+    assert "camera_clock_off" not in ok.flags
     assert (plateless.plate, plateless.id_source, plateless.decision) == (None, "none", "hold")
     assert "offline_read" in plateless.flags and plateless.missing["plate"]
     assert ok.time == _at(now - 2 * HOUR) and banned.time == _at(now - HOUR), "the camera's time"
@@ -124,8 +127,8 @@ def test_offline_reads_become_late_rows_and_never_move_the_barrier(tmp_path: Pat
     assert (images / shots["plate.jpg"].path).read_bytes() == crop
     assert banned.snapshots == () and banned.missing["snapshots"] == "the camera pushed no image"
     assert opened == [], "a read from the past opens nothing"
-    assert cam == {"offline": 3, "offline_record": 3, "duplicate_id": 1}
-    assert spool == {"offline_record": 3}
+    assert cam == {"offline": 4, "offline_record": 4, "duplicate_id": 1}
+    assert spool == {"offline_record": 4}
     assert verify_db(tmp_path / "data" / "ledger.db").ok, "rows out of time order chain as any"
 
 
