@@ -63,6 +63,7 @@ class Late:
     """A kind of read recorded after the fact, and how its rows and log lines say so."""
 
     name: str  # the flag, the reason code of a row of its own, the log lines' stem
+    outcome: str  # what the push spool notes: <outcome>_record or <outcome>_joined
     zh: str  # reason_zh of a row of its own, before what the rules would have said
     en: str  # reason_en, likewise
     not_weighed: str  # why the row has no weight
@@ -71,6 +72,7 @@ class Late:
 
 OFFLINE = Late(
     "offline_read",
+    "offline",
     "相机离线期间识别，事后补录，本机未控制道闸",
     "read by the camera while it could not reach the box, recorded late; the box did not"
     " control the barrier",
@@ -79,6 +81,7 @@ OFFLINE = Late(
 )
 UNJOINED = Late(
     "unjoined_read",
+    "unjoined",
     "相机识别车牌，但无车辆经过地感，本机未控制道闸",
     "the camera read the plate but no vehicle came over the loop; the box did not control"
     " the barrier",
@@ -206,8 +209,7 @@ def _join(box: Any, lane: Any, push: Any, kind: Late, row: Any, when: datetime) 
         seq=seq,
         correction_of=row.seq,
     )
-    outcome = f"{kind.name.split('_')[0]}_joined"
-    return {"outcome": outcome, "ledger_seq": seq, "correction_of": row.seq}
+    return {"outcome": f"{kind.outcome}_joined", "ledger_seq": seq, "correction_of": row.seq}
 
 
 def _late_row(
@@ -220,10 +222,9 @@ def _late_row(
     cfg_dir = lane.cfg.direction
     direction = cfg_dir if cfg_dir != "both" else "unknown"
     read = GateRead(push.plate, push.colour, (), push.confidence or 0.0, passage_id)
-    found = resolve(read, snap, when, direction if direction != "unknown" else "in")
-    would = decide_read(
-        read, snap, when, direction if direction != "unknown" else "in", box.policy, resolved=found
-    )
+    rules_direction = direction if direction != "unknown" else "in"  # as a passage decides
+    found = resolve(read, snap, when, rules_direction)
+    would = decide_read(read, snap, when, rules_direction, box.policy, resolved=found)
     vehicle = found.vehicle
     stamp = when.isoformat(timespec="milliseconds")
     entry = box.trips.open_entry(push.plate) if direction == "out" else None
@@ -303,4 +304,4 @@ def _late_row(
         rules=would.action,
         reason=would.reason,
     )
-    return {"outcome": f"{kind.name.split('_')[0]}_record", "ledger_seq": seq}
+    return {"outcome": f"{kind.outcome}_record", "ledger_seq": seq}

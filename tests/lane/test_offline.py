@@ -221,7 +221,7 @@ def test_a_read_the_box_could_not_record_is_refused_and_taken_when_sent_again(
 def test_a_camera_whose_clock_is_off_is_told_and_its_late_rows_say_so(tmp_path: Path) -> None:
     port = _free_port()
     toml = _toml(port, "zhenshi").replace('[gpio.ground_loop]\npin = "none"', "")
-    toml = toml.replace("silence_s = 3", "silence_s = 3\njoin_s = 0.2")
+    toml = toml.replace("silence_s = 3", "silence_s = 3\njoin_s = 1.0")
     skew = -600  # the camera's clock runs ten minutes behind the box's
     with running_box(tmp_path, toml, PARTS) as box:
         lane = box.lane("main")
@@ -250,10 +250,10 @@ def test_a_camera_whose_clock_is_off_is_told_and_its_late_rows_say_so(tmp_path: 
     assert line.endswith("; clock 10 min behind the box's"), line
 
 
-def _loop_lane(port: int, offline_join_s: float = 1.0) -> str:
+def _loop_lane(port: int, offline_join_s: float = 4.0) -> str:
     toml = _toml(port, "zhenshi").replace('[gpio.ground_loop]\npin = "none"', "")
     return toml.replace(
-        "silence_s = 3", f"silence_s = 3\njoin_s = 0.2\noffline_join_s = {offline_join_s}"
+        "silence_s = 3", f"silence_s = 3\njoin_s = 1.0\noffline_join_s = {offline_join_s}"
     )
 
 
@@ -271,19 +271,19 @@ def test_a_push_no_loop_passage_takes_becomes_a_row_or_names_the_unread_passage(
         # 1. The truck stopped short of the loop: the camera's read is all there is.
         push = shapes.zhenshi_plate("冀B12345", 901, now, full=full, crop=crop)
         assert post(port, push, "application/json")[0] == 200
-        assert wait_for(lambda: len(_rows(box)) == 1, 6)
+        assert wait_for(lambda: len(_rows(box)) == 1, 10)
         # 2. The truck reached the loop after the join window: the loop's passage is
         # unread, and the read that came before it names it.
         assert post(port, shapes.zhenshi_plate("冀B66666", 902, now), "application/json")[0] == 200
-        time.sleep(0.5)
+        time.sleep(1.5)  # longer than join_s: the loop comes too late for it
         unread = lane.run(Trigger("loop"), wait=10)
-        assert wait_for(lambda: len(_rows(box)) == 3, 6)
+        assert wait_for(lambda: len(_rows(box)) == 3, 10)
         # 3. A read displaced by the next before any loop passage took it is not dropped.
         for pid, plate in ((903, "冀B77777"), (904, "冀B88888")):
             push = shapes.zhenshi_plate(plate, pid, now)
             assert post(port, push, "application/json")[0] == 200
         taken = lane.run(Trigger("loop"), wait=10)
-        assert wait_for(lambda: len(_rows(box)) == 5, 6)
+        assert wait_for(lambda: len(_rows(box)) == 5, 10)
         rows = _rows(box)
         events = [e.kind for e in box.ledger.recent_events(50)]
         spool = box.receiver.spool.counts()
